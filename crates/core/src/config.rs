@@ -1,0 +1,264 @@
+//! A barrier's configuration: who takes part, and its rules.
+//!
+//! `setup` writes the configuration into the tags of the barrier's check-in
+//! queue (see [`crate::tags`]); participants and the coordinator read it from
+//! there, so nobody has to be told the party count twice.
+
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use crate::names::validate_barrier_name;
+
+/// The most members a barrier can have. The coordinator keeps one bit and
+/// one small record per member; the limit keeps its published state within
+/// the tags SQS allows on one queue.
+pub const MAX_MEMBERS: usize = 20_000;
+
+/// Errors in a barrier's configuration.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// The barrier name is not usable in queue names.
+    #[error("invalid barrier name {0:?}: use 1 to 64 letters, digits, '-' or '_'")]
+    InvalidName(String),
+    /// Zero parties, or too many.
+    #[error("invalid number of parties {0}: must be between 1 and {MAX_MEMBERS}")]
+    InvalidParties(usize),
+    /// The roster has an unusable or repeated name.
+    #[error(
+        "invalid member name {0:?}: names are 1 to 64 characters without ',' or control characters, and distinct"
+    )]
+    InvalidMember(String),
+    /// `--parties` and the roster disagree.
+    #[error("--parties {parties} does not match the {roster} names given with --members")]
+    RosterMismatch {
+        /// The party count given.
+        parties: usize,
+        /// The number of names in the roster.
+        roster: usize,
+    },
+    /// The stored configuration could not be read.
+    #[error("the barrier's stored configuration is unreadable: {0}")]
+    Corrupt(String),
+}
+
+/// Who takes part in a barrier.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Membership {
+    /// `n` anonymous members named `0`, `1`, ... `n-1`.
+    Count(usize),
+    /// Named members, in roster order.
+    Roster(Vec<String>),
+}
+
+impl Membership {
+    /// Builds and validates a membership from a party count and an optional
+    /// roster.
+    pub fn new(parties: usize, roster: Option<Vec<String>>) -> Result<Self, ConfigError> {
+        if parties == 0 || parties > MAX_MEMBERS {
+            return Err(ConfigError::InvalidParties(parties));
+        }
+        let Some(roster) = roster else {
+            return Ok(Membership::Count(parties));
+        };
+        if roster.len() != parties {
+            return Err(ConfigError::RosterMismatch {
+                parties,
+                roster: roster.len(),
+            });
+        }
+        let mut seen = std::collections::HashSet::new();
+        for name in &roster {
+            let bad = name.is_empty()
+                || name.len() > 64
+                || name.contains(',')
+                || name.chars().any(char::is_control);
+            if bad || !seen.insert(name.as_str()) {
+                return Err(ConfigError::InvalidMember(name.clone()));
+            }
+        }
+        Ok(Membership::Roster(roster))
+    }
+
+    /// The number of members.
+    pub fn len(&self) -> usize {
+        match self {
+            Membership::Count(n) => *n,
+            Membership::Roster(r) => r.len(),
+        }
+    }
+
+    /// Always false: a membership has at least one member.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// The index of the member called `name`, if it is one.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        match self {
+            Membership::Count(n) => {
+                // Only the canonical spelling counts: "007" is not member 7.
+                let i: usize = name.parse().ok()?;
+                (i < *n && i.to_string() == name).then_some(i)
+            }
+            Membership::Roster(r) => r.iter().position(|m| m == name),
+        }
+    }
+
+    /// The name of member `index`.
+    ///
+    /// # Panics
+    /// If `index` is out of range.
+    pub fn name(&self, index: usize) -> String {
+        match self {
+            Membership::Count(n) => {
+                assert!(index < *n, "member index out of range");
+                index.to_string()
+            }
+            Membership::Roster(r) => r[index].clone(),
+        }
+    }
+}
+
+/// Everything the participants and the coordinator of one barrier agree on.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct BarrierConfig {
+    /// The barrier's name; its queues are named from it.
+    pub name: String,
+    /// A random id made by `setup`. Messages carry it, so a message left
+    /// over from an earlier barrier of the same name is recognised as foreign.
+    pub instance: String,
+    /// Who takes part.
+    pub members: Membership,
+    /// If set, a generation that is not complete this long after its first
+    /// check-in is broken by the coordinator, naming the missing members.
+    pub deadline: Option<Duration>,
+    /// Whether the check-in queue is a FIFO queue.
+    pub fifo: bool,
+}
+
+/// The stored form of [`BarrierConfig`] (version 1).
+#[derive(Serialize, Deserialize)]
+struct StoredConfig {
+    v: u32,
+    name: String,
+    instance: String,
+    parties: usize,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    members: Option<Vec<String>>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    deadline_ms: Option<u64>,
+    #[serde(default)]
+    fifo: bool,
+}
+
+impl BarrierConfig {
+    /// Validates and builds a configuration.
+    pub fn new(
+        name: &str,
+        instance: &str,
+        members: Membership,
+        deadline: Option<Duration>,
+        fifo: bool,
+    ) -> Result<Self, ConfigError> {
+        validate_barrier_name(name)?;
+        Ok(Self {
+            name: name.to_owned(),
+            instance: instance.to_owned(),
+            members,
+            deadline,
+            fifo,
+        })
+    }
+
+    /// Serialises the configuration to JSON (the payload stored in tags).
+    pub fn to_json(&self) -> String {
+        let stored = StoredConfig {
+            v: 1,
+            name: self.name.clone(),
+            instance: self.instance.clone(),
+            parties: self.members.len(),
+            members: match &self.members {
+                Membership::Count(_) => None,
+                Membership::Roster(r) => Some(r.clone()),
+            },
+            deadline_ms: self.deadline.map(|d| d.as_millis() as u64),
+            fifo: self.fifo,
+        };
+        serde_json::to_string(&stored).expect("config serialises")
+    }
+
+    /// Parses and validates a configuration stored by [`Self::to_json`].
+    pub fn from_json(json: &str) -> Result<Self, ConfigError> {
+        let s: StoredConfig =
+            serde_json::from_str(json).map_err(|e| ConfigError::Corrupt(e.to_string()))?;
+        if s.v != 1 {
+            return Err(ConfigError::Corrupt(format!(
+                "configuration version {} is not supported by this version of sqs-barrier",
+                s.v
+            )));
+        }
+        let members = Membership::new(s.parties, s.members)?;
+        Self::new(
+            &s.name,
+            &s.instance,
+            members,
+            s.deadline_ms.map(Duration::from_millis),
+            s.fifo,
+        )
+    }
+
+    /// Whether two configurations describe the same barrier rules, ignoring
+    /// the instance id (used to make `setup` idempotent).
+    pub fn same_rules(&self, other: &Self) -> bool {
+        self.name == other.name
+            && self.members == other.members
+            && self.deadline == other.deadline
+            && self.fifo == other.fifo
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn membership_lookup() {
+        let m = Membership::new(3, None).unwrap();
+        assert_eq!(m.index_of("2"), Some(2));
+        assert_eq!(m.index_of("3"), None);
+        assert_eq!(m.index_of("02"), None);
+        assert_eq!(m.index_of("x"), None);
+        let r = Membership::new(2, Some(vec!["a".into(), "b".into()])).unwrap();
+        assert_eq!(r.index_of("b"), Some(1));
+        assert_eq!(r.name(0), "a");
+    }
+
+    #[test]
+    fn membership_validation() {
+        assert!(Membership::new(0, None).is_err());
+        assert!(Membership::new(2, Some(vec!["a".into()])).is_err());
+        assert!(Membership::new(2, Some(vec!["a".into(), "a".into()])).is_err());
+        assert!(Membership::new(1, Some(vec!["a,b".into()])).is_err());
+        assert!(Membership::new(1, Some(vec!["".into()])).is_err());
+    }
+
+    #[test]
+    fn config_round_trip() {
+        let c = BarrierConfig::new(
+            "job",
+            "i1",
+            Membership::new(2, Some(vec!["a".into(), "b".into()])).unwrap(),
+            Some(Duration::from_secs(90)),
+            true,
+        )
+        .unwrap();
+        let back = BarrierConfig::from_json(&c.to_json()).unwrap();
+        assert_eq!(c, back);
+        assert!(BarrierConfig::from_json("{").is_err());
+        assert!(
+            BarrierConfig::from_json(r#"{"v":2,"name":"a","instance":"i","parties":1}"#).is_err()
+        );
+    }
+}

@@ -1,0 +1,587 @@
+//! The coordinator: counts distinct check-ins and releases generations.
+//!
+//! # Driving it
+//!
+//! 1. Build it with [`Coordinator::new`], passing the state the previous
+//!    coordinator published, if any (so released generations and a broken
+//!    barrier survive a restart).
+//! 2. Feed every message received from the check-in queue to
+//!    [`Coordinator::handle_message`] together with an opaque token (the
+//!    driver's receipt handle). **Keep every message until the coordinator
+//!    tells you to delete it**: while a generation is open, its check-ins
+//!    stay in the queue (in flight; extend their visibility), so a crash of
+//!    the coordinator loses none of them.
+//! 3. Call [`Coordinator::handle_timeout`] whenever the instant returned by
+//!    [`Coordinator::poll_timeout`] has passed.
+//! 4. After each call, drain [`Coordinator::poll_transmit`] and carry out
+//!    each [`Transmit`] in order, reporting state writes back with
+//!    [`Coordinator::handle_state_written`] or
+//!    [`Coordinator::handle_state_write_failed`]; drain
+//!    [`Coordinator::poll_event`] for logs and metrics.
+//!
+//! # Why it is safe
+//!
+//! A generation is released only when every member of the membership has a
+//! check-in *for that generation* in the coordinator's memory of this life.
+//! Check-ins are counted as a set of members, so duplicates, retries and
+//! redeliveries cannot inflate the count, and a message that is not a valid
+//! check-in of a member of this barrier instance is never counted. Messages
+//! that made a generation released are deleted only after a published state
+//! recording that release has been written, so a restarted coordinator either
+//! still sees them or knows the generation was released.
+
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
+
+use crate::config::BarrierConfig;
+use crate::state::{BrokenState, MAX_NAMED_MISSING, MemberSet, OpenGeneration, PublishedState};
+use crate::wire::{BreakCause, Message};
+
+/// How far ahead of the barrier a check-in's generation may be. A
+/// participant can only be one generation past the last released one (more
+/// only when members use different phase numbers); a check-in far beyond is
+/// forged or foreign, and would otherwise be held for ever.
+pub const MAX_AHEAD: u64 = 16;
+
+/// Tunables of the coordinator.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CoordinatorOptions {
+    /// How often the coordinator publishes its state even when nothing
+    /// changed: its heartbeat, read by participants and `status`.
+    pub heartbeat: Duration,
+    /// The shortest interval between two state writes. Deletes of released
+    /// check-ins wait for a write, so this bounds how long they stay.
+    pub min_write_interval: Duration,
+}
+
+impl Default for CoordinatorOptions {
+    fn default() -> Self {
+        Self {
+            heartbeat: Duration::from_secs(5),
+            min_write_interval: Duration::from_millis(500),
+        }
+    }
+}
+
+/// Something the driver must do.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Transmit<T> {
+    /// Send `copies` identical messages with `body` to the release queue of
+    /// `generation` (see [`crate::names::QueueNames::release_for`]).
+    Notify {
+        /// The generation the notice is for.
+        generation: u64,
+        /// How many copies: one per participant that will take one.
+        copies: usize,
+        /// The message body.
+        body: String,
+    },
+    /// Delete these messages from the check-in queue.
+    Delete(Vec<T>),
+    /// Move a message aside: send `body` to the dead-letter queue (with
+    /// `reason` as an attribute), then delete `token` from the check-in queue.
+    DeadLetter {
+        /// The message to delete once it is safely in the dead-letter queue.
+        token: T,
+        /// Its body, as received.
+        body: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// Publish `state` (the check-in queue's tags), then report
+    /// [`Coordinator::handle_state_written`] with `version`.
+    WriteState {
+        /// Identifies this write in the report.
+        version: u64,
+        /// The document to publish.
+        state: Box<PublishedState>,
+    },
+}
+
+/// Something that happened, for logs, metrics and the demo's timeline.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Event {
+    /// A member arrived at a generation (first check-in of that member there).
+    Arrived {
+        /// The generation.
+        generation: u64,
+        /// The member.
+        member: String,
+        /// Distinct members arrived so far.
+        count: usize,
+        /// Members in all.
+        of: usize,
+    },
+    /// A generation was released.
+    Released {
+        /// The generation.
+        generation: u64,
+    },
+    /// A participant that checked in again after its generation was released
+    /// (restarted, or it missed the notice) was sent the notice again.
+    Resent {
+        /// The generation.
+        generation: u64,
+        /// The member.
+        member: String,
+    },
+    /// The barrier broke.
+    Broken {
+        /// It is broken from this generation on.
+        from_gen: u64,
+        /// Why.
+        cause: BreakCause,
+        /// Who had not arrived at `from_gen`.
+        missing: Vec<String>,
+    },
+    /// A message was rejected and moved to the dead-letter queue.
+    Rejected {
+        /// Why.
+        reason: String,
+    },
+}
+
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Seen {
+    generation: u64,
+    session: String,
+    attempt: u32,
+}
+
+#[derive(Debug)]
+struct Open<T> {
+    arrived: MemberSet,
+    since: Duration,
+    tokens: Vec<T>,
+}
+
+/// The coordinator's state machine. `T` is the driver's handle of a received
+/// message (an SQS receipt handle, a Lambda record id, ...).
+#[derive(Debug)]
+pub struct Coordinator<T> {
+    cfg: BarrierConfig,
+    opts: CoordinatorOptions,
+    id: String,
+    released_below: u64,
+    released_above: BTreeSet<u64>,
+    open: BTreeMap<u64, Open<T>>,
+    broken: Option<BrokenState>,
+    last_seen: Vec<Option<Seen>>,
+    rejected: u64,
+    /// Bumped on every change worth publishing.
+    version: u64,
+    /// The highest version known to be published.
+    durable: u64,
+    /// A write under way, if any.
+    writing: Option<u64>,
+    last_write: Option<Duration>,
+    /// Messages to delete once `durable` reaches their version.
+    awaiting: Vec<(u64, T)>,
+    transmits: VecDeque<Transmit<T>>,
+    events: VecDeque<Event>,
+}
+
+impl<T> Coordinator<T> {
+    /// Creates a coordinator with id `id` (it signs its published state with
+    /// it), resuming from `restored`, the state a previous coordinator
+    /// published.
+    pub fn new(
+        cfg: BarrierConfig,
+        id: impl Into<String>,
+        opts: CoordinatorOptions,
+        restored: Option<&PublishedState>,
+    ) -> Self {
+        let n = cfg.members.len();
+        let mut c = Self {
+            cfg,
+            opts,
+            id: id.into(),
+            released_below: 0,
+            released_above: BTreeSet::new(),
+            open: BTreeMap::new(),
+            broken: None,
+            last_seen: vec![None; n],
+            rejected: 0,
+            version: 1,
+            durable: 0,
+            writing: None,
+            last_write: None,
+            awaiting: Vec::new(),
+            transmits: VecDeque::new(),
+            events: VecDeque::new(),
+        };
+        if let Some(st) = restored {
+            c.released_below = st.released_below;
+            c.released_above = st.released_above.iter().copied().collect();
+            c.broken = st.broken.clone();
+            c.rejected = st.rejected;
+        }
+        c
+    }
+
+    /// The barrier's configuration.
+    pub fn config(&self) -> &BarrierConfig {
+        &self.cfg
+    }
+
+    /// Whether generation `g` has been released.
+    pub fn is_released(&self, g: u64) -> bool {
+        g < self.released_below || self.released_above.contains(&g)
+    }
+
+    /// Every generation below this one has been released.
+    pub fn released_below(&self) -> u64 {
+        self.released_below
+    }
+
+    /// The broken state, once the barrier is broken.
+    pub fn broken(&self) -> Option<&BrokenState> {
+        self.broken.as_ref()
+    }
+
+    /// How many received messages the coordinator holds (not yet deletable).
+    pub fn held(&self) -> usize {
+        self.open.values().map(|o| o.tokens.len()).sum::<usize>() + self.awaiting.len()
+    }
+
+    /// Feeds one message received from the check-in queue.
+    pub fn handle_message(&mut self, token: T, body: &str, now: Duration) {
+        let msg = match Message::decode(body) {
+            Ok(m) => m,
+            Err(e) => return self.reject(token, body, e.to_string()),
+        };
+        let (barrier, instance) = msg.barrier();
+        if barrier != self.cfg.name || instance != self.cfg.instance {
+            let reason = format!(
+                "message of barrier {barrier:?} instance {instance:?}, not of {:?} instance {:?}",
+                self.cfg.name, self.cfg.instance
+            );
+            return self.reject(token, body, reason);
+        }
+        match msg {
+            Message::Checkin {
+                generation,
+                member,
+                session,
+                attempt,
+                ..
+            } => {
+                let Some(m) = self.cfg.members.index_of(&member) else {
+                    let reason = format!("check-in from {member:?}, who is not a member");
+                    return self.reject(token, body, reason);
+                };
+                let seen = Seen {
+                    generation,
+                    session,
+                    attempt,
+                };
+                self.checkin(token, body, m, seen, now);
+            }
+            Message::Abort {
+                generation,
+                by,
+                reason,
+                ..
+            } => self.abort(token, generation, by, reason, now),
+            other => {
+                let reason = format!("{} notice on the check-in queue", other.kind());
+                self.reject(token, body, reason);
+            }
+        }
+    }
+
+    fn checkin(&mut self, token: T, body: &str, m: usize, seen: Seen, now: Duration) {
+        let g = seen.generation;
+        if let Some(b) = &self.broken {
+            if g >= b.from_gen {
+                // Tell this participant too, and forget the message.
+                let body = self.broken_notice(g, b);
+                self.notify(g, 1, body);
+                self.transmits.push_back(Transmit::Delete(vec![token]));
+                return;
+            }
+        }
+        if self.is_released(g) {
+            // A redelivered copy of a counted check-in changes nothing; a new
+            // send (a re-send while waiting, or a restarted participant) means
+            // somebody is still waiting for the notice: send it one again.
+            if self.last_seen[m].as_ref() != Some(&seen) {
+                let body = self.release_notice(g);
+                self.notify(g, 1, body);
+                let member = self.cfg.members.name(m);
+                self.events.push_back(Event::Resent {
+                    generation: g,
+                    member,
+                });
+                self.remember(m, seen);
+            }
+            self.transmits.push_back(Transmit::Delete(vec![token]));
+            return;
+        }
+        let frontier = self
+            .released_above
+            .last()
+            .map_or(self.released_below, |g| g + 1)
+            .max(self.released_below);
+        if g > frontier + MAX_AHEAD {
+            let reason = format!(
+                "check-in for generation {g}, more than {MAX_AHEAD} ahead of the barrier (at {frontier})"
+            );
+            return self.reject(token, body, reason);
+        }
+        let n = self.cfg.members.len();
+        let open = self.open.entry(g).or_insert_with(|| Open {
+            arrived: MemberSet::new(n),
+            since: now,
+            tokens: Vec::new(),
+        });
+        open.tokens.push(token);
+        let new = open.arrived.insert(m);
+        let count = open.arrived.len();
+        self.remember(m, seen);
+        if new {
+            self.version += 1;
+            self.events.push_back(Event::Arrived {
+                generation: g,
+                member: self.cfg.members.name(m),
+                count,
+                of: n,
+            });
+        }
+        if count == n {
+            self.release(g);
+        }
+    }
+
+    fn remember(&mut self, m: usize, seen: Seen) {
+        let slot = &mut self.last_seen[m];
+        if slot
+            .as_ref()
+            .is_none_or(|s| s.generation <= seen.generation)
+        {
+            *slot = Some(seen);
+        }
+    }
+
+    fn release(&mut self, g: u64) {
+        let Some(open) = self.open.remove(&g) else {
+            return;
+        };
+        if g == self.released_below {
+            self.released_below += 1;
+            while self.released_above.remove(&self.released_below) {
+                self.released_below += 1;
+            }
+        } else {
+            self.released_above.insert(g);
+        }
+        self.version += 1;
+        let v = self.version;
+        self.awaiting
+            .extend(open.tokens.into_iter().map(|t| (v, t)));
+        let body = self.release_notice(g);
+        self.notify(g, open.arrived.len(), body);
+        self.events.push_back(Event::Released { generation: g });
+    }
+
+    fn abort(
+        &mut self,
+        token: T,
+        generation: Option<u64>,
+        by: String,
+        reason: String,
+        now: Duration,
+    ) {
+        if self.broken.is_none() {
+            // A participant that aborts right after its generation was
+            // released breaks the next one: that is where the others will wait.
+            let mut from = generation.unwrap_or(self.released_below);
+            while self.is_released(from) {
+                from += 1;
+            }
+            self.break_from(from, BreakCause::Aborted { by, reason }, now);
+        }
+        let v = self.version;
+        self.awaiting.push((v, token));
+    }
+
+    fn break_from(&mut self, from: u64, cause: BreakCause, _now: Duration) {
+        let n = self.cfg.members.len();
+        let missing_idx: Vec<usize> = match self.open.get(&from) {
+            Some(o) => o.arrived.missing(n).collect(),
+            None => (0..n).collect(),
+        };
+        let broken = BrokenState {
+            from_gen: from,
+            cause: cause.clone(),
+            missing: missing_idx
+                .iter()
+                .take(MAX_NAMED_MISSING)
+                .map(|&i| self.cfg.members.name(i))
+                .collect(),
+            missing_count: missing_idx.len(),
+        };
+        self.version += 1;
+        let v = self.version;
+        let doomed: Vec<u64> = self.open.range(from..).map(|(g, _)| *g).collect();
+        for g in doomed {
+            let open = self.open.remove(&g).expect("listed above");
+            let body = self.broken_notice(g, &broken);
+            self.notify(g, open.arrived.len(), body);
+            self.awaiting
+                .extend(open.tokens.into_iter().map(|t| (v, t)));
+        }
+        self.events.push_back(Event::Broken {
+            from_gen: from,
+            cause,
+            missing: missing_idx
+                .iter()
+                .map(|&i| self.cfg.members.name(i))
+                .collect(),
+        });
+        self.broken = Some(broken);
+    }
+
+    fn reject(&mut self, token: T, body: &str, reason: String) {
+        self.rejected += 1;
+        self.version += 1;
+        self.events.push_back(Event::Rejected {
+            reason: reason.clone(),
+        });
+        self.transmits.push_back(Transmit::DeadLetter {
+            token,
+            body: body.to_owned(),
+            reason,
+        });
+    }
+
+    fn notify(&mut self, generation: u64, copies: usize, body: String) {
+        if copies > 0 {
+            self.transmits.push_back(Transmit::Notify {
+                generation,
+                copies,
+                body,
+            });
+        }
+    }
+
+    fn release_notice(&self, generation: u64) -> String {
+        Message::Release {
+            barrier: self.cfg.name.clone(),
+            instance: self.cfg.instance.clone(),
+            generation,
+        }
+        .encode()
+    }
+
+    fn broken_notice(&self, generation: u64, b: &BrokenState) -> String {
+        Message::Broken {
+            barrier: self.cfg.name.clone(),
+            instance: self.cfg.instance.clone(),
+            generation,
+            from_gen: b.from_gen,
+            cause: b.cause.clone(),
+            missing: b.missing.clone(),
+        }
+        .encode()
+    }
+
+    /// Fires due timers: the barrier deadline and state writes (heartbeats).
+    pub fn handle_timeout(&mut self, now: Duration) {
+        if let (Some(deadline), None) = (self.cfg.deadline, &self.broken) {
+            let expired = self
+                .open
+                .iter()
+                .find(|(_, o)| o.since + deadline <= now)
+                .map(|(g, _)| *g);
+            if let Some(g) = expired {
+                let after_ms = deadline.as_millis() as u64;
+                self.break_from(g, BreakCause::Deadline { after_ms }, now);
+            }
+        }
+        if self.writing.is_none() && self.next_write().is_some_and(|t| t <= now) {
+            self.writing = Some(self.version);
+            self.last_write = Some(now);
+            let state = Box::new(self.snapshot(now));
+            self.transmits.push_back(Transmit::WriteState {
+                version: self.version,
+                state,
+            });
+        }
+    }
+
+    fn next_write(&self) -> Option<Duration> {
+        if self.writing.is_some() {
+            return None;
+        }
+        let Some(last) = self.last_write else {
+            return Some(Duration::ZERO);
+        };
+        if self.version > self.durable {
+            Some(last + self.opts.min_write_interval)
+        } else {
+            Some(last + self.opts.heartbeat)
+        }
+    }
+
+    /// The state this coordinator would publish now.
+    pub fn snapshot(&self, now: Duration) -> PublishedState {
+        PublishedState {
+            v: 1,
+            coordinator: self.id.clone(),
+            heartbeat_ms: now.as_millis() as u64,
+            released_below: self.released_below,
+            released_above: self.released_above.iter().copied().collect(),
+            open: self.open.iter().next().map(|(g, o)| OpenGeneration {
+                generation: *g,
+                arrived: o.arrived.clone(),
+                since_ms: o.since.as_millis() as u64,
+            }),
+            broken: self.broken.clone(),
+            rejected: self.rejected,
+        }
+    }
+
+    /// Reports that the state of `version` was published. Messages whose
+    /// effect it records become deletable.
+    pub fn handle_state_written(&mut self, version: u64) {
+        self.writing = None;
+        self.durable = self.durable.max(version);
+        let durable = self.durable;
+        let (done, keep): (Vec<_>, Vec<_>) =
+            self.awaiting.drain(..).partition(|(v, _)| *v <= durable);
+        self.awaiting = keep;
+        if !done.is_empty() {
+            self.transmits
+                .push_back(Transmit::Delete(done.into_iter().map(|(_, t)| t).collect()));
+        }
+    }
+
+    /// Reports that a state write failed. It is retried after
+    /// [`CoordinatorOptions::min_write_interval`] if it had changes to
+    /// publish, else at the next heartbeat.
+    pub fn handle_state_write_failed(&mut self) {
+        self.writing = None;
+    }
+
+    /// The next instant at which [`Self::handle_timeout`] must be called.
+    pub fn poll_timeout(&self) -> Option<Duration> {
+        let deadline = match (self.cfg.deadline, &self.broken) {
+            (Some(d), None) => self.open.values().map(|o| o.since + d).min(),
+            _ => None,
+        };
+        [deadline, self.next_write()].into_iter().flatten().min()
+    }
+
+    /// The next thing the driver must do.
+    pub fn poll_transmit(&mut self) -> Option<Transmit<T>> {
+        self.transmits.pop_front()
+    }
+
+    /// The next thing that happened.
+    pub fn poll_event(&mut self) -> Option<Event> {
+        self.events.pop_front()
+    }
+}

@@ -1,0 +1,233 @@
+//! The coordinator's published state.
+//!
+//! The coordinator writes this document into the tags of the check-in queue
+//! (see [`crate::tags`]) every heartbeat and after every change that lets it
+//! delete messages. It serves three readers:
+//!
+//! * a restarted coordinator, which learns which generations were released
+//!   and whether the barrier is broken;
+//! * participants, which learn whether a coordinator is alive and, when they
+//!   time out, which members had not arrived;
+//! * `sqs-barrier status`.
+
+use base64::Engine as _;
+use base64::engine::general_purpose::STANDARD;
+use serde::{Deserialize, Serialize};
+
+use crate::config::Membership;
+use crate::wire::BreakCause;
+
+/// The most missing members a published broken state names; the count is
+/// always exact.
+pub const MAX_NAMED_MISSING: usize = 32;
+
+/// A set of member indexes, stored as a bitmap.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct MemberSet {
+    bits: Vec<u8>,
+    cap: usize,
+    len: usize,
+}
+
+impl MemberSet {
+    /// An empty set over `n` members.
+    pub fn new(n: usize) -> Self {
+        Self {
+            bits: vec![0; n.div_ceil(8)],
+            cap: n,
+            len: 0,
+        }
+    }
+
+    /// Adds member `i`; returns whether it was new. Out-of-range indexes are
+    /// ignored (and reported as not new).
+    pub fn insert(&mut self, i: usize) -> bool {
+        if i >= self.cap {
+            return false;
+        }
+        let (byte, bit) = (i / 8, 1u8 << (i % 8));
+        match self.bits.get_mut(byte) {
+            Some(b) if *b & bit == 0 => {
+                *b |= bit;
+                self.len += 1;
+                true
+            }
+            _ => false,
+        }
+    }
+
+    /// Whether member `i` is in the set.
+    pub fn contains(&self, i: usize) -> bool {
+        self.bits
+            .get(i / 8)
+            .is_some_and(|b| b & (1 << (i % 8)) != 0)
+    }
+
+    /// The number of members in the set.
+    pub fn len(&self) -> usize {
+        self.len
+    }
+
+    /// Whether the set is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+
+    /// The indexes below `n` that are not in the set.
+    pub fn missing(&self, n: usize) -> impl Iterator<Item = usize> + '_ {
+        (0..n).filter(|i| !self.contains(*i))
+    }
+
+    fn to_base64(&self) -> String {
+        STANDARD.encode(&self.bits)
+    }
+
+    fn from_base64(s: &str) -> Option<Self> {
+        let bits = STANDARD.decode(s).ok()?;
+        let len = bits.iter().map(|b| b.count_ones() as usize).sum();
+        let cap = bits.len() * 8;
+        Some(Self { bits, cap, len })
+    }
+}
+
+/// The state of the lowest generation that is not yet released.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct OpenGeneration {
+    /// The generation.
+    #[serde(rename = "gen")]
+    pub generation: u64,
+    /// Who has arrived at it.
+    #[serde(with = "member_set_b64")]
+    pub arrived: MemberSet,
+    /// When the coordinator saw its first check-in (ms since the epoch).
+    pub since_ms: u64,
+}
+
+/// A broken barrier.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BrokenState {
+    /// The barrier is broken from this generation on.
+    pub from_gen: u64,
+    /// Why.
+    pub cause: BreakCause,
+    /// The members that had not arrived at `from_gen` (at most
+    /// [`MAX_NAMED_MISSING`] of them are named).
+    pub missing: Vec<String>,
+    /// How many members had not arrived.
+    pub missing_count: usize,
+}
+
+/// What the coordinator publishes.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PublishedState {
+    /// Document version.
+    pub v: u32,
+    /// The id of the coordinator that wrote it.
+    pub coordinator: String,
+    /// When it was written (ms since the epoch): the coordinator's heartbeat.
+    pub heartbeat_ms: u64,
+    /// Every generation below this one has been released.
+    pub released_below: u64,
+    /// Generations at or above `released_below` that were released too
+    /// (only when members work at different phases).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub released_above: Vec<u64>,
+    /// The lowest generation with check-ins that is not yet released.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub open: Option<OpenGeneration>,
+    /// Set once the barrier is broken.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub broken: Option<BrokenState>,
+    /// Messages moved to the dead-letter queue since the barrier was set up.
+    #[serde(default)]
+    pub rejected: u64,
+}
+
+impl PublishedState {
+    /// Whether generation `g` was released.
+    pub fn is_released(&self, g: u64) -> bool {
+        g < self.released_below || self.released_above.contains(&g)
+    }
+
+    /// Serialises to JSON.
+    pub fn to_json(&self) -> String {
+        serde_json::to_string(self).expect("state serialises")
+    }
+
+    /// Parses a published state; `None` if it is unreadable.
+    pub fn from_json(s: &str) -> Option<Self> {
+        serde_json::from_str::<Self>(s).ok().filter(|st| st.v == 1)
+    }
+
+    /// The members of `members` missing from the open generation `g`, if the
+    /// state knows it.
+    pub fn missing_at(&self, g: u64, members: &Membership) -> Option<Vec<String>> {
+        let open = self.open.as_ref().filter(|o| o.generation == g)?;
+        Some(
+            open.arrived
+                .missing(members.len())
+                .map(|i| members.name(i))
+                .collect(),
+        )
+    }
+}
+
+mod member_set_b64 {
+    use super::MemberSet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(set: &MemberSet, s: S) -> Result<S::Ok, S::Error> {
+        s.serialize_str(&set.to_base64())
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MemberSet, D::Error> {
+        let s = String::deserialize(d)?;
+        MemberSet::from_base64(&s).ok_or_else(|| serde::de::Error::custom("bad member bitmap"))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn member_set() {
+        let mut s = MemberSet::new(10);
+        assert!(s.insert(3));
+        assert!(!s.insert(3));
+        assert!(!s.insert(10), "out of range is ignored");
+        assert!(s.insert(9));
+        assert_eq!(s.len(), 2);
+        assert_eq!(s.missing(10).count(), 8);
+        let back = MemberSet::from_base64(&s.to_base64()).unwrap();
+        assert_eq!(back.len(), 2);
+        assert!(back.contains(3) && back.contains(9) && !back.contains(4));
+    }
+
+    #[test]
+    fn state_round_trip_and_missing() {
+        let mut arrived = MemberSet::new(3);
+        arrived.insert(1);
+        let st = PublishedState {
+            v: 1,
+            coordinator: "c".into(),
+            heartbeat_ms: 5,
+            released_below: 4,
+            released_above: vec![6],
+            open: Some(OpenGeneration {
+                generation: 4,
+                arrived,
+                since_ms: 1,
+            }),
+            broken: None,
+            rejected: 2,
+        };
+        let back = PublishedState::from_json(&st.to_json()).unwrap();
+        assert_eq!(back.to_json(), st.to_json());
+        assert!(back.is_released(3) && back.is_released(6) && !back.is_released(4));
+        let m = Membership::new(3, None).unwrap();
+        assert_eq!(st.missing_at(4, &m).unwrap(), vec!["0", "2"]);
+        assert_eq!(st.missing_at(5, &m), None);
+        assert_eq!(PublishedState::from_json("{}"), None);
+    }
+}
