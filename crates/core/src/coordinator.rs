@@ -294,14 +294,12 @@ impl<T> Coordinator<T> {
 
     fn checkin(&mut self, token: T, body: &str, m: usize, seen: Seen, now: Duration) {
         let g = seen.generation;
-        if let Some(b) = &self.broken {
-            if g >= b.from_gen {
-                // Tell this participant too, and forget the message.
-                let body = self.broken_notice(g, b);
-                self.notify(g, 1, body);
-                self.transmits.push_back(Transmit::Delete(vec![token]));
-                return;
-            }
+        if let Some(b) = self.broken.as_ref().filter(|b| g >= b.from_gen) {
+            // Tell this participant too, and forget the message.
+            let body = self.broken_notice(g, b);
+            self.notify(g, 1, body);
+            self.transmits.push_back(Transmit::Delete(vec![token]));
+            return;
         }
         if self.is_released(g) {
             // A redelivered copy of a counted check-in changes nothing; a new

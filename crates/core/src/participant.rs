@@ -337,16 +337,17 @@ impl Participant {
             });
             return;
         }
-        if let Some(b) = state.and_then(|s| s.broken.as_ref()) {
-            if generation >= b.from_gen {
-                self.finish(Outcome::Broken {
-                    generation,
-                    from_gen: b.from_gen,
-                    cause: b.cause.clone(),
-                    missing: b.missing.clone(),
-                });
-                return;
-            }
+        if let Some(b) = state
+            .and_then(|s| s.broken.as_ref())
+            .filter(|b| generation >= b.from_gen)
+        {
+            self.finish(Outcome::Broken {
+                generation,
+                from_gen: b.from_gen,
+                cause: b.cause.clone(),
+                missing: b.missing.clone(),
+            });
+            return;
         }
         let silent_for = match heartbeat {
             Some(hb) => now.saturating_sub(Duration::from_millis(hb)),

@@ -62,10 +62,8 @@ where
         let Some(rest) = k.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else {
             continue;
         };
-        if let Ok(i) = rest.parse::<usize>() {
-            if i < MAX_CHUNKS {
-                parts[i] = Some(v);
-            }
+        if let Some(i) = rest.parse::<usize>().ok().filter(|i| *i < MAX_CHUNKS) {
+            parts[i] = Some(v);
         }
     }
     let b64: String = parts.iter().map_while(|p| *p).collect();

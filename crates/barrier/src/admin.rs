@@ -1,0 +1,528 @@
+//! Setting barriers up, tearing them down, and looking at them.
+
+use std::collections::HashMap;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use aws_sdk_sqs::types::QueueAttributeName as A;
+use sqs_barrier_core::names::{QueueNames, validate_barrier_name};
+use sqs_barrier_core::state::PublishedState;
+use sqs_barrier_core::{BarrierConfig, Membership, tags};
+
+use crate::error::{Error, Result};
+use crate::sqs::{Sqs, is_missing_queue};
+
+/// Queue settings, and why (docs/PROTOCOL.md explains them in full).
+mod settings {
+    /// Check-ins are held until their generation is released, and a phase
+    /// can be long: keep them as long as SQS allows.
+    pub const CHECKIN_RETENTION: &str = "1209600";
+    /// The coordinator extends the visibility of check-ins it holds; if it
+    /// dies, they are visible again to its successor after this long.
+    pub const CHECKIN_VISIBILITY: &str = "30";
+    /// Release notices are consumed within moments; leftovers (a participant
+    /// that gave up, a duplicate) must not outlive a few generations. 60 s is
+    /// the minimum SQS allows.
+    pub const RELEASE_RETENTION: &str = "60";
+    /// Participants hide the copy they take for longer than it lives, so it
+    /// expires instead of being deleted: one request saved per episode.
+    pub const RELEASE_VISIBILITY: &str = "43200";
+    /// Long polling by default, also for clients that do not ask for it.
+    pub const WAIT: &str = "20";
+    /// Dead letters are for people to read: keep them the longest.
+    pub const DLQ_RETENTION: &str = "1209600";
+    /// A backstop: a message that keeps coming back (a coordinator that
+    /// crashes on it) moves aside. High, because every coordinator restart
+    /// adds a receive to the check-ins it held.
+    pub const MAX_RECEIVES: u32 = 100;
+}
+
+/// What `setup` is asked to create.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct SetupOptions {
+    /// The number of members.
+    pub parties: usize,
+    /// Their names, if not `0..parties`.
+    pub members: Option<Vec<String>>,
+    /// The barrier deadline (see [`BarrierConfig::deadline`]).
+    pub deadline: Option<Duration>,
+    /// A FIFO check-in queue.
+    pub fifo: bool,
+}
+
+impl SetupOptions {
+    /// `parties` anonymous members, no deadline, standard queues.
+    pub fn new(parties: usize) -> Self {
+        Self {
+            parties,
+            members: None,
+            deadline: None,
+            fifo: false,
+        }
+    }
+}
+
+/// The URLs of a barrier's queues.
+#[derive(Clone, Debug)]
+pub struct QueueUrls {
+    /// The check-in queue.
+    pub checkin: String,
+    /// The release queues, by generation parity.
+    pub release: [String; 2],
+    /// The dead-letter queue.
+    pub dead_letter: String,
+}
+
+impl QueueUrls {
+    /// The release queue of `generation`.
+    pub fn release_for(&self, generation: u64) -> &str {
+        &self.release[(generation % 2) as usize]
+    }
+}
+
+/// A barrier that exists: its configuration and queues.
+#[derive(Clone, Debug)]
+pub struct BarrierInfo {
+    /// The configuration `setup` stored.
+    pub config: BarrierConfig,
+    /// The queues.
+    pub urls: QueueUrls,
+}
+
+/// What `setup` did.
+#[derive(Clone, Debug)]
+pub struct SetupOutcome {
+    /// The barrier.
+    pub info: BarrierInfo,
+    /// False if it existed already with the same rules.
+    pub created: bool,
+}
+
+fn random_id() -> String {
+    format!("{:016x}", rand::random::<u64>())
+}
+
+/// Creates barrier `name`'s queues and stores its configuration.
+///
+/// Idempotent: setting up an existing barrier with the same rules returns
+/// it unchanged; with different rules it is an [`Error::Conflict`].
+pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOutcome> {
+    validate_barrier_name(name)?;
+    let members = Membership::new(opts.parties, opts.members.clone())?;
+    let wanted = BarrierConfig::new(name, &random_id(), members, opts.deadline, opts.fifo)?;
+    let names = QueueNames::new(name, opts.fifo);
+
+    if let Ok(existing) = open(sqs, name).await {
+        if existing.config.same_rules(&wanted) {
+            return Ok(SetupOutcome {
+                info: existing,
+                created: false,
+            });
+        }
+        return Err(Error::Conflict {
+            barrier: name.into(),
+            detail: describe_difference(&existing.config, &wanted),
+        });
+    }
+
+    let sse = |b: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+        b.attributes(A::SqsManagedSseEnabled, "true")
+            .attributes(A::ReceiveMessageWaitTimeSeconds, settings::WAIT)
+    };
+    let fifo = |b: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder| {
+        if opts.fifo {
+            b.attributes(A::FifoQueue, "true")
+        } else {
+            b
+        }
+    };
+
+    let dlq_url = create(
+        sqs,
+        fifo(sse(sqs
+            .client()
+            .create_queue()
+            .queue_name(&names.dead_letter)))
+        .attributes(A::MessageRetentionPeriod, settings::DLQ_RETENTION),
+    )
+    .await?;
+    let dlq_arn = queue_arn(sqs, &dlq_url).await?;
+    let redrive = format!(
+        r#"{{"deadLetterTargetArn":"{dlq_arn}","maxReceiveCount":"{}"}}"#,
+        settings::MAX_RECEIVES
+    );
+    let config_tags = tags::encode(tags::CONFIG_PREFIX, &wanted.to_json()).map_err(|e| {
+        Error::Config(sqs_barrier_core::ConfigError::Corrupt(format!(
+            "the roster is too large to store: {e}"
+        )))
+    })?;
+    let mut checkin = fifo(sse(sqs.client().create_queue().queue_name(&names.checkin)))
+        .attributes(A::MessageRetentionPeriod, settings::CHECKIN_RETENTION)
+        .attributes(A::VisibilityTimeout, settings::CHECKIN_VISIBILITY)
+        .attributes(A::RedrivePolicy, redrive);
+    for (k, v) in config_tags {
+        checkin = checkin.tags(k, v);
+    }
+    create(sqs, checkin).await?;
+    for release in &names.release {
+        create(
+            sqs,
+            sse(sqs.client().create_queue().queue_name(release))
+                .attributes(A::MessageRetentionPeriod, settings::RELEASE_RETENTION)
+                .attributes(A::VisibilityTimeout, settings::RELEASE_VISIBILITY),
+        )
+        .await?;
+    }
+    // Two set-ups racing: the queue's tags say whose configuration won.
+    let info = open(sqs, name).await?;
+    Ok(SetupOutcome {
+        info,
+        created: true,
+    })
+}
+
+fn describe_difference(have: &BarrierConfig, want: &BarrierConfig) -> String {
+    let mut d = Vec::new();
+    if have.members != want.members {
+        d.push(format!(
+            "it has {} members{}",
+            have.members.len(),
+            if matches!(have.members, Membership::Roster(_)) {
+                " by name"
+            } else {
+                ""
+            }
+        ));
+    }
+    if have.deadline != want.deadline {
+        d.push(format!("deadline {:?}", have.deadline));
+    }
+    if have.fifo != want.fifo {
+        d.push(format!("fifo {}", have.fifo));
+    }
+    d.join(", ")
+}
+
+async fn create(
+    sqs: &Sqs,
+    req: aws_sdk_sqs::operation::create_queue::builders::CreateQueueFluentBuilder,
+) -> Result<String> {
+    let out = req.send().await.map_err(|e| sqs.error("CreateQueue", e))?;
+    out.queue_url.ok_or_else(|| Error::Sqs {
+        endpoint: sqs.endpoint().into(),
+        operation: "CreateQueue",
+        detail: "no queue URL in the answer".into(),
+    })
+}
+
+async fn queue_arn(sqs: &Sqs, url: &str) -> Result<String> {
+    let out = sqs
+        .client()
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::QueueArn)
+        .send()
+        .await
+        .map_err(|e| sqs.error("GetQueueAttributes", e))?;
+    out.attributes
+        .and_then(|mut a| a.remove(&A::QueueArn))
+        .ok_or_else(|| Error::Sqs {
+            endpoint: sqs.endpoint().into(),
+            operation: "GetQueueAttributes",
+            detail: "no QueueArn in the answer".into(),
+        })
+}
+
+async fn queue_url(sqs: &Sqs, queue: &str) -> Result<Option<String>> {
+    match sqs.client().get_queue_url().queue_name(queue).send().await {
+        Ok(out) => Ok(out.queue_url),
+        Err(e) if is_missing_queue(&e) => Ok(None),
+        Err(e) => Err(sqs.error("GetQueueUrl", e)),
+    }
+}
+
+/// Finds barrier `name`: its queues and stored configuration.
+pub async fn open(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
+    validate_barrier_name(name)?;
+    let not_set_up = || Error::NotSetUp {
+        barrier: name.into(),
+        endpoint: sqs.endpoint().into(),
+    };
+    let mut found = None;
+    for fifo in [false, true] {
+        let names = QueueNames::new(name, fifo);
+        if let Some(url) = queue_url(sqs, &names.checkin).await? {
+            found = Some((names, url));
+            break;
+        }
+    }
+    let (names, checkin) = found.ok_or_else(not_set_up)?;
+    let tag_map = list_tags(sqs, &checkin).await?;
+    let json = tags::decode(
+        tags::CONFIG_PREFIX,
+        tag_map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|e| Error::Corrupt {
+        barrier: name.into(),
+        detail: e.to_string(),
+    })?
+    .ok_or_else(|| Error::Corrupt {
+        barrier: name.into(),
+        detail: format!("queue {} has no barrier configuration tags", names.checkin),
+    })?;
+    let config = BarrierConfig::from_json(&json).map_err(|e| Error::Corrupt {
+        barrier: name.into(),
+        detail: e.to_string(),
+    })?;
+    let r0 = queue_url(sqs, &names.release[0])
+        .await?
+        .ok_or_else(not_set_up)?;
+    let r1 = queue_url(sqs, &names.release[1])
+        .await?
+        .ok_or_else(not_set_up)?;
+    let dlq = queue_url(sqs, &names.dead_letter)
+        .await?
+        .ok_or_else(not_set_up)?;
+    Ok(BarrierInfo {
+        config,
+        urls: QueueUrls {
+            checkin,
+            release: [r0, r1],
+            dead_letter: dlq,
+        },
+    })
+}
+
+/// Deletes barrier `name`'s queues; returns the names of those deleted.
+/// Queues that do not exist are skipped.
+///
+/// SQS does not allow a queue of the same name to be created for 60 s after
+/// it is deleted.
+pub async fn teardown(sqs: &Sqs, name: &str) -> Result<Vec<String>> {
+    validate_barrier_name(name)?;
+    let mut deleted = Vec::new();
+    for fifo in [false, true] {
+        let names = QueueNames::new(name, fifo);
+        for queue in names.all() {
+            if fifo && queue.starts_with(&format!("{name}-release")) {
+                continue; // release queues are standard either way
+            }
+            let Some(url) = queue_url(sqs, queue).await? else {
+                continue;
+            };
+            match sqs.client().delete_queue().queue_url(&url).send().await {
+                Ok(_) => deleted.push(queue.to_owned()),
+                Err(e) if is_missing_queue(&e) => {}
+                Err(e) => return Err(sqs.error("DeleteQueue", e)),
+            }
+        }
+    }
+    Ok(deleted)
+}
+
+pub(crate) async fn list_tags(sqs: &Sqs, url: &str) -> Result<HashMap<String, String>> {
+    let out = sqs
+        .client()
+        .list_queue_tags()
+        .queue_url(url)
+        .send()
+        .await
+        .map_err(|e| sqs.error("ListQueueTags", e))?;
+    Ok(out.tags.unwrap_or_default())
+}
+
+/// Reads the coordinator's published state; `None` if no coordinator has
+/// published one (or it is unreadable).
+pub async fn read_state(sqs: &Sqs, checkin_url: &str) -> Result<Option<PublishedState>> {
+    let tag_map = list_tags(sqs, checkin_url).await?;
+    Ok(decode_state(&tag_map))
+}
+
+pub(crate) fn decode_state(tag_map: &HashMap<String, String>) -> Option<PublishedState> {
+    tags::decode(
+        tags::STATE_PREFIX,
+        tag_map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .ok()
+    .flatten()
+    .and_then(|json| PublishedState::from_json(&json))
+}
+
+/// Publishes `state` in the check-in queue's tags, in one `TagQueue` call,
+/// then removes chunks left over from a longer earlier state.
+pub(crate) async fn write_state(
+    sqs: &Sqs,
+    checkin_url: &str,
+    state: &PublishedState,
+    previous_chunks: &mut usize,
+) -> Result<()> {
+    let chunks =
+        tags::encode(tags::STATE_PREFIX, &state.to_json()).map_err(|e| Error::Corrupt {
+            barrier: "?".into(),
+            detail: e.to_string(),
+        })?;
+    let n = chunks.len();
+    let mut req = sqs.client().tag_queue().queue_url(checkin_url);
+    for (k, v) in chunks {
+        req = req.tags(k, v);
+    }
+    req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
+    if *previous_chunks > n {
+        let mut untag = sqs.client().untag_queue().queue_url(checkin_url);
+        for i in n..*previous_chunks {
+            untag = untag.tag_keys(format!("{}.{i}", tags::STATE_PREFIX));
+        }
+        untag.send().await.map_err(|e| sqs.error("UntagQueue", e))?;
+    }
+    *previous_chunks = n;
+    Ok(())
+}
+
+/// The milliseconds since the Unix epoch.
+pub(crate) fn now_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64
+}
+
+/// The state of a barrier, for `status`.
+#[derive(Clone, Debug)]
+pub struct Status {
+    /// The configuration.
+    pub config: BarrierConfig,
+    /// The coordinator's published state, if any.
+    pub state: Option<PublishedState>,
+    /// The age of the coordinator's last heartbeat.
+    pub heartbeat_age: Option<Duration>,
+    /// Messages waiting in the dead-letter queue (approximate).
+    pub dead_letters: Option<u64>,
+}
+
+impl Status {
+    /// Whether a coordinator published a heartbeat within `within`.
+    pub fn coordinator_alive(&self, within: Duration) -> bool {
+        self.heartbeat_age.is_some_and(|a| a <= within)
+    }
+}
+
+/// Reads the status of barrier `name`.
+pub async fn status(sqs: &Sqs, name: &str) -> Result<Status> {
+    let info = open(sqs, name).await?;
+    let state = read_state(sqs, &info.urls.checkin).await?;
+    let heartbeat_age = state
+        .as_ref()
+        .map(|s| Duration::from_millis(now_ms().saturating_sub(s.heartbeat_ms)));
+    let dead_letters = sqs
+        .client()
+        .get_queue_attributes()
+        .queue_url(&info.urls.dead_letter)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .ok()
+        .and_then(|o| o.attributes)
+        .and_then(|a| a.get(&A::ApproximateNumberOfMessages).cloned())
+        .and_then(|v| v.parse().ok());
+    Ok(Status {
+        config: info.config,
+        state,
+        heartbeat_age,
+        dead_letters,
+    })
+}
+
+/// One row of the SQS console's queue table.
+#[derive(Clone, Debug, serde::Serialize)]
+pub struct QueueRow {
+    /// The queue's name.
+    pub name: String,
+    /// `Standard` or `FIFO`.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// Creation time, seconds since the Unix epoch.
+    pub created: Option<u64>,
+    /// ApproximateNumberOfMessages.
+    pub messages_available: Option<u64>,
+    /// ApproximateNumberOfMessagesNotVisible.
+    pub messages_in_flight: Option<u64>,
+    /// `SSE-SQS`, `SSE-KMS` or `Disabled`.
+    pub encryption: String,
+    /// `Enabled`/`Disabled` for FIFO queues, `-` for standard ones.
+    pub content_based_deduplication: String,
+    /// The queue's URL.
+    pub url: String,
+}
+
+/// Lists queues (optionally by name prefix) with the console's columns.
+pub async fn list_queues(sqs: &Sqs, prefix: Option<&str>) -> Result<Vec<QueueRow>> {
+    let mut urls = Vec::new();
+    let mut token = None;
+    loop {
+        let out = sqs
+            .client()
+            .list_queues()
+            .set_queue_name_prefix(prefix.map(str::to_owned))
+            .max_results(1000)
+            .set_next_token(token)
+            .send()
+            .await
+            .map_err(|e| sqs.error("ListQueues", e))?;
+        urls.extend(out.queue_urls.unwrap_or_default());
+        token = out.next_token;
+        if token.is_none() {
+            break;
+        }
+    }
+    let mut rows = Vec::with_capacity(urls.len());
+    for url in urls {
+        let attrs = match sqs
+            .client()
+            .get_queue_attributes()
+            .queue_url(&url)
+            .attribute_names(A::All)
+            .send()
+            .await
+        {
+            Ok(o) => o.attributes.unwrap_or_default(),
+            // Deleted between the listing and now.
+            Err(e) if is_missing_queue(&e) => continue,
+            Err(e) => return Err(sqs.error("GetQueueAttributes", e)),
+        };
+        let num = |k: &A| attrs.get(k).and_then(|v| v.parse::<u64>().ok());
+        let name = url.rsplit('/').next().unwrap_or(&url).to_owned();
+        let fifo = attrs.get(&A::FifoQueue).is_some_and(|v| v == "true") || name.ends_with(".fifo");
+        let encryption = if attrs.get(&A::KmsMasterKeyId).is_some_and(|v| !v.is_empty()) {
+            "SSE-KMS"
+        } else if attrs
+            .get(&A::SqsManagedSseEnabled)
+            .is_some_and(|v| v == "true")
+        {
+            "SSE-SQS"
+        } else {
+            "Disabled"
+        };
+        let cbd = if !fifo {
+            "-"
+        } else if attrs
+            .get(&A::ContentBasedDeduplication)
+            .is_some_and(|v| v == "true")
+        {
+            "Enabled"
+        } else {
+            "Disabled"
+        };
+        rows.push(QueueRow {
+            kind: if fifo { "FIFO" } else { "Standard" }.into(),
+            created: num(&A::CreatedTimestamp),
+            messages_available: num(&A::ApproximateNumberOfMessages),
+            messages_in_flight: num(&A::ApproximateNumberOfMessagesNotVisible),
+            encryption: encryption.into(),
+            content_based_deduplication: cbd.into(),
+            name,
+            url,
+        });
+    }
+    rows.sort_by(|a, b| a.name.cmp(&b.name));
+    Ok(rows)
+}

@@ -1,0 +1,489 @@
+//! Running a barrier's coordinator: the driver of the core's coordinator
+//! state machine over SQS.
+
+use std::collections::HashMap;
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    MessageAttributeValue, SendMessageBatchRequestEntry,
+};
+use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
+use tokio::sync::mpsc;
+use tokio::task::JoinSet;
+
+use crate::admin::{self, BarrierInfo};
+use crate::error::{Error, Result};
+use crate::participant::wall_now;
+use crate::sqs::Sqs;
+
+/// Tunables of a running coordinator.
+#[derive(Clone, Debug)]
+#[non_exhaustive]
+pub struct CoordinatorOptions {
+    /// The core's tunables (heartbeat, write interval).
+    pub core: CoreOptions,
+    /// Start even if another coordinator's heartbeat is recent.
+    pub force: bool,
+    /// The visibility timeout of received check-ins; held ones are extended
+    /// before it lapses. A successor sees a dead coordinator's check-ins
+    /// after at most this long.
+    pub visibility: Duration,
+    /// Concurrent long polls on the check-in queue (default: by party count).
+    pub receivers: Option<usize>,
+}
+
+impl Default for CoordinatorOptions {
+    fn default() -> Self {
+        Self {
+            core: CoreOptions::default(),
+            force: false,
+            visibility: Duration::from_secs(30),
+            receivers: None,
+        }
+    }
+}
+
+/// A heartbeat younger than this means a coordinator is alive.
+fn alive_within(opts: &CoreOptions) -> Duration {
+    opts.heartbeat * 3
+}
+
+struct Received {
+    receipt: String,
+    body: String,
+}
+
+/// Runs the coordinator of barrier `name` until `shutdown` resolves or an
+/// error occurs. Every event is sent to `events` if given.
+///
+/// On shutdown the check-ins it holds are made visible again at once, so a
+/// successor can take over without waiting for the visibility timeout.
+pub async fn run_coordinator(
+    sqs: &Sqs,
+    name: &str,
+    opts: CoordinatorOptions,
+    events: Option<mpsc::UnboundedSender<Event>>,
+    shutdown: impl Future<Output = ()>,
+) -> Result<()> {
+    let info = admin::open(sqs, name).await?;
+    let restored = admin::read_state(sqs, &info.urls.checkin).await?;
+    if let Some(st) = &restored {
+        let age = Duration::from_millis(admin::now_ms().saturating_sub(st.heartbeat_ms));
+        if !opts.force && age < alive_within(&opts.core) {
+            return Err(Error::CoordinatorRunning {
+                barrier: name.into(),
+                id: st.coordinator.clone(),
+                age,
+            });
+        }
+    }
+    let id = format!("{:08x}@{}", rand::random::<u32>(), hostname());
+    tracing::info!(barrier = name, coordinator = %id, "coordinator starting");
+    let core = sqs_barrier_core::Coordinator::new(
+        info.config.clone(),
+        id.clone(),
+        opts.core.clone(),
+        restored.as_ref(),
+    );
+    let mut driver = Driver {
+        sqs: sqs.clone(),
+        info,
+        core,
+        id,
+        held: HashMap::new(),
+        state_chunks: 0,
+        last_write_ms: 0,
+        last_check: Instant::now(),
+        opts,
+        events,
+    };
+    driver.run(shutdown).await
+}
+
+fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| format!("pid{}", std::process::id()))
+}
+
+struct Driver {
+    sqs: Sqs,
+    info: BarrierInfo,
+    core: sqs_barrier_core::Coordinator<String>,
+    id: String,
+    /// Receipt handles held, with when their visibility was last set.
+    held: HashMap<String, Instant>,
+    state_chunks: usize,
+    last_write_ms: u64,
+    last_check: Instant,
+    opts: CoordinatorOptions,
+    events: Option<mpsc::UnboundedSender<Event>>,
+}
+
+impl Driver {
+    async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+        let n = self.info.config.members.len();
+        let receivers = self.opts.receivers.unwrap_or((n / 50).clamp(1, 8));
+        let (tx, mut rx) = mpsc::channel::<Result<Vec<Received>>>(receivers * 4);
+        let mut pollers = JoinSet::new();
+        for _ in 0..receivers {
+            pollers.spawn(poll_checkins(
+                self.sqs.clone(),
+                self.info.urls.checkin.clone(),
+                self.opts.visibility,
+                tx.clone(),
+            ));
+        }
+        drop(tx);
+        tokio::pin!(shutdown);
+        let result = loop {
+            let now = wall_now();
+            let wake = self
+                .core
+                .poll_timeout()
+                .map_or(Duration::from_secs(1), |t| t.saturating_sub(now))
+                .min(self.opts.visibility / 3);
+            tokio::select! {
+                _ = &mut shutdown => break Ok(()),
+                batch = rx.recv() => match batch {
+                    Some(Ok(batch)) => {
+                        let now = wall_now();
+                        for m in batch {
+                            self.held.insert(m.receipt.clone(), Instant::now());
+                            self.core.handle_message(m.receipt, &m.body, now);
+                        }
+                    }
+                    Some(Err(e)) => break Err(e),
+                    None => break Ok(()),
+                },
+                _ = tokio::time::sleep(wake) => {}
+            }
+            self.core.handle_timeout(wall_now());
+            if let Err(e) = self.carry_out().await {
+                break Err(e);
+            }
+            if let Err(e) = self.extend_visibility().await {
+                tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
+            }
+        };
+        pollers.abort_all();
+        // Hand the held check-ins to a successor now rather than after the
+        // visibility timeout.
+        let held: Vec<String> = self.held.drain().map(|(r, _)| r).collect();
+        if let Err(e) = self.change_visibility(&held, 0).await {
+            tracing::warn!(error = %e, "could not release held check-ins; they reappear after the visibility timeout");
+        }
+        tracing::info!(barrier = %self.info.config.name, "coordinator stopped");
+        result
+    }
+
+    /// Carries out everything the core asks for, until it asks nothing more.
+    async fn carry_out(&mut self) -> Result<()> {
+        while let Some(t) = self.core.poll_transmit() {
+            match t {
+                Transmit::Notify {
+                    generation,
+                    copies,
+                    body,
+                } => {
+                    let url = self.info.urls.release_for(generation).to_owned();
+                    send_copies(&self.sqs, &url, &body, copies).await?;
+                }
+                Transmit::Delete(receipts) => {
+                    for r in &receipts {
+                        self.held.remove(r);
+                    }
+                    self.delete(receipts).await?;
+                }
+                Transmit::DeadLetter {
+                    token,
+                    body,
+                    reason,
+                } => {
+                    self.dead_letter(&body, &reason).await?;
+                    self.held.remove(&token);
+                    self.delete(vec![token]).await?;
+                }
+                Transmit::WriteState { version, state } => {
+                    if let Some(other) = self.superseded_by().await {
+                        return Err(Error::Superseded {
+                            barrier: self.info.config.name.clone(),
+                            other,
+                        });
+                    }
+                    match admin::write_state(
+                        &self.sqs,
+                        &self.info.urls.checkin,
+                        &state,
+                        &mut self.state_chunks,
+                    )
+                    .await
+                    {
+                        Ok(()) => {
+                            self.last_write_ms = state.heartbeat_ms;
+                            self.core.handle_state_written(version);
+                        }
+                        Err(e) => {
+                            tracing::warn!(error = %e, "could not publish the coordinator state; retrying");
+                            self.core.handle_state_write_failed();
+                        }
+                    }
+                }
+            }
+        }
+        while let Some(e) = self.core.poll_event() {
+            log_event(&e);
+            if let Some(tx) = &self.events {
+                let _ = tx.send(e);
+            }
+        }
+        Ok(())
+    }
+
+    /// Whether another coordinator published after our last write: then two
+    /// are running and the older one (us) stands down. Checked at most once a
+    /// heartbeat.
+    async fn superseded_by(&mut self) -> Option<String> {
+        if self.last_check.elapsed() < self.opts.core.heartbeat || self.last_write_ms == 0 {
+            return None;
+        }
+        self.last_check = Instant::now();
+        let st = admin::read_state(&self.sqs, &self.info.urls.checkin)
+            .await
+            .ok()
+            .flatten()?;
+        (st.coordinator != self.id && st.heartbeat_ms > self.last_write_ms)
+            .then_some(st.coordinator)
+    }
+
+    async fn delete(&self, receipts: Vec<String>) -> Result<()> {
+        for chunk in receipts.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    DeleteMessageBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .build()
+                        .expect("id and handle set")
+                })
+                .collect();
+            let out = self
+                .sqs
+                .client()
+                .delete_message_batch()
+                .queue_url(&self.info.urls.checkin)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| self.sqs.error("DeleteMessageBatch", e))?;
+            for f in out.failed {
+                // Harmless: the message comes back and is recognised as
+                // already counted.
+                tracing::debug!(code = %f.code, "delete of a check-in failed");
+            }
+        }
+        Ok(())
+    }
+
+    async fn dead_letter(&self, body: &str, reason: &str) -> Result<()> {
+        tracing::warn!(%reason, "moving a message to the dead-letter queue");
+        let mut req = self
+            .sqs
+            .client()
+            .send_message()
+            .queue_url(&self.info.urls.dead_letter)
+            .message_body(body)
+            .message_attributes(
+                "sqs-barrier-reason",
+                MessageAttributeValue::builder()
+                    .data_type("String")
+                    .string_value(reason.chars().take(1024).collect::<String>())
+                    .build()
+                    .expect("type set"),
+            );
+        if self.info.config.fifo {
+            req = req
+                .message_group_id("dead-letters")
+                .message_deduplication_id(format!("{:016x}", rand::random::<u64>()));
+        }
+        req.send()
+            .await
+            .map_err(|e| self.sqs.error("SendMessage", e))?;
+        Ok(())
+    }
+
+    async fn extend_visibility(&mut self) -> Result<()> {
+        let due = self.opts.visibility / 2;
+        let stale: Vec<String> = self
+            .held
+            .iter()
+            .filter(|(_, t)| t.elapsed() >= due)
+            .map(|(r, _)| r.clone())
+            .collect();
+        if stale.is_empty() {
+            return Ok(());
+        }
+        let secs = self.opts.visibility.as_secs() as i32;
+        self.change_visibility(&stale, secs).await?;
+        let now = Instant::now();
+        for r in stale {
+            if let Some(t) = self.held.get_mut(&r) {
+                *t = now;
+            }
+        }
+        Ok(())
+    }
+
+    async fn change_visibility(&self, receipts: &[String], secs: i32) -> Result<()> {
+        for chunk in receipts.chunks(10) {
+            let entries: Vec<_> = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .visibility_timeout(secs)
+                        .build()
+                        .expect("id and handle set")
+                })
+                .collect();
+            self.sqs
+                .client()
+                .change_message_visibility_batch()
+                .queue_url(&self.info.urls.checkin)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| self.sqs.error("ChangeMessageVisibilityBatch", e))?;
+        }
+        Ok(())
+    }
+}
+
+/// Sends `copies` copies of `body` to `url`, ten per request, several
+/// requests at once.
+async fn send_copies(sqs: &Sqs, url: &str, body: &str, copies: usize) -> Result<()> {
+    const IN_FLIGHT: usize = 8;
+    let mut remaining = copies;
+    let mut tasks = JoinSet::new();
+    while remaining > 0 || !tasks.is_empty() {
+        while remaining > 0 && tasks.len() < IN_FLIGHT {
+            let n = remaining.min(10);
+            remaining -= n;
+            tasks.spawn(send_batch(sqs.clone(), url.to_owned(), body.to_owned(), n));
+        }
+        if let Some(r) = tasks.join_next().await {
+            r.map_err(|e| Error::Sqs {
+                endpoint: sqs.endpoint().into(),
+                operation: "SendMessageBatch",
+                detail: e.to_string(),
+            })??;
+        }
+    }
+    Ok(())
+}
+
+async fn send_batch(sqs: Sqs, url: String, body: String, n: usize) -> Result<()> {
+    let mut pending: Vec<usize> = (0..n).collect();
+    for _attempt in 0..5 {
+        let entries: Vec<_> = pending
+            .iter()
+            .map(|i| {
+                SendMessageBatchRequestEntry::builder()
+                    .id(format!("c{i}"))
+                    .message_body(&body)
+                    .build()
+                    .expect("id and body set")
+            })
+            .collect();
+        let out = sqs
+            .client()
+            .send_message_batch()
+            .queue_url(&url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| sqs.error("SendMessageBatch", e))?;
+        pending = out
+            .failed
+            .iter()
+            .filter_map(|f| f.id.strip_prefix('c').and_then(|i| i.parse().ok()))
+            .collect();
+        if pending.is_empty() {
+            return Ok(());
+        }
+    }
+    Err(Error::Sqs {
+        endpoint: sqs.endpoint().into(),
+        operation: "SendMessageBatch",
+        detail: format!("{} notice copies kept failing", pending.len()),
+    })
+}
+
+async fn poll_checkins(
+    sqs: Sqs,
+    url: String,
+    visibility: Duration,
+    tx: mpsc::Sender<Result<Vec<Received>>>,
+) {
+    loop {
+        let r = sqs
+            .client()
+            .receive_message()
+            .queue_url(&url)
+            .max_number_of_messages(10)
+            .visibility_timeout(visibility.as_secs() as i32)
+            .wait_time_seconds(20)
+            .send()
+            .await;
+        let batch = match r {
+            Ok(out) => Ok(out
+                .messages
+                .unwrap_or_default()
+                .into_iter()
+                .filter_map(|m| {
+                    Some(Received {
+                        receipt: m.receipt_handle?,
+                        body: m.body.unwrap_or_default(),
+                    })
+                })
+                .collect::<Vec<_>>()),
+            Err(e) => Err(sqs.error("ReceiveMessage", e)),
+        };
+        let failed = batch.is_err();
+        if matches!(&batch, Ok(b) if b.is_empty()) {
+            continue;
+        }
+        if tx.send(batch).await.is_err() || failed {
+            return;
+        }
+    }
+}
+
+fn log_event(e: &Event) {
+    match e {
+        Event::Arrived {
+            generation,
+            member,
+            count,
+            of,
+        } => tracing::debug!(generation, %member, count, of, "arrived"),
+        Event::Released { generation } => tracing::info!(generation, "released"),
+        Event::Resent { generation, member } => {
+            tracing::info!(generation, %member, "notice sent again")
+        }
+        Event::Broken {
+            from_gen,
+            cause,
+            missing,
+        } => tracing::warn!(from_gen, %cause, missing = ?missing, "barrier broken"),
+        Event::Rejected { reason } => tracing::warn!(%reason, "message rejected"),
+        _ => {}
+    }
+}

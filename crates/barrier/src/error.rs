@@ -1,0 +1,190 @@
+//! The errors of this crate.
+
+use std::time::Duration;
+
+use sqs_barrier_core::wire::BreakCause;
+
+/// Everything that can go wrong, from a barrier that was never set up to one
+/// that broke.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum Error {
+    /// The barrier's queues do not exist.
+    #[error(
+        "barrier {barrier:?} is not set up at {endpoint}: run `sqs-barrier setup --barrier {barrier} --parties N` first"
+    )]
+    NotSetUp {
+        /// The barrier.
+        barrier: String,
+        /// The SQS endpoint asked.
+        endpoint: String,
+    },
+    /// The barrier exists with other rules than requested.
+    #[error(
+        "barrier {barrier:?} already exists with different settings ({detail}); tear it down first: `sqs-barrier teardown --barrier {barrier}`"
+    )]
+    Conflict {
+        /// The barrier.
+        barrier: String,
+        /// What differs.
+        detail: String,
+    },
+    /// A configuration value is invalid.
+    #[error(transparent)]
+    Config(#[from] sqs_barrier_core::ConfigError),
+    /// The member is not part of the barrier.
+    #[error(transparent)]
+    Participant(#[from] sqs_barrier_core::participant::ParticipantError),
+    /// No AWS credentials could be found.
+    #[error(
+        "no AWS credentials found ({detail}); set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, AWS_PROFILE, or run where an IAM role is available"
+    )]
+    NoCredentials {
+        /// What the credential chain said.
+        detail: String,
+    },
+    /// No AWS region is configured.
+    #[error(
+        "no AWS region configured; set AWS_REGION (or AWS_DEFAULT_REGION), a profile region, or pass --region"
+    )]
+    NoRegion,
+    /// The endpoint could not be reached.
+    #[error(
+        "cannot reach SQS at {endpoint}: {detail}; check --endpoint-url / AWS_ENDPOINT_URL and that the endpoint is running (try `sqs-barrier local`)"
+    )]
+    Unreachable {
+        /// The endpoint.
+        endpoint: String,
+        /// What failed.
+        detail: String,
+    },
+    /// SQS refused the credentials or the request's permissions.
+    #[error(
+        "SQS at {endpoint} denied {operation}: {code}: {message}; check your credentials and IAM permissions"
+    )]
+    AccessDenied {
+        /// The endpoint.
+        endpoint: String,
+        /// The operation.
+        operation: &'static str,
+        /// The error code.
+        code: String,
+        /// The service's message.
+        message: String,
+    },
+    /// Any other SQS error.
+    #[error("SQS {operation} failed at {endpoint}: {detail}")]
+    Sqs {
+        /// The endpoint.
+        endpoint: String,
+        /// The operation.
+        operation: &'static str,
+        /// The error, with its causes.
+        detail: String,
+    },
+    /// The barrier's stored configuration or state is unreadable.
+    #[error(
+        "barrier {barrier:?} has corrupt metadata: {detail}; re-create it with `sqs-barrier teardown` and `setup`"
+    )]
+    Corrupt {
+        /// The barrier.
+        barrier: String,
+        /// What is wrong.
+        detail: String,
+    },
+    /// Another coordinator is running for this barrier.
+    #[error(
+        "another coordinator ({id}) of barrier {barrier:?} was alive {age:.1?} ago; stop it, or pass --force if it is dead"
+    )]
+    CoordinatorRunning {
+        /// The barrier.
+        barrier: String,
+        /// The other coordinator's id.
+        id: String,
+        /// How long ago it published its heartbeat.
+        age: Duration,
+    },
+    /// This coordinator stood down because another one took over.
+    #[error("coordinator of barrier {barrier:?} stood down: coordinator {other} took over")]
+    Superseded {
+        /// The barrier.
+        barrier: String,
+        /// The coordinator that took over.
+        other: String,
+    },
+    /// The wait timed out.
+    #[error(
+        "timed out after {timeout:.1?} waiting at generation {generation} of barrier {barrier:?}; {}",
+        missing_text(missing)
+    )]
+    TimedOut {
+        /// The barrier.
+        barrier: String,
+        /// The generation.
+        generation: u64,
+        /// The timeout.
+        timeout: Duration,
+        /// Who had not arrived, as far as the coordinator's last published
+        /// state tells (`None`: unknown).
+        missing: Option<Vec<String>>,
+    },
+    /// The barrier is broken (aborted, or its deadline passed).
+    #[error("barrier {barrier:?} is broken at generation {generation} ({cause}); {}", missing_text(&Some(missing.clone())))]
+    Broken {
+        /// The barrier.
+        barrier: String,
+        /// The generation waited at.
+        generation: u64,
+        /// Why.
+        cause: BreakCause,
+        /// Who had not arrived when it broke.
+        missing: Vec<String>,
+    },
+    /// No coordinator is alive.
+    #[error("no live coordinator for barrier {barrier:?} (last heartbeat: {}); start one with `sqs-barrier coordinator --barrier {barrier}`", heartbeat_text(*last_heartbeat_ms))]
+    CoordinatorSilent {
+        /// The barrier.
+        barrier: String,
+        /// The generation waited at.
+        generation: u64,
+        /// The last heartbeat seen (ms since the Unix epoch).
+        last_heartbeat_ms: Option<u64>,
+    },
+    /// A wait was cancelled (its task was dropped or the runtime shut down).
+    #[error("the wait was cancelled")]
+    Cancelled,
+}
+
+fn missing_text(missing: &Option<Vec<String>>) -> String {
+    match missing {
+        None => "who is missing is unknown (no coordinator state)".into(),
+        Some(m) if m.is_empty() => "nobody was missing".into(),
+        Some(m) if m.len() <= 20 => format!("missing: {}", m.join(", ")),
+        Some(m) => format!("missing: {}, ... ({} in all)", m[..20].join(", "), m.len()),
+    }
+}
+
+fn heartbeat_text(ms: Option<u64>) -> String {
+    let Some(ms) = ms else {
+        return "never".into();
+    };
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_millis() as u64;
+    format!("{:.1} s ago", now.saturating_sub(ms) as f64 / 1000.0)
+}
+
+impl Error {
+    /// Whether the error is about the infrastructure (SQS, credentials,
+    /// setup) rather than the barrier's outcome.
+    pub fn is_infrastructure(&self) -> bool {
+        !matches!(
+            self,
+            Error::TimedOut { .. } | Error::Broken { .. } | Error::CoordinatorSilent { .. }
+        )
+    }
+}
+
+/// This crate's result type.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,381 @@
+//! Waiting at a barrier: the participant's driver.
+
+use std::future::Future;
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::task::{Context, Poll};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use sqs_barrier_core::participant::{Notice, Outcome, ParticipantOptions, Transmit};
+use sqs_barrier_core::wire::{BreakCause, Message};
+use sqs_barrier_core::{BarrierConfig, Participant};
+use tokio::sync::watch;
+
+use crate::admin::{self, BarrierInfo};
+use crate::error::{Error, Result};
+use crate::sqs::Sqs;
+
+/// Participants hide the notice copy they take for longer than the release
+/// queue keeps it, so it expires instead of being deleted.
+const HIDE_NOTICE: i32 = 43_200;
+
+/// The wall clock as the core wants it: time since the Unix epoch.
+pub(crate) fn wall_now() -> Duration {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+}
+
+/// A member's handle on a barrier. Cheap to clone; clones share the member's
+/// phase counter and can [`abort`](Self::abort) a wait under way.
+///
+/// ```no_run
+/// # async fn demo() -> Result<(), sqs_barrier::Error> {
+/// use std::time::Duration;
+/// use sqs_barrier::{Barrier, ClientOptions, Sqs};
+///
+/// let sqs = Sqs::connect(&ClientOptions::default()).await?;
+/// let barrier = Barrier::connect(&sqs, "nightly-etl", "worker-3").await?;
+/// // phase 0 work ...
+/// barrier.wait(Some(Duration::from_secs(600))).await?; // everyone finished phase 0
+/// // phase 1 work, split-phase: arrive now, await later.
+/// let arrival = barrier.arrive(None).await?;
+/// // ... work that does not depend on the others ...
+/// arrival.await?;
+/// # Ok(()) }
+/// ```
+#[derive(Clone, Debug)]
+pub struct Barrier {
+    inner: Arc<Inner>,
+}
+
+#[derive(Debug)]
+struct Inner {
+    sqs: Sqs,
+    info: BarrierInfo,
+    member: String,
+    session: String,
+    opts: ParticipantOptions,
+    /// The next generation to arrive at, and the one being waited at.
+    phase: Mutex<Phase>,
+    abort_tx: watch::Sender<Option<String>>,
+}
+
+#[derive(Debug, Default)]
+struct Phase {
+    next: u64,
+    waiting: Option<u64>,
+}
+
+/// A released wait.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Released {
+    /// The generation (phase) released.
+    pub generation: u64,
+    /// How long this participant waited.
+    pub waited: Duration,
+}
+
+impl Barrier {
+    /// Connects `member` to barrier `name`, reading its configuration.
+    pub async fn connect(sqs: &Sqs, name: &str, member: &str) -> Result<Self> {
+        Self::connect_with(sqs, name, member, ParticipantOptions::default()).await
+    }
+
+    /// [`Self::connect`] with explicit participant tunables.
+    pub async fn connect_with(
+        sqs: &Sqs,
+        name: &str,
+        member: &str,
+        opts: ParticipantOptions,
+    ) -> Result<Self> {
+        let info = admin::open(sqs, name).await?;
+        // Validate membership now, not at the first wait.
+        Participant::new(&info.config, member, "", opts.clone())?;
+        let (abort_tx, _) = watch::channel(None);
+        Ok(Self {
+            inner: Arc::new(Inner {
+                sqs: sqs.clone(),
+                info,
+                member: member.to_owned(),
+                session: format!("{:016x}", rand::random::<u64>()),
+                opts,
+                phase: Mutex::new(Phase::default()),
+                abort_tx,
+            }),
+        })
+    }
+
+    /// The barrier's configuration.
+    pub fn config(&self) -> &BarrierConfig {
+        &self.inner.info.config
+    }
+
+    /// This member's name.
+    pub fn member(&self) -> &str {
+        &self.inner.member
+    }
+
+    /// The generation the next [`wait`](Self::wait) or
+    /// [`arrive`](Self::arrive) arrives at (0 for a new handle).
+    pub fn phase(&self) -> u64 {
+        self.inner.phase.lock().expect("phase lock").next
+    }
+
+    /// Sets the next generation, e.g. to resume after a restart.
+    pub fn set_phase(&self, generation: u64) {
+        self.inner.phase.lock().expect("phase lock").next = generation;
+    }
+
+    /// Arrives at the next generation and waits until everyone has, or
+    /// until `timeout`.
+    pub async fn wait(&self, timeout: Option<Duration>) -> Result<Released> {
+        self.arrive(timeout).await?.await
+    }
+
+    /// Arrives at the next generation now (the check-in is sent when this
+    /// returns) and returns a future that resolves when the generation is
+    /// released. The wait runs in a background task from here on, so
+    /// awaiting the [`Arrival`] late loses nothing.
+    pub async fn arrive(&self, timeout: Option<Duration>) -> Result<Arrival> {
+        let generation = {
+            let mut ph = self.inner.phase.lock().expect("phase lock");
+            if let Some(g) = ph.waiting {
+                return Err(
+                    sqs_barrier_core::participant::ParticipantError::AlreadyWaiting(g).into(),
+                );
+            }
+            ph.waiting = Some(ph.next);
+            ph.next
+        };
+        let started = Instant::now();
+        let mut p = Participant::new(
+            &self.inner.info.config,
+            &self.inner.member,
+            self.inner.session.clone(),
+            self.inner.opts.clone(),
+        )?;
+        if let Err(e) = p.arrive(generation, timeout, wall_now()) {
+            self.finish(generation, false);
+            return Err(e.into());
+        }
+        // The check-in goes out before `arrive` returns.
+        if let Err(e) = flush(&self.inner, &mut p).await {
+            self.finish(generation, false);
+            return Err(e);
+        }
+        let this = self.clone();
+        let abort_rx = self.inner.abort_tx.subscribe();
+        let task = tokio::spawn(async move {
+            let r = drive(&this.inner, &mut p, generation, timeout, abort_rx).await;
+            this.finish(generation, r.is_ok());
+            r.map(|generation| Released {
+                generation,
+                waited: started.elapsed(),
+            })
+        });
+        Ok(Arrival { generation, task })
+    }
+
+    fn finish(&self, generation: u64, released: bool) {
+        let mut ph = self.inner.phase.lock().expect("phase lock");
+        ph.waiting = None;
+        if released {
+            ph.next = generation + 1;
+        }
+    }
+
+    /// Breaks the barrier for everyone waiting at this member's current
+    /// generation (or its next one, if it is not waiting). A wait of this
+    /// handle under way ends with [`Error::Broken`].
+    pub async fn abort(&self, reason: &str) -> Result<()> {
+        let generation = {
+            let ph = self.inner.phase.lock().expect("phase lock");
+            ph.waiting.unwrap_or(ph.next)
+        };
+        let cfg = &self.inner.info.config;
+        let body = Message::Abort {
+            barrier: cfg.name.clone(),
+            instance: cfg.instance.clone(),
+            generation: Some(generation),
+            by: self.inner.member.clone(),
+            reason: reason.to_owned(),
+        }
+        .encode();
+        send_checkin_queue(&self.inner.sqs, &self.inner.info, &body, "abort").await?;
+        self.inner.abort_tx.send_replace(Some(reason.to_owned()));
+        Ok(())
+    }
+}
+
+/// Aborts barrier `name` as an operator (not a member): everyone waiting at
+/// the current generation gets [`Error::Broken`] naming `by` and `reason`.
+pub async fn abort_barrier(sqs: &Sqs, name: &str, by: &str, reason: &str) -> Result<()> {
+    let info = admin::open(sqs, name).await?;
+    let body = Message::Abort {
+        barrier: info.config.name.clone(),
+        instance: info.config.instance.clone(),
+        generation: None,
+        by: by.to_owned(),
+        reason: reason.to_owned(),
+    }
+    .encode();
+    send_checkin_queue(sqs, &info, &body, "abort").await
+}
+
+/// A wait under way; resolves when its generation is released.
+#[derive(Debug)]
+#[must_use = "an arrival does nothing unless awaited"]
+pub struct Arrival {
+    generation: u64,
+    task: tokio::task::JoinHandle<Result<Released>>,
+}
+
+impl Arrival {
+    /// The generation arrived at.
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+}
+
+impl Future for Arrival {
+    type Output = Result<Released>;
+
+    fn poll(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Self::Output> {
+        Pin::new(&mut self.task)
+            .poll(cx)
+            .map(|r| r.unwrap_or(Err(Error::Cancelled)))
+    }
+}
+
+async fn send_checkin_queue(sqs: &Sqs, info: &BarrierInfo, body: &str, group: &str) -> Result<()> {
+    let mut req = sqs
+        .client()
+        .send_message()
+        .queue_url(&info.urls.checkin)
+        .message_body(body);
+    if info.config.fifo {
+        // The group keeps one participant's messages of one generation in
+        // order; the dedup id makes the SDK's retries of this send one message
+        // (the body alone would repeat across generations and sessions).
+        let dedup = format!("{:016x}", rand::random::<u64>());
+        req = req.message_group_id(group).message_deduplication_id(dedup);
+    }
+    req.send().await.map_err(|e| sqs.error("SendMessage", e))?;
+    Ok(())
+}
+
+async fn flush(inner: &Inner, p: &mut Participant) -> Result<()> {
+    while let Some(t) = p.poll_transmit() {
+        match t {
+            Transmit::Send(body) => {
+                let group = format!("{}.{}", inner.session, p.waiting_at().unwrap_or(0));
+                send_checkin_queue(&inner.sqs, &inner.info, &body, &group).await?;
+            }
+            Transmit::QueryStatus => {
+                // An unreadable state is reported as none: the core decides.
+                let state = admin::read_state(&inner.sqs, &inner.info.urls.checkin)
+                    .await
+                    .ok()
+                    .flatten();
+                p.handle_status(state.as_ref(), wall_now());
+            }
+        }
+    }
+    Ok(())
+}
+
+async fn drive(
+    inner: &Inner,
+    p: &mut Participant,
+    generation: u64,
+    timeout: Option<Duration>,
+    mut abort_rx: watch::Receiver<Option<String>>,
+) -> Result<u64> {
+    let cfg = &inner.info.config;
+    let queue = inner.info.urls.release_for(generation).to_owned();
+    loop {
+        flush(inner, p).await?;
+        if let Some(outcome) = p.poll_event() {
+            return outcome_to_result(cfg, outcome, timeout);
+        }
+        let now = wall_now();
+        let next = p.poll_timeout().unwrap_or(now + Duration::from_secs(20));
+        if next <= now {
+            p.handle_timeout(now);
+            continue;
+        }
+        // Long-poll no longer than until the next timer (SQS waits in whole
+        // seconds, so timers fire up to a second late). A receive is never
+        // abandoned midway except on abort: a copy it took would be lost.
+        let wait = (next - now).as_secs().clamp(1, 20) as i32;
+        let receive = inner
+            .sqs
+            .client()
+            .receive_message()
+            .queue_url(&queue)
+            .max_number_of_messages(1)
+            .visibility_timeout(HIDE_NOTICE)
+            .wait_time_seconds(wait)
+            .send();
+        tokio::select! {
+            r = receive => {
+                let out = r.map_err(|e| inner.sqs.error("ReceiveMessage", e))?;
+                for m in out.messages.unwrap_or_default() {
+                    let body = m.body.unwrap_or_default();
+                    if let Notice::Foreign(why) = p.handle_notice(&body) {
+                        tracing::warn!(queue = %queue, %why, "ignoring a foreign message on a release queue");
+                    }
+                }
+            }
+            _ = abort_rx.changed() => {
+                let reason = abort_rx.borrow().clone().unwrap_or_default();
+                return Err(Error::Broken {
+                    barrier: cfg.name.clone(),
+                    generation,
+                    cause: BreakCause::Aborted { by: inner.member.clone(), reason },
+                    missing: Vec::new(),
+                });
+            }
+        }
+        p.handle_timeout(wall_now());
+    }
+}
+
+fn outcome_to_result(cfg: &BarrierConfig, o: Outcome, timeout: Option<Duration>) -> Result<u64> {
+    let barrier = cfg.name.clone();
+    match o {
+        Outcome::Released { generation } => Ok(generation),
+        Outcome::Broken {
+            generation,
+            cause,
+            missing,
+            ..
+        } => Err(Error::Broken {
+            barrier,
+            generation,
+            cause,
+            missing,
+        }),
+        Outcome::TimedOut {
+            generation,
+            missing,
+            ..
+        } => Err(Error::TimedOut {
+            barrier,
+            generation,
+            timeout: timeout.unwrap_or_default(),
+            missing,
+        }),
+        Outcome::CoordinatorSilent {
+            generation,
+            last_heartbeat_ms,
+        } => Err(Error::CoordinatorSilent {
+            barrier,
+            generation,
+            last_heartbeat_ms,
+        }),
+        _ => Err(Error::Cancelled),
+    }
+}

@@ -1,0 +1,287 @@
+//! The SQS client: configuration, request accounting and error mapping.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use aws_config::BehaviorVersion;
+use aws_credential_types::provider::ProvideCredentials;
+use aws_sdk_sqs::config::Region;
+use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+use aws_smithy_runtime_api::box_error::BoxError;
+use aws_smithy_runtime_api::client::interceptors::Intercept;
+use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::orchestrator::Metadata;
+use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
+use aws_smithy_types::config_bag::ConfigBag;
+use aws_smithy_types::error::display::DisplayErrorContext;
+use aws_smithy_types::timeout::TimeoutConfig;
+
+use crate::error::{Error, Result};
+
+/// How to reach SQS. Everything left `None` comes from the standard AWS
+/// configuration: `AWS_ENDPOINT_URL` / `AWS_ENDPOINT_URL_SQS`, `AWS_REGION`,
+/// `AWS_PROFILE`, the shared config files and the default credential chain.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct ClientOptions {
+    /// The SQS endpoint, e.g. `http://127.0.0.1:9324`.
+    pub endpoint_url: Option<String>,
+    /// The AWS region.
+    pub region: Option<String>,
+    /// The profile of the shared config files.
+    pub profile: Option<String>,
+}
+
+impl ClientOptions {
+    /// Options with an explicit endpoint.
+    pub fn with_endpoint(endpoint_url: impl Into<String>) -> Self {
+        Self {
+            endpoint_url: Some(endpoint_url.into()),
+            ..Self::default()
+        }
+    }
+}
+
+/// Counts of SQS requests by operation, retries included: what SQS bills.
+#[derive(Clone, Debug, Default)]
+pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+
+impl RequestCounter {
+    /// A snapshot of the counts so far.
+    pub fn snapshot(&self) -> BTreeMap<String, u64> {
+        self.0.lock().expect("counter lock").clone()
+    }
+
+    /// The total so far.
+    pub fn total(&self) -> u64 {
+        self.0.lock().expect("counter lock").values().sum()
+    }
+
+    fn add(&self, op: &str) {
+        *self
+            .0
+            .lock()
+            .expect("counter lock")
+            .entry(op.to_owned())
+            .or_default() += 1;
+    }
+}
+
+#[derive(Debug)]
+struct CountRequests(RequestCounter);
+
+impl Intercept for CountRequests {
+    fn name(&self) -> &'static str {
+        "CountRequests"
+    }
+
+    fn read_before_attempt(
+        &self,
+        _ctx: &BeforeTransmitInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let op = cfg.load::<Metadata>().map_or("unknown", |m| m.name());
+        self.0.add(op);
+        Ok(())
+    }
+}
+
+/// An SQS client with request accounting and this crate's error mapping.
+/// Cheap to clone.
+#[derive(Clone)]
+pub struct Sqs {
+    client: aws_sdk_sqs::Client,
+    counter: RequestCounter,
+    endpoint: Arc<str>,
+}
+
+impl fmt::Debug for Sqs {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Sqs")
+            .field("endpoint", &self.endpoint)
+            .finish()
+    }
+}
+
+/// Long polls last up to 20 s; an attempt may take that long plus the
+/// network's share.
+const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
+
+impl Sqs {
+    /// Connects with the standard AWS configuration, overridden by `opts`.
+    ///
+    /// Fails early and clearly when there is no region or no credentials.
+    pub async fn connect(opts: &ClientOptions) -> Result<Self> {
+        let http = aws_smithy_http_client::Builder::new()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring))
+            .build_https();
+        let mut loader = aws_config::defaults(BehaviorVersion::latest()).http_client(http);
+        if let Some(p) = &opts.profile {
+            loader = loader.profile_name(p);
+        }
+        if let Some(r) = &opts.region {
+            loader = loader.region(Region::new(r.clone()));
+        }
+        if let Some(u) = &opts.endpoint_url {
+            loader = loader.endpoint_url(u);
+        }
+        let shared = loader.load().await;
+        let endpoint = shared
+            .endpoint_url()
+            .map(str::to_owned)
+            .or_else(|| {
+                shared
+                    .region()
+                    .map(|r| format!("https://sqs.{r}.amazonaws.com"))
+            })
+            .unwrap_or_else(|| "SQS".into());
+        let mut builder = aws_sdk_sqs::config::Builder::from(&shared);
+        if shared.region().is_none() {
+            // A custom endpoint (a local server) needs a region only to sign.
+            if shared.endpoint_url().is_some() {
+                builder = builder.region(Region::new("us-east-1"));
+            } else {
+                return Err(Error::NoRegion);
+            }
+        }
+        let Some(creds) = shared.credentials_provider() else {
+            return Err(Error::NoCredentials {
+                detail: "no credential provider configured".into(),
+            });
+        };
+        if let Err(e) = creds.provide_credentials().await {
+            return Err(Error::NoCredentials {
+                detail: DisplayErrorContext(&e).to_string(),
+            });
+        }
+        Ok(Self::from_builder(builder, endpoint))
+    }
+
+    /// A client for a local endpoint (the embedded one, or a test server)
+    /// with fixed placeholder credentials: nothing to configure.
+    pub fn local(endpoint_url: &str) -> Self {
+        let http = aws_smithy_http_client::Builder::new().build_http();
+        let builder = aws_sdk_sqs::config::Builder::new()
+            .behavior_version(BehaviorVersion::latest())
+            .endpoint_url(endpoint_url)
+            .region(Region::new("us-east-1"))
+            .credentials_provider(aws_sdk_sqs::config::Credentials::new(
+                "local",
+                "local",
+                None,
+                None,
+                "sqs-barrier",
+            ))
+            .http_client(http);
+        Self::from_builder(builder, endpoint_url.to_owned())
+    }
+
+    fn from_builder(builder: aws_sdk_sqs::config::Builder, endpoint: String) -> Self {
+        let counter = RequestCounter::default();
+        let conf = builder
+            .interceptor(CountRequests(counter.clone()))
+            .timeout_config(
+                TimeoutConfig::builder()
+                    .connect_timeout(CONNECT_TIMEOUT)
+                    .operation_attempt_timeout(ATTEMPT_TIMEOUT)
+                    .build(),
+            )
+            .build();
+        Self {
+            client: aws_sdk_sqs::Client::from_conf(conf),
+            counter,
+            endpoint: endpoint.into(),
+        }
+    }
+
+    /// The SDK client.
+    pub fn client(&self) -> &aws_sdk_sqs::Client {
+        &self.client
+    }
+
+    /// The requests made through this client (and its clones).
+    pub fn requests(&self) -> &RequestCounter {
+        &self.counter
+    }
+
+    /// The endpoint, for messages.
+    pub fn endpoint(&self) -> &str {
+        &self.endpoint
+    }
+
+    /// Maps an SDK error of `operation` to this crate's error.
+    pub(crate) fn error<E, R>(&self, operation: &'static str, err: SdkError<E, R>) -> Error
+    where
+        E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
+        R: fmt::Debug + Send + Sync + 'static,
+    {
+        let endpoint = self.endpoint.to_string();
+        match &err {
+            SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => Error::Unreachable {
+                endpoint,
+                detail: DisplayErrorContext(&err).to_string(),
+            },
+            SdkError::TimeoutError(_) => Error::Unreachable {
+                endpoint,
+                detail: "the request timed out".into(),
+            },
+            SdkError::ServiceError(se) => {
+                let e = se.err();
+                let code = e.code().unwrap_or("Unknown").to_owned();
+                let message = e.message().unwrap_or("").to_owned();
+                if is_auth_code(&code) {
+                    Error::AccessDenied {
+                        endpoint,
+                        operation,
+                        code,
+                        message,
+                    }
+                } else {
+                    Error::Sqs {
+                        endpoint,
+                        operation,
+                        detail: format!("{code}: {message}"),
+                    }
+                }
+            }
+            _ => {
+                let detail = DisplayErrorContext(&err).to_string();
+                if detail.contains("credentials") {
+                    Error::NoCredentials { detail }
+                } else {
+                    Error::Sqs {
+                        endpoint,
+                        operation,
+                        detail,
+                    }
+                }
+            }
+        }
+    }
+}
+
+fn is_auth_code(code: &str) -> bool {
+    matches!(
+        code,
+        "AccessDenied"
+            | "AccessDeniedException"
+            | "InvalidClientTokenId"
+            | "SignatureDoesNotMatch"
+            | "UnrecognizedClientException"
+            | "InvalidSecurity"
+            | "ExpiredToken"
+            | "MissingAuthenticationToken"
+    )
+}
+
+/// Whether an SDK error says the queue does not exist.
+pub(crate) fn is_missing_queue<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>) -> bool {
+    err.as_service_error()
+        .and_then(|e| e.code())
+        .is_some_and(|c| c == "AWS.SimpleQueueService.NonExistentQueue" || c == "QueueDoesNotExist")
+}

@@ -1,0 +1,371 @@
+//! The barrier end to end, through the real AWS SDK, against the embedded
+//! endpoint and against moto: every test body runs on both.
+
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqs_barrier::core::coordinator::Event;
+use sqs_barrier::core::participant::ParticipantOptions;
+use sqs_barrier::core::wire::BreakCause;
+use sqs_barrier::{Barrier, CoordinatorOptions, Error, Sqs, admin};
+use sqs_barrier_testkit::{Target, TestEndpoint, start};
+use tokio::sync::{mpsc, oneshot};
+
+/// Generates `mod embedded` and `mod moto` variants of each test.
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(sqs_barrier_testkit::Target::Embedded).await } )*
+        }
+        mod moto {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(sqs_barrier_testkit::Target::Moto).await } )*
+        }
+    };
+}
+
+both!(
+    phases_release_only_when_all_arrived,
+    setup_is_idempotent_and_checks_rules,
+    missing_barrier_is_a_clear_error,
+    timeout_names_missing_members,
+    abort_breaks_every_waiter,
+    deadline_breaks_and_names_missing,
+    silent_coordinator_is_an_error,
+    malformed_messages_are_moved_aside,
+    coordinator_restart_loses_no_checkin,
+    rerun_after_release_gets_the_notice_again,
+);
+
+struct Fixture {
+    _endpoint: TestEndpoint,
+    sqs: Sqs,
+    name: String,
+}
+
+async fn fixture(target: Target, parties: usize, deadline: Option<Duration>) -> Fixture {
+    let endpoint = start(target).await;
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let name = format!("t{:08x}", rand_u32());
+    let mut opts = admin::SetupOptions::new(parties);
+    opts.deadline = deadline;
+    admin::setup(&sqs, &name, &opts).await.expect("setup");
+    Fixture {
+        _endpoint: endpoint,
+        sqs,
+        name,
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now()) as u32
+}
+
+struct Running {
+    stop: Option<oneshot::Sender<()>>,
+    task: tokio::task::JoinHandle<sqs_barrier::Result<()>>,
+    events: mpsc::UnboundedReceiver<Event>,
+}
+
+impl Running {
+    async fn stop(mut self) -> sqs_barrier::Result<()> {
+        if let Some(s) = self.stop.take() {
+            let _ = s.send(());
+        }
+        tokio::time::timeout(Duration::from_secs(10), self.task)
+            .await
+            .expect("coordinator stops promptly")
+            .expect("coordinator task")
+    }
+}
+
+fn fast_coordinator(force: bool) -> CoordinatorOptions {
+    let mut o = CoordinatorOptions::default();
+    o.core.heartbeat = Duration::from_millis(500);
+    o.core.min_write_interval = Duration::from_millis(100);
+    o.force = force;
+    o
+}
+
+fn coordinator(f: &Fixture, opts: CoordinatorOptions) -> Running {
+    let (stop, stop_rx) = oneshot::channel();
+    let (tx, events) = mpsc::unbounded_channel();
+    let sqs = f.sqs.clone();
+    let name = f.name.clone();
+    let task = tokio::spawn(async move {
+        let stop = async {
+            let _ = stop_rx.await;
+        };
+        sqs_barrier::run_coordinator(&sqs, &name, opts, Some(tx), stop).await
+    });
+    Running {
+        stop: Some(stop),
+        task,
+        events,
+    }
+}
+
+async fn member(f: &Fixture, id: &str) -> Barrier {
+    Barrier::connect(&f.sqs, &f.name, id)
+        .await
+        .expect("connect")
+}
+
+const LONG: Option<Duration> = Some(Duration::from_secs(30));
+
+async fn phases_release_only_when_all_arrived(target: Target) {
+    let f = fixture(target, 3, None).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    // arrivals[k] = members arrived at phase k so far; every release must
+    // see all three.
+    let arrivals = Arc::new(Mutex::new(vec![0usize; 3]));
+    let mut tasks = Vec::new();
+    for id in 0..3 {
+        let b = member(&f, &id.to_string()).await;
+        let arrivals = arrivals.clone();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..3u64 {
+                tokio::time::sleep(Duration::from_millis(50 * id as u64 * (k + 1))).await;
+                arrivals.lock().unwrap()[k as usize] += 1;
+                let r = b.wait(LONG).await.expect("released");
+                assert_eq!(r.generation, k);
+                assert_eq!(
+                    arrivals.lock().unwrap()[k as usize],
+                    3,
+                    "released at phase {k} before everyone arrived"
+                );
+            }
+            b.phase()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 3);
+    }
+    c.stop().await.expect("clean stop");
+}
+
+async fn setup_is_idempotent_and_checks_rules(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let again = admin::setup(&f.sqs, &f.name, &admin::SetupOptions::new(2))
+        .await
+        .unwrap();
+    assert!(!again.created);
+    let err = admin::setup(&f.sqs, &f.name, &admin::SetupOptions::new(3))
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::Conflict { .. }), "{err}");
+    let err = Barrier::connect(&f.sqs, &f.name, "7").await.unwrap_err();
+    assert!(err.to_string().contains("not a member"), "{err}");
+    let deleted = admin::teardown(&f.sqs, &f.name).await.unwrap();
+    assert_eq!(deleted.len(), 4, "{deleted:?}");
+}
+
+async fn missing_barrier_is_a_clear_error(target: Target) {
+    let endpoint = start(target).await;
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let err = Barrier::connect(&sqs, "never-set-up", "0")
+        .await
+        .unwrap_err();
+    assert!(matches!(err, Error::NotSetUp { .. }), "{err}");
+    assert!(err.to_string().contains("sqs-barrier setup"), "{err}");
+    // An endpoint nobody listens on.
+    let dead = Sqs::local("http://127.0.0.1:9");
+    let err = admin::status(&dead, "x").await.unwrap_err();
+    assert!(matches!(err, Error::Unreachable { .. }), "{err}");
+}
+
+async fn timeout_names_missing_members(target: Target) {
+    let f = fixture(target, 3, None).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    let a1 = b1.arrive(LONG).await.unwrap();
+    let err = b0.wait(Some(Duration::from_secs(2))).await.unwrap_err();
+    match &err {
+        Error::TimedOut { missing, .. } => {
+            assert_eq!(missing.as_deref(), Some(&["2".to_owned()][..]), "{err}")
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    // The timed-out member's check-in stands; a re-run of the same phase and
+    // the last member release everyone.
+    let b2 = member(&f, "2").await;
+    let a2 = b2.arrive(LONG).await.unwrap();
+    b0.wait(LONG).await.expect("re-run released");
+    a1.await.unwrap();
+    a2.await.unwrap();
+    c.stop().await.unwrap();
+}
+
+async fn abort_breaks_every_waiter(target: Target) {
+    let f = fixture(target, 3, None).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    let a0 = b0.arrive(LONG).await.unwrap();
+    let a1 = b1.arrive(LONG).await.unwrap();
+    sqs_barrier::abort_barrier(&f.sqs, &f.name, "op", "disk full")
+        .await
+        .unwrap();
+    for a in [a0, a1] {
+        match a.await.unwrap_err() {
+            Error::Broken { cause, missing, .. } => {
+                assert_eq!(
+                    cause,
+                    BreakCause::Aborted {
+                        by: "op".into(),
+                        reason: "disk full".into()
+                    }
+                );
+                assert_eq!(missing, vec!["2".to_owned()]);
+            }
+            other => panic!("expected broken, got {other}"),
+        }
+    }
+    // A late arrival learns it too.
+    let b2 = member(&f, "2").await;
+    assert!(matches!(b2.wait(LONG).await, Err(Error::Broken { .. })));
+    let st = admin::status(&f.sqs, &f.name).await.unwrap();
+    assert!(st.state.unwrap().broken.is_some());
+    c.stop().await.unwrap();
+}
+
+async fn deadline_breaks_and_names_missing(target: Target) {
+    let f = fixture(target, 2, Some(Duration::from_secs(1))).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    match b0.wait(LONG).await.unwrap_err() {
+        Error::Broken { cause, missing, .. } => {
+            assert!(matches!(cause, BreakCause::Deadline { .. }), "{cause}");
+            assert_eq!(missing, vec!["1".to_owned()]);
+        }
+        other => panic!("expected broken, got {other}"),
+    }
+    c.stop().await.unwrap();
+}
+
+async fn silent_coordinator_is_an_error(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let mut opts = ParticipantOptions::default();
+    opts.silence_after = Duration::from_secs(2);
+    let b0 = Barrier::connect_with(&f.sqs, &f.name, "0", opts)
+        .await
+        .unwrap();
+    let started = Instant::now();
+    let err = b0.wait(LONG).await.unwrap_err();
+    assert!(matches!(err, Error::CoordinatorSilent { .. }), "{err}");
+    assert!(err.to_string().contains("sqs-barrier coordinator"), "{err}");
+    assert!(started.elapsed() < Duration::from_secs(10));
+}
+
+async fn malformed_messages_are_moved_aside(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let info = admin::open(&f.sqs, &f.name).await.unwrap();
+    let junk = [
+        "Process 3 completed Phase 1".to_owned(),
+        "{\"v\":1,\"type\":\"checkin\"}".to_owned(),
+        format!(
+            "{{\"v\":1,\"type\":\"checkin\",\"barrier\":\"{}\",\"instance\":\"{}\",\"gen\":0,\"member\":\"mallory\",\"session\":\"s\",\"attempt\":0}}",
+            f.name, info.config.instance
+        ),
+        format!(
+            "{{\"v\":1,\"type\":\"checkin\",\"barrier\":\"{}\",\"instance\":\"forged\",\"gen\":0,\"member\":\"0\",\"session\":\"s\",\"attempt\":0}}",
+            f.name
+        ),
+        format!(
+            "{{\"v\":1,\"type\":\"checkin\",\"barrier\":\"{}\",\"instance\":\"{}\",\"gen\":999999,\"member\":\"1\",\"session\":\"s\",\"attempt\":0}}",
+            f.name, info.config.instance
+        ),
+    ];
+    for body in &junk {
+        f.sqs
+            .client()
+            .send_message()
+            .queue_url(&info.urls.checkin)
+            .message_body(body)
+            .send()
+            .await
+            .unwrap();
+    }
+    let mut c = coordinator(&f, fast_coordinator(false));
+    // The barrier still works, and none of the junk counted.
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    let a0 = b0.arrive(LONG).await.unwrap();
+    b1.wait(LONG).await.unwrap();
+    a0.await.unwrap();
+    let mut rejected = 0;
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rejected < junk.len() && Instant::now() < deadline {
+        if let Ok(Some(Event::Rejected { .. })) =
+            tokio::time::timeout(Duration::from_millis(200), c.events.recv()).await
+        {
+            rejected += 1;
+        }
+    }
+    assert_eq!(rejected, junk.len());
+    tokio::time::sleep(Duration::from_millis(700)).await; // a state write
+    let st = admin::status(&f.sqs, &f.name).await.unwrap();
+    assert_eq!(st.state.unwrap().rejected, junk.len() as u64);
+    let dlq = f
+        .sqs
+        .client()
+        .receive_message()
+        .queue_url(&info.urls.dead_letter)
+        .max_number_of_messages(10)
+        .message_attribute_names("All")
+        .send()
+        .await
+        .unwrap();
+    let moved = dlq.messages.unwrap_or_default();
+    assert_eq!(moved.len(), junk.len());
+    assert!(moved.iter().all(|m| {
+        m.message_attributes
+            .as_ref()
+            .is_some_and(|a| a.contains_key("sqs-barrier-reason"))
+    }));
+    c.stop().await.unwrap();
+}
+
+async fn coordinator_restart_loses_no_checkin(target: Target) {
+    let f = fixture(target, 3, None).await;
+    let mut first = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    let a0 = b0.arrive(LONG).await.unwrap();
+    let a1 = b1.arrive(LONG).await.unwrap();
+    // Wait until the first coordinator has seen both check-ins.
+    let mut seen = 0;
+    while seen < 2 {
+        if let Some(Event::Arrived { .. }) = first.events.recv().await {
+            seen += 1;
+        }
+    }
+    first.stop().await.unwrap();
+    // A second one (forced: the first's heartbeat is recent) takes over.
+    let second = coordinator(&f, fast_coordinator(true));
+    let b2 = member(&f, "2").await;
+    b2.wait(LONG).await.expect("released after the restart");
+    a0.await.unwrap();
+    a1.await.unwrap();
+    second.stop().await.unwrap();
+}
+
+async fn rerun_after_release_gets_the_notice_again(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    let a0 = b0.arrive(LONG).await.unwrap();
+    b1.wait(LONG).await.unwrap();
+    a0.await.unwrap();
+    // Member 0 "crashed" after the release and re-runs phase 0 with a new
+    // session: it must be released again, not hang.
+    let again = member(&f, "0").await;
+    again.set_phase(0);
+    let r = again.wait(LONG).await.expect("released again");
+    assert_eq!(r.generation, 0);
+    c.stop().await.unwrap();
+}

@@ -1,0 +1,194 @@
+//! The command line, as clap sees it.
+
+use std::net::SocketAddr;
+
+use clap::{Args, Parser, Subcommand};
+
+use crate::exit;
+
+/// Distributed barriers over Amazon SQS.
+///
+/// N processes check in when they finish a phase; a coordinator counts
+/// distinct check-ins and releases everyone; the barrier serves phase after
+/// phase. SQS is the only shared infrastructure. Run `sqs-barrier demo` to
+/// see it on an embedded SQS endpoint, with no AWS account.
+///
+/// SQS is reached with the standard AWS configuration (AWS_ENDPOINT_URL or
+/// AWS_ENDPOINT_URL_SQS, AWS_REGION, AWS_PROFILE, the default credential
+/// chain), overridden by the global options below.
+#[derive(Parser, Debug)]
+#[command(name = "sqs-barrier", version, after_help = exit::HELP)]
+pub struct Cli {
+    /// The SQS endpoint, e.g. http://127.0.0.1:9324 for `sqs-barrier local`.
+    #[arg(long, global = true, value_name = "URL")]
+    pub endpoint_url: Option<String>,
+    /// The AWS region (default: from the AWS configuration; us-east-1 with
+    /// a custom endpoint).
+    #[arg(long, global = true)]
+    pub region: Option<String>,
+    /// The AWS profile.
+    #[arg(long, global = true)]
+    pub profile: Option<String>,
+    /// More logging on stderr (-v, -vv); or set SQS_BARRIER_LOG.
+    #[arg(short, long, global = true, action = clap::ArgAction::Count)]
+    pub verbose: u8,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Subcommand, Debug)]
+pub enum Command {
+    /// Run the embedded SQS-compatible endpoint.
+    Local(LocalArgs),
+    /// Create a barrier's queues and store its configuration (idempotent).
+    Setup(SetupArgs),
+    /// Delete a barrier's queues.
+    Teardown(BarrierArg),
+    /// Run a barrier's coordinator until SIGINT or SIGTERM.
+    Coordinator(CoordinatorArgs),
+    /// Arrive at a phase and wait until everyone has.
+    Wait(WaitArgs),
+    /// Break the barrier for everyone waiting at the current phase.
+    Abort(AbortArgs),
+    /// Show a barrier's generation, who has arrived, who is missing, and
+    /// whether a coordinator is alive.
+    Status(StatusArgs),
+    /// List queues with the columns of the SQS console.
+    Queues(QueuesArgs),
+    /// Run N processes through K phases on the embedded endpoint and show
+    /// that nobody started phase k+1 before everyone finished phase k.
+    Demo(DemoArgs),
+    /// One participant of the demo (started by `demo`).
+    #[command(hide = true)]
+    DemoWorker(DemoWorkerArgs),
+}
+
+#[derive(Args, Debug)]
+pub struct BarrierArg {
+    /// The barrier's name (1 to 64 of A-Z a-z 0-9 - _).
+    #[arg(long, short)]
+    pub barrier: String,
+}
+
+#[derive(Args, Debug)]
+pub struct LocalArgs {
+    /// The address to listen on.
+    #[arg(long, default_value = "127.0.0.1:9324")]
+    pub bind: SocketAddr,
+    /// Allow an address other than loopback. The endpoint has no
+    /// authentication: anyone who can reach it can read and write queues.
+    #[arg(long)]
+    pub allow_remote: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct SetupArgs {
+    #[command(flatten)]
+    pub barrier: BarrierArg,
+    /// The number of members.
+    #[arg(long, short)]
+    pub parties: usize,
+    /// Member names, comma-separated (default: 0, 1, ..., N-1).
+    #[arg(long, value_delimiter = ',')]
+    pub members: Option<Vec<String>>,
+    /// Break a phase that is not complete this many seconds after its first
+    /// check-in, naming the missing members.
+    #[arg(long, value_name = "SECS")]
+    pub deadline: Option<f64>,
+    /// Use a FIFO check-in queue.
+    #[arg(long)]
+    pub fifo: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct CoordinatorArgs {
+    #[command(flatten)]
+    pub barrier: BarrierArg,
+    /// Start even if another coordinator's heartbeat is recent.
+    #[arg(long)]
+    pub force: bool,
+    /// Seconds between heartbeats (state writes when idle).
+    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    pub heartbeat: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct WaitArgs {
+    #[command(flatten)]
+    pub barrier: BarrierArg,
+    /// This member's name (or index, for barriers without a roster).
+    #[arg(long)]
+    pub id: String,
+    /// The phase (generation) arrived at. Re-running the same phase after a
+    /// crash is safe.
+    #[arg(long)]
+    pub phase: u64,
+    /// Give up after this many seconds (exit code 3).
+    #[arg(long, value_name = "SECS")]
+    pub timeout: Option<f64>,
+    /// Fail with exit code 5 if no coordinator heartbeat is seen for this
+    /// many seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub silence: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct AbortArgs {
+    #[command(flatten)]
+    pub barrier: BarrierArg,
+    /// Why (shown to every waiter).
+    #[arg(long)]
+    pub reason: String,
+    /// Who aborts (default: operator@HOSTNAME).
+    #[arg(long)]
+    pub by: Option<String>,
+}
+
+#[derive(Args, Debug)]
+pub struct StatusArgs {
+    #[command(flatten)]
+    pub barrier: BarrierArg,
+    /// Print one JSON object.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct QueuesArgs {
+    /// Only queues whose name starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Print JSON (an array of rows).
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoArgs {
+    /// The number of participant processes.
+    #[arg(long, short, default_value_t = 4)]
+    pub parties: usize,
+    /// The number of phases each goes through.
+    #[arg(long, short = 'k', default_value_t = 3)]
+    pub phases: u64,
+    /// The longest random phase work, in milliseconds.
+    #[arg(long, default_value_t = 400)]
+    pub max_work_ms: u64,
+    /// The random seed of the work lengths (default: random).
+    #[arg(long)]
+    pub seed: Option<u64>,
+}
+
+#[derive(Args, Debug)]
+pub struct DemoWorkerArgs {
+    #[arg(long)]
+    pub barrier: String,
+    #[arg(long)]
+    pub id: String,
+    #[arg(long)]
+    pub phases: u64,
+    #[arg(long)]
+    pub max_work_ms: u64,
+    #[arg(long)]
+    pub seed: u64,
+}

@@ -1,0 +1,321 @@
+//! One function per subcommand.
+
+use std::time::Duration;
+
+use sqs_barrier::core::participant::ParticipantOptions;
+use sqs_barrier::{Barrier, ClientOptions, CoordinatorOptions, Error, Sqs, admin};
+
+use crate::cli::*;
+use crate::{demo, exit, table};
+
+/// Runs the command; returns the process exit code.
+pub async fn run(args: Cli) -> u8 {
+    let mut client = ClientOptions::default();
+    client.endpoint_url = args.endpoint_url.clone();
+    client.region = args.region.clone();
+    client.profile = args.profile.clone();
+    let result = match args.command {
+        Command::Local(a) => return local(a).await,
+        Command::Demo(a) => return demo::run(a, args.endpoint_url.as_deref()).await,
+        Command::DemoWorker(a) => return demo::worker(a, &client).await,
+        cmd => match Sqs::connect(&client).await {
+            Ok(sqs) => dispatch(cmd, &sqs).await,
+            Err(e) => Err(e),
+        },
+    };
+    match result {
+        Ok(()) => exit::OK,
+        Err(e) => {
+            eprintln!("sqs-barrier: {e}");
+            exit::of(&e)
+        }
+    }
+}
+
+async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
+    match cmd {
+        Command::Setup(a) => setup(a, sqs).await,
+        Command::Teardown(a) => {
+            let deleted = admin::teardown(sqs, &a.barrier).await?;
+            if deleted.is_empty() {
+                println!("barrier {}: nothing to tear down", a.barrier);
+            } else {
+                println!("barrier {}: deleted {}", a.barrier, deleted.join(", "));
+            }
+            Ok(())
+        }
+        Command::Coordinator(a) => coordinator(a, sqs).await,
+        Command::Wait(a) => wait(a, sqs).await,
+        Command::Abort(a) => {
+            let by = a.by.unwrap_or_else(|| {
+                format!(
+                    "operator@{}",
+                    std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
+                )
+            });
+            sqs_barrier::abort_barrier(sqs, &a.barrier.barrier, &by, &a.reason).await?;
+            println!(
+                "barrier {}: abort sent ({by}: {})",
+                a.barrier.barrier, a.reason
+            );
+            Ok(())
+        }
+        Command::Status(a) => status(a, sqs).await,
+        Command::Queues(a) => {
+            let rows = admin::list_queues(sqs, a.prefix.as_deref()).await?;
+            if a.json {
+                println!(
+                    "{}",
+                    serde_json::to_string_pretty(&rows).expect("rows serialise")
+                );
+            } else {
+                print!("{}", table::queues(&rows));
+            }
+            Ok(())
+        }
+        Command::Local(_) | Command::Demo(_) | Command::DemoWorker(_) => unreachable!(),
+    }
+}
+
+fn secs(s: f64, what: &str) -> Result<Duration, Error> {
+    Duration::try_from_secs_f64(s).map_err(|_| {
+        Error::Config(sqs_barrier::core::ConfigError::Corrupt(format!(
+            "{what} must be a non-negative number of seconds, not {s}"
+        )))
+    })
+}
+
+async fn setup(a: SetupArgs, sqs: &Sqs) -> Result<(), Error> {
+    let mut opts = admin::SetupOptions::new(a.parties);
+    opts.members = a.members;
+    opts.deadline = a.deadline.map(|d| secs(d, "--deadline")).transpose()?;
+    opts.fifo = a.fifo;
+    let out = admin::setup(sqs, &a.barrier.barrier, &opts).await?;
+    let cfg = &out.info.config;
+    println!(
+        "barrier {}: {} ({} members{}{}; check-in queue {})",
+        cfg.name,
+        if out.created {
+            "created"
+        } else {
+            "already set up"
+        },
+        cfg.members.len(),
+        cfg.deadline
+            .map(|d| format!(", deadline {:.1} s", d.as_secs_f64()))
+            .unwrap_or_default(),
+        if cfg.fifo { ", FIFO" } else { "" },
+        out.info.urls.checkin
+    );
+    Ok(())
+}
+
+async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
+    let mut opts = CoordinatorOptions::default();
+    opts.force = a.force;
+    opts.core.heartbeat = secs(a.heartbeat, "--heartbeat")?.max(Duration::from_millis(100));
+    eprintln!(
+        "sqs-barrier: coordinator of barrier {} running at {} (stop with Ctrl-C)",
+        a.barrier.barrier,
+        sqs.endpoint()
+    );
+    sqs_barrier::run_coordinator(sqs, &a.barrier.barrier, opts, None, shutdown_signal()).await
+}
+
+/// Resolves on SIGINT or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = tokio::signal::ctrl_c();
+    #[cfg(unix)]
+    {
+        let mut term =
+            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
+        let term = async {
+            match term.as_mut() {
+                Some(t) => {
+                    t.recv().await;
+                }
+                None => std::future::pending::<()>().await,
+            }
+        };
+        tokio::select! {
+            _ = ctrl_c => {}
+            _ = term => {}
+        }
+    }
+    #[cfg(not(unix))]
+    {
+        let _ = ctrl_c.await;
+    }
+}
+
+async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
+    let mut opts = ParticipantOptions::default();
+    opts.silence_after = secs(a.silence, "--silence")?;
+    let timeout = a.timeout.map(|t| secs(t, "--timeout")).transpose()?;
+    let barrier = Barrier::connect_with(sqs, &a.barrier.barrier, &a.id, opts).await?;
+    barrier.set_phase(a.phase);
+    let released = barrier.wait(timeout).await?;
+    println!(
+        "barrier {}: phase {} released for {} after {:.3} s",
+        a.barrier.barrier,
+        released.generation,
+        a.id,
+        released.waited.as_secs_f64()
+    );
+    Ok(())
+}
+
+async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
+    let st = admin::status(sqs, &a.barrier.barrier).await?;
+    let alive_within = Duration::from_secs(15);
+    let cfg = &st.config;
+    let members = &cfg.members;
+    let open = st.state.as_ref().and_then(|s| s.open.as_ref());
+    let arrived: Vec<String> = open
+        .map(|o| {
+            (0..members.len())
+                .filter(|i| o.arrived.contains(*i))
+                .map(|i| members.name(i))
+                .collect()
+        })
+        .unwrap_or_default();
+    let missing: Vec<String> = open
+        .map(|o| {
+            o.arrived
+                .missing(members.len())
+                .map(|i| members.name(i))
+                .collect()
+        })
+        .unwrap_or_default();
+    let generation = st
+        .state
+        .as_ref()
+        .map(|s| open.map_or(s.released_below, |o| o.generation));
+    if a.json {
+        let v = serde_json::json!({
+            "barrier": cfg.name,
+            "instance": cfg.instance,
+            "parties": members.len(),
+            "fifo": cfg.fifo,
+            "deadline_secs": cfg.deadline.map(|d| d.as_secs_f64()),
+            "generation": generation,
+            "released_below": st.state.as_ref().map(|s| s.released_below),
+            "arrived": arrived,
+            "missing": if open.is_some() { serde_json::json!(missing) } else { serde_json::Value::Null },
+            "coordinator": st.state.as_ref().map(|s| s.coordinator.clone()),
+            "coordinator_alive": st.coordinator_alive(alive_within),
+            "heartbeat_age_secs": st.heartbeat_age.map(|d| d.as_secs_f64()),
+            "broken": st.state.as_ref().and_then(|s| s.broken.as_ref()).map(|b| serde_json::json!({
+                "from_gen": b.from_gen,
+                "cause": b.cause.to_string(),
+                "missing": b.missing,
+                "missing_count": b.missing_count,
+            })),
+            "rejected": st.state.as_ref().map_or(0, |s| s.rejected),
+            "dead_letters": st.dead_letters,
+        });
+        println!("{v}");
+        return Ok(());
+    }
+    println!(
+        "barrier {}: {} members{}{}",
+        cfg.name,
+        members.len(),
+        if cfg.fifo {
+            ", FIFO check-in queue"
+        } else {
+            ""
+        },
+        cfg.deadline
+            .map(|d| format!(", deadline {:.1} s", d.as_secs_f64()))
+            .unwrap_or_default()
+    );
+    match (&st.state, st.heartbeat_age) {
+        (Some(s), Some(age)) => println!(
+            "coordinator: {} ({}, last heartbeat {:.1} s ago)",
+            if st.coordinator_alive(alive_within) {
+                "alive"
+            } else {
+                "SILENT"
+            },
+            s.coordinator,
+            age.as_secs_f64()
+        ),
+        _ => println!(
+            "coordinator: none has run yet (start `sqs-barrier coordinator --barrier {}`)",
+            cfg.name
+        ),
+    }
+    if let Some(s) = &st.state {
+        println!("released: every phase below {}", s.released_below);
+        match open {
+            Some(o) => {
+                println!(
+                    "phase {}: {} of {} arrived",
+                    o.generation,
+                    arrived.len(),
+                    members.len()
+                );
+                println!("  arrived: {}", list(&arrived));
+                println!("  missing: {}", list(&missing));
+            }
+            None => println!("phase {}: nobody has arrived yet", s.released_below),
+        }
+        if let Some(b) = &s.broken {
+            println!(
+                "BROKEN from phase {}: {}; missing then: {}",
+                b.from_gen,
+                b.cause,
+                list(&b.missing)
+            );
+        }
+        println!(
+            "rejected messages: {} (dead-letter queue holds {})",
+            s.rejected,
+            st.dead_letters.map_or("?".into(), |n| n.to_string())
+        );
+    }
+    Ok(())
+}
+
+fn list(names: &[String]) -> String {
+    if names.is_empty() {
+        "-".into()
+    } else if names.len() <= 50 {
+        names.join(", ")
+    } else {
+        format!("{}, ... ({} in all)", names[..50].join(", "), names.len())
+    }
+}
+
+async fn local(a: LocalArgs) -> u8 {
+    if !a.bind.ip().is_loopback() {
+        if !a.allow_remote {
+            eprintln!(
+                "sqs-barrier: refusing to listen on {} (not loopback): the endpoint has no authentication; pass --allow-remote to do it anyway",
+                a.bind
+            );
+            return exit::USAGE;
+        }
+        eprintln!(
+            "sqs-barrier: WARNING: listening on {}: anyone who can reach it can read and write every queue",
+            a.bind
+        );
+    }
+    let server = match sqs_barrier_local::Server::bind(a.bind).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sqs-barrier: cannot listen on {}: {e}", a.bind);
+            return exit::INFRA;
+        }
+    };
+    let url = server.endpoint_url();
+    println!("sqs-barrier local: SQS endpoint listening on {url}");
+    println!(
+        "  export AWS_ENDPOINT_URL={url} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
+    );
+    shutdown_signal().await;
+    eprintln!("sqs-barrier local: shutting down");
+    server.shutdown().await;
+    exit::OK
+}

@@ -1,0 +1,42 @@
+//! `sqs-barrier`: distributed barriers over Amazon SQS, from the shell.
+//!
+//! A thin binary: argument parsing and output here, everything else in the
+//! `sqs-barrier` library and the embedded endpoint crate.
+
+mod cli;
+mod commands;
+mod demo;
+mod exit;
+mod table;
+
+use clap::Parser;
+
+fn main() -> std::process::ExitCode {
+    let args = cli::Cli::parse();
+    let filter = match args.verbose {
+        0 => "warn",
+        1 => "info,aws=warn",
+        _ => "debug,aws=info,hyper=info",
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("SQS_BARRIER_LOG")
+                .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let rt = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("sqs-barrier: cannot start the async runtime: {e}");
+            return exit::INTERNAL.into();
+        }
+    };
+    let code = rt.block_on(commands::run(args));
+    // Don't wait for background tasks (pending long polls) on the way out.
+    rt.shutdown_timeout(std::time::Duration::from_millis(200));
+    code.into()
+}

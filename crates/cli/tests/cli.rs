@@ -1,0 +1,329 @@
+//! The `sqs-barrier` binary as users run it: real OS processes against the
+//! embedded endpoint (`sqs-barrier local`) and against moto.
+
+use std::io::{BufRead, BufReader};
+use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::time::{Duration, Instant};
+
+use sqs_barrier_testkit::{Target, TestEndpoint};
+
+const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier");
+
+/// A command for the binary, pointed at `url` with placeholder credentials.
+fn cmd(url: &str) -> Command {
+    let mut c = Command::new(BIN);
+    c.arg("--endpoint-url")
+        .arg(url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", "us-east-1")
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdin(Stdio::null());
+    c
+}
+
+fn run(c: &mut Command) -> Output {
+    c.output().expect("run sqs-barrier")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Waits for `child` at most `limit`; kills it past that.
+fn wait_for(child: &mut Child, limit: Duration) -> ExitStatus {
+    let end = Instant::now() + limit;
+    loop {
+        if let Some(s) = child.try_wait().expect("try_wait") {
+            return s;
+        }
+        if Instant::now() > end {
+            let _ = child.kill();
+            panic!("process still running after {limit:?}");
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
+struct Killer(Child);
+impl Drop for Killer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// `sqs-barrier local` on a free port: the process and its URL.
+fn local() -> (Killer, String) {
+    let mut child = Command::new(BIN)
+        .args(["local", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start local");
+    let out = child.stdout.take().unwrap();
+    let mut line = String::new();
+    BufReader::new(out).read_line(&mut line).unwrap();
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (Killer(child), url)
+}
+
+enum Endpoint {
+    Local(#[allow(dead_code)] Killer),
+    Other(#[allow(dead_code)] TestEndpoint),
+}
+
+fn endpoint(target: Target, rt: &tokio::runtime::Runtime) -> (Endpoint, String) {
+    match target {
+        Target::Embedded => {
+            let (k, url) = local();
+            (Endpoint::Local(k), url)
+        }
+        Target::Moto => {
+            let e = rt.block_on(sqs_barrier_testkit::start(Target::Moto));
+            let url = e.endpoint_url();
+            (Endpoint::Other(e), url)
+        }
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+fn name() -> String {
+    format!("cli{}", std::process::id() as u64 * 1000 + rand_small())
+}
+
+fn rand_small() -> u64 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now()) % 1000
+}
+
+fn spawn_coordinator(url: &str, barrier: &str, force: bool) -> Killer {
+    let mut c = cmd(url);
+    c.args(["coordinator", "--barrier", barrier, "--heartbeat", "0.5"]);
+    if force {
+        c.arg("--force");
+    }
+    Killer(
+        c.stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
+}
+
+fn spawn_wait(url: &str, barrier: &str, id: &str, phase: u64, timeout: &str) -> Child {
+    cmd(url)
+        .args(["wait", "--barrier", barrier, "--id", id])
+        .args(["--phase", &phase.to_string(), "--timeout", timeout])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap()
+}
+
+fn finish(child: Child, limit: Duration) -> Output {
+    let mut child = child;
+    wait_for(&mut child, limit);
+    child.wait_with_output().unwrap()
+}
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod embedded { $( #[test] fn $name() { super::$name(sqs_barrier_testkit::Target::Embedded) } )* }
+        mod moto { $( #[test] fn $name() { super::$name(sqs_barrier_testkit::Target::Moto) } )* }
+    };
+}
+
+both!(
+    three_processes_two_phases,
+    member_that_never_arrives_times_out_with_its_name,
+    kill_9_coordinator_mid_episode,
+    status_and_queues_show_the_barrier,
+);
+
+fn setup(url: &str, barrier: &str, parties: &str, extra: &[&str]) {
+    let o = run(cmd(url)
+        .args(["setup", "--barrier", barrier, "--parties", parties])
+        .args(extra));
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn three_processes_two_phases(target: Target) {
+    let rt = runtime();
+    let (_e, url) = endpoint(target, &rt);
+    let b = name();
+    setup(&url, &b, "3", &["--members", "a,b,c"]);
+    let _c = spawn_coordinator(&url, &b, false);
+    for phase in 0..2 {
+        let waits: Vec<Child> = ["a", "b", "c"]
+            .iter()
+            .map(|id| spawn_wait(&url, &b, id, phase, "60"))
+            .collect();
+        for w in waits {
+            let o = finish(w, Duration::from_secs(90));
+            assert!(o.status.success(), "{}", text(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stdout).contains(&format!("phase {phase} released"))
+            );
+        }
+    }
+    let o = run(cmd(&url).args(["teardown", "--barrier", &b]));
+    assert!(o.status.success(), "{}", text(&o));
+}
+
+fn member_that_never_arrives_times_out_with_its_name(target: Target) {
+    let rt = runtime();
+    let (_e, url) = endpoint(target, &rt);
+    let b = name();
+    setup(&url, &b, "3", &["--members", "alice,bob,carol"]);
+    let _c = spawn_coordinator(&url, &b, false);
+    let w1 = spawn_wait(&url, &b, "alice", 0, "3");
+    let w2 = spawn_wait(&url, &b, "bob", 0, "3");
+    for w in [w1, w2] {
+        let o = finish(w, Duration::from_secs(30));
+        assert_eq!(o.status.code(), Some(3), "{}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("missing: carol"), "{}", text(&o));
+    }
+}
+
+fn kill_9_coordinator_mid_episode(target: Target) {
+    let rt = runtime();
+    let (_e, url) = endpoint(target, &rt);
+    let b = name();
+    setup(&url, &b, "3", &[]);
+    let mut c = spawn_coordinator(&url, &b, false);
+    let w0 = spawn_wait(&url, &b, "0", 0, "90");
+    let w1 = spawn_wait(&url, &b, "1", 0, "90");
+    // Let the coordinator receive and hold both check-ins, then kill -9.
+    std::thread::sleep(Duration::from_secs(2));
+    c.0.kill().unwrap(); // SIGKILL
+    c.0.wait().unwrap();
+    let _c2 = spawn_coordinator(&url, &b, true);
+    let w2 = spawn_wait(&url, &b, "2", 0, "90");
+    // The held check-ins come back after the visibility timeout (30 s).
+    for w in [w0, w1, w2] {
+        let o = finish(w, Duration::from_secs(120));
+        assert!(o.status.success(), "{}", text(&o));
+    }
+}
+
+fn status_and_queues_show_the_barrier(target: Target) {
+    let rt = runtime();
+    let (_e, url) = endpoint(target, &rt);
+    let b = name();
+    setup(&url, &b, "2", &[]);
+    let _c = spawn_coordinator(&url, &b, false);
+    let w = spawn_wait(&url, &b, "1", 0, "30");
+    // Wait until the coordinator published member 1's arrival.
+    let end = Instant::now() + Duration::from_secs(20);
+    let status = loop {
+        let o = run(cmd(&url).args(["status", "--barrier", &b, "--json"]));
+        assert!(o.status.success(), "{}", text(&o));
+        let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+        if v["arrived"] == serde_json::json!(["1"]) || Instant::now() > end {
+            break v;
+        }
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["arrived"], serde_json::json!(["1"]), "{status}");
+    assert_eq!(status["missing"], serde_json::json!(["0"]), "{status}");
+    assert_eq!(status["coordinator_alive"], true, "{status}");
+    let o = run(cmd(&url).args(["status", "--barrier", &b]));
+    let human = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        human.contains("missing: 0") && human.contains("alive"),
+        "{human}"
+    );
+    let o = run(cmd(&url).args(["queues", "--prefix", &b]));
+    let table = String::from_utf8_lossy(&o.stdout);
+    assert!(table.starts_with("Name"), "{table}");
+    assert!(
+        table.contains(&format!("{b}-checkin")) && table.contains("SSE-SQS"),
+        "{table}"
+    );
+    let o = run(cmd(&url).args(["wait", "--barrier", &b, "--id", "0", "--phase", "0"]));
+    assert!(o.status.success(), "{}", text(&o));
+    assert!(finish(w, Duration::from_secs(30)).status.success());
+}
+
+#[test]
+fn usage_errors_exit_2() {
+    let o = run(Command::new(BIN).args(["wait", "--barrier", "x"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    let o = run(Command::new(BIN).args(["local", "--bind", "0.0.0.0:0"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--allow-remote"));
+    let o = run(Command::new(BIN).arg("--help"));
+    assert!(o.status.success());
+    assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
+}
+
+#[test]
+fn infrastructure_errors_exit_6_with_a_hint() {
+    let (_k, url) = local();
+    let o = run(cmd(&url).args(["wait", "--barrier", "nope", "--id", "0", "--phase", "0"]));
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("sqs-barrier setup"),
+        "{}",
+        text(&o)
+    );
+    let o = run(cmd("http://127.0.0.1:9").args(["status", "--barrier", "x"]));
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("cannot reach SQS"),
+        "{}",
+        text(&o)
+    );
+    // No credentials anywhere.
+    let o = run(Command::new(BIN)
+        .args(["--endpoint-url", &url, "status", "--barrier", "x"])
+        .env_clear()
+        .env("HOME", "/nonexistent")
+        .env("AWS_EC2_METADATA_DISABLED", "true"));
+    assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("no AWS credentials"),
+        "{}",
+        text(&o)
+    );
+}
+
+#[test]
+fn demo_checks_its_own_timeline() {
+    let o = run(Command::new(BIN)
+        .args([
+            "demo",
+            "--parties",
+            "3",
+            "--phases",
+            "2",
+            "--max-work-ms",
+            "100",
+        ])
+        .env_remove("AWS_ENDPOINT_URL"));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("timeline") && out.contains("OK: in every phase"),
+        "{out}"
+    );
+}
