@@ -2,6 +2,7 @@
 
 use std::future::Future;
 use std::pin::Pin;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -58,6 +59,8 @@ struct Inner {
     opts: ParticipantOptions,
     /// The next generation to arrive at, and the one being waited at.
     phase: Mutex<Phase>,
+    /// Waits started by this handle.
+    waits: AtomicU64,
     abort_tx: watch::Sender<Option<String>>,
 }
 
@@ -102,6 +105,7 @@ impl Barrier {
                 session: format!("{:016x}", rand::random::<u64>()),
                 opts,
                 phase: Mutex::new(Phase::default()),
+                waits: AtomicU64::new(0),
                 abort_tx,
             }),
         })
@@ -150,10 +154,13 @@ impl Barrier {
             ph.next
         };
         let started = Instant::now();
+        // Each wait is a session of its own: a wait re-run after a timeout or
+        // a crash is then told from a redelivery of the earlier check-in.
+        let waits = self.inner.waits.fetch_add(1, Ordering::Relaxed);
         let mut p = Participant::new(
             &self.inner.info.config,
             &self.inner.member,
-            self.inner.session.clone(),
+            format!("{}.{waits}", self.inner.session),
             self.inner.opts.clone(),
         )?;
         if let Err(e) = p.arrive(generation, timeout, wall_now()) {

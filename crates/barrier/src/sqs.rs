@@ -224,7 +224,7 @@ impl Sqs {
         match &err {
             SdkError::DispatchFailure(d) if d.is_io() || d.is_timeout() => Error::Unreachable {
                 endpoint,
-                detail: DisplayErrorContext(&err).to_string(),
+                detail: root_cause(&err),
             },
             SdkError::TimeoutError(_) => Error::Unreachable {
                 endpoint,
@@ -263,6 +263,16 @@ impl Sqs {
             }
         }
     }
+}
+
+/// The innermost message of an error's source chain: "Connection refused
+/// (os error 111)" rather than the SDK's layers of wrappers.
+fn root_cause(err: &(dyn std::error::Error + 'static)) -> String {
+    let mut e = err;
+    while let Some(next) = e.source() {
+        e = next;
+    }
+    e.to_string()
 }
 
 fn is_auth_code(code: &str) -> bool {

@@ -227,8 +227,16 @@ async fn abort_breaks_every_waiter(target: Target) {
     // A late arrival learns it too.
     let b2 = member(&f, "2").await;
     assert!(matches!(b2.wait(LONG).await, Err(Error::Broken { .. })));
-    let st = admin::status(&f.sqs, &f.name).await.unwrap();
-    assert!(st.state.unwrap().broken.is_some());
+    // ... and so does `status`, once the coordinator has published it.
+    let end = Instant::now() + Duration::from_secs(10);
+    loop {
+        let st = admin::status(&f.sqs, &f.name).await.unwrap();
+        if st.state.and_then(|s| s.broken).is_some() {
+            break;
+        }
+        assert!(Instant::now() < end, "broken state never published");
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
     c.stop().await.unwrap();
 }
 

@@ -1,5 +1,6 @@
 //! One function per subcommand.
 
+use std::io::Write as _;
 use std::time::Duration;
 
 use sqs_barrier::core::participant::ParticipantOptions;
@@ -310,10 +311,16 @@ async fn local(a: LocalArgs) -> u8 {
         }
     };
     let url = server.endpoint_url();
-    println!("sqs-barrier local: SQS endpoint listening on {url}");
-    println!(
+    // Whoever reads our stdout may stop reading (a script that took the URL):
+    // the endpoint keeps serving all the same.
+    let mut out = std::io::stdout().lock();
+    let _ = writeln!(out, "sqs-barrier local: SQS endpoint listening on {url}");
+    let _ = writeln!(
+        out,
         "  export AWS_ENDPOINT_URL={url} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
     );
+    let _ = out.flush();
+    drop(out);
     shutdown_signal().await;
     eprintln!("sqs-barrier local: shutting down");
     server.shutdown().await;

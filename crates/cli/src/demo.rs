@@ -270,13 +270,12 @@ fn print_timeline(events: &[Ev], parties: usize, phases: u64) -> Vec<String> {
         // Nobody starts phase k+1 before everyone finished phase k.
         if let Some(la) = last_arrival {
             for id in &ids {
-                if let Some(start) = by.get(&(k + 1, id.clone())).and_then(|r| r.get("work")) {
-                    if *start < la {
-                        violations.push(format!(
-                            "P{id} started phase {} before phase {k} was complete",
-                            k + 1
-                        ));
-                    }
+                let start = by.get(&(k + 1, id.clone())).and_then(|r| r.get("work"));
+                if start.is_some_and(|s| *s < la) {
+                    violations.push(format!(
+                        "P{id} started phase {} before phase {k} was complete",
+                        k + 1
+                    ));
                 }
             }
         }

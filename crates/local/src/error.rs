@@ -1,0 +1,167 @@
+//! The one error type of the crate: an SQS error code plus a human message.
+//!
+//! Both the pure model and the wire layer report failures as [`SqsError`]; only the
+//! HTTP front decides how an error is rendered (status, `__type`, `x-amzn-query-error`).
+//! Keeping the code as an enum (not a string) lets tests match on it exhaustively.
+
+use std::fmt;
+
+/// An SQS error code, named after the error shape of the SQS API model.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+#[non_exhaustive]
+pub enum ErrorCode {
+    /// Two entries of a batch share an `Id`.
+    BatchEntryIdsNotDistinct,
+    /// The entries of a batch are together larger than 1 MiB.
+    BatchRequestTooLong,
+    /// A batch without entries.
+    EmptyBatchRequest,
+    /// The queue URL is not an address of this endpoint.
+    InvalidAddress,
+    /// An unknown or read-only attribute name.
+    InvalidAttributeName,
+    /// An attribute value out of range or malformed.
+    InvalidAttributeValue,
+    /// A batch entry `Id` with characters other than `[A-Za-z0-9_-]` or over 80 long.
+    InvalidBatchEntryId,
+    /// A message body or attribute value with characters SQS does not allow.
+    InvalidMessageContents,
+    /// A parameter out of range (not a shape of the model, but what SQS answers).
+    InvalidParameterValue,
+    /// A required parameter is absent.
+    MissingParameter,
+    /// `ChangeMessageVisibility` on a message that is not in flight.
+    MessageNotInflight,
+    /// `PurgeQueue` within 60 s of the previous one.
+    PurgeQueueInProgress,
+    /// The queue does not exist.
+    QueueDoesNotExist,
+    /// `CreateQueue` for an existing name with different attributes.
+    QueueNameExists,
+    /// A receipt handle that was never issued by this queue.
+    ReceiptHandleIsInvalid,
+    /// A batch with more than 10 entries.
+    TooManyEntriesInBatchRequest,
+    /// An unknown `X-Amz-Target` operation.
+    UnsupportedOperation,
+    /// A request body that is not JSON of the expected shape.
+    SerializationException,
+    /// The request is too large to be read.
+    RequestEntityTooLarge,
+    /// A bug in this server: answered with HTTP 500.
+    InternalFailure,
+}
+
+impl ErrorCode {
+    /// The shape name as it appears after `com.amazonaws.sqs#` in `__type`.
+    pub fn shape_name(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BatchEntryIdsNotDistinct => "BatchEntryIdsNotDistinct",
+            BatchRequestTooLong => "BatchRequestTooLong",
+            EmptyBatchRequest => "EmptyBatchRequest",
+            InvalidAddress => "InvalidAddress",
+            InvalidAttributeName => "InvalidAttributeName",
+            InvalidAttributeValue => "InvalidAttributeValue",
+            InvalidBatchEntryId => "InvalidBatchEntryId",
+            InvalidMessageContents => "InvalidMessageContents",
+            InvalidParameterValue => "InvalidParameterValue",
+            MissingParameter => "MissingParameter",
+            MessageNotInflight => "MessageNotInflight",
+            PurgeQueueInProgress => "PurgeQueueInProgress",
+            QueueDoesNotExist => "QueueDoesNotExist",
+            QueueNameExists => "QueueNameExists",
+            ReceiptHandleIsInvalid => "ReceiptHandleIsInvalid",
+            TooManyEntriesInBatchRequest => "TooManyEntriesInBatchRequest",
+            UnsupportedOperation => "UnsupportedOperation",
+            SerializationException => "SerializationException",
+            RequestEntityTooLarge => "RequestEntityTooLarge",
+            InternalFailure => "InternalFailure",
+        }
+    }
+
+    /// The legacy query-protocol code sent in `x-amzn-query-error`.
+    ///
+    /// SQS is `awsQueryCompatible`: both aws-sdk-sqs and botocore take the error code
+    /// from this header, so it must match the codes of the old XML API exactly
+    /// (taken from the SQS service model's `awsQueryError` entries).
+    pub fn query_code(self) -> &'static str {
+        use ErrorCode::*;
+        match self {
+            BatchEntryIdsNotDistinct => "AWS.SimpleQueueService.BatchEntryIdsNotDistinct",
+            BatchRequestTooLong => "AWS.SimpleQueueService.BatchRequestTooLong",
+            EmptyBatchRequest => "AWS.SimpleQueueService.EmptyBatchRequest",
+            InvalidBatchEntryId => "AWS.SimpleQueueService.InvalidBatchEntryId",
+            MessageNotInflight => "AWS.SimpleQueueService.MessageNotInflight",
+            PurgeQueueInProgress => "AWS.SimpleQueueService.PurgeQueueInProgress",
+            QueueDoesNotExist => "AWS.SimpleQueueService.NonExistentQueue",
+            QueueNameExists => "QueueAlreadyExists",
+            TooManyEntriesInBatchRequest => "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",
+            UnsupportedOperation => "AWS.SimpleQueueService.UnsupportedOperation",
+            other => other.shape_name(),
+        }
+    }
+
+    /// Whether the caller is to blame (`Sender`) or the server (`Receiver`).
+    pub fn is_sender_fault(self) -> bool {
+        !matches!(self, ErrorCode::InternalFailure)
+    }
+}
+
+impl fmt::Display for ErrorCode {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.shape_name())
+    }
+}
+
+/// An SQS error: a code and the message returned to the client.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{code}: {message}")]
+pub struct SqsError {
+    /// What went wrong, as SQS names it.
+    pub code: ErrorCode,
+    /// Human-readable explanation, returned as `message`.
+    pub message: String,
+}
+
+impl SqsError {
+    /// An error with `code` and `message`.
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        SqsError {
+            code,
+            message: message.into(),
+        }
+    }
+
+    /// `InvalidParameterValue` with `message`.
+    pub fn invalid_parameter(message: impl Into<String>) -> Self {
+        Self::new(ErrorCode::InvalidParameterValue, message)
+    }
+
+    /// `MissingParameter` naming `parameter`.
+    pub fn missing(parameter: &str) -> Self {
+        Self::new(
+            ErrorCode::MissingParameter,
+            format!("The request must contain the parameter {parameter}."),
+        )
+    }
+
+    /// `QueueDoesNotExist` with the message AWS uses.
+    pub fn no_queue() -> Self {
+        Self::new(
+            ErrorCode::QueueDoesNotExist,
+            "The specified queue does not exist.",
+        )
+    }
+
+    /// `ReceiptHandleIsInvalid` quoting the handle.
+    pub fn bad_handle(handle: &str) -> Self {
+        Self::new(
+            ErrorCode::ReceiptHandleIsInvalid,
+            format!("The input receipt handle \"{handle}\" is not a valid receipt handle."),
+        )
+    }
+}
+
+/// Results of this crate.
+pub type Result<T, E = SqsError> = std::result::Result<T, E>;

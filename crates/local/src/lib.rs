@@ -1,0 +1,56 @@
+//! An embedded SQS-compatible endpoint: run the project (and its tests) on one machine
+//! with no AWS account, using the unchanged AWS SDK clients.
+//!
+//! ```no_run
+//! # async fn demo() -> std::io::Result<()> {
+//! let server = sqs_barrier_local::Server::bind("127.0.0.1:0".parse().unwrap()).await?;
+//! let url = server.endpoint_url(); // give this to aws-sdk-sqs / boto3 as endpoint URL
+//! # let _ = url;
+//! server.shutdown().await;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! # Architecture
+//!
+//! ```text
+//!  TCP ──► server (hyper HTTP/1.1, one task per connection)
+//!            │ headers checked, body read with a size limit
+//!            ▼
+//!          ops::decode_request(target, body) ─► ops::Request   (pure, fuzzed)
+//!            │
+//!            ▼
+//!          ops::<group>::apply ──► service (registry: RwLock<name ─► QueueSlot>)
+//!                                     │  QueueSlot = Mutex<model::Queue> + Notify
+//!                                     ▼
+//!                                   model::Queue  (pure state machine, `now` argument)
+//! ```
+//!
+//! * [`model`] is SQS's semantics with no IO, no locks and no clock: every input takes
+//!   `now`, and [`model::Queue::next_event`] says when the queue changes by itself.
+//!   Unit tests step a virtual clock through visibility timeouts, delays, retention,
+//!   FIFO deduplication and redrive.
+//! * [`ops`] decodes the AWS JSON 1.0 bodies (one file per group of operations, each
+//!   with its input type and its `apply`, as in mini-redis's `cmd/`).
+//! * `service` holds the queues; each model is behind its own short-held mutex, so
+//!   different queues are served in parallel and no lock is held across an `.await`.
+//! * `server` is the hyper front: it reads the clock, drives the model, and implements
+//!   long polling by waiting on the queue's `Notify` and a timer armed at the model's
+//!   next event, never by polling in a loop.
+//!
+//! # What this crate does not do
+//!
+//! It does not verify signatures or credentials, enforce policies, encrypt, throttle,
+//! persist anything, or run message-move tasks; counts are exact rather than
+//! approximate. `docs/ENDPOINT.md` lists every known difference from AWS.
+#![forbid(unsafe_code)]
+
+pub mod error;
+pub mod model;
+pub mod ops;
+mod server;
+mod service;
+
+pub use error::{ErrorCode, SqsError};
+pub use ops::{Request, decode_request};
+pub use server::{MAX_REQUEST_BYTES, Options, Server};

@@ -1,0 +1,1021 @@
+//! The queue model: SQS semantics with no IO, no clock and no locks.
+//!
+//! A [`Queue`] is a plain state machine. Every input takes `now` (milliseconds since the
+//! UNIX epoch) as an argument, so tests drive it with a virtual clock:
+//!
+//! 1. Feed inputs with [`Queue::send`], [`Queue::receive`], [`Queue::delete`],
+//!    [`Queue::change_visibility`], [`Queue::purge`] (each first applies every timer that
+//!    is due at `now`, see [`Queue::advance`]).
+//! 2. Ask [`Queue::next_event`] when the queue changes by itself next (a delay ends or a
+//!    visibility timeout lapses), so a driver can sleep exactly until then and wake its
+//!    long pollers.
+//! 3. Move the messages [`Queue::receive`] reports as dead-lettered into the target
+//!    queue with [`Queue::accept_dead_letter`]; the model does not know other queues.
+//!
+//! # Data structures
+//!
+//! Every message is in exactly one of three ordered sets, so each request costs
+//! O(log n) in the queue depth and counts are exact and O(1):
+//!
+//! * `visible`: ready messages by sequence number (FIFO order);
+//! * `delayed`: `(due, seq)` for messages whose delay has not ended;
+//! * `in_flight`: `(due, seq)` for received messages until their visibility lapses.
+//!
+//! Messages themselves live in a `BTreeMap` by sequence number. Sequence numbers grow
+//! with the (clamped, monotonic) clock, so the first entry is always the oldest one and
+//! retention expiry only ever looks at the front.
+
+mod attributes;
+mod digest;
+
+use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
+use std::fmt;
+
+use base64::Engine as _;
+
+pub use attributes::{DeduplicationScope, QueueAttributes, READ_ONLY, RedrivePolicy, SETTABLE};
+pub use digest::{content_dedup_id, hex, md5_of_attributes, md5_of_body};
+
+use crate::error::{ErrorCode, Result, SqsError};
+
+/// Milliseconds since the UNIX epoch: the model's only notion of time.
+pub type Millis = u64;
+
+/// How long FIFO deduplication ids are remembered (5 minutes).
+pub const DEDUP_WINDOW: Millis = 5 * 60 * 1000;
+/// Minimum time between two purges of one queue (60 s).
+pub const PURGE_INTERVAL: Millis = 60 * 1000;
+/// Most message attributes per message.
+pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
+/// Longest visibility timeout, seconds.
+pub const MAX_VISIBILITY_TIMEOUT: u32 = 43_200;
+
+/// The value of a message attribute.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum AttributeValue {
+    /// For data types `String` and `Number` (and their custom sub-types).
+    String(Box<str>),
+    /// For data type `Binary` (and its custom sub-types).
+    Binary(Box<[u8]>),
+}
+
+/// One message attribute (or message system attribute).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct MessageAttribute {
+    /// Attribute name.
+    pub name: Box<str>,
+    /// `String`, `Number` or `Binary`, optionally followed by `.custom`.
+    pub data_type: Box<str>,
+    /// The value.
+    pub value: AttributeValue,
+}
+
+impl MessageAttribute {
+    /// Bytes this attribute counts towards `MaximumMessageSize`.
+    fn size(&self) -> usize {
+        let value = match &self.value {
+            AttributeValue::String(s) => s.len(),
+            AttributeValue::Binary(b) => b.len(),
+        };
+        self.name.len() + self.data_type.len() + value
+    }
+}
+
+/// A message to send.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct NewMessage {
+    /// The body.
+    pub body: String,
+    /// User message attributes.
+    pub attributes: Vec<MessageAttribute>,
+    /// Message system attributes (only `AWSTraceHeader` exists).
+    pub system_attributes: Vec<MessageAttribute>,
+    /// Per-message delay, overriding the queue's (standard queues only).
+    pub delay_seconds: Option<u32>,
+    /// FIFO: message group (required on FIFO queues).
+    pub group_id: Option<String>,
+    /// FIFO: deduplication id.
+    pub deduplication_id: Option<String>,
+}
+
+impl NewMessage {
+    /// A message with only a body.
+    pub fn new(body: impl Into<String>) -> Self {
+        NewMessage {
+            body: body.into(),
+            ..Self::default()
+        }
+    }
+
+    /// Sets the FIFO group and (optionally) deduplication id.
+    pub fn in_group(mut self, group: &str, dedup: Option<&str>) -> Self {
+        self.group_id = Some(group.to_owned());
+        self.deduplication_id = dedup.map(str::to_owned);
+        self
+    }
+
+    /// Bytes this message counts towards `MaximumMessageSize` and batch limits.
+    pub fn size(&self) -> usize {
+        self.body.len()
+            + self
+                .attributes
+                .iter()
+                .map(MessageAttribute::size)
+                .sum::<usize>()
+    }
+}
+
+/// A message id, rendered as a UUID.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct MessageId(u128);
+
+impl MessageId {
+    /// A deterministic, well-spread id for message `seq` of queue incarnation `salt`.
+    fn derive(salt: u64, seq: u64) -> Self {
+        let hi = splitmix64(salt ^ seq.rotate_left(17));
+        let lo = splitmix64(hi ^ seq);
+        let raw = (u128::from(hi) << 64) | u128::from(lo);
+        // Mark as a version-4, RFC 4122 variant UUID so it looks like what SQS sends.
+        let raw = (raw & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+        MessageId(raw)
+    }
+}
+
+impl fmt::Display for MessageId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let v = self.0;
+        write!(
+            f,
+            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+            (v >> 96) as u32,
+            (v >> 80) as u16,
+            (v >> 64) as u16,
+            (v >> 48) as u16,
+            v & 0xffff_ffff_ffff
+        )
+    }
+}
+
+fn splitmix64(mut x: u64) -> u64 {
+    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
+    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    x ^ (x >> 31)
+}
+
+/// What `SendMessage` answers.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SendReceipt {
+    /// Id of the message (of the original one for a FIFO duplicate).
+    pub message_id: MessageId,
+    /// MD5 of the body.
+    pub md5_of_body: [u8; 16],
+    /// MD5 of the message attributes, if any.
+    pub md5_of_attributes: Option<[u8; 16]>,
+    /// MD5 of the message system attributes, if any.
+    pub md5_of_system_attributes: Option<[u8; 16]>,
+    /// FIFO sequence number.
+    pub sequence_number: Option<String>,
+    /// True when a FIFO deduplication id matched and nothing was enqueued.
+    pub duplicate: bool,
+}
+
+/// Where a stored message is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum State {
+    Delayed,
+    Visible,
+    InFlight,
+}
+
+/// Rarely used parts of a message, boxed so plain messages stay small.
+#[derive(Clone, Debug, PartialEq, Eq)]
+struct Extras {
+    attributes: Vec<MessageAttribute>,
+    attributes_md5: Option<[u8; 16]>,
+    system_attributes: Vec<MessageAttribute>,
+    system_attributes_md5: Option<[u8; 16]>,
+    group_id: Option<Box<str>>,
+    deduplication_id: Option<Box<str>>,
+}
+
+/// A message held by a queue. Opaque outside the model; moved between queues on redrive.
+#[derive(Clone, Debug)]
+pub struct StoredMessage {
+    id: MessageId,
+    body: Box<str>,
+    body_md5: [u8; 16],
+    sent_at: Millis,
+    /// When this queue got it (retention counts from here).
+    enqueued_at: Millis,
+    first_receive_at: Option<Millis>,
+    receive_count: u32,
+    state: State,
+    /// End of the delay or of the visibility timeout, for `Delayed` and `InFlight`.
+    due: Millis,
+    extras: Option<Box<Extras>>,
+}
+
+impl StoredMessage {
+    fn group(&self) -> Option<&str> {
+        self.extras.as_ref()?.group_id.as_deref()
+    }
+}
+
+/// One message handed out by [`Queue::receive`].
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Delivery {
+    /// Message id.
+    pub message_id: MessageId,
+    /// Handle for delete / change visibility; new on every receive.
+    pub receipt_handle: String,
+    /// Body.
+    pub body: Box<str>,
+    /// MD5 of the body.
+    pub md5_of_body: [u8; 16],
+    /// `SentTimestamp`.
+    pub sent_at: Millis,
+    /// `ApproximateFirstReceiveTimestamp`.
+    pub first_receive_at: Millis,
+    /// `ApproximateReceiveCount`, this receive included.
+    pub receive_count: u32,
+    /// Message attributes.
+    pub attributes: Vec<MessageAttribute>,
+    /// MD5 of all message attributes.
+    pub md5_of_attributes: Option<[u8; 16]>,
+    /// Message system attributes (`AWSTraceHeader`).
+    pub system_attributes: Vec<MessageAttribute>,
+    /// FIFO group.
+    pub group_id: Option<Box<str>>,
+    /// FIFO deduplication id.
+    pub deduplication_id: Option<Box<str>>,
+    /// FIFO sequence number.
+    pub sequence_number: Option<String>,
+}
+
+/// What [`Queue::receive`] produced.
+#[derive(Debug, Default)]
+pub struct ReceiveOutcome {
+    /// Messages for the caller, now in flight.
+    pub deliveries: Vec<Delivery>,
+    /// Messages past `maxReceiveCount`, removed from this queue: hand them to the
+    /// dead-letter queue named by [`QueueAttributes::redrive_policy`].
+    pub dead_letters: Vec<StoredMessage>,
+}
+
+/// Exact message counts (SQS calls them approximate).
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Counts {
+    /// Ready to be received.
+    pub visible: usize,
+    /// Received and not yet deleted or lapsed.
+    pub in_flight: usize,
+    /// Waiting for their delay to end.
+    pub delayed: usize,
+}
+
+/// A parsed receipt handle: which queue incarnation, which message, which receive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct ReceiptHandle {
+    incarnation: u64,
+    seq: u64,
+    receive: u32,
+}
+
+impl ReceiptHandle {
+    const MAGIC: [u8; 2] = *b"rh";
+    const LEN: usize = 2 + 8 + 8 + 4;
+
+    fn encode(self) -> String {
+        let mut raw = [0u8; Self::LEN];
+        raw[..2].copy_from_slice(&Self::MAGIC);
+        raw[2..10].copy_from_slice(&self.incarnation.to_be_bytes());
+        raw[10..18].copy_from_slice(&self.seq.to_be_bytes());
+        raw[18..].copy_from_slice(&self.receive.to_be_bytes());
+        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
+    }
+
+    fn decode(text: &str) -> Option<Self> {
+        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
+            .decode(text)
+            .ok()?;
+        let raw: [u8; Self::LEN] = raw.try_into().ok()?;
+        if raw[..2] != Self::MAGIC {
+            return None;
+        }
+        Some(ReceiptHandle {
+            incarnation: u64::from_be_bytes(raw[2..10].try_into().ok()?),
+            seq: u64::from_be_bytes(raw[10..18].try_into().ok()?),
+            receive: u32::from_be_bytes(raw[18..].try_into().ok()?),
+        })
+    }
+}
+
+struct DedupEntry {
+    expires_at: Millis,
+    message_id: MessageId,
+    seq: u64,
+}
+
+/// One SQS queue. See the [module documentation](self) for how to drive it.
+pub struct Queue {
+    name: String,
+    /// Random per creation, so handles of a deleted queue do not work on a new one.
+    incarnation: u64,
+    attributes: QueueAttributes,
+    tags: BTreeMap<String, String>,
+    created_at: Millis,
+    last_modified_at: Millis,
+    /// Latest `now` seen: the model never lets time run backwards.
+    clock: Millis,
+    next_seq: u64,
+    messages: BTreeMap<u64, StoredMessage>,
+    visible: BTreeSet<u64>,
+    delayed: BTreeSet<(Millis, u64)>,
+    in_flight: BTreeSet<(Millis, u64)>,
+    /// FIFO: in-flight messages per group; a group with any is blocked.
+    group_in_flight: HashMap<Box<str>, u32>,
+    /// FIFO: remembered deduplication ids (survive delete) and their expiry order.
+    dedup: HashMap<Box<str>, DedupEntry>,
+    dedup_expiry: VecDeque<(Millis, Box<str>)>,
+    last_purge: Option<Millis>,
+}
+
+impl fmt::Debug for Queue {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("Queue")
+            .field("name", &self.name)
+            .field("messages", &self.messages.len())
+            .finish_non_exhaustive()
+    }
+}
+
+/// Characters SQS allows in bodies and attribute values:
+/// `#x9 | #xA | #xD | #x20..#xD7FF | #xE000..#xFFFD | #x10000..#x10FFFF`.
+/// (Rust strings cannot hold surrogates, so only the rest needs checking.)
+pub fn is_valid_message_text(text: &str) -> bool {
+    text.chars().all(|c| {
+        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
+    })
+}
+
+fn validate_attribute_name(name: &str) -> Result<()> {
+    let lower = name.to_ascii_lowercase();
+    let ok = !name.is_empty()
+        && name.len() <= 256
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
+        && !name.starts_with('.')
+        && !name.ends_with('.')
+        && !name.contains("..")
+        && !lower.starts_with("aws.")
+        && !lower.starts_with("amazon.");
+    if ok {
+        Ok(())
+    } else {
+        Err(SqsError::invalid_parameter(format!(
+            "Message (user) attribute '{name}' name is invalid."
+        )))
+    }
+}
+
+fn validate_attributes(attributes: &[MessageAttribute]) -> Result<()> {
+    if attributes.len() > MAX_MESSAGE_ATTRIBUTES {
+        return Err(SqsError::invalid_parameter(format!(
+            "Number of message attributes [{}] exceeds the allowed maximum [{MAX_MESSAGE_ATTRIBUTES}].",
+            attributes.len()
+        )));
+    }
+    for (i, attribute) in attributes.iter().enumerate() {
+        validate_attribute_name(&attribute.name)?;
+        if attributes[..i].iter().any(|a| a.name == attribute.name) {
+            return Err(SqsError::invalid_parameter(format!(
+                "Message attribute name '{}' has already been used.",
+                attribute.name
+            )));
+        }
+        let base = attribute.data_type.split('.').next().unwrap_or_default();
+        let custom_ok = attribute.data_type.len() <= 256
+            && attribute
+                .data_type
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
+        let value_ok = match (base, &attribute.value) {
+            ("String", AttributeValue::String(s)) => {
+                if !is_valid_message_text(s) {
+                    return Err(SqsError::new(
+                        ErrorCode::InvalidMessageContents,
+                        "Invalid characters found in a message attribute value.",
+                    ));
+                }
+                true
+            }
+            ("Number", AttributeValue::String(s)) => is_number(s),
+            ("Binary", AttributeValue::Binary(_)) => true,
+            _ => false,
+        };
+        if !custom_ok || !value_ok {
+            return Err(SqsError::invalid_parameter(format!(
+                "The message attribute '{}' with type '{}' has an invalid or missing value.",
+                attribute.name, attribute.data_type
+            )));
+        }
+    }
+    Ok(())
+}
+
+/// SQS numbers: an optional sign, digits, an optional fraction and exponent.
+fn is_number(s: &str) -> bool {
+    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
+    let (mantissa, exponent) = match s.split_once(['e', 'E']) {
+        Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
+        None => (s, None),
+    };
+    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
+    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
+    (!int.is_empty() || !frac.is_empty())
+        && digits(int)
+        && digits(frac)
+        && exponent.is_none_or(|e| !e.is_empty() && digits(e))
+}
+
+fn secs(seconds: u32) -> Millis {
+    Millis::from(seconds) * 1000
+}
+
+impl Queue {
+    /// A new, empty queue. `incarnation` should be random: receipt handles of a queue
+    /// that was deleted and created again must not match.
+    pub fn new(name: &str, attributes: QueueAttributes, incarnation: u64, now: Millis) -> Self {
+        Queue {
+            name: name.to_owned(),
+            incarnation,
+            attributes,
+            tags: BTreeMap::new(),
+            created_at: now,
+            last_modified_at: now,
+            clock: now,
+            next_seq: 1,
+            messages: BTreeMap::new(),
+            visible: BTreeSet::new(),
+            delayed: BTreeSet::new(),
+            in_flight: BTreeSet::new(),
+            group_in_flight: HashMap::new(),
+            dedup: HashMap::new(),
+            dedup_expiry: VecDeque::new(),
+            last_purge: None,
+        }
+    }
+
+    /// The queue name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Whether this is a FIFO queue.
+    pub fn is_fifo(&self) -> bool {
+        self.attributes.fifo_queue
+    }
+
+    /// The settable attributes.
+    pub fn attributes(&self) -> &QueueAttributes {
+        &self.attributes
+    }
+
+    /// Creation time.
+    pub fn created_at(&self) -> Millis {
+        self.created_at
+    }
+
+    /// Time of the last attribute change.
+    pub fn last_modified_at(&self) -> Millis {
+        self.last_modified_at
+    }
+
+    /// Applies `SetQueueAttributes`: all or nothing.
+    pub fn set_attributes<'a>(
+        &mut self,
+        attributes: impl IntoIterator<Item = (&'a str, &'a str)>,
+        now: Millis,
+    ) -> Result<()> {
+        let mut updated = self.attributes.clone();
+        for (name, value) in attributes {
+            updated.set(name, value)?;
+        }
+        self.attributes = updated;
+        self.last_modified_at = self.tick(now);
+        Ok(())
+    }
+
+    /// The queue's tags.
+    pub fn tags(&self) -> &BTreeMap<String, String> {
+        &self.tags
+    }
+
+    /// Mutable access to the tags.
+    pub fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
+        &mut self.tags
+    }
+
+    fn tick(&mut self, now: Millis) -> Millis {
+        self.clock = self.clock.max(now);
+        self.clock
+    }
+
+    /// Applies every timer due at `now`: ends delays, lapses visibility timeouts,
+    /// drops messages past retention and forgets expired deduplication ids. Every input
+    /// calls this first; call it directly only to observe the state at `now`.
+    pub fn advance(&mut self, now: Millis) {
+        let now = self.tick(now);
+        while let Some(&(due, seq)) = self.delayed.first() {
+            if due > now {
+                break;
+            }
+            self.delayed.pop_first();
+            self.make_visible(seq);
+        }
+        while let Some(&(due, seq)) = self.in_flight.first() {
+            if due > now {
+                break;
+            }
+            self.in_flight.pop_first();
+            self.release_group(seq);
+            self.make_visible(seq);
+        }
+        let retention = secs(self.attributes.message_retention_period);
+        while let Some(entry) = self.messages.first_entry() {
+            if entry.get().enqueued_at.saturating_add(retention) > now {
+                break;
+            }
+            let seq = *entry.key();
+            self.remove(seq);
+        }
+        while let Some((expires_at, _)) = self.dedup_expiry.front() {
+            if *expires_at > now {
+                break;
+            }
+            if let Some((_, key)) = self.dedup_expiry.pop_front() {
+                // A key sent again after expiry has a newer entry; keep that one.
+                if self.dedup.get(&key).is_some_and(|e| e.expires_at <= now) {
+                    self.dedup.remove(&key);
+                }
+            }
+        }
+    }
+
+    fn make_visible(&mut self, seq: u64) {
+        if let Some(message) = self.messages.get_mut(&seq) {
+            message.state = State::Visible;
+            self.visible.insert(seq);
+        }
+    }
+
+    /// FIFO bookkeeping when an in-flight message stops being in flight.
+    fn release_group(&mut self, seq: u64) {
+        let Some(group) = self.messages.get(&seq).and_then(StoredMessage::group) else {
+            return;
+        };
+        if let Some(count) = self.group_in_flight.get_mut(group) {
+            *count -= 1;
+            if *count == 0 {
+                self.group_in_flight.remove(group);
+            }
+        }
+    }
+
+    /// Removes message `seq` from the queue, whatever its state.
+    fn remove(&mut self, seq: u64) -> Option<StoredMessage> {
+        let message = self.messages.get(&seq)?;
+        match message.state {
+            State::Visible => {
+                self.visible.remove(&seq);
+            }
+            State::Delayed => {
+                self.delayed.remove(&(message.due, seq));
+            }
+            State::InFlight => {
+                self.in_flight.remove(&(message.due, seq));
+                self.release_group(seq);
+            }
+        }
+        self.messages.remove(&seq)
+    }
+
+    /// When the queue next changes by itself (a delay ends or a visibility timeout
+    /// lapses); `None` if nothing is pending. Long pollers sleep until then.
+    pub fn next_event(&self) -> Option<Millis> {
+        let delayed = self.delayed.first().map(|&(due, _)| due);
+        let in_flight = self.in_flight.first().map(|&(due, _)| due);
+        match (delayed, in_flight) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Exact counts at `now`.
+    pub fn counts(&mut self, now: Millis) -> Counts {
+        self.advance(now);
+        Counts {
+            visible: self.visible.len(),
+            in_flight: self.in_flight.len(),
+            delayed: self.delayed.len(),
+        }
+    }
+
+    /// Checks a message against this queue's limits without changing anything.
+    pub fn validate(&self, message: &NewMessage) -> Result<()> {
+        if message.body.is_empty() {
+            return Err(SqsError::missing("MessageBody"));
+        }
+        if !is_valid_message_text(&message.body) {
+            return Err(SqsError::new(
+                ErrorCode::InvalidMessageContents,
+                "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
+            ));
+        }
+        let max = self.attributes.maximum_message_size as usize;
+        if message.size() > max {
+            return Err(SqsError::invalid_parameter(format!(
+                "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
+            )));
+        }
+        validate_attributes(&message.attributes)?;
+        for attribute in &message.system_attributes {
+            if &*attribute.name != "AWSTraceHeader"
+                || !matches!(attribute.value, AttributeValue::String(_))
+                || &*attribute.data_type != "String"
+            {
+                return Err(SqsError::invalid_parameter(format!(
+                    "Message system attribute name '{}' is invalid.",
+                    attribute.name
+                )));
+            }
+        }
+        if let Some(delay) = message.delay_seconds
+            && delay > 900
+        {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {delay} for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900."
+            )));
+        }
+        let fifo_id_ok = |id: &str| {
+            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
+        };
+        if self.is_fifo() {
+            if message.delay_seconds.is_some_and(|d| d > 0) {
+                return Err(SqsError::invalid_parameter(
+                    "Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.",
+                ));
+            }
+            match &message.group_id {
+                None => return Err(SqsError::missing("MessageGroupId")),
+                Some(g) if !fifo_id_ok(g) => {
+                    return Err(SqsError::invalid_parameter(
+                        "Value for parameter MessageGroupId is invalid.",
+                    ));
+                }
+                Some(_) => {}
+            }
+            match &message.deduplication_id {
+                None if !self.attributes.content_based_deduplication => {
+                    return Err(SqsError::invalid_parameter(
+                        "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
+                    ));
+                }
+                Some(d) if !fifo_id_ok(d) => {
+                    return Err(SqsError::invalid_parameter(
+                        "Value for parameter MessageDeduplicationId is invalid.",
+                    ));
+                }
+                _ => {}
+            }
+        } else if message.deduplication_id.is_some() {
+            return Err(SqsError::invalid_parameter(
+                "The request includes a parameter that is not valid for this queue type: MessageDeduplicationId",
+            ));
+        }
+        Ok(())
+    }
+
+    fn sequence_number(&self, seq: u64) -> Option<String> {
+        // 20 digits like SQS's, strictly increasing within the queue.
+        self.is_fifo()
+            .then(|| format!("{}", 10_000_000_000_000_000_000u128 + u128::from(seq)))
+    }
+
+    /// `SendMessage`.
+    pub fn send(&mut self, message: NewMessage, now: Millis) -> Result<SendReceipt> {
+        self.validate(&message)?;
+        self.advance(now);
+        let now = self.clock;
+        let md5_of_body = md5_of_body(&message.body);
+        let md5_of_system_attributes = md5_of_attributes(&message.system_attributes);
+        let md5_of_attributes = md5_of_attributes(&message.attributes);
+
+        let dedup_key = if self.is_fifo() {
+            let id = match &message.deduplication_id {
+                Some(id) => id.clone(),
+                None => content_dedup_id(&message.body),
+            };
+            let key = match (self.attributes.deduplication_scope, &message.group_id) {
+                (DeduplicationScope::MessageGroup, Some(group)) => format!("{group}\u{0}{id}"),
+                _ => id,
+            };
+            if let Some(entry) = self.dedup.get(key.as_str()) {
+                return Ok(SendReceipt {
+                    message_id: entry.message_id,
+                    md5_of_body,
+                    md5_of_attributes,
+                    md5_of_system_attributes,
+                    sequence_number: self.sequence_number(entry.seq),
+                    duplicate: true,
+                });
+            }
+            Some(key.into_boxed_str())
+        } else {
+            None
+        };
+
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        let message_id = MessageId::derive(self.incarnation, seq);
+        if let Some(key) = dedup_key {
+            let expires_at = now + DEDUP_WINDOW;
+            self.dedup_expiry.push_back((expires_at, key.clone()));
+            self.dedup.insert(
+                key,
+                DedupEntry {
+                    expires_at,
+                    message_id,
+                    seq,
+                },
+            );
+        }
+        let delay = secs(
+            message
+                .delay_seconds
+                .unwrap_or(self.attributes.delay_seconds),
+        );
+        let has_extras = !message.attributes.is_empty()
+            || !message.system_attributes.is_empty()
+            || message.group_id.is_some()
+            || message.deduplication_id.is_some();
+        let extras = has_extras.then(|| {
+            Box::new(Extras {
+                attributes: message.attributes,
+                attributes_md5: md5_of_attributes,
+                system_attributes: message.system_attributes,
+                system_attributes_md5: md5_of_system_attributes,
+                group_id: message.group_id.map(String::into_boxed_str),
+                deduplication_id: message.deduplication_id.map(String::into_boxed_str),
+            })
+        });
+        let (state, due) = if delay > 0 {
+            self.delayed.insert((now + delay, seq));
+            (State::Delayed, now + delay)
+        } else {
+            self.visible.insert(seq);
+            (State::Visible, 0)
+        };
+        self.messages.insert(
+            seq,
+            StoredMessage {
+                id: message_id,
+                body: message.body.into_boxed_str(),
+                body_md5: md5_of_body,
+                sent_at: now,
+                enqueued_at: now,
+                first_receive_at: None,
+                receive_count: 0,
+                state,
+                due,
+                extras,
+            },
+        );
+        Ok(SendReceipt {
+            message_id,
+            md5_of_body,
+            md5_of_attributes,
+            md5_of_system_attributes,
+            sequence_number: self.sequence_number(seq),
+            duplicate: false,
+        })
+    }
+
+    /// `ReceiveMessage` without waiting: up to `max` (1..=10) visible messages, made
+    /// invisible for `visibility_timeout` seconds (the queue's default if `None`).
+    ///
+    /// On FIFO queues, groups with a message in flight are skipped and messages of one
+    /// group come out in order. Messages that already had `maxReceiveCount` receives
+    /// are moved out into [`ReceiveOutcome::dead_letters`] instead of being delivered.
+    pub fn receive(
+        &mut self,
+        max: usize,
+        visibility_timeout: Option<u32>,
+        now: Millis,
+    ) -> Result<ReceiveOutcome> {
+        if !(1..=10).contains(&max) {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
+            )));
+        }
+        let timeout = visibility_timeout.unwrap_or(self.attributes.visibility_timeout);
+        if timeout > MAX_VISIBILITY_TIMEOUT {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= {MAX_VISIBILITY_TIMEOUT}, if provided."
+            )));
+        }
+        self.advance(now);
+        let now = self.clock;
+        let max_receives = self
+            .attributes
+            .redrive_policy
+            .as_ref()
+            .map(|p| p.max_receive_count);
+        let fifo = self.is_fifo();
+        let mut outcome = ReceiveOutcome::default();
+        // FIFO: groups this call already delivered from may continue, in order.
+        let mut taken_groups: Vec<Box<str>> = Vec::new();
+        let mut cursor = 0u64;
+        while outcome.deliveries.len() < max {
+            let Some(&seq) = self.visible.range(cursor..).next() else {
+                break;
+            };
+            cursor = seq + 1;
+            let Some(message) = self.messages.get(&seq) else {
+                // Cannot happen: `visible` only holds stored messages. Heal and go on.
+                self.visible.remove(&seq);
+                continue;
+            };
+            if fifo {
+                // Scanning past blocked groups is linear in their backlog; FIFO queues
+                // with a huge blocked group are the one non-logarithmic case.
+                if let Some(group) = message.group() {
+                    let taken = taken_groups.iter().any(|g| &**g == group);
+                    if !taken && self.group_in_flight.contains_key(group) {
+                        continue;
+                    }
+                }
+            }
+            if max_receives.is_some_and(|limit| message.receive_count >= limit) {
+                if let Some(dead) = self.remove(seq) {
+                    outcome.dead_letters.push(dead);
+                }
+                continue;
+            }
+            self.visible.remove(&seq);
+            let Some(message) = self.messages.get_mut(&seq) else {
+                continue;
+            };
+            message.receive_count = message.receive_count.saturating_add(1);
+            let first_receive_at = *message.first_receive_at.get_or_insert(now);
+            let extras = message.extras.as_deref();
+            let group_id = extras.and_then(|e| e.group_id.clone());
+            let delivery = Delivery {
+                message_id: message.id,
+                receipt_handle: ReceiptHandle {
+                    incarnation: self.incarnation,
+                    seq,
+                    receive: message.receive_count,
+                }
+                .encode(),
+                body: message.body.clone(),
+                md5_of_body: message.body_md5,
+                sent_at: message.sent_at,
+                first_receive_at,
+                receive_count: message.receive_count,
+                attributes: extras.map(|e| e.attributes.clone()).unwrap_or_default(),
+                md5_of_attributes: extras.and_then(|e| e.attributes_md5),
+                system_attributes: extras
+                    .map(|e| e.system_attributes.clone())
+                    .unwrap_or_default(),
+                group_id: group_id.clone(),
+                deduplication_id: extras.and_then(|e| e.deduplication_id.clone()),
+                sequence_number: None,
+            };
+            if timeout == 0 {
+                // Visible again at once; with zero timeout nothing blocks the group.
+                self.visible.insert(seq);
+            } else {
+                message.state = State::InFlight;
+                message.due = now + secs(timeout);
+                self.in_flight.insert((message.due, seq));
+                if let Some(group) = &group_id {
+                    *self.group_in_flight.entry(group.clone()).or_insert(0) += 1;
+                }
+            }
+            if let Some(group) = group_id
+                && !taken_groups.contains(&group)
+            {
+                taken_groups.push(group);
+            }
+            let sequence_number = self.sequence_number(seq);
+            let mut delivery = delivery;
+            delivery.sequence_number = sequence_number;
+            outcome.deliveries.push(delivery);
+        }
+        Ok(outcome)
+    }
+
+    /// Takes in a message moved here from a source queue by redrive. It keeps its id,
+    /// body, attributes, `SentTimestamp` and receive count, and is visible at once.
+    pub fn accept_dead_letter(&mut self, mut message: StoredMessage, now: Millis) {
+        self.advance(now);
+        let seq = self.next_seq;
+        self.next_seq += 1;
+        message.state = State::Visible;
+        message.due = 0;
+        message.enqueued_at = self.clock;
+        self.visible.insert(seq);
+        self.messages.insert(seq, message);
+    }
+
+    /// Resolves a receipt handle to a stored message of this queue, or says why not.
+    fn resolve(&self, handle: &str) -> Result<Option<u64>> {
+        let parsed = ReceiptHandle::decode(handle)
+            .filter(|h| h.incarnation == self.incarnation && h.seq < self.next_seq)
+            .ok_or_else(|| SqsError::bad_handle(handle))?;
+        match self.messages.get(&parsed.seq) {
+            Some(message) if parsed.receive > message.receive_count => {
+                Err(SqsError::bad_handle(handle))
+            }
+            Some(_) => Ok(Some(parsed.seq)),
+            // Deleted, expired or moved to a dead-letter queue.
+            None => Ok(None),
+        }
+    }
+
+    /// `DeleteMessage`. A handle of a message that is already gone succeeds silently,
+    /// as on SQS; so does an older handle of the same message (it deletes the message,
+    /// which SQS documents it "might" do). A handle this queue never issued fails.
+    pub fn delete(&mut self, handle: &str, now: Millis) -> Result<()> {
+        self.advance(now);
+        if let Some(seq) = self.resolve(handle)? {
+            self.remove(seq);
+        }
+        Ok(())
+    }
+
+    /// `ChangeMessageVisibility`: the message must be in flight; the new timeout counts
+    /// from `now`. Zero makes it visible at once.
+    pub fn change_visibility(&mut self, handle: &str, timeout: u32, now: Millis) -> Result<()> {
+        if timeout > MAX_VISIBILITY_TIMEOUT {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= {MAX_VISIBILITY_TIMEOUT}, if provided."
+            )));
+        }
+        self.advance(now);
+        let now = self.clock;
+        let Some(seq) = self.resolve(handle)? else {
+            return Err(SqsError::bad_handle(handle));
+        };
+        let Some(message) = self.messages.get_mut(&seq) else {
+            return Err(SqsError::bad_handle(handle));
+        };
+        if message.state != State::InFlight {
+            return Err(SqsError::new(
+                ErrorCode::MessageNotInflight,
+                "The message referred to isn't in flight.",
+            ));
+        }
+        self.in_flight.remove(&(message.due, seq));
+        if timeout == 0 {
+            self.release_group(seq);
+            self.make_visible(seq);
+        } else {
+            message.due = now + secs(timeout);
+            self.in_flight.insert((message.due, seq));
+        }
+        Ok(())
+    }
+
+    /// `PurgeQueue`: deletes every message; allowed once per 60 s. FIFO deduplication
+    /// ids are kept (they are not messages).
+    pub fn purge(&mut self, now: Millis) -> Result<()> {
+        self.advance(now);
+        let now = self.clock;
+        if let Some(last) = self.last_purge
+            && now < last + PURGE_INTERVAL
+        {
+            return Err(SqsError::new(
+                ErrorCode::PurgeQueueInProgress,
+                format!(
+                    "Only one PurgeQueue operation on {} is allowed every 60 seconds.",
+                    self.name
+                ),
+            ));
+        }
+        self.last_purge = Some(now);
+        self.messages.clear();
+        self.visible.clear();
+        self.delayed.clear();
+        self.in_flight.clear();
+        self.group_in_flight.clear();
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

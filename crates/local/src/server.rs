@@ -1,0 +1,286 @@
+//! The HTTP front: a hyper 1 HTTP/1.1 server that turns AWS JSON 1.0 requests into
+//! [`ops`](crate::ops) calls and their results (or errors) into responses.
+
+use std::convert::Infallible;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bytes::Bytes;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
+use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::server::conn::http1;
+use hyper::service::service_fn;
+use hyper::{Method, Request, Response, StatusCode};
+use hyper_util::rt::TokioIo;
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::watch;
+use tokio::task::{JoinHandle, JoinSet};
+
+use crate::error::{ErrorCode, SqsError};
+use crate::ops;
+use crate::service::{RequestContext, Service};
+
+/// Largest request body read: a 1 MiB batch plus JSON overhead. Larger requests are
+/// refused before they are buffered.
+pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 128 * 1024;
+
+/// How long [`Server::shutdown`] lets in-flight requests finish before aborting them.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
+
+/// Settings of a [`Server`].
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Options {
+    /// Account id in queue URLs and ARNs; default `000000000000`.
+    pub account_id: Option<String>,
+    /// Region in ARNs; default `us-east-1`.
+    pub region: Option<String>,
+}
+
+/// A running endpoint. Dropping it also stops it (without waiting).
+#[derive(Debug)]
+pub struct Server {
+    local_addr: SocketAddr,
+    /// `true` asks the accept loop, every connection and every long poll to stop.
+    shutdown: watch::Sender<bool>,
+    /// The accept loop; it returns once all connections are done.
+    task: JoinHandle<()>,
+}
+
+impl Server {
+    /// Binds `addr` (use `127.0.0.1:0` for a free port) and serves on the current
+    /// tokio runtime.
+    pub async fn bind(addr: SocketAddr) -> std::io::Result<Server> {
+        Self::bind_with(addr, Options::default()).await
+    }
+
+    /// Like [`Server::bind`], with [`Options`].
+    pub async fn bind_with(addr: SocketAddr, options: Options) -> std::io::Result<Server> {
+        let listener = TcpListener::bind(addr).await?;
+        let local_addr = listener.local_addr()?;
+        let (shutdown, stopping) = watch::channel(false);
+        let service = Arc::new(Service::new(
+            options
+                .account_id
+                .unwrap_or_else(|| "000000000000".to_owned()),
+            options.region.unwrap_or_else(|| "us-east-1".to_owned()),
+            local_addr,
+            stopping.clone(),
+        ));
+        let task = tokio::spawn(accept_loop(listener, service, stopping));
+        tracing::debug!(%local_addr, "SQS endpoint listening");
+        Ok(Server {
+            local_addr,
+            shutdown,
+            task,
+        })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> SocketAddr {
+        self.local_addr
+    }
+
+    /// `http://127.0.0.1:PORT`.
+    pub fn endpoint_url(&self) -> String {
+        format!("http://{}", self.local_addr)
+    }
+
+    /// Stops accepting, ends waiting long polls at once (they answer with no messages),
+    /// lets other in-flight requests finish (aborting them after 2 s) and returns.
+    pub async fn shutdown(mut self) {
+        self.shutdown.send_replace(true);
+        if let Err(error) = (&mut self.task).await {
+            tracing::warn!(%error, "SQS endpoint accept loop failed");
+        }
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        self.shutdown.send_replace(true);
+    }
+}
+
+async fn accept_loop(
+    listener: TcpListener,
+    service: Arc<Service>,
+    stopping: watch::Receiver<bool>,
+) {
+    let mut connections = JoinSet::new();
+    // A separate receiver to await, so `stopping` can be cloned into connections.
+    let mut stop_signal = stopping.clone();
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => match accepted {
+                Ok((stream, _peer)) => {
+                    connections.spawn(serve_connection(stream, service.clone(), stopping.clone()));
+                }
+                Err(error) => {
+                    // E.g. out of file descriptors: back off instead of spinning.
+                    tracing::warn!(%error, "accept failed");
+                    tokio::time::sleep(Duration::from_millis(10)).await;
+                }
+            },
+            // Reap finished connections so the set does not grow without bound.
+            Some(_) = connections.join_next(), if !connections.is_empty() => {}
+            // Also fires (with an error) when the `Server` is dropped.
+            _ = stopped(&mut stop_signal) => break,
+        }
+    }
+    drop(listener);
+    let drain = async { while connections.join_next().await.is_some() {} };
+    if tokio::time::timeout(SHUTDOWN_GRACE, drain).await.is_err() {
+        connections.abort_all();
+        while connections.join_next().await.is_some() {}
+    }
+}
+
+async fn serve_connection(
+    stream: TcpStream,
+    service: Arc<Service>,
+    mut stopping: watch::Receiver<bool>,
+) {
+    // Small request/response pairs: don't let Nagle hold them back.
+    let _ = stream.set_nodelay(true);
+    let handler = service_fn(move |request| {
+        let service = service.clone();
+        async move { Ok::<_, Infallible>(handle(&service, request).await) }
+    });
+    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+    tokio::pin!(connection);
+    tokio::select! {
+        result = connection.as_mut() => {
+            if let Err(error) = result {
+                tracing::debug!(%error, "connection ended with an error");
+            }
+            return;
+        }
+        _ = stopped(&mut stopping) => {}
+    }
+    // Finish the request in progress (long polls end on the same signal), then close.
+    connection.as_mut().graceful_shutdown();
+    let _ = connection.await;
+}
+
+/// Resolves once the server is stopping (or the `Server` was dropped). Returns `()`
+/// so no `watch` guard is held across an await point (it is not `Send`).
+pub(crate) async fn stopped(signal: &mut watch::Receiver<bool>) {
+    let _ = signal.wait_for(|stop| *stop).await;
+}
+
+/// Serves one request; never fails: errors become AWS-shaped error responses.
+async fn handle(service: &Service, request: Request<Incoming>) -> Response<Full<Bytes>> {
+    match handle_inner(service, request).await {
+        Ok(body) => json_response(StatusCode::OK, body),
+        Err(error) => error_response(&error),
+    }
+}
+
+async fn handle_inner(service: &Service, request: Request<Incoming>) -> Result<Vec<u8>, SqsError> {
+    if request.method() != Method::POST {
+        return Err(SqsError::new(
+            ErrorCode::UnsupportedOperation,
+            "Only POST requests with the AWS JSON 1.0 protocol are supported.",
+        ));
+    }
+    let headers = request.headers();
+    let content_type_ok = headers
+        .get(CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|v| v.trim().to_ascii_lowercase().starts_with(JSON_CONTENT_TYPE));
+    if !content_type_ok {
+        return Err(SqsError::new(
+            ErrorCode::SerializationException,
+            format!(
+                "Content-Type must be {JSON_CONTENT_TYPE} (the query protocol is not supported)."
+            ),
+        ));
+    }
+    let target = headers
+        .get("x-amz-target")
+        .and_then(|v| v.to_str().ok())
+        .ok_or_else(|| {
+            SqsError::new(
+                ErrorCode::UnsupportedOperation,
+                "Missing X-Amz-Target header.",
+            )
+        })?
+        .to_owned();
+    let declared_length = headers
+        .get(CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    let too_large = || {
+        SqsError::new(
+            ErrorCode::RequestEntityTooLarge,
+            format!("Request body larger than {MAX_REQUEST_BYTES} bytes."),
+        )
+    };
+    if declared_length.is_some_and(|len| len > MAX_REQUEST_BYTES as u64) {
+        return Err(too_large());
+    }
+    // Queue URLs echo the host the client used, so they work behind port mappings.
+    let base_url = match headers.get(HOST).and_then(|v| v.to_str().ok()) {
+        Some(host) if !host.is_empty() => format!("http://{host}"),
+        _ => format!("http://{}", service.local_addr),
+    };
+    let body = Limited::new(request.into_body(), MAX_REQUEST_BYTES)
+        .collect()
+        .await
+        .map_err(|_| too_large())?
+        .to_bytes();
+    let decoded = ops::decode_request(&target, &body)?;
+    ops::execute(service, &RequestContext { base_url }, decoded).await
+}
+
+fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
+    let mut response = Response::new(Full::new(Bytes::from(body)));
+    *response.status_mut() = status;
+    let headers = response.headers_mut();
+    headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
+    if let Ok(id) = HeaderValue::from_str(&request_id()) {
+        headers.insert("x-amzn-requestid", id);
+    }
+    response
+}
+
+fn error_response(error: &SqsError) -> Response<Full<Bytes>> {
+    let status = if error.code.is_sender_fault() {
+        StatusCode::BAD_REQUEST
+    } else {
+        StatusCode::INTERNAL_SERVER_ERROR
+    };
+    let body = serde_json::json!({
+        "__type": format!("com.amazonaws.sqs#{}", error.code.shape_name()),
+        "message": error.message,
+    });
+    let mut response = json_response(status, body.to_string().into_bytes());
+    // aws-sdk-sqs and botocore take the error code from this header (SQS is
+    // `awsQueryCompatible`), so their typed errors depend on it.
+    let fault = if error.code.is_sender_fault() {
+        "Sender"
+    } else {
+        "Receiver"
+    };
+    if let Ok(value) = HeaderValue::from_str(&format!("{};{fault}", error.code.query_code())) {
+        response.headers_mut().insert("x-amzn-query-error", value);
+    }
+    response
+}
+
+fn request_id() -> String {
+    let v: u128 = rand::random();
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (v >> 96) as u32,
+        (v >> 80) as u16,
+        (v >> 64) as u16,
+        (v >> 48) as u16,
+        v & 0xffff_ffff_ffff
+    )
+}

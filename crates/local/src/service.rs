@@ -1,0 +1,175 @@
+//! Shared server state: the registry of queues, each model behind its own lock.
+//!
+//! Locking: the registry is a `std::sync::RwLock` taken only to look a queue up (read)
+//! or to create/delete one (write). Each queue's [`Queue`] model sits in its own
+//! `std::sync::Mutex`, held only while the model runs, never across an `.await`; so
+//! requests to different queues run in parallel on both cores and a long poll holds no
+//! lock while it waits. Std locks are right here: critical sections are short and
+//! synchronous (the tokio docs recommend them for this case).
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use tokio::sync::{Notify, watch};
+
+use crate::error::{ErrorCode, Result, SqsError};
+use crate::model::{Millis, Queue};
+
+/// One queue of the registry.
+pub(crate) struct QueueSlot {
+    /// The queue's name.
+    pub name: String,
+    /// The queue's ARN.
+    pub arn: String,
+    model: Mutex<Queue>,
+    /// Woken when messages may have become available (send, visibility change to 0,
+    /// redrive into this queue, deletion of the queue). Long pollers wait on it.
+    pub wakeup: Notify,
+    /// Set when the queue is deleted, so waiting long polls give up.
+    pub deleted: std::sync::atomic::AtomicBool,
+}
+
+impl QueueSlot {
+    /// Locks the model. A panic while the lock was held (a bug) must not take the
+    /// whole endpoint down, so poisoning is ignored: the model keeps its invariants
+    /// between statements that can panic.
+    pub fn lock(&self) -> MutexGuard<'_, Queue> {
+        self.model.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the queue was deleted.
+    pub fn is_deleted(&self) -> bool {
+        self.deleted.load(std::sync::atomic::Ordering::Acquire)
+    }
+}
+
+/// Per-request facts the operations need from the HTTP layer.
+pub(crate) struct RequestContext {
+    /// `http://host:port`, from the `Host` header, for queue URLs.
+    pub base_url: String,
+}
+
+/// The endpoint's state, shared by all connections.
+pub(crate) struct Service {
+    pub account_id: String,
+    pub region: String,
+    /// The bound address, for queue URLs when a request has no `Host` header.
+    pub local_addr: std::net::SocketAddr,
+    queues: RwLock<HashMap<String, Arc<QueueSlot>>>,
+    /// Turns true when the server shuts down; long polls end early.
+    pub shutdown: watch::Receiver<bool>,
+}
+
+/// The wall clock as the model wants it.
+pub(crate) fn now() -> Millis {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
+}
+
+impl Service {
+    pub fn new(
+        account_id: String,
+        region: String,
+        local_addr: std::net::SocketAddr,
+        shutdown: watch::Receiver<bool>,
+    ) -> Self {
+        Service {
+            account_id,
+            region,
+            local_addr,
+            queues: RwLock::new(HashMap::new()),
+            shutdown,
+        }
+    }
+
+    /// `arn:aws:sqs:<region>:<account>:<name>`.
+    pub fn arn(&self, name: &str) -> String {
+        format!("arn:aws:sqs:{}:{}:{name}", self.region, self.account_id)
+    }
+
+    /// The URL of queue `name` as seen by this request.
+    pub fn queue_url(&self, ctx: &RequestContext, name: &str) -> String {
+        format!("{}/{}/{name}", ctx.base_url, self.account_id)
+    }
+
+    /// Looks a queue up by name.
+    pub fn get(&self, name: &str) -> Option<Arc<QueueSlot>> {
+        self.queues
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(name)
+            .cloned()
+    }
+
+    /// Looks a queue up by ARN (for redrive targets).
+    pub fn get_by_arn(&self, arn: &str) -> Option<Arc<QueueSlot>> {
+        let prefix = self.arn("");
+        self.get(arn.strip_prefix(&prefix)?)
+    }
+
+    /// Resolves a `QueueUrl` parameter: `<anything>/<account>/<name>`.
+    pub fn resolve_url(&self, url: &str) -> Result<Arc<QueueSlot>> {
+        let path = match url.split_once("://") {
+            Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
+            None => url,
+        };
+        let mut segments = path.rsplit('/').filter(|s| !s.is_empty());
+        let (Some(name), Some(account)) = (segments.next(), segments.next()) else {
+            return Err(SqsError::new(
+                ErrorCode::InvalidAddress,
+                format!("The address {url} is not valid for this endpoint."),
+            ));
+        };
+        if account != self.account_id {
+            return Err(SqsError::no_queue());
+        }
+        self.get(name).ok_or_else(SqsError::no_queue)
+    }
+
+    /// Inserts a new queue unless the name is taken; returns the slot under that name
+    /// and whether it was created.
+    pub fn insert_if_absent(&self, queue: Queue) -> (Arc<QueueSlot>, bool) {
+        let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
+        if let Some(existing) = queues.get(queue.name()) {
+            return (existing.clone(), false);
+        }
+        let name = queue.name().to_owned();
+        let slot = Arc::new(QueueSlot {
+            arn: self.arn(&name),
+            name: name.clone(),
+            model: Mutex::new(queue),
+            wakeup: Notify::new(),
+            deleted: false.into(),
+        });
+        queues.insert(name, slot.clone());
+        (slot, true)
+    }
+
+    /// Removes a queue and wakes its long pollers.
+    pub fn remove(&self, name: &str) -> Option<Arc<QueueSlot>> {
+        let slot = self
+            .queues
+            .write()
+            .unwrap_or_else(PoisonError::into_inner)
+            .remove(name)?;
+        slot.deleted
+            .store(true, std::sync::atomic::Ordering::Release);
+        slot.wakeup.notify_waiters();
+        Some(slot)
+    }
+
+    /// All queues, sorted by name.
+    pub fn all(&self) -> Vec<Arc<QueueSlot>> {
+        let mut all: Vec<_> = self
+            .queues
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .values()
+            .cloned()
+            .collect();
+        all.sort_by(|a, b| a.name.cmp(&b.name));
+        all
+    }
+}

@@ -1,0 +1,108 @@
+"""Fixtures for the boto3 suite: the embedded SQS endpoint and clients for it.
+
+The endpoint is the `sqs-local-test-server` binary of crates/testkit. It
+prints `LISTENING http://127.0.0.1:PORT` first and exits when its stdin
+closes. `scripts/test` builds it and exports its path as
+SQS_BARRIER_LOCAL_TEST_SERVER; without that variable the fixture builds it
+with cargo. SQS_BARRIER_TEST_ENDPOINT=http://... points the suite at an
+already running endpoint instead (for debugging).
+"""
+
+import os
+import selectors
+import subprocess
+import uuid
+from pathlib import Path
+
+import boto3
+import pytest
+from botocore.config import Config
+
+ROOT = Path(__file__).resolve().parents[2]
+STARTUP_TIMEOUT_S = 30
+
+
+def _server_binary() -> Path:
+    configured = os.environ.get("SQS_BARRIER_LOCAL_TEST_SERVER")
+    if configured:
+        path = Path(configured)
+        if not path.is_file():
+            pytest.fail(f"SQS_BARRIER_LOCAL_TEST_SERVER={path} does not exist")
+        return path
+    subprocess.run(
+        ["cargo", "build", "-q", "-p", "sqs-barrier-testkit", "--bin", "sqs-local-test-server"],
+        cwd=ROOT,
+        check=True,
+    )
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return target / "debug" / "sqs-local-test-server"
+
+
+def _read_first_line(proc: subprocess.Popen, timeout_s: float) -> str:
+    """Reads the server's first stdout line, failing after timeout_s."""
+    selector = selectors.DefaultSelector()
+    selector.register(proc.stdout, selectors.EVENT_READ)
+    if not selector.select(timeout_s):
+        proc.kill()
+        pytest.fail(f"test server printed nothing within {timeout_s} s")
+    return proc.stdout.readline().strip()
+
+
+@pytest.fixture(scope="session")
+def endpoint_url():
+    external = os.environ.get("SQS_BARRIER_TEST_ENDPOINT")
+    if external:
+        yield external
+        return
+    proc = subprocess.Popen(
+        [str(_server_binary())],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _read_first_line(proc, STARTUP_TIMEOUT_S)
+        prefix = "LISTENING "
+        if not line.startswith(prefix):
+            pytest.fail(f"unexpected first line from test server: {line!r}")
+        yield line[len(prefix) :]
+    finally:
+        # Closing stdin asks the server to shut down; kill it if it does not.
+        proc.stdin.close()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def make_client(endpoint_url: str, **config):
+    """A boto3 SQS client with dummy credentials and no retries, so each test
+    sees exactly what the endpoint answered."""
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"max_attempts": 1}, **config),
+    )
+
+
+@pytest.fixture
+def sqs(endpoint_url):
+    return make_client(endpoint_url)
+
+
+@pytest.fixture
+def unique():
+    """Returns a function making queue names unique within the session (one
+    server serves every test)."""
+    token = uuid.uuid4().hex[:10]
+
+    def name(base: str) -> str:
+        if base.endswith(".fifo"):
+            return f"{base[: -len('.fifo')]}-{token}.fifo"
+        return f"{base}-{token}"
+
+    return name
