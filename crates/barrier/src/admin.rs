@@ -152,8 +152,8 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
         settings::MAX_RECEIVES
     );
     let config_tags = tags::encode(tags::CONFIG_PREFIX, &wanted.to_json()).map_err(|e| {
-        Error::Config(sqs_barrier_core::ConfigError::Corrupt(format!(
-            "the roster is too large to store: {e}"
+        Error::Config(sqs_barrier_core::ConfigError::Invalid(format!(
+            "the roster is too large to store in the queue's tags: {e}"
         )))
     })?;
     let mut checkin = fifo(sse(sqs.client().create_queue().queue_name(&names.checkin)))
@@ -175,6 +175,12 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
     }
     // Two set-ups racing: the queue's tags say whose configuration won.
     let info = open(sqs, name).await?;
+    if !info.config.same_rules(&wanted) {
+        return Err(Error::Conflict {
+            barrier: name.into(),
+            detail: describe_difference(&info.config, &wanted),
+        });
+    }
     Ok(SetupOutcome {
         info,
         created: true,
@@ -348,33 +354,40 @@ pub(crate) fn decode_state(tag_map: &HashMap<String, String>) -> Option<Publishe
     .and_then(|json| PublishedState::from_json(&json))
 }
 
-/// Publishes `state` in the check-in queue's tags, in one `TagQueue` call,
-/// then removes chunks left over from a longer earlier state.
+/// Publishes `state` in the check-in queue's tags in one `TagQueue` call,
+/// then removes chunks of a longer earlier state found in `current` (the
+/// queue's tags as read just before).
 pub(crate) async fn write_state(
     sqs: &Sqs,
     checkin_url: &str,
     state: &PublishedState,
-    previous_chunks: &mut usize,
+    current: &HashMap<String, String>,
 ) -> Result<()> {
     let chunks =
         tags::encode(tags::STATE_PREFIX, &state.to_json()).map_err(|e| Error::Corrupt {
             barrier: "?".into(),
             detail: e.to_string(),
         })?;
-    let n = chunks.len();
+    let stale = tags::stale_keys(
+        tags::STATE_PREFIX,
+        chunks.len() - 1, // the chunks, without the count key
+        current.keys().map(String::as_str),
+    );
     let mut req = sqs.client().tag_queue().queue_url(checkin_url);
     for (k, v) in chunks {
         req = req.tags(k, v);
     }
     req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
-    if *previous_chunks > n {
-        let mut untag = sqs.client().untag_queue().queue_url(checkin_url);
-        for i in n..*previous_chunks {
-            untag = untag.tag_keys(format!("{}.{i}", tags::STATE_PREFIX));
-        }
-        untag.send().await.map_err(|e| sqs.error("UntagQueue", e))?;
+    if !stale.is_empty() {
+        // Only hygiene: readers ignore chunks beyond the count.
+        sqs.client()
+            .untag_queue()
+            .queue_url(checkin_url)
+            .set_tag_keys(Some(stale))
+            .send()
+            .await
+            .map_err(|e| sqs.error("UntagQueue", e))?;
     }
-    *previous_chunks = n;
     Ok(())
 }
 
@@ -400,9 +413,10 @@ pub struct Status {
 }
 
 impl Status {
-    /// Whether a coordinator published a heartbeat within `within`.
-    pub fn coordinator_alive(&self, within: Duration) -> bool {
-        self.heartbeat_age.is_some_and(|a| a <= within)
+    /// Whether a coordinator's last heartbeat is recent (see
+    /// [`PublishedState::looks_alive`]).
+    pub fn coordinator_alive(&self) -> bool {
+        self.state.as_ref().is_some_and(|s| s.looks_alive(now_ms()))
     }
 }
 

@@ -10,6 +10,7 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, SendMessageBatchRequestEntry,
 };
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
+use sqs_barrier_core::state::PublishedState;
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -45,11 +46,6 @@ impl Default for CoordinatorOptions {
     }
 }
 
-/// A heartbeat younger than this means a coordinator is alive.
-fn alive_within(opts: &CoreOptions) -> Duration {
-    opts.heartbeat * 3
-}
-
 struct Received {
     receipt: String,
     body: String,
@@ -71,7 +67,7 @@ pub async fn run_coordinator(
     let restored = admin::read_state(sqs, &info.urls.checkin).await?;
     if let Some(st) = &restored {
         let age = Duration::from_millis(admin::now_ms().saturating_sub(st.heartbeat_ms));
-        if !opts.force && age < alive_within(&opts.core) {
+        if !opts.force && st.looks_alive(admin::now_ms()) {
             return Err(Error::CoordinatorRunning {
                 barrier: name.into(),
                 id: st.coordinator.clone(),
@@ -93,9 +89,7 @@ pub async fn run_coordinator(
         core,
         id,
         held: HashMap::new(),
-        state_chunks: 0,
         last_write_ms: 0,
-        last_check: Instant::now(),
         opts,
         events,
     };
@@ -116,9 +110,8 @@ struct Driver {
     id: String,
     /// Receipt handles held, with when their visibility was last set.
     held: HashMap<String, Instant>,
-    state_chunks: usize,
+    /// When we last published (ms since the epoch); 0 before the first write.
     last_write_ms: u64,
-    last_check: Instant,
     opts: CoordinatorOptions,
     events: Option<mpsc::UnboundedSender<Event>>,
 }
@@ -162,8 +155,16 @@ impl Driver {
                 _ = tokio::time::sleep(wake) => {}
             }
             self.core.handle_timeout(wall_now());
-            if let Err(e) = self.carry_out().await {
-                break Err(e);
+            match self.carry_out().await {
+                Ok(()) => {}
+                // What failed is redone by the protocol: a notice not sent is
+                // sent again when the participant re-sends its check-in, a
+                // message not deleted comes back and is recognised, a state
+                // not written is written again.
+                Err(e) if e.is_transient() => {
+                    tracing::warn!(error = %e, "SQS request failed; carrying on");
+                }
+                Err(e) => break Err(e),
             }
             if let Err(e) = self.extend_visibility().await {
                 tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
@@ -207,31 +208,14 @@ impl Driver {
                     self.held.remove(&token);
                     self.delete(vec![token]).await?;
                 }
-                Transmit::WriteState { version, state } => {
-                    if let Some(other) = self.superseded_by().await {
-                        return Err(Error::Superseded {
-                            barrier: self.info.config.name.clone(),
-                            other,
-                        });
+                Transmit::WriteState { version, state } => match self.write_state(*state).await {
+                    Ok(()) => self.core.handle_state_written(version),
+                    Err(e @ Error::Superseded { .. }) => return Err(e),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not publish the coordinator state; retrying");
+                        self.core.handle_state_write_failed();
                     }
-                    match admin::write_state(
-                        &self.sqs,
-                        &self.info.urls.checkin,
-                        &state,
-                        &mut self.state_chunks,
-                    )
-                    .await
-                    {
-                        Ok(()) => {
-                            self.last_write_ms = state.heartbeat_ms;
-                            self.core.handle_state_written(version);
-                        }
-                        Err(e) => {
-                            tracing::warn!(error = %e, "could not publish the coordinator state; retrying");
-                            self.core.handle_state_write_failed();
-                        }
-                    }
-                }
+                },
             }
         }
         while let Some(e) = self.core.poll_event() {
@@ -243,20 +227,28 @@ impl Driver {
         Ok(())
     }
 
-    /// Whether another coordinator published after our last write: then two
-    /// are running and the older one (us) stands down. Checked at most once a
-    /// heartbeat.
-    async fn superseded_by(&mut self) -> Option<String> {
-        if self.last_check.elapsed() < self.opts.core.heartbeat || self.last_write_ms == 0 {
-            return None;
+    /// Publishes the state: read, merge, write.
+    ///
+    /// Tags are last-writer-wins, so the current state is read first. If
+    /// another coordinator wrote after our last write, two are running and
+    /// the older one (us) stands down. Whatever another coordinator recorded
+    /// is merged into ours before we overwrite it.
+    async fn write_state(&mut self, mut state: PublishedState) -> Result<()> {
+        let current = admin::list_tags(&self.sqs, &self.info.urls.checkin).await?;
+        if let Some(other) = admin::decode_state(&current).filter(|o| o.coordinator != self.id) {
+            if self.last_write_ms != 0 && other.heartbeat_ms > self.last_write_ms {
+                return Err(Error::Superseded {
+                    barrier: self.info.config.name.clone(),
+                    other: other.coordinator,
+                });
+            }
+            self.core.handle_state_observed(&other, wall_now());
+            // The merge may have changed what we publish.
+            state = self.core.snapshot(wall_now());
         }
-        self.last_check = Instant::now();
-        let st = admin::read_state(&self.sqs, &self.info.urls.checkin)
-            .await
-            .ok()
-            .flatten()?;
-        (st.coordinator != self.id && st.heartbeat_ms > self.last_write_ms)
-            .then_some(st.coordinator)
+        admin::write_state(&self.sqs, &self.info.urls.checkin, &state, &current).await?;
+        self.last_write_ms = state.heartbeat_ms;
+        Ok(())
     }
 
     async fn delete(&self, receipts: Vec<String>) -> Result<()> {
@@ -432,6 +424,7 @@ async fn poll_checkins(
     visibility: Duration,
     tx: mpsc::Sender<Result<Vec<Received>>>,
 ) {
+    let mut backoff = Duration::from_millis(100);
     loop {
         let r = sqs
             .client()
@@ -456,11 +449,19 @@ async fn poll_checkins(
                 .collect::<Vec<_>>()),
             Err(e) => Err(sqs.error("ReceiveMessage", e)),
         };
-        let failed = batch.is_err();
-        if matches!(&batch, Ok(b) if b.is_empty()) {
-            continue;
+        match &batch {
+            Ok(b) if b.is_empty() => continue,
+            Ok(_) => backoff = Duration::from_millis(100),
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "receiving check-ins failed");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                continue;
+            }
+            Err(_) => {}
         }
-        if tx.send(batch).await.is_err() || failed {
+        let fatal = batch.is_err();
+        if tx.send(batch).await.is_err() || fatal {
             return;
         }
     }

@@ -176,6 +176,22 @@ fn heartbeat_text(ms: Option<u64>) -> String {
 }
 
 impl Error {
+    /// Whether retrying later may succeed: the endpoint was unreachable or
+    /// SQS failed in a way that is not about the request (throttling, 5xx
+    /// after the SDK's own retries).
+    pub fn is_transient(&self) -> bool {
+        match self {
+            Error::Unreachable { .. } => true,
+            Error::Sqs { detail, .. } => {
+                !detail.contains("NonExistentQueue")
+                    && !detail.contains("QueueDoesNotExist")
+                    && !detail.starts_with("InvalidParameterValue")
+                    && !detail.starts_with("MissingParameter")
+            }
+            _ => false,
+        }
+    }
+
     /// Whether the error is about the infrastructure (SQS, credentials,
     /// setup) rather than the barrier's outcome.
     pub fn is_infrastructure(&self) -> bool {

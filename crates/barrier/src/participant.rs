@@ -244,6 +244,11 @@ impl Arrival {
     pub fn generation(&self) -> u64 {
         self.generation
     }
+
+    /// Whether the wait has ended (awaiting it will not block).
+    pub fn is_finished(&self) -> bool {
+        self.task.is_finished()
+    }
 }
 
 impl Future for Arrival {
@@ -281,12 +286,14 @@ async fn flush(inner: &Inner, p: &mut Participant) -> Result<()> {
                 send_checkin_queue(&inner.sqs, &inner.info, &body, &group).await?;
             }
             Transmit::QueryStatus => {
-                // An unreadable state is reported as none: the core decides.
-                let state = admin::read_state(&inner.sqs, &inner.info.urls.checkin)
-                    .await
-                    .ok()
-                    .flatten();
-                p.handle_status(state.as_ref(), wall_now());
+                match admin::read_state(&inner.sqs, &inner.info.urls.checkin).await {
+                    Ok(state) => p.handle_status(state.as_ref(), wall_now()),
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, "could not read the coordinator's state");
+                        p.handle_status_failed(wall_now());
+                    }
+                    Err(e) => return Err(e),
+                }
             }
         }
     }
@@ -302,16 +309,63 @@ async fn drive(
 ) -> Result<u64> {
     let cfg = &inner.info.config;
     let queue = inner.info.urls.release_for(generation).to_owned();
+    // Transient SQS failures are retried while the wait lasts, but not for
+    // longer than a coordinator may stay silent: then the error is reported.
+    let mut failing_since: Option<Instant> = None;
+    let mut backoff = Duration::from_millis(100);
     loop {
+        let step = wait_step(inner, p, &queue, &mut abort_rx).await;
+        match step {
+            Ok(Some(outcome)) => return outcome_to_result(cfg, outcome, timeout),
+            Ok(None) => {
+                failing_since = None;
+                backoff = Duration::from_millis(100);
+            }
+            Err(e) if e.is_transient() => {
+                let since = *failing_since.get_or_insert_with(Instant::now);
+                if since.elapsed() >= inner.opts.silence_after {
+                    return Err(e);
+                }
+                tracing::warn!(error = %e, retry_in = ?backoff, "SQS request failed while waiting");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(5));
+                p.handle_timeout(wall_now());
+            }
+            Err(Error::Cancelled) => {
+                let reason = abort_rx.borrow().clone().unwrap_or_default();
+                return Err(Error::Broken {
+                    barrier: cfg.name.clone(),
+                    generation,
+                    cause: BreakCause::Aborted {
+                        by: inner.member.clone(),
+                        reason,
+                    },
+                    missing: Vec::new(),
+                });
+            }
+            Err(e) => return Err(e),
+        }
+    }
+}
+
+/// One round of the wait: send what is due, long-poll once, fire timers.
+/// `Ok(Some(_))` when the wait has ended; `Err(Error::Cancelled)` on abort.
+async fn wait_step(
+    inner: &Inner,
+    p: &mut Participant,
+    queue: &str,
+    abort_rx: &mut watch::Receiver<Option<String>>,
+) -> Result<Option<Outcome>> {
+    {
         flush(inner, p).await?;
         if let Some(outcome) = p.poll_event() {
-            return outcome_to_result(cfg, outcome, timeout);
+            return Ok(Some(outcome));
         }
         let now = wall_now();
         let next = p.poll_timeout().unwrap_or(now + Duration::from_secs(20));
         if next <= now {
             p.handle_timeout(now);
-            continue;
+            return Ok(None);
         }
         // Long-poll no longer than until the next timer (SQS waits in whole
         // seconds, so timers fire up to a second late). A receive is never
@@ -321,7 +375,7 @@ async fn drive(
             .sqs
             .client()
             .receive_message()
-            .queue_url(&queue)
+            .queue_url(queue)
             .max_number_of_messages(1)
             .visibility_timeout(HIDE_NOTICE)
             .wait_time_seconds(wait)
@@ -336,17 +390,10 @@ async fn drive(
                     }
                 }
             }
-            _ = abort_rx.changed() => {
-                let reason = abort_rx.borrow().clone().unwrap_or_default();
-                return Err(Error::Broken {
-                    barrier: cfg.name.clone(),
-                    generation,
-                    cause: BreakCause::Aborted { by: inner.member.clone(), reason },
-                    missing: Vec::new(),
-                });
-            }
+            _ = abort_rx.changed() => return Err(Error::Cancelled),
         }
         p.handle_timeout(wall_now());
+        Ok(p.poll_event())
     }
 }
 

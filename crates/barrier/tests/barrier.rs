@@ -36,6 +36,8 @@ both!(
     malformed_messages_are_moved_aside,
     coordinator_restart_loses_no_checkin,
     rerun_after_release_gets_the_notice_again,
+    fifo_checkin_queue_serves_many_phases,
+    two_coordinators_never_release_early,
 );
 
 struct Fixture {
@@ -376,4 +378,75 @@ async fn rerun_after_release_gets_the_notice_again(target: Target) {
     let r = again.wait(LONG).await.expect("released again");
     assert_eq!(r.generation, 0);
     c.stop().await.unwrap();
+}
+
+async fn fifo_checkin_queue_serves_many_phases(target: Target) {
+    let endpoint = start(target).await;
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let name = format!("f{:08x}", rand_u32());
+    let mut opts = admin::SetupOptions::new(2);
+    opts.fifo = true;
+    let out = admin::setup(&sqs, &name, &opts).await.expect("setup");
+    assert!(out.info.urls.checkin.ends_with("-checkin.fifo"));
+    let f = Fixture {
+        _endpoint: endpoint,
+        sqs,
+        name,
+    };
+    let c = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    // Identical check-in bodies in consecutive phases must not be taken for
+    // duplicates by FIFO deduplication.
+    for k in 0..4 {
+        let a0 = b0.arrive(LONG).await.unwrap();
+        let r1 = b1.wait(LONG).await.expect("released");
+        assert_eq!(r1.generation, k);
+        assert_eq!(a0.await.unwrap().generation, k);
+    }
+    c.stop().await.unwrap();
+}
+
+async fn two_coordinators_never_release_early(target: Target) {
+    let f = fixture(target, 3, None).await;
+    let first = coordinator(&f, fast_coordinator(false));
+    // A second coordinator refuses to start while the first is alive...
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    let refused = coordinator(&f, fast_coordinator(false));
+    let err = tokio::time::timeout(Duration::from_secs(10), refused.task)
+        .await
+        .unwrap()
+        .unwrap()
+        .unwrap_err();
+    assert!(matches!(err, Error::CoordinatorRunning { .. }), "{err}");
+    // ... and one forced to start splits the check-ins with the first. Nobody
+    // may pass before all three arrived; the older coordinator stands down
+    // and hands its check-ins over.
+    let second = coordinator(&f, fast_coordinator(true));
+    let b: Vec<Barrier> = connect_all(["0", "1", "2"].map(|id| member(&f, id))).await;
+    let a0 = b[0].arrive(LONG).await.unwrap();
+    let a1 = b[1].arrive(LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !a0.is_finished() && !a1.is_finished(),
+        "released before member 2 arrived"
+    );
+    b[2].wait(LONG).await.expect("released");
+    a0.await.unwrap();
+    a1.await.unwrap();
+    let results = [first.stop().await, second.stop().await];
+    assert!(
+        results
+            .iter()
+            .any(|r| matches!(r, Err(Error::Superseded { .. }))),
+        "one coordinator stood down: {results:?}"
+    );
+}
+
+async fn connect_all<F: std::future::Future<Output = Barrier>>(fs: [F; 3]) -> Vec<Barrier> {
+    let mut out = Vec::new();
+    for f in fs {
+        out.push(f.await);
+    }
+    out
 }

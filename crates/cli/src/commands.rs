@@ -80,7 +80,7 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
 
 fn secs(s: f64, what: &str) -> Result<Duration, Error> {
     Duration::try_from_secs_f64(s).map_err(|_| {
-        Error::Config(sqs_barrier::core::ConfigError::Corrupt(format!(
+        Error::Config(sqs_barrier::core::ConfigError::Invalid(format!(
             "{what} must be a non-negative number of seconds, not {s}"
         )))
     })
@@ -114,7 +114,14 @@ async fn setup(a: SetupArgs, sqs: &Sqs) -> Result<(), Error> {
 async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
     let mut opts = CoordinatorOptions::default();
     opts.force = a.force;
-    opts.core.heartbeat = secs(a.heartbeat, "--heartbeat")?.max(Duration::from_millis(100));
+    let heartbeat = secs(a.heartbeat, "--heartbeat")?;
+    if !(0.1..=10.0).contains(&a.heartbeat) {
+        // Participants call a coordinator silent after 30 s by default.
+        return Err(Error::Config(sqs_barrier::core::ConfigError::Invalid(
+            "--heartbeat must be between 0.1 and 10 seconds".into(),
+        )));
+    }
+    opts.core.heartbeat = heartbeat;
     eprintln!(
         "sqs-barrier: coordinator of barrier {} running at {} (stop with Ctrl-C)",
         a.barrier.barrier,
@@ -168,7 +175,6 @@ async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
 
 async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
     let st = admin::status(sqs, &a.barrier.barrier).await?;
-    let alive_within = Duration::from_secs(15);
     let cfg = &st.config;
     let members = &cfg.members;
     let open = st.state.as_ref().and_then(|s| s.open.as_ref());
@@ -204,7 +210,7 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
             "arrived": arrived,
             "missing": if open.is_some() { serde_json::json!(missing) } else { serde_json::Value::Null },
             "coordinator": st.state.as_ref().map(|s| s.coordinator.clone()),
-            "coordinator_alive": st.coordinator_alive(alive_within),
+            "coordinator_alive": st.coordinator_alive(),
             "heartbeat_age_secs": st.heartbeat_age.map(|d| d.as_secs_f64()),
             "broken": st.state.as_ref().and_then(|s| s.broken.as_ref()).map(|b| serde_json::json!({
                 "from_gen": b.from_gen,
@@ -234,7 +240,7 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
     match (&st.state, st.heartbeat_age) {
         (Some(s), Some(age)) => println!(
             "coordinator: {} ({}, last heartbeat {:.1} s ago)",
-            if st.coordinator_alive(alive_within) {
+            if st.coordinator_alive() {
                 "alive"
             } else {
                 "SILENT"

@@ -156,6 +156,7 @@ both!(
     member_that_never_arrives_times_out_with_its_name,
     kill_9_coordinator_mid_episode,
     status_and_queues_show_the_barrier,
+    sigterm_stops_the_coordinator_and_wait_survives_a_crash,
 );
 
 fn setup(url: &str, barrier: &str, parties: &str, extra: &[&str]) {
@@ -326,4 +327,35 @@ fn demo_checks_its_own_timeline() {
         out.contains("timeline") && out.contains("OK: in every phase"),
         "{out}"
     );
+}
+
+fn sigterm_stops_the_coordinator_and_wait_survives_a_crash(target: Target) {
+    let rt = runtime();
+    let (_e, url) = endpoint(target, &rt);
+    let b = name();
+    setup(&url, &b, "2", &[]);
+    let mut c = spawn_coordinator(&url, &b, false);
+    // Member 0 arrives, then its process dies (kill -9) while waiting.
+    let mut crashed = spawn_wait(&url, &b, "0", 0, "60");
+    std::thread::sleep(Duration::from_millis(800));
+    crashed.kill().unwrap();
+    crashed.wait().unwrap();
+    // Re-running the same phase is safe; member 1 completes it.
+    let rerun = spawn_wait(&url, &b, "0", 0, "60");
+    let other = spawn_wait(&url, &b, "1", 0, "60");
+    for w in [rerun, other] {
+        let o = finish(w, Duration::from_secs(90));
+        assert!(o.status.success(), "{}", text(&o));
+    }
+    // SIGTERM: a clean, prompt exit with status 0.
+    let pid = c.0.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let status = wait_for(&mut c.0, Duration::from_secs(10));
+    assert!(status.success(), "coordinator exit status {status:?}");
 }

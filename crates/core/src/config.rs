@@ -38,6 +38,9 @@ pub enum ConfigError {
         /// The number of names in the roster.
         roster: usize,
     },
+    /// A setting is out of range.
+    #[error("{0}")]
+    Invalid(String),
     /// The stored configuration could not be read.
     #[error("the barrier's stored configuration is unreadable: {0}")]
     Corrupt(String),

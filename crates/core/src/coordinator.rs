@@ -43,6 +43,23 @@ use crate::wire::{BreakCause, Message};
 /// forged or foreign, and would otherwise be held for ever.
 pub const MAX_AHEAD: u64 = 16;
 
+/// The longest abort reason kept (longer ones are cut, with an ellipsis).
+pub const MAX_REASON: usize = 512;
+/// The longest `by` of an abort kept.
+pub const MAX_BY: usize = 128;
+
+fn truncate(mut s: String, max: usize) -> String {
+    if s.len() > max {
+        let mut cut = max - 3;
+        while !s.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        s.truncate(cut);
+        s.push_str("...");
+    }
+    s
+}
+
 /// Tunables of the coordinator.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
@@ -284,7 +301,7 @@ impl<T> Coordinator<T> {
                 by,
                 reason,
                 ..
-            } => self.abort(token, generation, by, reason, now),
+            } => self.abort(token, body, generation, by, reason, now),
             other => {
                 let reason = format!("{} notice on the check-in queue", other.kind());
                 self.reject(token, body, reason);
@@ -295,10 +312,12 @@ impl<T> Coordinator<T> {
     fn checkin(&mut self, token: T, body: &str, m: usize, seen: Seen, now: Duration) {
         let g = seen.generation;
         if let Some(b) = self.broken.as_ref().filter(|b| g >= b.from_gen) {
-            // Tell this participant too, and forget the message.
+            // Tell this participant too; forget the message once the broken
+            // state that explains it is published.
             let body = self.broken_notice(g, b);
             self.notify(g, 1, body);
-            self.transmits.push_back(Transmit::Delete(vec![token]));
+            let v = self.version;
+            self.awaiting.push((v, token));
             return;
         }
         if self.is_released(g) {
@@ -318,11 +337,7 @@ impl<T> Coordinator<T> {
             self.transmits.push_back(Transmit::Delete(vec![token]));
             return;
         }
-        let frontier = self
-            .released_above
-            .last()
-            .map_or(self.released_below, |g| g + 1)
-            .max(self.released_below);
+        let frontier = self.frontier();
         if g > frontier + MAX_AHEAD {
             let reason = format!(
                 "check-in for generation {g}, more than {MAX_AHEAD} ahead of the barrier (at {frontier})"
@@ -335,8 +350,15 @@ impl<T> Coordinator<T> {
             since: now,
             tokens: Vec::new(),
         });
-        open.tokens.push(token);
         let new = open.arrived.insert(m);
+        if new {
+            open.tokens.push(token);
+        } else {
+            // The member's first check-in is held and counts; a re-send or a
+            // redelivery adds nothing, so it need not be held (and extended)
+            // until the release.
+            self.transmits.push_back(Transmit::Delete(vec![token]));
+        }
         let count = open.arrived.len();
         self.remember(m, seen);
         if new {
@@ -351,6 +373,14 @@ impl<T> Coordinator<T> {
         if count == n {
             self.release(g);
         }
+    }
+
+    /// The generation after the highest released one.
+    fn frontier(&self) -> u64 {
+        self.released_above
+            .last()
+            .map_or(self.released_below, |g| g + 1)
+            .max(self.released_below)
     }
 
     fn remember(&mut self, m: usize, seen: Seen) {
@@ -387,11 +417,22 @@ impl<T> Coordinator<T> {
     fn abort(
         &mut self,
         token: T,
+        body: &str,
         generation: Option<u64>,
         by: String,
         reason: String,
         now: Duration,
     ) {
+        if let Some(g) = generation.filter(|g| *g > self.frontier() + MAX_AHEAD) {
+            let reason = format!(
+                "abort for generation {g}, more than {MAX_AHEAD} ahead of the barrier (at {})",
+                self.frontier()
+            );
+            return self.reject(token, body, reason);
+        }
+        // The published state must stay small enough for the queue's tags.
+        let by = truncate(by, MAX_BY);
+        let reason = truncate(reason, MAX_REASON);
         if self.broken.is_none() {
             // A participant that aborts right after its generation was
             // released breaks the next one: that is where the others will wait.
@@ -530,6 +571,7 @@ impl<T> Coordinator<T> {
             v: 1,
             coordinator: self.id.clone(),
             heartbeat_ms: now.as_millis() as u64,
+            heartbeat_every_ms: self.opts.heartbeat.as_millis() as u64,
             released_below: self.released_below,
             released_above: self.released_above.iter().copied().collect(),
             open: self.open.iter().next().map(|(g, o)| OpenGeneration {
@@ -555,6 +597,50 @@ impl<T> Coordinator<T> {
             self.transmits
                 .push_back(Transmit::Delete(done.into_iter().map(|(_, t)| t).collect()));
         }
+    }
+
+    /// Feeds a state published by the barrier's coordinators, as read back
+    /// from the queue's tags (the driver reads it before each write).
+    ///
+    /// Tags are last-writer-wins: when two coordinators run at once, one may
+    /// have released generations that the other's writes would erase. What
+    /// another coordinator recorded as released or broken is true (it counted
+    /// every member), so it is merged here: open generations it released are
+    /// released (their holders are sent the notice again, harmless if they
+    /// already passed), and its broken state is adopted.
+    pub fn handle_state_observed(&mut self, state: &PublishedState, now: Duration) {
+        if state.coordinator == self.id {
+            return;
+        }
+        let newly: Vec<u64> = self
+            .open
+            .keys()
+            .copied()
+            .filter(|g| state.is_released(*g))
+            .collect();
+        for g in newly {
+            self.release(g);
+        }
+        if state.released_below > self.released_below {
+            self.released_below = state.released_below;
+            self.released_above.retain(|g| *g >= state.released_below);
+            self.version += 1;
+        }
+        for g in &state.released_above {
+            if !self.is_released(*g) {
+                self.released_above.insert(*g);
+                self.version += 1;
+            }
+        }
+        while self.released_above.remove(&self.released_below) {
+            self.released_below += 1;
+        }
+        if self.broken.is_none()
+            && let Some(b) = &state.broken
+        {
+            self.break_from(b.from_gen, b.cause.clone(), now);
+        }
+        self.rejected = self.rejected.max(state.rejected);
     }
 
     /// Reports that a state write failed. It is retried after

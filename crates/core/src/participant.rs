@@ -366,6 +366,25 @@ impl Participant {
         }
     }
 
+    /// Reports that the status asked by [`Transmit::QueryStatus`] could not
+    /// be read (SQS unreachable, throttled): it is asked again later, and a
+    /// timeout under way ends without naming the missing members.
+    pub fn handle_status_failed(&mut self, now: Duration) {
+        let Some(w) = &mut self.waiting else {
+            return;
+        };
+        w.querying = false;
+        w.next_status = now + self.opts.status_interval;
+        if w.timing_out.is_some() {
+            let generation = w.generation;
+            self.finish(Outcome::TimedOut {
+                generation,
+                missing: None,
+                last_heartbeat_ms: None,
+            });
+        }
+    }
+
     fn finish(&mut self, outcome: Outcome) {
         self.waiting = None;
         self.events.push_back(outcome);

@@ -126,6 +126,10 @@ pub struct PublishedState {
     pub coordinator: String,
     /// When it was written (ms since the epoch): the coordinator's heartbeat.
     pub heartbeat_ms: u64,
+    /// How often the coordinator writes when idle (ms); a heartbeat older
+    /// than a few of these means the coordinator is gone.
+    #[serde(default = "default_interval")]
+    pub heartbeat_every_ms: u64,
     /// Every generation below this one has been released.
     pub released_below: u64,
     /// Generations at or above `released_below` that were released too
@@ -143,7 +147,18 @@ pub struct PublishedState {
     pub rejected: u64,
 }
 
+fn default_interval() -> u64 {
+    5_000
+}
+
 impl PublishedState {
+    /// Whether the coordinator that wrote this looks alive at `now_ms`: its
+    /// heartbeat is younger than three intervals (plus two seconds of slack
+    /// for clocks and slow writes).
+    pub fn looks_alive(&self, now_ms: u64) -> bool {
+        now_ms.saturating_sub(self.heartbeat_ms) <= 3 * self.heartbeat_every_ms + 2_000
+    }
+
     /// Whether generation `g` was released.
     pub fn is_released(&self, g: u64) -> bool {
         g < self.released_below || self.released_above.contains(&g)
@@ -212,6 +227,7 @@ mod tests {
             v: 1,
             coordinator: "c".into(),
             heartbeat_ms: 5,
+            heartbeat_every_ms: 1000,
             released_below: 4,
             released_above: vec![6],
             open: Some(OpenGeneration {

@@ -5,8 +5,10 @@
 //! character set. A document (JSON) is base64-encoded, whose alphabet is
 //! within that set, and split over numbered keys `PREFIX.0`, `PREFIX.1`, ...
 //!
-//! Tags are not transactional, but SQS applies one `TagQueue` call as a
-//! whole, so a document written in one call is read whole or not at all.
+//! A key `PREFIX.n` holds the number of chunks. SQS applies one `TagQueue`
+//! call as a whole, so a document written in one call (its chunks and its
+//! count) is read whole; chunks left over from a longer earlier document are
+//! beyond the count and ignored until they are untagged.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -44,11 +46,13 @@ pub fn encode(prefix: &str, doc: &str) -> Result<Vec<(String, String)>, TagError
     if chunks.len() > MAX_CHUNKS {
         return Err(TagError::TooLarge(doc.len()));
     }
-    Ok(chunks
+    let mut tags: Vec<(String, String)> = chunks
         .iter()
         .enumerate()
         .map(|(i, c)| (format!("{prefix}.{i}"), (*c).to_owned()))
-        .collect())
+        .collect();
+    tags.push((format!("{prefix}.n"), chunks.len().to_string()));
+    Ok(tags)
 }
 
 /// Reassembles the document under `prefix` from a queue's tags, or `None`
@@ -58,15 +62,31 @@ where
     I: IntoIterator<Item = (&'a str, &'a str)>,
 {
     let mut parts: Vec<Option<&str>> = vec![None; MAX_CHUNKS];
+    let mut count = None;
     for (k, v) in tags {
         let Some(rest) = k.strip_prefix(prefix).and_then(|r| r.strip_prefix('.')) else {
             continue;
         };
-        if let Some(i) = rest.parse::<usize>().ok().filter(|i| *i < MAX_CHUNKS) {
+        if rest == "n" {
+            count = Some(
+                v.parse::<usize>()
+                    .ok()
+                    .filter(|n| *n <= MAX_CHUNKS)
+                    .ok_or_else(|| TagError::Corrupt(prefix.to_owned()))?,
+            );
+        } else if let Some(i) = rest.parse::<usize>().ok().filter(|i| *i < MAX_CHUNKS) {
             parts[i] = Some(v);
         }
     }
-    let b64: String = parts.iter().map_while(|p| *p).collect();
+    let b64: String = match count {
+        Some(n) => {
+            if parts[..n].iter().any(Option::is_none) {
+                return Err(TagError::Corrupt(prefix.to_owned()));
+            }
+            parts[..n].iter().flatten().copied().collect()
+        }
+        None => parts.iter().map_while(|p| *p).collect(),
+    };
     if b64.is_empty() {
         return Ok(None);
     }
@@ -120,6 +140,18 @@ mod tests {
         );
         assert!(decode("p", [("p.0", "!!!")]).is_err());
         assert!(encode("p", &"y".repeat(10_000)).is_err());
+    }
+
+    #[test]
+    fn leftover_chunks_beyond_the_count_are_ignored() {
+        let long = encode("p", &"z".repeat(600)).unwrap();
+        let short = encode("p", "short").unwrap();
+        // The short document written over the long one, in one call.
+        let mut tags: std::collections::HashMap<String, String> = long.into_iter().collect();
+        tags.extend(short);
+        let back = decode("p", tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
+        assert_eq!(back.as_deref(), Some("short"));
+        assert!(decode("p", [("p.n", "2"), ("p.0", "eA==")]).is_err());
     }
 
     #[test]
