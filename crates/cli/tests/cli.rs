@@ -359,3 +359,24 @@ fn sigterm_stops_the_coordinator_and_wait_survives_a_crash(target: Target) {
     let status = wait_for(&mut c.0, Duration::from_secs(10));
     assert!(status.success(), "coordinator exit status {status:?}");
 }
+
+#[test]
+fn local_endpoint_stops_cleanly_on_sigterm_and_sigint() {
+    for signal in ["-TERM", "-INT"] {
+        let (mut k, url) = local();
+        // It serves...
+        let o = run(cmd(&url).args(["queues"]));
+        assert!(o.status.success(), "{}", text(&o));
+        // ... and a signal ends it promptly with status 0.
+        let pid = k.0.id().to_string();
+        assert!(
+            Command::new("kill")
+                .args([signal, &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+        let status = wait_for(&mut k.0, Duration::from_secs(5));
+        assert!(status.success(), "{signal}: {status:?}");
+    }
+}
