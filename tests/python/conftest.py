@@ -1,11 +1,11 @@
 """Fixtures for the boto3 suite: the embedded SQS endpoint and clients for it.
 
-The endpoint is the `sqs-local-test-server` binary of crates/testkit. It
-prints `LISTENING http://127.0.0.1:PORT` first and exits when its stdin
-closes. `scripts/test` builds it and exports its path as
-SQS_BARRIER_LOCAL_TEST_SERVER; without that variable the fixture builds it
-with cargo. SQS_BARRIER_TEST_ENDPOINT=http://... points the suite at an
-already running endpoint instead (for debugging).
+The endpoint is the product itself: `sqs-barrier local --bind 127.0.0.1:0`,
+which prints its URL on its first line and stops on SIGTERM. `scripts/test`
+exports the binary's path as SQS_BARRIER_BIN (cargo test has built it);
+without that variable the fixture builds it with cargo.
+SQS_BARRIER_TEST_ENDPOINT=http://... points the suite at an already running
+endpoint instead (for debugging).
 """
 
 import os
@@ -23,19 +23,15 @@ STARTUP_TIMEOUT_S = 30
 
 
 def _server_binary() -> Path:
-    configured = os.environ.get("SQS_BARRIER_LOCAL_TEST_SERVER")
+    configured = os.environ.get("SQS_BARRIER_BIN")
     if configured:
         path = Path(configured)
         if not path.is_file():
-            pytest.fail(f"SQS_BARRIER_LOCAL_TEST_SERVER={path} does not exist")
+            pytest.fail(f"SQS_BARRIER_BIN={path} does not exist")
         return path
-    subprocess.run(
-        ["cargo", "build", "-q", "-p", "sqs-barrier-testkit", "--bin", "sqs-local-test-server"],
-        cwd=ROOT,
-        check=True,
-    )
+    subprocess.run(["cargo", "build", "-q", "-p", "sqs-barrier-cli"], cwd=ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
-    return target / "debug" / "sqs-local-test-server"
+    return target / "debug" / "sqs-barrier"
 
 
 def _read_first_line(proc: subprocess.Popen, timeout_s: float) -> str:
@@ -55,25 +51,28 @@ def endpoint_url():
         yield external
         return
     proc = subprocess.Popen(
-        [str(_server_binary())],
-        stdin=subprocess.PIPE,
+        [str(_server_binary()), "local", "--bind", "127.0.0.1:0"],
+        stdin=subprocess.DEVNULL,
         stdout=subprocess.PIPE,
         text=True,
     )
     try:
         line = _read_first_line(proc, STARTUP_TIMEOUT_S)
-        prefix = "LISTENING "
-        if not line.startswith(prefix):
-            pytest.fail(f"unexpected first line from test server: {line!r}")
-        yield line[len(prefix) :]
+        urls = [word for word in line.split() if word.startswith("http://")]
+        if not urls:
+            pytest.fail(f"no endpoint URL in the first line of sqs-barrier local: {line!r}")
+        yield urls[0]
     finally:
-        # Closing stdin asks the server to shut down; kill it if it does not.
-        proc.stdin.close()
+        # SIGTERM is how operators stop it: it must exit promptly and cleanly.
+        proc.terminate()
         try:
-            proc.wait(timeout=10)
+            code = proc.wait(timeout=10)
         except subprocess.TimeoutExpired:
             proc.kill()
             proc.wait()
+            pytest.fail("sqs-barrier local did not stop within 10 s of SIGTERM")
+        if code != 0:
+            pytest.fail(f"sqs-barrier local exited with {code} after SIGTERM")
 
 
 def make_client(endpoint_url: str, **config):
