@@ -3,6 +3,8 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{
@@ -33,6 +35,22 @@ pub struct CoordinatorOptions {
     pub visibility: Duration,
     /// Concurrent long polls on the check-in queue (default: by party count).
     pub receivers: Option<usize>,
+    /// Live figures of the running coordinator, if wanted (soak tests,
+    /// monitoring); share the `Arc` and read it while it runs.
+    pub gauges: Option<Arc<CoordinatorGauges>>,
+}
+
+/// Live figures of a running coordinator, updated after every step of its
+/// loop. They must stay bounded however long it runs.
+#[derive(Debug, Default)]
+#[non_exhaustive]
+pub struct CoordinatorGauges {
+    /// Check-ins the core holds (not yet deletable).
+    pub held: AtomicUsize,
+    /// Receipt handles whose visibility the driver keeps extending.
+    pub receipts: AtomicUsize,
+    /// Messages this coordinator moved to the dead-letter queue.
+    pub dead_lettered: AtomicU64,
 }
 
 impl Default for CoordinatorOptions {
@@ -42,6 +60,7 @@ impl Default for CoordinatorOptions {
             force: false,
             visibility: Duration::from_secs(30),
             receivers: None,
+            gauges: None,
         }
     }
 }
@@ -77,10 +96,13 @@ pub async fn run_coordinator(
     }
     let id = format!("{:08x}@{}", rand::random::<u32>(), hostname());
     tracing::info!(barrier = name, coordinator = %id, "coordinator starting");
+    let mut core_opts = opts.core.clone();
+    // A predecessor's held check-ins reappear after the visibility timeout.
+    core_opts.restart_grace = opts.visibility;
     let core = sqs_barrier_core::Coordinator::new(
         info.config.clone(),
         id.clone(),
-        opts.core.clone(),
+        core_opts,
         restored.as_ref(),
     );
     let mut driver = Driver {
@@ -169,6 +191,10 @@ impl Driver {
             if let Err(e) = self.extend_visibility().await {
                 tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
             }
+            if let Some(g) = &self.opts.gauges {
+                g.held.store(self.core.held(), Ordering::Relaxed);
+                g.receipts.store(self.held.len(), Ordering::Relaxed);
+            }
         };
         pollers.abort_all();
         // Hand the held check-ins to a successor now rather than after the
@@ -205,6 +231,9 @@ impl Driver {
                     reason,
                 } => {
                     self.dead_letter(&body, &reason).await?;
+                    if let Some(g) = &self.opts.gauges {
+                        g.dead_lettered.fetch_add(1, Ordering::Relaxed);
+                    }
                     self.held.remove(&token);
                     self.delete(vec![token]).await?;
                 }

@@ -46,7 +46,7 @@ mod error;
 mod participant;
 mod sqs;
 
-pub use coordinator::{CoordinatorOptions, run_coordinator};
+pub use coordinator::{CoordinatorGauges, CoordinatorOptions, run_coordinator};
 pub use error::{Error, Result};
 pub use participant::{Arrival, Barrier, Released, abort_barrier};
 pub use sqs::{ClientOptions, RequestCounter, Sqs};

@@ -87,6 +87,9 @@ fn fast_coordinator(force: bool) -> CoordinatorOptions {
     let mut o = CoordinatorOptions::default();
     o.core.heartbeat = Duration::from_millis(500);
     o.core.min_write_interval = Duration::from_millis(100);
+    // Short, so that a deadline (which waits at least this long after the
+    // coordinator's start for a predecessor's check-ins) fires soon.
+    o.visibility = Duration::from_secs(2);
     o.force = force;
     o
 }

@@ -47,7 +47,7 @@ pub enum ConfigError {
 }
 
 /// Who takes part in a barrier.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Membership {
     /// `n` anonymous members named `0`, `1`, ... `n-1`.
     Count(usize),
@@ -125,7 +125,7 @@ impl Membership {
 }
 
 /// Everything the participants and the coordinator of one barrier agree on.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct BarrierConfig {
     /// The barrier's name; its queues are named from it.
     pub name: String,

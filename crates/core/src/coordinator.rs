@@ -61,7 +61,7 @@ fn truncate(mut s: String, max: usize) -> String {
 }
 
 /// Tunables of the coordinator.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct CoordinatorOptions {
     /// How often the coordinator publishes its state even when nothing
@@ -70,6 +70,12 @@ pub struct CoordinatorOptions {
     /// The shortest interval between two state writes. Deletes of released
     /// check-ins wait for a write, so this bounds how long they stay.
     pub min_write_interval: Duration,
+    /// How long a predecessor's held check-ins may stay hidden after it
+    /// died: the check-in queue's visibility timeout. A coordinator breaks
+    /// no generation by deadline before this long after its start, since
+    /// until then it cannot know who arrived. (It cannot tell whether it has
+    /// a predecessor: one may have died before it ever published a state.)
+    pub restart_grace: Duration,
 }
 
 impl Default for CoordinatorOptions {
@@ -77,12 +83,13 @@ impl Default for CoordinatorOptions {
         Self {
             heartbeat: Duration::from_secs(5),
             min_write_interval: Duration::from_millis(500),
+            restart_grace: Duration::from_secs(30),
         }
     }
 }
 
 /// Something the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Transmit<T> {
     /// Send `copies` identical messages with `body` to the release queue of
     /// `generation` (see [`crate::names::QueueNames::release_for`]).
@@ -117,7 +124,7 @@ pub enum Transmit<T> {
 }
 
 /// Something that happened, for logs, metrics and the demo's timeline.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Event {
     /// A member arrived at a generation (first check-in of that member there).
@@ -160,23 +167,28 @@ pub enum Event {
     },
 }
 
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Seen {
     generation: u64,
     session: String,
     attempt: u32,
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Open<T> {
     arrived: MemberSet,
     since: Duration,
     tokens: Vec<T>,
+    /// Which send of each arrived member is held: `(member, send)`.
+    held: Vec<(usize, Seen)>,
 }
 
 /// The coordinator's state machine. `T` is the driver's handle of a received
 /// message (an SQS receipt handle, a Lambda record id, ...).
-#[derive(Debug)]
+///
+/// `Clone`, `Eq` and `Hash` let a model checker (crates/model) store and
+/// compare whole coordinator states.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Coordinator<T> {
     cfg: BarrierConfig,
     opts: CoordinatorOptions,
@@ -196,6 +208,11 @@ pub struct Coordinator<T> {
     last_write: Option<Duration>,
     /// Messages to delete once `durable` reaches their version.
     awaiting: Vec<(u64, T)>,
+    /// When this coordinator first handled anything.
+    started: Option<Duration>,
+    /// The predecessor's open generation and when it was first seen there:
+    /// a deadline counts from that, not from this coordinator's start.
+    restored_open: Option<(u64, Duration)>,
     transmits: VecDeque<Transmit<T>>,
     events: VecDeque<Event>,
 }
@@ -226,6 +243,10 @@ impl<T> Coordinator<T> {
             writing: None,
             last_write: None,
             awaiting: Vec::new(),
+            started: None,
+            restored_open: restored
+                .and_then(|st| st.open.as_ref())
+                .map(|o| (o.generation, Duration::from_millis(o.since_ms))),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -265,6 +286,7 @@ impl<T> Coordinator<T> {
 
     /// Feeds one message received from the check-in queue.
     pub fn handle_message(&mut self, token: T, body: &str, now: Duration) {
+        self.started.get_or_insert(now);
         let msg = match Message::decode(body) {
             Ok(m) => m,
             Err(e) => return self.reject(token, body, e.to_string()),
@@ -334,7 +356,17 @@ impl<T> Coordinator<T> {
                 });
                 self.remember(m, seen);
             }
-            self.transmits.push_back(Transmit::Delete(vec![token]));
+            // This may be a counted check-in of g itself, back after its
+            // visibility lapsed, under a new receipt handle: deleting it
+            // deletes the message a successor would re-count. So it goes
+            // only once the state recording the release is published (at
+            // once if it already is).
+            if self.durable >= self.version {
+                self.transmits.push_back(Transmit::Delete(vec![token]));
+            } else {
+                let v = self.version;
+                self.awaiting.push((v, token));
+            }
             return;
         }
         let frontier = self.frontier();
@@ -347,16 +379,27 @@ impl<T> Coordinator<T> {
         let n = self.cfg.members.len();
         let open = self.open.entry(g).or_insert_with(|| Open {
             arrived: MemberSet::new(n),
-            since: now,
+            since: match self.restored_open {
+                Some((rg, since)) if rg == g => since.min(now),
+                _ => now,
+            },
             tokens: Vec::new(),
+            held: Vec::new(),
         });
         let new = open.arrived.insert(m);
         if new {
             open.tokens.push(token);
+            open.held.push((m, seen.clone()));
+        } else if open.held.iter().any(|(i, s)| *i == m && *s == seen) {
+            // The same send as the held check-in: possibly the held message
+            // itself, back after its visibility lapsed, under a new receipt
+            // handle. Deleting it would delete the check-in that counts (and
+            // that a successor would re-count), so it is held as well.
+            open.tokens.push(token);
         } else {
             // The member's first check-in is held and counts; a re-send or a
-            // redelivery adds nothing, so it need not be held (and extended)
-            // until the release.
+            // new session adds nothing, so it need not be held (and
+            // extended) until the release.
             self.transmits.push_back(Transmit::Delete(vec![token]));
         }
         let count = open.arrived.len();
@@ -373,6 +416,12 @@ impl<T> Coordinator<T> {
         if count == n {
             self.release(g);
         }
+    }
+
+    /// No deadline fires before this: a coordinator first waits for the
+    /// check-ins a dead predecessor may have held to become visible again.
+    fn deadline_floor(&self, start: Duration) -> Duration {
+        start + self.opts.restart_grace
     }
 
     /// The generation after the highest released one.
@@ -529,11 +578,13 @@ impl<T> Coordinator<T> {
 
     /// Fires due timers: the barrier deadline and state writes (heartbeats).
     pub fn handle_timeout(&mut self, now: Duration) {
+        let start = *self.started.get_or_insert(now);
         if let (Some(deadline), None) = (self.cfg.deadline, &self.broken) {
+            let floor = self.deadline_floor(start);
             let expired = self
                 .open
                 .iter()
-                .find(|(_, o)| o.since + deadline <= now)
+                .find(|(_, o)| (o.since + deadline).max(floor) <= now)
                 .map(|(g, _)| *g);
             if let Some(g) = expired {
                 let after_ms = deadline.as_millis() as u64;
@@ -653,7 +704,10 @@ impl<T> Coordinator<T> {
     /// The next instant at which [`Self::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let deadline = match (self.cfg.deadline, &self.broken) {
-            (Some(d), None) => self.open.values().map(|o| o.since + d).min(),
+            (Some(d), None) => {
+                let floor = self.deadline_floor(self.started.unwrap_or_default());
+                self.open.values().map(|o| (o.since + d).max(floor)).min()
+            }
             _ => None,
         };
         [deadline, self.next_write()].into_iter().flatten().min()

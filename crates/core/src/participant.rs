@@ -30,7 +30,7 @@ use crate::state::PublishedState;
 use crate::wire::{BreakCause, Message};
 
 /// Tunables of a participant.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct ParticipantOptions {
     /// Re-send the check-in after waiting this long without an answer.
@@ -76,7 +76,7 @@ pub enum ParticipantError {
 }
 
 /// Something the driver must do.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Transmit {
     /// Send this body to the check-in queue.
     Send(String),
@@ -86,7 +86,7 @@ pub enum Transmit {
 }
 
 /// How a wait ended.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub enum Outcome {
     /// Everyone arrived: pass.
@@ -135,7 +135,7 @@ pub enum Notice {
     Foreign(String),
 }
 
-#[derive(Debug)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Waiting {
     generation: u64,
     arrived_at: Duration,
@@ -149,7 +149,10 @@ struct Waiting {
 }
 
 /// The participant's state machine.
-#[derive(Debug)]
+///
+/// `Clone`, `Eq` and `Hash` let a model checker (crates/model) store and
+/// compare whole participant states.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Participant {
     barrier: String,
     instance: String,

@@ -22,7 +22,7 @@ use crate::wire::BreakCause;
 pub const MAX_NAMED_MISSING: usize = 32;
 
 /// A set of member indexes, stored as a bitmap.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
 pub struct MemberSet {
     bits: Vec<u8>,
     cap: usize,
@@ -91,7 +91,7 @@ impl MemberSet {
 }
 
 /// The state of the lowest generation that is not yet released.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct OpenGeneration {
     /// The generation.
     #[serde(rename = "gen")]
@@ -104,7 +104,7 @@ pub struct OpenGeneration {
 }
 
 /// A broken barrier.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct BrokenState {
     /// The barrier is broken from this generation on.
     pub from_gen: u64,
@@ -118,7 +118,7 @@ pub struct BrokenState {
 }
 
 /// What the coordinator publishes.
-#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
 pub struct PublishedState {
     /// Document version.
     pub v: u32,
