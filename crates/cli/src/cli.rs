@@ -61,6 +61,15 @@ pub enum Command {
     /// One participant of the demo (started by `demo`).
     #[command(hide = true)]
     DemoWorker(DemoWorkerArgs),
+    /// Measure release latency, SQS requests per participant-episode and
+    /// episodes per second, against the endpoint's own hand-off time.
+    Bench(BenchArgs),
+    /// A group of benchmark participants (started by `bench --processes`).
+    #[command(hide = true)]
+    BenchWorker(BenchWorkerArgs),
+    /// Turn `bench --json` lines into a Markdown table and an SVG chart.
+    #[command(hide = true)]
+    BenchReport(BenchReportArgs),
 }
 
 #[derive(Args, Debug)]
@@ -79,6 +88,25 @@ pub struct LocalArgs {
     /// authentication: anyone who can reach it can read and write queues.
     #[arg(long)]
     pub allow_remote: bool,
+    /// Inject faults SQS is allowed to make, e.g.
+    /// receive.duplicate=0.05,any.error=0.01,any.delay_ms=0-20
+    ///
+    /// SPEC is a comma-separated list of SCOPE.FAULT=PROB[:MS-MS] rules.
+    /// PROB is 0..1 or a percentage (5%), MS-MS a range of milliseconds.
+    /// Scopes: any, send, receive, delete, visibility, admin (a scope's rule
+    /// overrides any). Faults: throttle (400 RequestThrottled), error (500 or
+    /// 503 before the operation takes effect), error_after (500 or 503 after
+    /// it did: an SDK retry of a send adds a copy), slow[:MS-MS] (latency,
+    /// default 10-100), delay_ms=MS-MS (= slow=1:MS-MS), send.late[:MS-MS]
+    /// (visible only after a delay, default 100-2000), receive.duplicate (an
+    /// in-flight or recently deleted message delivered again), receive.reorder
+    /// (not oldest first), receive.empty[:MS-MS] (an empty answer although
+    /// messages exist, early). See docs/ENDPOINT.md, "Fault injection".
+    #[arg(long, value_name = "SPEC", verbatim_doc_comment)]
+    pub chaos: Option<sqs_barrier_local::ChaosSpec>,
+    /// Seed of the fault decisions (default: random, printed at start).
+    #[arg(long, value_name = "N", requires = "chaos")]
+    pub chaos_seed: Option<u64>,
 }
 
 #[derive(Args, Debug)]
@@ -130,6 +158,10 @@ pub struct WaitArgs {
     /// many seconds.
     #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub silence: f64,
+    /// Send the check-in again after this many seconds without a release
+    /// (recovers a notice or check-in that SQS lost or delivered late).
+    #[arg(long, default_value_t = 20.0, value_name = "SECS")]
+    pub resend: f64,
 }
 
 #[derive(Args, Debug)]
@@ -191,4 +223,66 @@ pub struct DemoWorkerArgs {
     pub max_work_ms: u64,
     #[arg(long)]
     pub seed: u64,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchArgs {
+    /// The number of participants (N).
+    #[arg(long, short)]
+    pub parties: usize,
+    /// The number of measured episodes (E); one warm-up episode runs first
+    /// and is reported separately.
+    #[arg(long, short)]
+    pub episodes: u64,
+    /// Spread the participants over this many OS processes (default: all
+    /// are tasks of this process).
+    #[arg(long)]
+    pub processes: Option<usize>,
+    /// Print one JSON object as the last line of stdout.
+    #[arg(long)]
+    pub json: bool,
+    /// Run the course handout's protocol (a counting monitor polling every
+    /// second, participants short-polling every second) instead.
+    #[arg(long)]
+    pub baseline: bool,
+    /// Fail if an episode takes longer than this many seconds.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
+    pub episode_timeout: f64,
+    /// Samples of the endpoint's send-to-long-poll hand-off.
+    #[arg(long, default_value_t = 200)]
+    pub handoff_samples: usize,
+    /// Concurrent long polls of the coordinator on the check-in queue
+    /// (default: the library's, by party count).
+    #[arg(long)]
+    pub receivers: Option<usize>,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchWorkerArgs {
+    /// The barrier (or, with --baseline, the queue name prefix).
+    #[arg(long)]
+    pub barrier: String,
+    /// The first member index of this group.
+    #[arg(long)]
+    pub first: usize,
+    /// How many members this group runs.
+    #[arg(long)]
+    pub count: usize,
+    /// Episodes in all, warm-up included.
+    #[arg(long)]
+    pub episodes: u64,
+    #[arg(long)]
+    pub episode_timeout: f64,
+    #[arg(long)]
+    pub baseline: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct BenchReportArgs {
+    /// Files of `bench --json` output (non-JSON lines are skipped).
+    #[arg(required = true)]
+    pub files: Vec<std::path::PathBuf>,
+    /// Write an SVG chart here.
+    #[arg(long)]
+    pub svg: Option<std::path::PathBuf>,
 }

@@ -7,7 +7,7 @@ use sqs_barrier::core::participant::ParticipantOptions;
 use sqs_barrier::{Barrier, ClientOptions, CoordinatorOptions, Error, Sqs, admin};
 
 use crate::cli::*;
-use crate::{demo, exit, table};
+use crate::{bench, demo, exit, table};
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: Cli) -> u8 {
@@ -19,6 +19,9 @@ pub async fn run(args: Cli) -> u8 {
         Command::Local(a) => return local(a).await,
         Command::Demo(a) => return demo::run(a, args.endpoint_url.as_deref()).await,
         Command::DemoWorker(a) => return demo::worker(a, &client).await,
+        Command::Bench(a) => return bench::run(a, &client).await,
+        Command::BenchWorker(a) => return bench::worker(a, &client).await,
+        Command::BenchReport(a) => return bench::report(a),
         cmd => match Sqs::connect(&client).await {
             Ok(sqs) => dispatch(cmd, &sqs).await,
             Err(e) => Err(e),
@@ -74,7 +77,12 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
             }
             Ok(())
         }
-        Command::Local(_) | Command::Demo(_) | Command::DemoWorker(_) => unreachable!(),
+        Command::Local(_)
+        | Command::Demo(_)
+        | Command::DemoWorker(_)
+        | Command::Bench(_)
+        | Command::BenchWorker(_)
+        | Command::BenchReport(_) => unreachable!(),
     }
 }
 
@@ -159,6 +167,7 @@ pub async fn shutdown_signal() {
 async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
     let mut opts = ParticipantOptions::default();
     opts.silence_after = secs(a.silence, "--silence")?;
+    opts.resend_after = secs(a.resend, "--resend")?.max(Duration::from_millis(100));
     let timeout = a.timeout.map(|t| secs(t, "--timeout")).transpose()?;
     let barrier = Barrier::connect_with(sqs, &a.barrier.barrier, &a.id, opts).await?;
     barrier.set_phase(a.phase);
@@ -309,7 +318,11 @@ async fn local(a: LocalArgs) -> u8 {
             a.bind
         );
     }
-    let server = match sqs_barrier_local::Server::bind(a.bind).await {
+    let mut options = sqs_barrier_local::Options::default();
+    if let Some(spec) = a.chaos {
+        options = options.with_chaos(spec, a.chaos_seed);
+    }
+    let server = match sqs_barrier_local::Server::bind_with(a.bind, options).await {
         Ok(s) => s,
         Err(e) => {
             eprintln!("sqs-barrier: cannot listen on {}: {e}", a.bind);
@@ -325,9 +338,18 @@ async fn local(a: LocalArgs) -> u8 {
         out,
         "  export AWS_ENDPOINT_URL={url} AWS_REGION=us-east-1 AWS_ACCESS_KEY_ID=local AWS_SECRET_ACCESS_KEY=local"
     );
+    if let (Some(spec), Some(seed)) = (server.chaos_spec(), server.chaos_seed()) {
+        let _ = writeln!(
+            out,
+            "  injecting faults: {spec} (--chaos-seed {seed} repeats the decisions)"
+        );
+    }
     let _ = out.flush();
     drop(out);
     shutdown_signal().await;
+    if let Some(counts) = server.chaos_counts() {
+        eprintln!("sqs-barrier local: faults injected: {counts}");
+    }
     eprintln!("sqs-barrier local: shutting down");
     server.shutdown().await;
     exit::OK

@@ -3,6 +3,7 @@
 //! A thin binary: argument parsing and output here, everything else in the
 //! `sqs-barrier` library and the embedded endpoint crate.
 
+mod bench;
 mod cli;
 mod commands;
 mod demo;

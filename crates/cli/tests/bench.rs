@@ -1,0 +1,145 @@
+//! `sqs-barrier bench` as users run it: the real binary, on the embedded
+//! endpoint it starts itself.
+
+use std::process::{Command, Output, Stdio};
+
+use serde_json::Value;
+
+const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier");
+
+fn bench(args: &[&str]) -> Output {
+    Command::new(BIN)
+        .arg("bench")
+        .args(args)
+        .env_remove("AWS_ENDPOINT_URL")
+        .env_remove("AWS_PROFILE")
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sqs-barrier bench")
+}
+
+fn text(o: &Output) -> String {
+    format!(
+        "status {:?}\nstdout:\n{}\nstderr:\n{}",
+        o.status.code(),
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    )
+}
+
+/// Runs `bench ... --json`, checks it succeeded, and returns its last line.
+fn report(args: &[&str]) -> Value {
+    let o = bench(args);
+    assert!(o.status.success(), "{}", text(&o));
+    let stdout = String::from_utf8_lossy(&o.stdout);
+    let last = stdout.lines().last().expect("some output");
+    let v: Value = serde_json::from_str(last).unwrap_or_else(|e| panic!("{e}: {}", text(&o)));
+    for key in [
+        "release_p50_ms",
+        "release_p99_ms",
+        "release_max_ms",
+        "requests_per_participant_episode",
+        "requests_by_operation",
+        "episodes_per_second",
+        "handoff_p50_ms",
+        "ratio_to_handoff",
+        "parties",
+        "episodes",
+        "endpoint",
+        "mode",
+    ] {
+        assert!(v.get(key).is_some(), "no {key} in {v}");
+    }
+    v
+}
+
+fn f(v: &Value, k: &str) -> f64 {
+    v[k].as_f64()
+        .unwrap_or_else(|| panic!("{k} is not a number in {v}"))
+}
+
+fn check_sane(v: &Value) {
+    let p50 = f(v, "release_p50_ms");
+    assert!(p50 > 0.0, "{v}");
+    assert!(f(v, "release_p99_ms") >= p50, "{v}");
+    assert!(f(v, "release_max_ms") >= f(v, "release_p99_ms"), "{v}");
+    assert!(f(v, "handoff_p50_ms") > 0.0, "{v}");
+    assert!(f(v, "ratio_to_handoff") > 0.0, "{v}");
+    assert!(f(v, "episodes_per_second") > 0.0, "{v}");
+    assert_eq!(v["endpoint"], "embedded", "{v}");
+    // The by-operation figures add up to the total.
+    let by: f64 = v["requests_by_operation"]
+        .as_object()
+        .expect("an object")
+        .values()
+        .map(|x| x.as_f64().expect("a number"))
+        .sum();
+    let total = f(v, "requests_per_participant_episode");
+    assert!((by - total).abs() < 0.01, "{by} vs {total} in {v}");
+}
+
+#[test]
+fn bench_in_process() {
+    let v = report(&["--parties", "3", "--episodes", "5", "--json"]);
+    check_sane(&v);
+    assert_eq!(v["mode"], "barrier");
+    assert_eq!(v["parties"], 3);
+    assert_eq!(v["episodes"], 5);
+    let r = f(&v, "requests_per_participant_episode");
+    assert!((2.0..=10.0).contains(&r), "{v}");
+    // Every participant sends one check-in per episode and nothing else.
+    assert_eq!(f(&v["requests_by_operation"], "SendMessage"), 1.0, "{v}");
+}
+
+#[test]
+fn bench_over_processes() {
+    let v = report(&[
+        "--parties",
+        "3",
+        "--episodes",
+        "5",
+        "--processes",
+        "2",
+        "--json",
+    ]);
+    check_sane(&v);
+    assert_eq!(v["processes"], 2);
+    let r = f(&v, "requests_per_participant_episode");
+    assert!((2.0..=10.0).contains(&r), "{v}");
+}
+
+#[test]
+fn bench_baseline() {
+    let v = report(&["--baseline", "--parties", "2", "--episodes", "2", "--json"]);
+    check_sane(&v);
+    assert_eq!(v["mode"], "baseline");
+    // The handout's participants poll once a second: nothing is faster than
+    // a fraction of that, and it counts with GetQueueAttributes.
+    assert!(f(&v, "release_p50_ms") > 100.0, "{v}");
+    assert!(
+        f(&v["requests_by_operation"], "GetQueueAttributes") > 0.0,
+        "{v}"
+    );
+}
+
+#[test]
+fn bench_rejects_bad_arguments() {
+    for args in [
+        &["--parties", "0", "--episodes", "1"][..],
+        &["--parties", "2", "--episodes", "0"],
+        &["--parties", "2", "--episodes", "1", "--processes", "3"],
+        &[
+            "--parties",
+            "2",
+            "--episodes",
+            "1",
+            "--episode-timeout",
+            "0",
+        ],
+    ] {
+        let o = bench(args);
+        assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));
+        let err = String::from_utf8_lossy(&o.stderr);
+        assert!(err.contains("must be"), "{args:?}: {err}");
+    }
+}
