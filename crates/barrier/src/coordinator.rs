@@ -313,6 +313,7 @@ impl Driver {
 
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<()> {
         tracing::warn!(%reason, "moving a message to the dead-letter queue");
+        let (body, reason) = fit_dead_letter(body, reason);
         let mut req = self
             .sqs
             .client()
@@ -320,10 +321,10 @@ impl Driver {
             .queue_url(&self.info.urls.dead_letter)
             .message_body(body)
             .message_attributes(
-                "sqs-barrier-reason",
+                REASON_ATTRIBUTE,
                 MessageAttributeValue::builder()
                     .data_type("String")
-                    .string_value(reason.chars().take(1024).collect::<String>())
+                    .string_value(reason)
                     .build()
                     .expect("type set"),
             );
@@ -385,6 +386,31 @@ impl Driver {
         }
         Ok(())
     }
+}
+
+/// The attribute of a dead letter that says why it was rejected.
+const REASON_ATTRIBUTE: &str = "sqs-barrier-reason";
+/// The largest SQS message: body and attributes together.
+const MAX_MESSAGE_BYTES: usize = 1_048_576;
+
+/// The body and reason of a dead letter, cut so that body and reason
+/// attribute together fit in one SQS message. A check-in-queue message of the
+/// maximum size plus the reason attribute would not: the send would fail for
+/// ever and stop every coordinator that receives the message.
+fn fit_dead_letter<'a>(body: &'a str, reason: &str) -> (&'a str, String) {
+    let mut reason: String = reason.chars().take(1024).collect();
+    // Name, data type, value, and room for the note below.
+    let overhead = REASON_ATTRIBUTE.len() + "String".len() + reason.len() + 64;
+    let budget = MAX_MESSAGE_BYTES - overhead;
+    if body.len() <= budget {
+        return (body, reason);
+    }
+    let mut cut = budget;
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    reason.push_str(&format!(" (body cut from {} to {cut} bytes)", body.len()));
+    (&body[..cut], reason)
 }
 
 /// Sends `copies` copies of `body` to `url`, ten per request, several
@@ -515,5 +541,29 @@ fn log_event(e: &Event) {
         } => tracing::warn!(from_gen, %cause, missing = ?missing, "barrier broken"),
         Event::Rejected { reason } => tracing::warn!(%reason, "message rejected"),
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_fit_in_one_message() {
+        let big = "x".repeat(MAX_MESSAGE_BYTES);
+        let reason = "r".repeat(5000);
+        let (body, reason) = fit_dead_letter(&big, &reason);
+        let size = body.len() + REASON_ATTRIBUTE.len() + "String".len() + reason.len();
+        assert!(size <= MAX_MESSAGE_BYTES, "{size}");
+        assert!(reason.ends_with(&format!(
+            "(body cut from {MAX_MESSAGE_BYTES} to {} bytes)",
+            body.len()
+        )));
+        // Multi-byte characters are not split.
+        let wide = "\u{1F4A5}".repeat(MAX_MESSAGE_BYTES / 4);
+        let (body, _) = fit_dead_letter(&wide, "why");
+        assert!(body.chars().all(|c| c == '\u{1F4A5}'));
+        // Small messages pass unchanged.
+        assert_eq!(fit_dead_letter("small", "why"), ("small", "why".to_owned()));
     }
 }

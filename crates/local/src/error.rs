@@ -50,6 +50,14 @@ pub enum ErrorCode {
     RequestEntityTooLarge,
     /// A bug in this server: answered with HTTP 500.
     InternalFailure,
+    /// Injected fault: SQS's throttling error (HTTP 400, retried by the SDKs).
+    RequestThrottled,
+    /// Injected fault: the generic AWS throttling error (HTTP 400, retried).
+    ThrottlingException,
+    /// Injected fault: HTTP 500 `InternalError` (retried by the SDKs).
+    InternalError,
+    /// Injected fault: HTTP 503 `ServiceUnavailable` (retried by the SDKs).
+    ServiceUnavailable,
 }
 
 impl ErrorCode {
@@ -77,6 +85,10 @@ impl ErrorCode {
             SerializationException => "SerializationException",
             RequestEntityTooLarge => "RequestEntityTooLarge",
             InternalFailure => "InternalFailure",
+            RequestThrottled => "RequestThrottled",
+            ThrottlingException => "ThrottlingException",
+            InternalError => "InternalError",
+            ServiceUnavailable => "ServiceUnavailable",
         }
     }
 
@@ -104,7 +116,19 @@ impl ErrorCode {
 
     /// Whether the caller is to blame (`Sender`) or the server (`Receiver`).
     pub fn is_sender_fault(self) -> bool {
-        !matches!(self, ErrorCode::InternalFailure)
+        !matches!(
+            self,
+            ErrorCode::InternalFailure | ErrorCode::InternalError | ErrorCode::ServiceUnavailable
+        )
+    }
+
+    /// The HTTP status of an answer with this error.
+    pub fn http_status(self) -> u16 {
+        match self {
+            ErrorCode::ServiceUnavailable => 503,
+            code if code.is_sender_fault() => 400,
+            _ => 500,
+        }
     }
 }
 

@@ -40,17 +40,19 @@
 //!
 //! # What this crate does not do
 //!
-//! It does not verify signatures or credentials, enforce policies, encrypt, throttle,
-//! persist anything, or run message-move tasks; counts are exact rather than
+//! It does not verify signatures or credentials, enforce policies, encrypt, throttle
+//! (unless told to inject faults: [`chaos`]), persist anything, or run message-move tasks; counts are exact rather than
 //! approximate. `docs/ENDPOINT.md` lists every known difference from AWS.
 #![forbid(unsafe_code)]
 
+pub mod chaos;
 pub mod error;
 pub mod model;
 pub mod ops;
 mod server;
 mod service;
 
+pub use chaos::{ChaosCounts, ChaosSpec, ChaosSpecError};
 pub use error::{ErrorCode, SqsError};
 pub use ops::{Request, decode_request};
 pub use server::{MAX_REQUEST_BYTES, Options, Server};

@@ -18,6 +18,7 @@ use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::watch;
 use tokio::task::{JoinHandle, JoinSet};
 
+use crate::chaos::{Chaos, ChaosCounts, ChaosSpec, Counted, Scope};
 use crate::error::{ErrorCode, SqsError};
 use crate::ops;
 use crate::service::{RequestContext, Service};
@@ -39,6 +40,20 @@ pub struct Options {
     pub account_id: Option<String>,
     /// Region in ARNs; default `us-east-1`.
     pub region: Option<String>,
+    /// Faults to inject (see [`crate::chaos`]); `None`: behave.
+    pub chaos: Option<ChaosSpec>,
+    /// Seed of the fault decisions; default random (see [`Server::chaos_seed`]).
+    pub chaos_seed: Option<u64>,
+}
+
+impl Options {
+    /// Injects the faults of `spec`, decided by a generator seeded with `seed`
+    /// (random if `None`).
+    pub fn with_chaos(mut self, spec: ChaosSpec, seed: Option<u64>) -> Self {
+        self.chaos = Some(spec);
+        self.chaos_seed = seed;
+        self
+    }
 }
 
 /// A running endpoint. Dropping it also stops it (without waiting).
@@ -49,6 +64,8 @@ pub struct Server {
     shutdown: watch::Sender<bool>,
     /// The accept loop; it returns once all connections are done.
     task: JoinHandle<()>,
+    /// The fault injector, if faults are injected.
+    chaos: Option<Arc<Chaos>>,
 }
 
 impl Server {
@@ -63,6 +80,11 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, stopping) = watch::channel(false);
+        let chaos = options.chaos.map(|spec| {
+            let seed = options.chaos_seed.unwrap_or_else(rand::random);
+            tracing::info!(%spec, seed, "SQS endpoint injecting faults");
+            Arc::new(Chaos::new(spec, seed))
+        });
         let service = Arc::new(Service::new(
             options
                 .account_id
@@ -70,6 +92,7 @@ impl Server {
             options.region.unwrap_or_else(|| "us-east-1".to_owned()),
             local_addr,
             stopping.clone(),
+            chaos.clone(),
         ));
         let task = tokio::spawn(accept_loop(listener, service, stopping));
         tracing::debug!(%local_addr, "SQS endpoint listening");
@@ -77,7 +100,25 @@ impl Server {
             local_addr,
             shutdown,
             task,
+            chaos,
         })
+    }
+
+    /// How many faults of each kind were injected so far (`None` without
+    /// fault injection).
+    pub fn chaos_counts(&self) -> Option<ChaosCounts> {
+        self.chaos.as_ref().map(|c| c.counts())
+    }
+
+    /// The seed of the fault decisions (`None` without fault injection):
+    /// pass it as [`Options::chaos_seed`] to decide the same faults again.
+    pub fn chaos_seed(&self) -> Option<u64> {
+        self.chaos.as_ref().map(|c| c.seed())
+    }
+
+    /// The faults injected (`None` without fault injection).
+    pub fn chaos_spec(&self) -> Option<&ChaosSpec> {
+        self.chaos.as_ref().map(|c| c.spec())
     }
 
     /// The bound address.
@@ -235,7 +276,53 @@ async fn handle_inner(service: &Service, request: Request<Incoming>) -> Result<V
         .map_err(|_| too_large())?
         .to_bytes();
     let decoded = ops::decode_request(&target, &body)?;
-    ops::execute(service, &RequestContext { base_url }, decoded).await
+    let Some(chaos) = service.chaos.as_deref() else {
+        return ops::execute(service, &RequestContext::plain(base_url), decoded).await;
+    };
+    // Fault injection: decide, delay, fail before, apply, fail after.
+    let decision = chaos.decide(Scope::of(&decoded));
+    if let Some(ms) = decision.slow_ms {
+        chaos.count(Counted::Slow);
+        tokio::time::sleep(Duration::from_millis(ms)).await;
+    }
+    if let Some(alt) = decision.throttle {
+        chaos.count(Counted::Throttle);
+        return Err(if alt {
+            SqsError::new(ErrorCode::ThrottlingException, "Rate exceeded (injected).")
+        } else {
+            SqsError::new(
+                ErrorCode::RequestThrottled,
+                "Request is throttled (injected).",
+            )
+        });
+    }
+    let server_error = |unavailable: bool| {
+        if unavailable {
+            SqsError::new(
+                ErrorCode::ServiceUnavailable,
+                "The service is unavailable (injected).",
+            )
+        } else {
+            SqsError::new(ErrorCode::InternalError, "Internal error (injected).")
+        }
+    };
+    if let Some(alt) = decision.error {
+        chaos.count(Counted::Error);
+        return Err(server_error(alt));
+    }
+    let ctx = RequestContext {
+        base_url,
+        chaos: Some((chaos, decision)),
+    };
+    let result = ops::execute(service, &ctx, decoded).await;
+    match decision.error_after {
+        // Only an operation that succeeded had an effect to hide.
+        Some(alt) if result.is_ok() => {
+            chaos.count(Counted::ErrorAfter);
+            Err(server_error(alt))
+        }
+        _ => result,
+    }
 }
 
 fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
@@ -250,11 +337,8 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
 }
 
 fn error_response(error: &SqsError) -> Response<Full<Bytes>> {
-    let status = if error.code.is_sender_fault() {
-        StatusCode::BAD_REQUEST
-    } else {
-        StatusCode::INTERNAL_SERVER_ERROR
-    };
+    let status =
+        StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
     let body = serde_json::json!({
         "__type": format!("com.amazonaws.sqs#{}", error.code.shape_name()),
         "message": error.message,

@@ -13,6 +13,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, watch};
 
+use crate::chaos::{Chaos, Decision};
 use crate::error::{ErrorCode, Result, SqsError};
 use crate::model::{Millis, Queue};
 
@@ -45,9 +46,22 @@ impl QueueSlot {
 }
 
 /// Per-request facts the operations need from the HTTP layer.
-pub(crate) struct RequestContext {
+pub(crate) struct RequestContext<'a> {
     /// `http://host:port`, from the `Host` header, for queue URLs.
     pub base_url: String,
+    /// The fault injector and its decision for this request, if faults are
+    /// injected.
+    pub chaos: Option<(&'a Chaos, Decision)>,
+}
+
+impl RequestContext<'_> {
+    /// A context without fault injection.
+    pub fn plain(base_url: String) -> Self {
+        RequestContext {
+            base_url,
+            chaos: None,
+        }
+    }
 }
 
 /// The endpoint's state, shared by all connections.
@@ -59,6 +73,8 @@ pub(crate) struct Service {
     queues: RwLock<HashMap<String, Arc<QueueSlot>>>,
     /// Turns true when the server shuts down; long polls end early.
     pub shutdown: watch::Receiver<bool>,
+    /// The fault injector, if faults are injected.
+    pub chaos: Option<Arc<Chaos>>,
 }
 
 /// The wall clock as the model wants it.
@@ -74,6 +90,7 @@ impl Service {
         region: String,
         local_addr: std::net::SocketAddr,
         shutdown: watch::Receiver<bool>,
+        chaos: Option<Arc<Chaos>>,
     ) -> Self {
         Service {
             account_id,
@@ -81,6 +98,7 @@ impl Service {
             local_addr,
             queues: RwLock::new(HashMap::new()),
             shutdown,
+            chaos,
         }
     }
 
@@ -130,7 +148,11 @@ impl Service {
 
     /// Inserts a new queue unless the name is taken; returns the slot under that name
     /// and whether it was created.
-    pub fn insert_if_absent(&self, queue: Queue) -> (Arc<QueueSlot>, bool) {
+    pub fn insert_if_absent(&self, mut queue: Queue) -> (Arc<QueueSlot>, bool) {
+        if self.chaos.as_ref().is_some_and(|c| c.resurrects()) {
+            // Small and bounded: 16 messages of at most 64 KiB per queue.
+            queue.keep_deleted(16);
+        }
         let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = queues.get(queue.name()) {
             return (existing.clone(), false);

@@ -215,6 +215,9 @@ pub struct StoredMessage {
     /// End of the delay or of the visibility timeout, for `Delayed` and `InFlight`.
     due: Millis,
     extras: Option<Box<Extras>>,
+    /// Fault injection: delivered again after a delete already, so it is not
+    /// remembered for that a second time.
+    resurrected: bool,
 }
 
 impl StoredMessage {
@@ -340,6 +343,11 @@ pub struct Queue {
     dedup: HashMap<Box<str>, DedupEntry>,
     dedup_expiry: VecDeque<(Millis, Box<str>)>,
     last_purge: Option<Millis>,
+    /// Fault injection only: how many recently deleted messages to remember
+    /// so that they can be delivered once more ([`Queue::resurrect`]); 0 = off.
+    keep_deleted: usize,
+    /// The remembered deleted messages, oldest first.
+    graveyard: VecDeque<StoredMessage>,
 }
 
 impl fmt::Debug for Queue {
@@ -466,6 +474,8 @@ impl Queue {
             dedup: HashMap::new(),
             dedup_expiry: VecDeque::new(),
             last_purge: None,
+            keep_deleted: 0,
+            graveyard: VecDeque::new(),
         }
     }
 
@@ -792,6 +802,7 @@ impl Queue {
                 state,
                 due,
                 extras,
+                resurrected: false,
             },
         );
         Ok(SendReceipt {
@@ -816,6 +827,21 @@ impl Queue {
         visibility_timeout: Option<u32>,
         now: Millis,
     ) -> Result<ReceiveOutcome> {
+        self.receive_from(max, visibility_timeout, now, 0)
+    }
+
+    /// [`Queue::receive`], but the scan for visible messages starts at the
+    /// `start`-th visible message (modulo their number) and wraps around, so
+    /// newer messages come out before older ones: the reordering a standard
+    /// queue may do. `start = 0` is [`Queue::receive`]. Used by fault
+    /// injection; FIFO queues ignore `start` (their order is guaranteed).
+    pub fn receive_from(
+        &mut self,
+        max: usize,
+        visibility_timeout: Option<u32>,
+        now: Millis,
+        start: usize,
+    ) -> Result<ReceiveOutcome> {
         if !(1..=10).contains(&max) {
             return Err(SqsError::invalid_parameter(format!(
                 "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
@@ -838,10 +864,29 @@ impl Queue {
         let mut outcome = ReceiveOutcome::default();
         // FIFO: groups this call already delivered from may continue, in order.
         let mut taken_groups: Vec<Box<str>> = Vec::new();
-        let mut cursor = 0u64;
+        // The scan covers `start_seq..` first, then wraps to `..start_seq`.
+        let start_seq = if fifo || start == 0 || self.visible.is_empty() {
+            0
+        } else {
+            self.visible
+                .iter()
+                .nth(start % self.visible.len())
+                .copied()
+                .unwrap_or(0)
+        };
+        let mut cursor = start_seq;
+        // In the wrapped-around pass: stop before `start_seq`.
+        let mut bound: Option<u64> = None;
         while outcome.deliveries.len() < max {
-            let Some(&seq) = self.visible.range(cursor..).next() else {
-                break;
+            let next = self.visible.range(cursor..).next().copied();
+            let seq = match next {
+                Some(seq) if bound.is_none_or(|b| seq < b) => seq,
+                _ if bound.is_some() || start_seq == 0 => break,
+                _ => {
+                    bound = Some(start_seq);
+                    cursor = 0;
+                    continue;
+                }
             };
             cursor = seq + 1;
             let Some(message) = self.messages.get(&seq) else {
@@ -952,10 +997,80 @@ impl Queue {
     /// which SQS documents it "might" do). A handle this queue never issued fails.
     pub fn delete(&mut self, handle: &str, now: Millis) -> Result<()> {
         self.advance(now);
-        if let Some(seq) = self.resolve(handle)? {
-            self.remove(seq);
+        if let Some(seq) = self.resolve(handle)?
+            && let Some(message) = self.remove(seq)
+            && self.keep_deleted > 0
+            && message.body.len() <= 64 * 1024
+            && !message.resurrected
+        {
+            if self.graveyard.len() >= self.keep_deleted {
+                self.graveyard.pop_front();
+            }
+            self.graveyard.push_back(message);
         }
         Ok(())
+    }
+
+    /// Fault injection: remember up to `n` deleted messages (and no more than
+    /// 64 KiB of body each) so [`Queue::resurrect`] can deliver one again, as
+    /// a standard queue may after a delete. 0 (the default) turns it off.
+    pub fn keep_deleted(&mut self, n: usize) {
+        self.keep_deleted = n;
+        while self.graveyard.len() > n {
+            self.graveyard.pop_front();
+        }
+    }
+
+    /// Fault injection: makes the `pick`-th (modulo) remembered deleted
+    /// message visible again, once, with its id, body and attributes. Returns
+    /// whether there was one. Standard queues only.
+    pub fn resurrect(&mut self, pick: usize, now: Millis) -> bool {
+        if self.is_fifo() || self.graveyard.is_empty() {
+            return false;
+        }
+        let index = pick % self.graveyard.len();
+        let Some(mut message) = self.graveyard.remove(index) else {
+            return false;
+        };
+        message.resurrected = true;
+        self.accept_dead_letter(message, now);
+        true
+    }
+
+    /// Fault injection: the visibility timeout of the `pick`-th (modulo)
+    /// in-flight message lapses now, so it is delivered again while its
+    /// receiver still holds it. Returns whether a message was in flight.
+    /// Standard queues only.
+    pub fn redeliver_early(&mut self, pick: usize, now: Millis) -> bool {
+        self.advance(now);
+        if self.is_fifo() || self.in_flight.is_empty() {
+            return false;
+        }
+        let Some(&(due, seq)) = self.in_flight.iter().nth(pick % self.in_flight.len()) else {
+            return false;
+        };
+        self.in_flight.remove(&(due, seq));
+        self.release_group(seq);
+        self.make_visible(seq);
+        true
+    }
+
+    /// Fault injection: the message sent last, if it is visible, becomes
+    /// visible only `delay` ms from `now` (a late replica). Standard queues
+    /// only. Returns whether it was held back.
+    pub fn hold_back_last(&mut self, delay: Millis, now: Millis) -> bool {
+        self.advance(now);
+        let seq = self.next_seq.saturating_sub(1);
+        if self.is_fifo() || delay == 0 || !self.visible.remove(&seq) {
+            return false;
+        }
+        let due = self.clock + delay;
+        if let Some(message) = self.messages.get_mut(&seq) {
+            message.state = State::Delayed;
+            message.due = due;
+            self.delayed.insert((due, seq));
+        }
+        true
     }
 
     /// `ChangeMessageVisibility`: the message must be in flight; the new timeout counts

@@ -105,7 +105,7 @@ pub fn decode_request(target: &str, body: &[u8]) -> Result<Request> {
 /// Runs a request; the answer is the JSON response body.
 pub(crate) async fn execute(
     service: &Service,
-    ctx: &RequestContext,
+    ctx: &RequestContext<'_>,
     request: Request,
 ) -> Result<Vec<u8>> {
     match request {
@@ -120,9 +120,9 @@ pub(crate) async fn execute(
         Request::TagQueue(r) => encode(&r.apply(service)?),
         Request::UntagQueue(r) => encode(&r.apply(service)?),
         Request::ListQueueTags(r) => encode(&r.apply(service)?),
-        Request::SendMessage(r) => encode(&r.apply(service)?),
-        Request::SendMessageBatch(r) => encode(&r.apply(service)?),
-        Request::ReceiveMessage(r) => encode(&r.apply(service).await?),
+        Request::SendMessage(r) => encode(&r.apply(service, ctx)?),
+        Request::SendMessageBatch(r) => encode(&r.apply(service, ctx)?),
+        Request::ReceiveMessage(r) => encode(&r.apply(service, ctx).await?),
         Request::DeleteMessage(r) => encode(&r.apply(service)?),
         Request::DeleteMessageBatch(r) => encode(&r.apply(service)?),
         Request::ChangeMessageVisibility(r) => encode(&r.apply(service)?),

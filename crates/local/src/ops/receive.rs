@@ -15,9 +15,10 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{in_range, required};
+use crate::chaos::{Counted, EmptyAfter};
 use crate::error::Result;
 use crate::model::{AttributeValue, Delivery, MessageAttribute, hex};
-use crate::service::{QueueSlot, Service, now};
+use crate::service::{QueueSlot, RequestContext, Service, now};
 
 /// `ReceiveMessage` input.
 #[derive(Deserialize, Debug)]
@@ -180,11 +181,21 @@ impl ReceiveMessage {
         slot: &QueueSlot,
         max: usize,
         visibility: Option<u32>,
+        ctx: &RequestContext<'_>,
     ) -> Result<(Vec<Delivery>, Option<u64>)> {
         let now = now();
         let (outcome, next_event, dlq_arn) = {
             let mut queue = slot.lock();
-            let outcome = queue.receive(max, visibility, now)?;
+            let reorder = ctx.chaos.and_then(|(chaos, d)| Some((chaos, d.reorder?)));
+            let outcome = match reorder {
+                Some((chaos, start)) if !queue.is_fifo() => {
+                    if queue.counts(now).visible >= 2 {
+                        chaos.count(Counted::Reorder);
+                    }
+                    queue.receive_from(max, visibility, now, start)?
+                }
+                _ => queue.receive(max, visibility, now)?,
+            };
             let dlq = queue
                 .attributes()
                 .redrive_policy
@@ -216,7 +227,11 @@ impl ReceiveMessage {
         Ok((outcome.deliveries, next_event))
     }
 
-    pub(crate) async fn apply(self, service: &Service) -> Result<ReceiveOutput> {
+    pub(crate) async fn apply(
+        self,
+        service: &Service,
+        ctx: &RequestContext<'_>,
+    ) -> Result<ReceiveOutput> {
         let slot = service.resolve_url(required(self.queue_url.as_deref(), "QueueUrl")?)?;
         let max = match self.max_number_of_messages {
             Some(n) => in_range(n, "MaxNumberOfMessages", 1..=10)? as usize,
@@ -232,12 +247,55 @@ impl ReceiveMessage {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
         let mut shutdown = service.shutdown.clone();
+        if let Some((chaos, decision)) = ctx.chaos {
+            if let Some(empty) = decision.empty {
+                // An empty answer although messages may exist, before the
+                // wait ends.
+                chaos.count(Counted::Empty);
+                let wait_ms = u64::from(wait) * 1000;
+                let after = match empty {
+                    EmptyAfter::Fraction(f) => (wait_ms as f64 * f) as u64,
+                    EmptyAfter::Millis(ms) => ms.min(wait_ms),
+                };
+                tokio::select! {
+                    _ = tokio::time::sleep(Duration::from_millis(after)) => {}
+                    _ = crate::server::stopped(&mut shutdown) => {}
+                }
+                return Ok(ReceiveOutput::default());
+            }
+            if let Some(pick) = decision.duplicate {
+                // A message delivered again: one deleted recently (once), or
+                // one in flight whose visibility lapses early.
+                let now = now();
+                let mut queue = slot.lock();
+                let counted = if pick & 1 == 0 {
+                    if queue.resurrect(pick >> 1, now) {
+                        Some(Counted::Resurrected)
+                    } else {
+                        queue
+                            .redeliver_early(pick >> 1, now)
+                            .then_some(Counted::Duplicate)
+                    }
+                } else if queue.redeliver_early(pick >> 1, now) {
+                    Some(Counted::Duplicate)
+                } else {
+                    queue
+                        .resurrect(pick >> 1, now)
+                        .then_some(Counted::Resurrected)
+                };
+                drop(queue);
+                if let Some(what) = counted {
+                    chaos.count(what);
+                    slot.wakeup.notify_waiters();
+                }
+            }
+        }
         loop {
             let notified = slot.wakeup.notified();
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let (deliveries, next_event) = self.attempt(service, &slot, max, visibility)?;
+            let (deliveries, next_event) = self.attempt(service, &slot, max, visibility, ctx)?;
             if !deliveries.is_empty() {
                 let messages = deliveries
                     .into_iter()

@@ -6,9 +6,11 @@ use base64::Engine as _;
 use serde::{Deserialize, Serialize};
 
 use super::{BatchFailure, check_batch_ids, in_range, required};
+use crate::chaos::Counted;
 use crate::error::{ErrorCode, Result, SqsError};
+use crate::model::Queue;
 use crate::model::{AttributeValue, MessageAttribute, NewMessage, SendReceipt, hex};
-use crate::service::{Service, now};
+use crate::service::{RequestContext, Service, now};
 
 /// Most bytes (bodies plus attributes) in one `SendMessageBatch`.
 const MAX_BATCH_BYTES: usize = 1_048_576;
@@ -138,10 +140,18 @@ impl From<SendReceipt> for SendOutput {
 }
 
 impl SendMessage {
-    pub(crate) fn apply(self, service: &Service) -> Result<SendOutput> {
+    pub(crate) fn apply(self, service: &Service, ctx: &RequestContext<'_>) -> Result<SendOutput> {
         let slot = service.resolve_url(&required(self.queue_url, "QueueUrl")?)?;
         let message = self.message.into_model()?;
-        let receipt = slot.lock().send(message, now())?;
+        let receipt = {
+            let mut queue = slot.lock();
+            let now = now();
+            let receipt = queue.send(message, now)?;
+            if !receipt.duplicate {
+                maybe_late(&mut queue, ctx, now);
+            }
+            receipt
+        };
         if !receipt.duplicate {
             slot.wakeup.notify_waiters();
         }
@@ -182,7 +192,11 @@ pub(crate) struct SendBatchOutput {
 }
 
 impl SendMessageBatch {
-    pub(crate) fn apply(self, service: &Service) -> Result<SendBatchOutput> {
+    pub(crate) fn apply(
+        self,
+        service: &Service,
+        ctx: &RequestContext<'_>,
+    ) -> Result<SendBatchOutput> {
         let slot = service.resolve_url(&required(self.queue_url, "QueueUrl")?)?;
         let entries = self.entries.unwrap_or_default();
         let mut ids = Vec::with_capacity(entries.len());
@@ -219,6 +233,9 @@ impl SendMessageBatch {
             for (id, message) in prepared {
                 match message.and_then(|m| queue.send(m, now)) {
                     Ok(receipt) => {
+                        if !receipt.duplicate {
+                            maybe_late(&mut queue, ctx, now);
+                        }
                         enqueued |= !receipt.duplicate;
                         output.successful.push(SendBatchSuccess {
                             id,
@@ -233,5 +250,15 @@ impl SendMessageBatch {
             slot.wakeup.notify_waiters();
         }
         Ok(output)
+    }
+}
+
+/// Fault injection: the message just sent may become visible only later.
+fn maybe_late(queue: &mut Queue, ctx: &RequestContext<'_>, now: crate::model::Millis) {
+    if let Some((chaos, _)) = ctx.chaos
+        && let Some(ms) = chaos.late()
+        && queue.hold_back_last(ms, now)
+    {
+        chaos.count(Counted::Late);
     }
 }
