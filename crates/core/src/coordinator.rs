@@ -723,3 +723,191 @@ impl<T> Coordinator<T> {
         self.events.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Membership;
+
+    fn cfg(n: usize, deadline: Option<Duration>) -> BarrierConfig {
+        BarrierConfig::new("b", "i", Membership::new(n, None).unwrap(), deadline, false).unwrap()
+    }
+
+    fn checkin(g: u64, m: &str, session: &str, attempt: u32) -> String {
+        Message::Checkin {
+            barrier: "b".into(),
+            instance: "i".into(),
+            generation: g,
+            member: m.into(),
+            session: session.into(),
+            attempt,
+        }
+        .encode()
+    }
+
+    fn drain(c: &mut Coordinator<u32>) -> Vec<Transmit<u32>> {
+        std::iter::from_fn(|| c.poll_transmit()).collect()
+    }
+
+    fn notifies(t: &[Transmit<u32>]) -> Vec<(u64, usize)> {
+        t.iter()
+            .filter_map(|t| match t {
+                Transmit::Notify {
+                    generation, copies, ..
+                } => Some((*generation, *copies)),
+                _ => None,
+            })
+            .collect()
+    }
+
+    const T: Duration = Duration::from_secs(100);
+
+    #[test]
+    fn releases_when_the_last_distinct_member_arrives() {
+        let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+        c.handle_message(1, &checkin(0, "0", "s0", 0), T);
+        c.handle_message(2, &checkin(0, "0", "s0", 0), T); // redelivery
+        c.handle_message(3, &checkin(0, "0", "s0", 1), T); // re-send
+        c.handle_message(4, &checkin(0, "1", "s1", 0), T);
+        let t = drain(&mut c);
+        assert!(notifies(&t).is_empty(), "released with 2 of 3: {t:?}");
+        // The re-send is deleted at once. The redelivery may be the counted
+        // message itself under a new receipt handle: it is held too.
+        assert_eq!(t, vec![Transmit::Delete(vec![3])]);
+        assert_eq!(c.held(), 3);
+        c.handle_message(5, &checkin(0, "2", "s2", 0), T);
+        assert_eq!(notifies(&drain(&mut c)), vec![(0, 3)]);
+        assert!(c.is_released(0));
+    }
+
+    #[test]
+    fn deletes_wait_for_a_durable_state() {
+        let mut c = Coordinator::new(cfg(1, None), "c", CoordinatorOptions::default(), None);
+        c.handle_message(7, &checkin(0, "0", "s", 0), T);
+        drain(&mut c);
+        c.handle_timeout(T);
+        let t = drain(&mut c);
+        let Some(Transmit::WriteState { version, state }) = t.last().cloned() else {
+            panic!("no state write: {t:?}");
+        };
+        assert_eq!(state.released_below, 1);
+        assert!(!t.iter().any(|t| matches!(t, Transmit::Delete(_))));
+        c.handle_state_written(version);
+        assert_eq!(drain(&mut c), vec![Transmit::Delete(vec![7])]);
+        assert_eq!(c.held(), 0);
+    }
+
+    #[test]
+    fn rejects_what_is_not_a_check_in_of_a_member() {
+        let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+        let foreign = checkin(0, "0", "s", 0).replace("\"i\"", "\"other\"");
+        for (tok, body) in [
+            (1, "junk".to_owned()),
+            (2, checkin(0, "9", "s", 0)),
+            (3, foreign),
+            (4, checkin(MAX_AHEAD + 1, "0", "s", 0)),
+        ] {
+            c.handle_message(tok, &body, T);
+        }
+        let t = drain(&mut c);
+        let dead: Vec<u32> = t
+            .iter()
+            .filter_map(|t| match t {
+                Transmit::DeadLetter { token, .. } => Some(*token),
+                _ => None,
+            })
+            .collect();
+        assert_eq!(dead, vec![1, 2, 3, 4]);
+        assert_eq!(c.snapshot(T).rejected, 4);
+        assert!(c.snapshot(T).open.is_none(), "nothing was counted");
+    }
+
+    #[test]
+    fn a_late_new_session_gets_the_notice_again_a_redelivery_does_not() {
+        let mut c = Coordinator::new(cfg(1, None), "c", CoordinatorOptions::default(), None);
+        c.handle_message(1, &checkin(0, "0", "s", 0), T);
+        drain(&mut c);
+        // A redelivery of the released generation's check-in: no notice, and
+        // deleted only once the release is published.
+        c.handle_message(2, &checkin(0, "0", "s", 0), T);
+        assert_eq!(drain(&mut c), vec![]);
+        c.handle_message(3, &checkin(0, "0", "s-rerun", 0), T);
+        let t = drain(&mut c);
+        assert_eq!(notifies(&t), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn abort_breaks_waiters_and_later_arrivals() {
+        let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+        c.handle_message(1, &checkin(0, "0", "s", 0), T);
+        c.handle_message(2, &checkin(0, "1", "s", 0), T);
+        drain(&mut c);
+        let abort = Message::Abort {
+            barrier: "b".into(),
+            instance: "i".into(),
+            generation: None,
+            by: "op".into(),
+            reason: "r".repeat(10_000),
+        }
+        .encode();
+        c.handle_message(3, &abort, T);
+        assert_eq!(notifies(&drain(&mut c)), vec![(0, 2)]);
+        let b = c.broken().unwrap();
+        assert_eq!(b.missing, vec!["2".to_owned()]);
+        assert!(b.cause.to_string().len() < MAX_REASON + 64, "reason is cut");
+        c.handle_message(4, &checkin(0, "2", "s", 0), T);
+        assert_eq!(notifies(&drain(&mut c)), vec![(0, 1)]);
+    }
+
+    #[test]
+    fn deadline_waits_for_a_predecessor_then_names_the_missing() {
+        let d = Duration::from_secs(5);
+        let mut c = Coordinator::new(cfg(2, Some(d)), "c", CoordinatorOptions::default(), None);
+        c.handle_timeout(T);
+        c.handle_message(1, &checkin(0, "1", "s", 0), T);
+        drain(&mut c);
+        // Not at since + deadline: the restart grace (30 s) comes first.
+        c.handle_timeout(T + d);
+        assert!(c.broken().is_none());
+        assert_eq!(
+            c.poll_timeout().map(|t| t <= T + Duration::from_secs(30)),
+            Some(true)
+        );
+        c.handle_timeout(T + Duration::from_secs(30));
+        let b = c.broken().expect("broken by the deadline");
+        assert_eq!(b.missing, vec!["0".to_owned()]);
+    }
+
+    #[test]
+    fn resumes_from_a_published_state() {
+        let mut first =
+            Coordinator::<u32>::new(cfg(1, None), "a", CoordinatorOptions::default(), None);
+        first.handle_message(1, &checkin(0, "0", "s", 0), T);
+        let st = first.snapshot(T);
+        let mut second =
+            Coordinator::new(cfg(1, None), "b", CoordinatorOptions::default(), Some(&st));
+        assert!(second.is_released(0));
+        // A redelivered check-in of the released generation is stale.
+        second.handle_message(9, &checkin(0, "0", "s", 0), T);
+        let t = drain(&mut second);
+        assert_eq!(
+            notifies(&t),
+            vec![(0, 1)],
+            "a new coordinator has not seen the session"
+        );
+    }
+
+    #[test]
+    fn merges_releases_published_by_another_coordinator() {
+        let mut c = Coordinator::new(cfg(2, None), "me", CoordinatorOptions::default(), None);
+        c.handle_message(1, &checkin(0, "0", "s", 0), T);
+        drain(&mut c);
+        let mut other = c.snapshot(T);
+        other.coordinator = "other".into();
+        other.released_below = 1;
+        other.open = None;
+        c.handle_state_observed(&other, T);
+        assert!(c.is_released(0));
+        assert_eq!(notifies(&drain(&mut c)), vec![(0, 1)]);
+    }
+}

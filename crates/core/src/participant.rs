@@ -457,3 +457,140 @@ impl Participant {
         self.events.pop_front()
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::Membership;
+    use crate::state::{MemberSet, OpenGeneration};
+
+    fn cfg() -> BarrierConfig {
+        BarrierConfig::new("b", "i", Membership::new(3, None).unwrap(), None, false).unwrap()
+    }
+
+    fn notice(g: u64) -> String {
+        Message::Release {
+            barrier: "b".into(),
+            instance: "i".into(),
+            generation: g,
+        }
+        .encode()
+    }
+
+    const T: Duration = Duration::from_secs(1_000);
+
+    #[test]
+    fn arrive_check_in_and_release() {
+        let mut p = Participant::new(&cfg(), "1", "s", ParticipantOptions::default()).unwrap();
+        assert!(Participant::new(&cfg(), "7", "s", ParticipantOptions::default()).is_err());
+        p.arrive(4, None, T).unwrap();
+        let Some(Transmit::Send(body)) = p.poll_transmit() else {
+            panic!("no check-in");
+        };
+        assert!(matches!(
+            Message::decode(&body).unwrap(),
+            Message::Checkin {
+                generation: 4,
+                attempt: 0,
+                ..
+            }
+        ));
+        assert_eq!(
+            p.arrive(5, None, T),
+            Err(ParticipantError::AlreadyWaiting(4))
+        );
+        assert_eq!(p.handle_notice(&notice(3)), Notice::Stale);
+        assert!(matches!(p.handle_notice("junk"), Notice::Foreign(_)));
+        assert_eq!(p.handle_notice(&notice(4)), Notice::Accepted);
+        assert_eq!(p.poll_event(), Some(Outcome::Released { generation: 4 }));
+        assert_eq!(p.waiting_at(), None);
+    }
+
+    #[test]
+    fn re_sends_while_waiting() {
+        let opts = ParticipantOptions::default();
+        let mut p = Participant::new(&cfg(), "1", "s", opts.clone()).unwrap();
+        p.arrive(0, None, T).unwrap();
+        p.poll_transmit();
+        p.handle_timeout(T + opts.resend_after);
+        let Some(Transmit::Send(body)) = p.poll_transmit() else {
+            panic!("no re-send");
+        };
+        assert!(matches!(
+            Message::decode(&body).unwrap(),
+            Message::Checkin { attempt: 1, .. }
+        ));
+    }
+
+    #[test]
+    fn timeout_names_the_missing_from_the_published_state() {
+        let mut p = Participant::new(&cfg(), "1", "s", ParticipantOptions::default()).unwrap();
+        p.arrive(2, Some(Duration::from_secs(3)), T).unwrap();
+        p.poll_transmit();
+        p.handle_timeout(T + Duration::from_secs(3));
+        assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
+        let mut arrived = MemberSet::new(3);
+        arrived.insert(1);
+        let st = PublishedState {
+            v: 1,
+            coordinator: "c".into(),
+            heartbeat_ms: T.as_millis() as u64,
+            heartbeat_every_ms: 5_000,
+            released_below: 2,
+            released_above: vec![],
+            open: Some(OpenGeneration {
+                generation: 2,
+                arrived,
+                since_ms: 0,
+            }),
+            broken: None,
+            rejected: 0,
+        };
+        p.handle_status(Some(&st), T + Duration::from_secs(3));
+        assert_eq!(
+            p.poll_event(),
+            Some(Outcome::TimedOut {
+                generation: 2,
+                missing: Some(vec!["0".into(), "2".into()]),
+                last_heartbeat_ms: Some(T.as_millis() as u64),
+            })
+        );
+    }
+
+    #[test]
+    fn a_silent_coordinator_ends_the_wait() {
+        let opts = ParticipantOptions::default();
+        let mut p = Participant::new(&cfg(), "0", "s", opts.clone()).unwrap();
+        p.arrive(0, None, T).unwrap();
+        p.poll_transmit();
+        p.handle_timeout(T + opts.silence_after);
+        assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
+        p.handle_status(None, T + opts.silence_after);
+        assert!(matches!(
+            p.poll_event(),
+            Some(Outcome::CoordinatorSilent { .. })
+        ));
+    }
+
+    #[test]
+    fn abort_ends_the_wait_and_sends_an_abort() {
+        let mut p = Participant::new(&cfg(), "0", "s", ParticipantOptions::default()).unwrap();
+        p.arrive(1, None, T).unwrap();
+        p.poll_transmit();
+        p.abort("disk full");
+        let Some(Transmit::Send(body)) = p.poll_transmit() else {
+            panic!("no abort sent");
+        };
+        assert!(matches!(
+            Message::decode(&body).unwrap(),
+            Message::Abort {
+                generation: Some(1),
+                ..
+            }
+        ));
+        assert!(matches!(
+            p.poll_event(),
+            Some(Outcome::Broken { generation: 1, .. })
+        ));
+    }
+}
