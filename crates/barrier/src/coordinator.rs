@@ -13,7 +13,7 @@ use aws_sdk_sqs::types::{
 };
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
 use sqs_barrier_core::state::PublishedState;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{self, BarrierInfo};
@@ -33,7 +33,17 @@ pub struct CoordinatorOptions {
     /// before it lapses. A successor sees a dead coordinator's check-ins
     /// after at most this long.
     pub visibility: Duration,
-    /// Concurrent long polls on the check-in queue (default: by party count).
+    /// How long a receiver's long poll waits while the barrier is busy (a
+    /// generation is being collected, or check-ins came in the last 20 s);
+    /// 20 s otherwise. Short, so that a long poll that answers nothing
+    /// although check-ins are waiting (SQS warns of rare empty answers)
+    /// delays a release by this much at most; an idle barrier still polls
+    /// every 20 s.
+    pub busy_wait: Duration,
+    /// Concurrent long polls on the check-in queue (default:
+    /// `max(2, min(8, N/50))`). Two at least, so that a long poll that
+    /// answers empty although check-ins are waiting (SQS warns this happens,
+    /// rarely) does not leave the coordinator deaf for up to 20 s.
     pub receivers: Option<usize>,
     /// Live figures of the running coordinator, if wanted (soak tests,
     /// monitoring); share the `Arc` and read it while it runs.
@@ -60,6 +70,7 @@ impl Default for CoordinatorOptions {
             force: false,
             visibility: Duration::from_secs(30),
             receivers: None,
+            busy_wait: Duration::from_secs(5),
             gauges: None,
         }
     }
@@ -141,14 +152,20 @@ struct Driver {
 impl Driver {
     async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
         let n = self.info.config.members.len();
-        let receivers = self.opts.receivers.unwrap_or((n / 50).clamp(1, 8));
+        let receivers = self.opts.receivers.unwrap_or((n / 50).clamp(2, 8));
         let (tx, mut rx) = mpsc::channel::<Result<Vec<Received>>>(receivers * 4);
+        // The receivers' long-poll wait, in seconds: short while busy.
+        let busy_wait = self.opts.busy_wait.as_secs().clamp(1, 20) as i32;
+        let wait_for = move |busy: bool| if busy { busy_wait } else { 20 };
+        let mut last_batch: Option<Instant> = None;
+        let (wait_tx, wait_rx) = watch::channel(wait_for(self.core.is_collecting()));
         let mut pollers = JoinSet::new();
         for _ in 0..receivers {
             pollers.spawn(poll_checkins(
                 self.sqs.clone(),
                 self.info.urls.checkin.clone(),
                 self.opts.visibility,
+                wait_rx.clone(),
                 tx.clone(),
             ));
         }
@@ -165,6 +182,7 @@ impl Driver {
                 _ = &mut shutdown => break Ok(()),
                 batch = rx.recv() => match batch {
                     Some(Ok(batch)) => {
+                        last_batch = Some(Instant::now());
                         let now = wall_now();
                         for m in batch {
                             self.held.insert(m.receipt.clone(), Instant::now());
@@ -177,6 +195,7 @@ impl Driver {
                 _ = tokio::time::sleep(wake) => {}
             }
             self.core.handle_timeout(wall_now());
+            let step = Instant::now();
             match self.carry_out().await {
                 Ok(()) => {}
                 // What failed is redone by the protocol: a notice not sent is
@@ -190,6 +209,17 @@ impl Driver {
             }
             if let Err(e) = self.extend_visibility().await {
                 tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
+            }
+            let busy = self.core.is_collecting()
+                || last_batch.is_some_and(|t| t.elapsed() < Duration::from_secs(20));
+            wait_tx.send_if_modified(|w| {
+                let want = wait_for(busy);
+                std::mem::replace(w, want) != want
+            });
+            let took = step.elapsed();
+            if took >= self.opts.visibility / 4 {
+                // Receiving waits meanwhile, and held check-ins may lapse.
+                tracing::warn!(?took, "a coordinator step was slow (SQS slow or retrying)");
             }
             if let Some(g) = &self.opts.gauges {
                 g.held.store(self.core.held(), Ordering::Relaxed);
@@ -477,17 +507,19 @@ async fn poll_checkins(
     sqs: Sqs,
     url: String,
     visibility: Duration,
+    wait: watch::Receiver<i32>,
     tx: mpsc::Sender<Result<Vec<Received>>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
+        let wait_seconds = *wait.borrow();
         let r = sqs
             .client()
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
             .visibility_timeout(visibility.as_secs() as i32)
-            .wait_time_seconds(20)
+            .wait_time_seconds(wait_seconds)
             .send()
             .await;
         let batch = match r {
@@ -506,7 +538,10 @@ async fn poll_checkins(
         };
         match &batch {
             Ok(b) if b.is_empty() => continue,
-            Ok(_) => backoff = Duration::from_millis(100),
+            Ok(b) => {
+                tracing::trace!(messages = b.len(), "received from the check-in queue");
+                backoff = Duration::from_millis(100);
+            }
             Err(e) if e.is_transient() => {
                 tracing::warn!(error = %e, retry_in = ?backoff, "receiving check-ins failed");
                 tokio::time::sleep(backoff).await;

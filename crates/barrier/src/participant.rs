@@ -67,7 +67,8 @@ struct Inner {
 #[derive(Debug, Default)]
 struct Phase {
     next: u64,
-    waiting: Option<u64>,
+    /// The generation waited at, and which wait of this handle it is.
+    waiting: Option<(u64, u64)>,
 }
 
 /// A released wait.
@@ -141,55 +142,74 @@ impl Barrier {
     /// Arrives at the next generation now (the check-in is sent when this
     /// returns) and returns a future that resolves when the generation is
     /// released. The wait runs in a background task from here on, so
-    /// awaiting the [`Arrival`] late loses nothing.
+    /// awaiting the [`Arrival`] late loses nothing; dropping it cancels the
+    /// wait.
     pub async fn arrive(&self, timeout: Option<Duration>) -> Result<Arrival> {
+        // Each wait is a session of its own: a wait re-run after a timeout or
+        // a crash is then told from a redelivery of the earlier check-in.
+        let waits = self.inner.waits.fetch_add(1, Ordering::Relaxed);
         let generation = {
             let mut ph = self.inner.phase.lock().expect("phase lock");
-            if let Some(g) = ph.waiting {
+            if let Some((g, _)) = ph.waiting {
                 return Err(
                     sqs_barrier_core::participant::ParticipantError::AlreadyWaiting(g).into(),
                 );
             }
-            ph.waiting = Some(ph.next);
+            ph.waiting = Some((ph.next, waits));
             ph.next
         };
         let started = Instant::now();
-        // Each wait is a session of its own: a wait re-run after a timeout or
-        // a crash is then told from a redelivery of the earlier check-in.
-        let waits = self.inner.waits.fetch_add(1, Ordering::Relaxed);
         let mut p = Participant::new(
             &self.inner.info.config,
             &self.inner.member,
             format!("{}.{waits}", self.inner.session),
             self.inner.opts.clone(),
-        )?;
+        )
+        .inspect_err(|_| self.finish(generation, waits, false))?;
         if let Err(e) = p.arrive(generation, timeout, wall_now()) {
-            self.finish(generation, false);
+            self.finish(generation, waits, false);
             return Err(e.into());
         }
         // The check-in goes out before `arrive` returns.
         if let Err(e) = flush(&self.inner, &mut p).await {
-            self.finish(generation, false);
+            self.finish(generation, waits, false);
             return Err(e);
         }
-        let this = self.clone();
         let abort_rx = self.inner.abort_tx.subscribe();
+        // Ends the wait on this handle however the task ends: returning, or
+        // aborted because the `Arrival` was dropped.
+        let mut guard = WaitGuard {
+            barrier: self.clone(),
+            generation,
+            wait: waits,
+            released: false,
+        };
         let task = tokio::spawn(async move {
-            let r = drive(&this.inner, &mut p, generation, timeout, abort_rx).await;
-            this.finish(generation, r.is_ok());
+            let r = drive(&guard.barrier.inner, &mut p, generation, timeout, abort_rx).await;
+            guard.released = r.is_ok();
+            drop(guard);
             r.map(|generation| Released {
                 generation,
                 waited: started.elapsed(),
             })
         });
-        Ok(Arrival { generation, task })
+        Ok(Arrival {
+            generation,
+            wait: waits,
+            barrier: self.clone(),
+            task,
+        })
     }
 
-    fn finish(&self, generation: u64, released: bool) {
+    /// Ends wait number `wait` (at `generation`) on this handle, unless it
+    /// was ended already (a dropped `Arrival` ends its wait at once).
+    fn finish(&self, generation: u64, wait: u64, released: bool) {
         let mut ph = self.inner.phase.lock().expect("phase lock");
-        ph.waiting = None;
-        if released {
-            ph.next = generation + 1;
+        if ph.waiting == Some((generation, wait)) {
+            ph.waiting = None;
+            if released {
+                ph.next = generation + 1;
+            }
         }
     }
 
@@ -199,7 +219,7 @@ impl Barrier {
     pub async fn abort(&self, reason: &str) -> Result<()> {
         let generation = {
             let ph = self.inner.phase.lock().expect("phase lock");
-            ph.waiting.unwrap_or(ph.next)
+            ph.waiting.map_or(ph.next, |(g, _)| g)
         };
         let cfg = &self.inner.info.config;
         let body = Message::Abort {
@@ -231,12 +251,46 @@ pub async fn abort_barrier(sqs: &Sqs, name: &str, by: &str, reason: &str) -> Res
     send_checkin_queue(sqs, &info, &body, "abort").await
 }
 
+/// Marks the end of a wait on its handle when dropped.
+struct WaitGuard {
+    barrier: Barrier,
+    generation: u64,
+    wait: u64,
+    released: bool,
+}
+
+impl Drop for WaitGuard {
+    fn drop(&mut self) {
+        self.barrier
+            .finish(self.generation, self.wait, self.released);
+    }
+}
+
 /// A wait under way; resolves when its generation is released.
+///
+/// The wait runs in a background task, so awaiting the `Arrival` late loses
+/// nothing. Dropping it cancels the wait, as a crash of the member would:
+/// the check-in stays counted, the member takes no notice copy, and the
+/// handle can arrive at the same generation again (see
+/// [`Barrier::set_phase`]).
 #[derive(Debug)]
-#[must_use = "an arrival does nothing unless awaited"]
+#[must_use = "dropping an arrival cancels the wait"]
 pub struct Arrival {
     generation: u64,
+    wait: u64,
+    barrier: Barrier,
     task: tokio::task::JoinHandle<Result<Released>>,
+}
+
+impl Drop for Arrival {
+    fn drop(&mut self) {
+        // A wait that has ended is unaffected; one under way stops at its
+        // next await point (an unfinished long poll is abandoned, so it takes
+        // no notice copy from the others), and the handle may arrive again
+        // at once.
+        self.task.abort();
+        self.barrier.finish(self.generation, self.wait, false);
+    }
 }
 
 impl Arrival {
@@ -282,8 +336,10 @@ async fn flush(inner: &Inner, p: &mut Participant) -> Result<()> {
     while let Some(t) = p.poll_transmit() {
         match t {
             Transmit::Send(body) => {
-                let group = format!("{}.{}", inner.session, p.waiting_at().unwrap_or(0));
+                let generation = p.waiting_at().unwrap_or(0);
+                let group = format!("{}.{generation}", inner.session);
                 send_checkin_queue(&inner.sqs, &inner.info, &body, &group).await?;
+                tracing::trace!(member = %inner.member, generation, "check-in sent");
             }
             Transmit::QueryStatus => {
                 match admin::read_state(&inner.sqs, &inner.info.urls.checkin).await {
@@ -385,6 +441,7 @@ async fn wait_step(
                 let out = r.map_err(|e| inner.sqs.error("ReceiveMessage", e))?;
                 for m in out.messages.unwrap_or_default() {
                     let body = m.body.unwrap_or_default();
+                    tracing::trace!(member = %inner.member, %body, "notice received");
                     if let Notice::Foreign(why) = p.handle_notice(&body) {
                         tracing::warn!(queue = %queue, %why, "ignoring a foreign message on a release queue");
                     }

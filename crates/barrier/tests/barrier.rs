@@ -36,6 +36,7 @@ both!(
     malformed_messages_are_moved_aside,
     coordinator_restart_loses_no_checkin,
     rerun_after_release_gets_the_notice_again,
+    dropped_arrival_cancels_the_wait,
     fifo_checkin_queue_serves_many_phases,
     two_coordinators_never_release_early,
 );
@@ -380,6 +381,51 @@ async fn rerun_after_release_gets_the_notice_again(target: Target) {
     again.set_phase(0);
     let r = again.wait(LONG).await.expect("released again");
     assert_eq!(r.generation, 0);
+    c.stop().await.unwrap();
+}
+
+async fn dropped_arrival_cancels_the_wait(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    // Member 0 arrives, long-polls for a while, and gives up the wait.
+    let first = b0.arrive(LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    drop(first);
+    // The handle may arrive at the same generation again at once.
+    let again = b0.arrive(LONG).await.expect("the dropped wait has ended");
+    assert_eq!(again.generation(), 0);
+    let r1 = b1.wait(LONG).await.expect("released");
+    assert_eq!(r1.generation, 0);
+    assert_eq!(again.await.expect("released").generation, 0);
+    // The dropped wait took no notice copy: exactly the two copies sent at
+    // the release were taken, by the two live waits. (moto keeps serving a
+    // long poll whose client went away, so it may hand that poll a copy;
+    // counts are exact only on the embedded endpoint.)
+    if target == Target::Embedded {
+        let info = admin::open(&f.sqs, &f.name).await.unwrap();
+        let out = f
+            .sqs
+            .client()
+            .get_queue_attributes()
+            .queue_url(info.urls.release_for(0))
+            .attribute_names(aws_sdk_sqs::types::QueueAttributeName::All)
+            .send()
+            .await
+            .unwrap();
+        let attrs = out.attributes.unwrap_or_default();
+        let count = |name: aws_sdk_sqs::types::QueueAttributeName| {
+            attrs
+                .get(&name)
+                .map(String::as_str)
+                .unwrap_or("?")
+                .to_owned()
+        };
+        use aws_sdk_sqs::types::QueueAttributeName as A;
+        assert_eq!(count(A::ApproximateNumberOfMessagesNotVisible), "2");
+        assert_eq!(count(A::ApproximateNumberOfMessages), "0");
+    }
     c.stop().await.unwrap();
 }
 

@@ -12,7 +12,8 @@
 //!
 //! To keep restarts cheap the coordinator uses a 2 s visibility timeout
 //! (default 30 s: a killed coordinator's check-ins reappear after it) and
-//! participants re-send after 2 s (default 20 s).
+//! long-polls 2 s while busy (default 5 s), and participants re-send after
+//! 2 s (default 20 s). `SOAK_LOG=FILE` writes a timeline of the run.
 
 mod harness;
 
@@ -46,6 +47,7 @@ struct Setup {
 
 async fn soak(setup: Setup) {
     let started = Instant::now();
+    trace_to_file();
     let spec: ChaosSpec = CHAOS.parse().unwrap();
     let server = Server::bind_with(
         "127.0.0.1:0".parse().unwrap(),
@@ -187,6 +189,23 @@ async fn soak(setup: Setup) {
     // early can be one generation ahead, and deletes wait for a state write.
     assert!(peak.2 <= 4 * setup.members, "held {}", peak.2);
     server.shutdown().await;
+}
+
+/// With `SOAK_LOG=FILE`, writes a timeline (history, coordinator kills,
+/// the library's logs at debug) to FILE, to investigate a slow run.
+fn trace_to_file() {
+    let Some(path) = std::env::var_os("SOAK_LOG") else {
+        return;
+    };
+    let file = std::fs::File::create(path).expect("create SOAK_LOG");
+    let _ = tracing_subscriber::fmt()
+        .with_env_filter(tracing_subscriber::EnvFilter::new(
+            "soak=info,sqs_barrier=trace,sqs_barrier_local=trace",
+        ))
+        .with_ansi(false)
+        .with_timer(tracing_subscriber::fmt::time::uptime())
+        .with_writer(std::sync::Mutex::new(file))
+        .try_init();
 }
 
 /// One member as OS processes: `sqs-barrier wait` per generation, killed

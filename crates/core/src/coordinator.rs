@@ -279,6 +279,17 @@ impl<T> Coordinator<T> {
         self.broken.as_ref()
     }
 
+    /// Whether more check-ins are expected soon: a generation has some of
+    /// its members counted but is not released yet (also one a predecessor
+    /// published as open).
+    pub fn is_collecting(&self) -> bool {
+        self.broken.is_none()
+            && (!self.open.is_empty()
+                || self
+                    .restored_open
+                    .is_some_and(|(g, _)| !self.is_released(g)))
+    }
+
     /// How many received messages the coordinator holds (not yet deletable).
     pub fn held(&self) -> usize {
         self.open.values().map(|o| o.tokens.len()).sum::<usize>() + self.awaiting.len()
@@ -778,6 +789,19 @@ mod tests {
         c.handle_message(5, &checkin(0, "2", "s2", 0), T);
         assert_eq!(notifies(&drain(&mut c)), vec![(0, 3)]);
         assert!(c.is_released(0));
+    }
+
+    #[test]
+    fn collecting_from_the_first_check_in_until_the_release() {
+        let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+        assert!(!c.is_collecting());
+        c.handle_message(1, &checkin(0, "0", "s0", 0), T);
+        assert!(c.is_collecting());
+        c.handle_message(2, &checkin(0, "1", "s1", 0), T);
+        assert!(!c.is_collecting());
+        // A late re-send for the released generation opens nothing.
+        c.handle_message(3, &checkin(0, "1", "s1", 1), T);
+        assert!(!c.is_collecting());
     }
 
     #[test]

@@ -276,6 +276,7 @@ async fn handle_inner(service: &Service, request: Request<Incoming>) -> Result<V
         .map_err(|_| too_large())?
         .to_bytes();
     let decoded = ops::decode_request(&target, &body)?;
+    tracing::trace!(%target, "request");
     let Some(chaos) = service.chaos.as_deref() else {
         return ops::execute(service, &RequestContext::plain(base_url), decoded).await;
     };

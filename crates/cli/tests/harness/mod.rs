@@ -59,6 +59,7 @@ impl History {
         let mut records = self.records.lock().unwrap();
         // Taken under the lock: records are in timestamp order.
         let at = self.t0.elapsed();
+        tracing::info!(target: "soak", member, generation, ?event, "history");
         records.push(Record {
             member,
             generation,
@@ -336,6 +337,7 @@ pub fn soak_coordinator_options(gauges: Arc<CoordinatorGauges>) -> CoordinatorOp
     o.core.heartbeat = Duration::from_millis(500);
     o.core.min_write_interval = Duration::from_millis(100);
     o.visibility = Duration::from_secs(2);
+    o.busy_wait = Duration::from_secs(2);
     o.force = true;
     o.gauges = Some(gauges);
     o
@@ -405,6 +407,7 @@ impl Supervisor {
                     _ = kill => {
                         run.abort();
                         let _ = run.await;
+                        tracing::info!(target: "soak", "coordinator killed");
                         stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
                         let pause = rng.random_range(0..300);
                         tokio::time::sleep(Duration::from_millis(pause)).await;

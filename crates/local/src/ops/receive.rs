@@ -247,6 +247,7 @@ impl ReceiveMessage {
         };
         let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
         let mut shutdown = service.shutdown.clone();
+        tracing::trace!(queue = %slot.lock().name(), wait, "receive");
         if let Some((chaos, decision)) = ctx.chaos {
             if let Some(empty) = decision.empty {
                 // An empty answer although messages may exist, before the
@@ -297,6 +298,7 @@ impl ReceiveMessage {
 
             let (deliveries, next_event) = self.attempt(service, &slot, max, visibility, ctx)?;
             if !deliveries.is_empty() {
+                tracing::trace!(queue = %slot.lock().name(), n = deliveries.len(), "receive answered");
                 let messages = deliveries
                     .into_iter()
                     .map(|d| self.render(d, &service.account_id))
