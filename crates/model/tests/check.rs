@@ -1,0 +1,96 @@
+//! Runs the model checker over the protocol model (see the crate docs and
+//! docs/RELIABILITY.md, "Model checking").
+//!
+//! The small configuration runs in every `cargo test`. The others explore
+//! millions of states and need an optimised build: they are `#[ignore]`d
+//! here and run by `scripts/test` as
+//! `cargo test --release -p sqs-barrier-model -- --include-ignored`.
+
+use sqs_barrier_model::{Bounds, check};
+
+fn run(bounds: Bounds) {
+    let report = check(bounds, 2);
+    println!("{report}");
+    assert!(report.failures.is_empty(), "{report}");
+}
+
+const NONE: Bounds = Bounds {
+    members: 3,
+    generations: 2,
+    duplications: 0,
+    lapses: 0,
+    crashes: 0,
+    expiries: 0,
+    racing_resends: 0,
+    quiet_resends: 1,
+};
+
+/// 3 members, 2 generations, reordering only (every visible check-in may be
+/// received next).
+#[test]
+fn three_members_two_generations_reordering() {
+    run(NONE);
+}
+
+/// The configuration of the specification: 3 members, 2 generations, a
+/// duplicating and reordering network and a coordinator crash.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn duplication_and_crash() {
+    run(Bounds::STANDARD);
+}
+
+/// 3 generations, a duplicating and reordering network.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn three_generations_duplication() {
+    run(Bounds {
+        generations: 3,
+        duplications: 1,
+        ..NONE
+    });
+}
+
+/// A held check-in reappears (late visibility extension) around a crash.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn visibility_lapse_and_crash() {
+    run(Bounds {
+        lapses: 1,
+        crashes: 1,
+        ..NONE
+    });
+}
+
+/// A notice copy expires unread around a crash.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn notice_expiry_and_crash() {
+    run(Bounds {
+        expiries: 1,
+        crashes: 1,
+        ..NONE
+    });
+}
+
+/// A re-send racing with deliveries, around a crash.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn racing_resend_and_crash() {
+    run(Bounds {
+        racing_resends: 1,
+        crashes: 1,
+        ..NONE
+    });
+}
+
+/// A duplicated check-in or notice and an expired notice.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn duplication_and_expiry() {
+    run(Bounds {
+        duplications: 1,
+        expiries: 1,
+        ..NONE
+    });
+}
