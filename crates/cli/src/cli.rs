@@ -138,6 +138,11 @@ pub struct CoordinatorArgs {
     /// Seconds between heartbeats (state writes when idle).
     #[arg(long, default_value_t = 5.0, value_name = "SECS")]
     pub heartbeat: f64,
+    /// Whole seconds a received check-in stays hidden (held ones are
+    /// extended before it lapses); if this coordinator dies, a successor
+    /// sees its check-ins after at most this long. 1 to 3600.
+    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    pub visibility: u64,
 }
 
 #[derive(Args, Debug)]

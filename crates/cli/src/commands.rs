@@ -130,6 +130,12 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
         )));
     }
     opts.core.heartbeat = heartbeat;
+    if !(1..=3600).contains(&a.visibility) {
+        return Err(Error::Config(sqs_barrier::core::ConfigError::Invalid(
+            "--visibility must be between 1 and 3600 seconds".into(),
+        )));
+    }
+    opts.visibility = Duration::from_secs(a.visibility);
     eprintln!(
         "sqs-barrier: coordinator of barrier {} running at {} (stop with Ctrl-C)",
         a.barrier.barrier,

@@ -275,6 +275,11 @@ fn usage_errors_exit_2() {
     let o = run(Command::new(BIN).arg("--help"));
     assert!(o.status.success());
     assert!(String::from_utf8_lossy(&o.stdout).contains("Exit codes"));
+    // Checked before any request (nothing listens on port 9).
+    let o =
+        run(cmd("http://127.0.0.1:9").args(["coordinator", "--barrier", "x", "--visibility", "0"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--visibility"));
 }
 
 #[test]

@@ -5,15 +5,18 @@
 //! no early release, no lost member, only expected errors.
 //!
 //! * `soak_short` runs in CI (`cargo test -p sqs-barrier-cli --test soak`).
-//! * `soak_long` is the long run:
+//! * `soak_long` is the long run, with the coordinator as an OS process
+//!   killed with SIGKILL (`SOAK_COORDINATOR=task` for an aborted task):
 //!   `SOAK_EPISODES=1000 cargo test --release -p sqs-barrier-cli --test soak -- --ignored --nocapture`
 //! * `sigterm_coordinator_process_loses_no_checkin` SIGTERMs a coordinator
 //!   process at random points and restarts it.
 //!
 //! To keep restarts cheap the coordinator uses a 2 s visibility timeout
-//! (default 30 s: a killed coordinator's check-ins reappear after it) and
-//! long-polls 2 s while busy (default 5 s), and participants re-send after
-//! 2 s (default 20 s). `SOAK_LOG=FILE` writes a timeline of the run.
+//! (default 30 s: a killed coordinator's check-ins reappear after it;
+//! `coordinator --visibility 2` for the process), the in-process one
+//! long-polls 2 s while busy (default 5 s, which the process keeps), and
+//! participants re-send after 2 s (default 20 s). `SOAK_LOG=FILE` writes a
+//! timeline of the run.
 
 mod harness;
 
@@ -22,7 +25,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use harness::{Event, History, MemberPlan, Stats, Supervisor};
+use harness::{Event, History, MemberPlan, ProcessSupervisor, Stats, Supervisor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqs_barrier::{CoordinatorGauges, Sqs, admin};
@@ -42,7 +45,15 @@ struct Setup {
     /// Range of ms between coordinator kills.
     kill_every: Option<(u64, u64)>,
     restart_probability: f64,
+    /// The coordinator as an OS process killed with SIGKILL, instead of a
+    /// task of this process that is aborted.
+    coordinator_process: bool,
     seed: u64,
+}
+
+enum Coordinators {
+    Task(Supervisor),
+    Process(ProcessSupervisor),
 }
 
 async fn soak(setup: Setup) {
@@ -68,14 +79,24 @@ async fn soak(setup: Setup) {
     let history = History::new();
     let stats = Arc::new(Stats::default());
     let gauges = Arc::new(CoordinatorGauges::default());
-    let supervisor = Supervisor::start(
-        sqs.clone(),
-        barrier.clone(),
-        harness::soak_coordinator_options(gauges.clone()),
-        setup.kill_every,
-        stats.clone(),
-        setup.seed ^ 1,
-    );
+    let supervisor = match (setup.coordinator_process, setup.kill_every) {
+        (true, Some(every)) => Coordinators::Process(ProcessSupervisor::start(
+            BIN,
+            url.clone(),
+            barrier.clone(),
+            every,
+            stats.clone(),
+            setup.seed ^ 1,
+        )),
+        _ => Coordinators::Task(Supervisor::start(
+            sqs.clone(),
+            barrier.clone(),
+            harness::soak_coordinator_options(gauges.clone()),
+            setup.kill_every,
+            stats.clone(),
+            setup.seed ^ 1,
+        )),
+    };
     let before = harness::resources(port);
     let plan = MemberPlan {
         episodes: setup.episodes,
@@ -133,13 +154,16 @@ async fn soak(setup: Setup) {
     done.store(true, Ordering::Relaxed);
     let peak = sampler.await.unwrap();
     let during = harness::resources(port);
-    supervisor.stop().await;
+    match supervisor {
+        Coordinators::Task(s) => s.stop().await,
+        Coordinators::Process(s) => s.stop().await,
+    }
     let records = history.snapshot();
     let verdict = harness::check(&records, setup.members, setup.episodes);
     let counts = server.chaos_counts().unwrap();
     let exits = stats.coordinator_exits.lock().unwrap().clone();
     println!(
-        "soak: {} episodes x {} members ({} as processes) in {:.1} s; seed {}\n\
+        "soak: {} episodes x {} members ({} as processes), coordinator as a {} in {:.1} s; seed {}\n\
          releases {}, arrivals {}, coordinator kills {}, participant restarts {}\n\
          coordinator exits by themselves: {exits:?}\n\
          faults injected: {counts} (total {})\n\
@@ -150,6 +174,11 @@ async fn soak(setup: Setup) {
         setup.episodes,
         setup.members,
         setup.processes,
+        if setup.coordinator_process {
+            "process (SIGKILL)"
+        } else {
+            "task (aborted)"
+        },
         started.elapsed().as_secs_f64(),
         setup.seed,
         verdict.releases,
@@ -289,6 +318,7 @@ async fn soak_short() {
         processes: 2,
         kill_every: Some((5000, 9000)),
         restart_probability: 0.01,
+        coordinator_process: false,
         seed: 0x5eed_0001,
     })
     .await;
@@ -311,6 +341,8 @@ async fn soak_long() {
         processes: 2,
         kill_every: Some((2000, 6000)),
         restart_probability: 0.01,
+        // SOAK_COORDINATOR=task: an in-process coordinator, aborted.
+        coordinator_process: std::env::var("SOAK_COORDINATOR").as_deref() != Ok("task"),
         seed,
     })
     .await;

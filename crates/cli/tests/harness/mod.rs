@@ -429,6 +429,84 @@ impl Supervisor {
     }
 }
 
+/// Runs the coordinator as an OS process (`sqs-barrier coordinator`) and
+/// kills it with SIGKILL at random intervals, restarting it after a random
+/// pause: a real `kill -9` (the process dies with its connections, held
+/// check-ins come back after the 2 s visibility timeout).
+pub struct ProcessSupervisor {
+    stop: watch::Sender<bool>,
+    task: JoinHandle<()>,
+}
+
+impl ProcessSupervisor {
+    pub fn start(
+        bin: &'static str,
+        url: String,
+        barrier: String,
+        kill_every: (u64, u64),
+        stats: Arc<Stats>,
+        seed: u64,
+    ) -> Self {
+        let (stop, mut stopping) = watch::channel(false);
+        let task = tokio::spawn(async move {
+            let mut rng = StdRng::seed_from_u64(seed);
+            loop {
+                let mut child = tokio::process::Command::new(bin)
+                    .args(["--endpoint-url", &url, "coordinator", "--barrier", &barrier])
+                    .args(["--force", "--heartbeat", "0.5", "--visibility", "2"])
+                    .env("AWS_ACCESS_KEY_ID", "local")
+                    .env("AWS_SECRET_ACCESS_KEY", "local")
+                    .env("AWS_REGION", "us-east-1")
+                    .env("AWS_EC2_METADATA_DISABLED", "true")
+                    .env_remove("AWS_PROFILE")
+                    .stdout(std::process::Stdio::null())
+                    .stderr(std::process::Stdio::piped())
+                    .kill_on_drop(true)
+                    .spawn()
+                    .expect("spawn sqs-barrier coordinator");
+                let kill_at = Duration::from_millis(rng.random_range(kill_every.0..=kill_every.1));
+                tokio::select! {
+                    status = child.wait() => {
+                        // Ended by itself: record how (stderr's first line).
+                        let mut err = String::new();
+                        if let Some(mut e) = child.stderr.take() {
+                            use tokio::io::AsyncReadExt as _;
+                            let _ = e.read_to_string(&mut err).await;
+                        }
+                        let code = status.ok().and_then(|s| s.code());
+                        let last = err.lines().last().unwrap_or("").chars().take(80).collect::<String>();
+                        let kind = match code {
+                            Some(c @ (5 | 6)) => format!("transient: exit {c}: {last}"),
+                            other => format!("FATAL: exit {other:?}: {last}"),
+                        };
+                        *stats.coordinator_exits.lock().unwrap().entry(kind).or_default() += 1;
+                        tokio::time::sleep(Duration::from_millis(100)).await;
+                    }
+                    _ = tokio::time::sleep(kill_at) => {
+                        let _ = child.start_kill(); // SIGKILL
+                        let _ = child.wait().await;
+                        tracing::info!(target: "soak", "coordinator process killed");
+                        stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
+                        let pause = rng.random_range(0..300);
+                        tokio::time::sleep(Duration::from_millis(pause)).await;
+                    }
+                    _ = stopped(&mut stopping) => {
+                        let _ = child.start_kill();
+                        let _ = child.wait().await;
+                        return;
+                    }
+                }
+            }
+        });
+        ProcessSupervisor { stop, task }
+    }
+
+    pub async fn stop(self) {
+        self.stop.send_replace(true);
+        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+    }
+}
+
 /// Resolves once `signal` is true; holds no `watch` guard across awaits.
 async fn stopped(signal: &mut watch::Receiver<bool>) {
     let _ = signal.wait_for(|s| *s).await;
