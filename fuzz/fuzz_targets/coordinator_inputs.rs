@@ -174,7 +174,7 @@ fuzz_target!(|data: &[u8]| {
     h.drain();
     while let Some(op) = input.next() {
         let arg = input.next().unwrap_or(0);
-        match op % 8 {
+        match op % 9 {
             // A well-formed check-in; member n is not a member.
             0 | 1 => {
                 let member = usize::from(arg % (n as u8 + 1)).to_string();
@@ -225,6 +225,17 @@ fuzz_target!(|data: &[u8]| {
                         h.coordinator.handle_state_written(version);
                     }
                 }
+            }
+            // A probe from a standby or from `status`.
+            7 => {
+                let body = Message::Probe {
+                    barrier: NAME.to_owned(),
+                    instance: INSTANCE.to_owned(),
+                    from: format!("standby{}", arg % 3),
+                    watch: arg & 4 == 4,
+                }
+                .encode();
+                h.feed(body);
             }
             // A check-in of another barrier or instance, or a notice on the wrong queue.
             _ => {

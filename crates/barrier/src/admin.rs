@@ -6,6 +6,7 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use aws_sdk_sqs::types::QueueAttributeName as A;
 use sqs_barrier_core::names::{QueueNames, validate_barrier_name};
 use sqs_barrier_core::state::PublishedState;
+use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Membership, tags};
 
 use crate::error::{Error, Result};
@@ -404,26 +405,95 @@ pub(crate) fn now_ms() -> u64 {
 pub struct Status {
     /// The configuration.
     pub config: BarrierConfig,
-    /// The coordinator's published state, if any.
+    /// The coordinator's published state, if any (the newest read).
     pub state: Option<PublishedState>,
-    /// The age of the coordinator's last heartbeat.
+    /// The age of the coordinator's last heartbeat by this host's wall clock
+    /// (for people: the writer's clock may differ).
     pub heartbeat_age: Option<Duration>,
+    /// Whether a coordinator is alive, and how that was found out.
+    pub check: CoordinatorCheck,
     /// Messages waiting in the dead-letter queue (approximate).
     pub dead_letters: Option<u64>,
 }
 
+/// How `status` found out whether a coordinator is alive.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum CoordinatorCheck {
+    /// No coordinator has ever published a state.
+    NoState,
+    /// The last coordinator stopped cleanly; none is active.
+    Stopped,
+    /// It answered a probe (published a new state) after this long.
+    Answered(Duration),
+    /// It did not answer a probe within this long.
+    NoAnswer(Duration),
+    /// Not probed: judged by the heartbeat's age on this host's clock only,
+    /// which is right only if the clocks of the hosts agree.
+    Unprobed {
+        /// The heartbeat looks recent by this host's clock.
+        looks_recent: bool,
+    },
+}
+
 impl Status {
-    /// Whether a coordinator's last heartbeat is recent (see
-    /// [`PublishedState::looks_alive`]).
+    /// Whether a coordinator is alive (see [`CoordinatorCheck`]).
     pub fn coordinator_alive(&self) -> bool {
-        self.state.as_ref().is_some_and(|s| s.looks_alive(now_ms()))
+        matches!(
+            self.check,
+            CoordinatorCheck::Answered(_) | CoordinatorCheck::Unprobed { looks_recent: true }
+        )
     }
 }
 
-/// Reads the status of barrier `name`.
+/// How long `status` waits for a coordinator to answer a probe.
+pub const PROBE_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// Reads the status of barrier `name`, probing the coordinator.
 pub async fn status(sqs: &Sqs, name: &str) -> Result<Status> {
+    status_with(sqs, name, true).await
+}
+
+/// Reads the status of barrier `name`. With `probe`, it sends the
+/// coordinator a probe (a message on the check-in queue, which the
+/// coordinator deletes) and waits up to [`PROBE_TIMEOUT`] for a new state:
+/// liveness is then judged without comparing clocks of different hosts.
+pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
     let info = open(sqs, name).await?;
-    let state = read_state(sqs, &info.urls.checkin).await?;
+    let mut state = read_state(sqs, &info.urls.checkin).await?;
+    let check = match &state {
+        None => CoordinatorCheck::NoState,
+        Some(s) if s.stopped => CoordinatorCheck::Stopped,
+        Some(s) if !probe => CoordinatorCheck::Unprobed {
+            looks_recent: s.looks_recent(now_ms()),
+        },
+        Some(s) => {
+            let beat = (s.coordinator.clone(), s.heartbeat_ms);
+            let body = Message::Probe {
+                barrier: info.config.name.clone(),
+                instance: info.config.instance.clone(),
+                from: format!("status@{}", hostname()),
+                watch: false,
+            }
+            .encode();
+            crate::participant::send_checkin_queue(sqs, &info, &body, "status-probe").await?;
+            let sent = std::time::Instant::now();
+            loop {
+                tokio::time::sleep(Duration::from_millis(250)).await;
+                let now = read_state(sqs, &info.urls.checkin).await?;
+                let changed = now
+                    .as_ref()
+                    .is_some_and(|n| (n.coordinator.clone(), n.heartbeat_ms) != beat);
+                if changed {
+                    state = now;
+                    break CoordinatorCheck::Answered(sent.elapsed());
+                }
+                if sent.elapsed() >= PROBE_TIMEOUT {
+                    break CoordinatorCheck::NoAnswer(sent.elapsed());
+                }
+            }
+        }
+    };
     let heartbeat_age = state
         .as_ref()
         .map(|s| Duration::from_millis(now_ms().saturating_sub(s.heartbeat_ms)));
@@ -442,8 +512,17 @@ pub async fn status(sqs: &Sqs, name: &str) -> Result<Status> {
         config: info.config,
         state,
         heartbeat_age,
+        check,
         dead_letters,
     })
+}
+
+/// This host's name for ids and labels (`$HOSTNAME`, else `host`).
+pub(crate) fn hostname() -> String {
+    std::env::var("HOSTNAME")
+        .ok()
+        .filter(|h| !h.is_empty())
+        .unwrap_or_else(|| "host".to_owned())
 }
 
 /// One row of the SQS console's queue table.

@@ -3,8 +3,9 @@
 
 use std::collections::HashMap;
 use std::future::Future;
+use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{
@@ -12,38 +13,46 @@ use aws_sdk_sqs::types::{
     MessageAttributeValue, SendMessageBatchRequestEntry,
 };
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
+use sqs_barrier_core::standby::{
+    Event as StandbyEvent, Standby, StandbyOptions, Transmit as StandbyTransmit,
+};
 use sqs_barrier_core::state::PublishedState;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{self, BarrierInfo};
 use crate::error::{Error, Result};
-use crate::participant::wall_now;
+use crate::participant::{mono_now, send_checkin_queue, wall_now};
 use crate::sqs::Sqs;
 
 /// Tunables of a running coordinator.
 #[derive(Clone, Debug)]
 #[non_exhaustive]
 pub struct CoordinatorOptions {
-    /// The core's tunables (heartbeat, write interval).
+    /// The core's tunables (heartbeats, write interval).
     pub core: CoreOptions,
-    /// Start even if another coordinator's heartbeat is recent.
+    /// How it stands by while another coordinator is active (reads,
+    /// probes); `standby.force` takes over at once without probing.
+    pub standby: StandbyOptions,
+    /// Take over at once, even if another coordinator looks alive (the same
+    /// as `standby.force`; kept for the CLI's `--force`).
     pub force: bool,
-    /// The visibility timeout of received check-ins; held ones are extended
-    /// before it lapses. A successor sees a dead coordinator's check-ins
-    /// after at most this long.
+    /// The visibility timeout of received check-ins. A check-in is held
+    /// only until a state write records it (under a second), or, rarely,
+    /// while its generation cannot be published yet (extended before it
+    /// lapses). If this coordinator dies, a successor sees the check-ins it
+    /// held after at most this long.
     pub visibility: Duration,
-    /// How long a receiver's long poll waits while the barrier is busy (a
-    /// generation is being collected, or check-ins came in the last 20 s);
-    /// 20 s otherwise. Short, so that a long poll that answers nothing
-    /// although check-ins are waiting (SQS warns of rare empty answers)
-    /// delays a release by this much at most; an idle barrier still polls
-    /// every 20 s.
+    /// How long a receiver's long poll waits while check-ins come in (in
+    /// the last 20 s); 20 s otherwise. Short, so that a long poll that
+    /// answers nothing although check-ins are waiting (SQS warns of rare
+    /// empty answers) delays a release by this much at most.
     pub busy_wait: Duration,
-    /// Concurrent long polls on the check-in queue (default:
-    /// `max(2, min(8, N/50))`). Two at least, so that a long poll that
-    /// answers empty although check-ins are waiting (SQS warns this happens,
-    /// rarely) does not leave the coordinator deaf for up to 20 s.
+    /// Concurrent long polls on the check-in queue while check-ins come in
+    /// (default: `max(2, min(8, N/50))`): two at least, so that one empty
+    /// answer does not leave the coordinator deaf. While nothing comes in
+    /// for 20 s (idle, or members working or waiting for a straggler), one
+    /// long poll of 20 s listens: three requests a minute.
     pub receivers: Option<usize>,
     /// Live figures of the running coordinator, if wanted (soak tests,
     /// monitoring); share the `Arc` and read it while it runs.
@@ -61,14 +70,19 @@ pub struct CoordinatorGauges {
     pub receipts: AtomicUsize,
     /// Messages this coordinator moved to the dead-letter queue.
     pub dead_lettered: AtomicU64,
+    /// Whether it is the active coordinator (not standing by).
+    pub active: AtomicBool,
+    /// Times it took over (became active).
+    pub takeovers: AtomicU64,
 }
 
 impl Default for CoordinatorOptions {
     fn default() -> Self {
         Self {
             core: CoreOptions::default(),
+            standby: StandbyOptions::default(),
             force: false,
-            visibility: Duration::from_secs(30),
+            visibility: Duration::from_secs(8),
             receivers: None,
             busy_wait: Duration::from_secs(5),
             gauges: None,
@@ -81,11 +95,25 @@ struct Received {
     body: String,
 }
 
-/// Runs the coordinator of barrier `name` until `shutdown` resolves or an
-/// error occurs. Every event is sent to `events` if given.
+/// How an active coordinator's run ended without an error.
+enum Ended {
+    Shutdown,
+    Superseded { by: String },
+}
+
+/// Runs the coordinator of barrier `name` until `shutdown` resolves or a
+/// permanent error occurs (a deleted queue, denied access). Every event of
+/// the active coordinator is sent to `events` if given.
 ///
-/// On shutdown the check-ins it holds are made visible again at once, so a
-/// successor can take over without waiting for the visibility timeout.
+/// It never refuses to start: if another coordinator is alive it stands by
+/// and takes over as soon as that one is gone (see
+/// [`sqs_barrier_core::standby`]); if it finds that another took over, it
+/// stands by again. So the same call under a supervisor that restarts it,
+/// or on two hosts at once, keeps one coordinator active.
+///
+/// On shutdown the check-ins it holds are made visible again at once and a
+/// last state marked `stopped` is published, so that a successor takes over
+/// at once.
 pub async fn run_coordinator(
     sqs: &Sqs,
     name: &str,
@@ -94,83 +122,180 @@ pub async fn run_coordinator(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let info = admin::open(sqs, name).await?;
-    let restored = admin::read_state(sqs, &info.urls.checkin).await?;
-    if let Some(st) = &restored {
-        let age = Duration::from_millis(admin::now_ms().saturating_sub(st.heartbeat_ms));
-        if !opts.force && st.looks_alive(admin::now_ms()) {
-            return Err(Error::CoordinatorRunning {
-                barrier: name.into(),
-                id: st.coordinator.clone(),
-                age,
-            });
+    tokio::pin!(shutdown);
+    let mut force = opts.force || opts.standby.force;
+    loop {
+        let id = format!(
+            "{:08x}@{}/{}",
+            rand::random::<u32>(),
+            admin::hostname(),
+            std::process::id()
+        );
+        if let Some(g) = &opts.gauges {
+            g.active.store(false, Ordering::Relaxed);
+        }
+        let Some(restored) = stand_by(sqs, &info, &id, &opts, force, shutdown.as_mut()).await?
+        else {
+            return Ok(());
+        };
+        force = false;
+        if let Some(g) = &opts.gauges {
+            g.active.store(true, Ordering::Relaxed);
+            g.takeovers.fetch_add(1, Ordering::Relaxed);
+        }
+        let mut core_opts = opts.core.clone();
+        // A predecessor's held check-ins reappear after the visibility timeout.
+        core_opts.restart_grace = opts.visibility;
+        let core = sqs_barrier_core::Coordinator::new(
+            info.config.clone(),
+            id.clone(),
+            core_opts,
+            restored.as_ref(),
+        );
+        let mut driver = Driver {
+            sqs: sqs.clone(),
+            info: info.clone(),
+            core,
+            held: HashMap::new(),
+            opts: opts.clone(),
+            events: events.clone(),
+        };
+        match driver.run(shutdown.as_mut()).await? {
+            Ended::Shutdown => return Ok(()),
+            Ended::Superseded { by } => {
+                tracing::warn!(barrier = name, coordinator = %id, other = %by, "another coordinator took over; standing by");
+            }
         }
     }
-    let id = format!("{:08x}@{}", rand::random::<u32>(), hostname());
-    tracing::info!(barrier = name, coordinator = %id, "coordinator starting");
-    let mut core_opts = opts.core.clone();
-    // A predecessor's held check-ins reappear after the visibility timeout.
-    core_opts.restart_grace = opts.visibility;
-    let core = sqs_barrier_core::Coordinator::new(
-        info.config.clone(),
-        id.clone(),
-        core_opts,
-        restored.as_ref(),
-    );
-    let mut driver = Driver {
-        sqs: sqs.clone(),
-        info,
-        core,
-        id,
-        held: HashMap::new(),
-        last_write_ms: 0,
-        opts,
-        events,
-    };
-    driver.run(shutdown).await
 }
 
-fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| format!("pid{}", std::process::id()))
+/// Stands by until this process should coordinate: returns the published
+/// state to start from, or `None` on shutdown.
+async fn stand_by<S: Future<Output = ()>>(
+    sqs: &Sqs,
+    info: &BarrierInfo,
+    id: &str,
+    opts: &CoordinatorOptions,
+    force: bool,
+    mut shutdown: Pin<&mut S>,
+) -> Result<Option<Option<PublishedState>>> {
+    let name = &info.config.name;
+    let mut sopts = opts.standby.clone();
+    sopts.force = force;
+    let mut sb = Standby::new(&info.config, id, sopts, mono_now());
+    loop {
+        while let Some(t) = sb.poll_transmit() {
+            match t {
+                StandbyTransmit::ReadState => {
+                    match admin::read_state(sqs, &info.urls.checkin).await {
+                        Ok(state) => sb.handle_state(state, mono_now()),
+                        Err(e) if e.is_transient() => {
+                            tracing::warn!(error = %e, "standby: could not read the coordinator's state");
+                            sb.handle_read_failed(mono_now());
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+                StandbyTransmit::Probe(body) => {
+                    let group = format!("probe.{id}");
+                    match send_checkin_queue(sqs, info, &body, &group).await {
+                        Ok(()) => {}
+                        Err(e) if e.is_transient() => {
+                            tracing::warn!(error = %e, "standby: could not send a probe")
+                        }
+                        Err(e) => return Err(e),
+                    }
+                }
+            }
+        }
+        while let Some(e) = sb.poll_event() {
+            match e {
+                StandbyEvent::StandingBy { active } => tracing::info!(
+                    barrier = %name,
+                    coordinator = %id,
+                    %active,
+                    "standing by: another coordinator is alive; taking over when it is gone"
+                ),
+                StandbyEvent::TakeOver {
+                    reason,
+                    from,
+                    state,
+                } => {
+                    tracing::info!(
+                        barrier = %name,
+                        coordinator = %id,
+                        from = from.as_deref().unwrap_or("-"),
+                        %reason,
+                        "coordinator active"
+                    );
+                    return Ok(Some(state.map(|s| *s)));
+                }
+                _ => {}
+            }
+        }
+        let wake = sb
+            .poll_timeout()
+            .map_or(Duration::from_secs(1), |t| t.saturating_sub(mono_now()));
+        tokio::select! {
+            _ = shutdown.as_mut() => return Ok(None),
+            _ = tokio::time::sleep(wake) => {}
+        }
+        sb.handle_timeout(mono_now());
+    }
 }
 
 struct Driver {
     sqs: Sqs,
     info: BarrierInfo,
     core: sqs_barrier_core::Coordinator<String>,
-    id: String,
     /// Receipt handles held, with when their visibility was last set.
     held: HashMap<String, Instant>,
-    /// When we last published (ms since the epoch); 0 before the first write.
-    last_write_ms: u64,
     opts: CoordinatorOptions,
     events: Option<mpsc::UnboundedSender<Event>>,
 }
 
+/// What the receivers do: how many long-poll, and how long each waits.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Polling {
+    receivers: usize,
+    wait: i32,
+}
+
 impl Driver {
-    async fn run(&mut self, shutdown: impl Future<Output = ()>) -> Result<()> {
+    async fn run<S: Future<Output = ()>>(&mut self, mut shutdown: Pin<&mut S>) -> Result<Ended> {
         let n = self.info.config.members.len();
-        let receivers = self.opts.receivers.unwrap_or((n / 50).clamp(2, 8));
+        let receivers = self.opts.receivers.unwrap_or((n / 50).clamp(2, 8)).max(1);
         let (tx, mut rx) = mpsc::channel::<Result<Vec<Received>>>(receivers * 4);
-        // The receivers' long-poll wait, in seconds: short while busy.
+        // Busy (check-ins in the last 20 s): every receiver, short polls.
+        // Quiet: one receiver, 20 s polls.
         let busy_wait = self.opts.busy_wait.as_secs().clamp(1, 20) as i32;
-        let wait_for = move |busy: bool| if busy { busy_wait } else { 20 };
+        let polling_for = move |busy: bool| {
+            if busy {
+                Polling {
+                    receivers,
+                    wait: busy_wait,
+                }
+            } else {
+                Polling {
+                    receivers: 1,
+                    wait: 20,
+                }
+            }
+        };
         let mut last_batch: Option<Instant> = None;
-        let (wait_tx, wait_rx) = watch::channel(wait_for(self.core.is_collecting()));
+        let (polling_tx, polling_rx) = watch::channel(polling_for(false));
         let mut pollers = JoinSet::new();
-        for _ in 0..receivers {
+        for index in 0..receivers {
             pollers.spawn(poll_checkins(
+                index,
                 self.sqs.clone(),
                 self.info.urls.checkin.clone(),
                 self.opts.visibility,
-                wait_rx.clone(),
+                polling_rx.clone(),
                 tx.clone(),
             ));
         }
         drop(tx);
-        tokio::pin!(shutdown);
         let result = loop {
             let now = wall_now();
             let wake = self
@@ -179,7 +304,7 @@ impl Driver {
                 .map_or(Duration::from_secs(1), |t| t.saturating_sub(now))
                 .min(self.opts.visibility / 3);
             tokio::select! {
-                _ = &mut shutdown => break Ok(()),
+                _ = shutdown.as_mut() => break Ok(Ended::Shutdown),
                 batch = rx.recv() => match batch {
                     Some(Ok(batch)) => {
                         last_batch = Some(Instant::now());
@@ -190,7 +315,7 @@ impl Driver {
                         }
                     }
                     Some(Err(e)) => break Err(e),
-                    None => break Ok(()),
+                    None => break Ok(Ended::Shutdown),
                 },
                 _ = tokio::time::sleep(wake) => {}
             }
@@ -207,14 +332,16 @@ impl Driver {
                 }
                 Err(e) => break Err(e),
             }
+            if let Some(by) = self.core.superseded() {
+                break Ok(Ended::Superseded { by: by.to_owned() });
+            }
             if let Err(e) = self.extend_visibility().await {
                 tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
             }
-            let busy = self.core.is_collecting()
-                || last_batch.is_some_and(|t| t.elapsed() < Duration::from_secs(20));
-            wait_tx.send_if_modified(|w| {
-                let want = wait_for(busy);
-                std::mem::replace(w, want) != want
+            let busy = last_batch.is_some_and(|t| t.elapsed() < Duration::from_secs(20));
+            polling_tx.send_if_modified(|p| {
+                let want = polling_for(busy);
+                std::mem::replace(p, want) != want
             });
             let took = step.elapsed();
             if took >= self.opts.visibility / 4 {
@@ -233,7 +360,16 @@ impl Driver {
         if let Err(e) = self.change_visibility(&held, 0).await {
             tracing::warn!(error = %e, "could not release held check-ins; they reappear after the visibility timeout");
         }
-        tracing::info!(barrier = %self.info.config.name, "coordinator stopped");
+        if matches!(result, Ok(Ended::Shutdown)) {
+            // The last word: a standby takes over at once.
+            match self.write_final_state().await {
+                Ok(()) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "could not publish that this coordinator stopped")
+                }
+            }
+        }
+        tracing::info!(barrier = %self.info.config.name, coordinator = %self.core.id(), "coordinator stopped");
         result
     }
 
@@ -268,8 +404,9 @@ impl Driver {
                     self.delete(vec![token]).await?;
                 }
                 Transmit::WriteState { version, state } => match self.write_state(*state).await {
-                    Ok(()) => self.core.handle_state_written(version),
-                    Err(e @ Error::Superseded { .. }) => return Err(e),
+                    Ok(true) => self.core.handle_state_written(version),
+                    // Superseded: the core asks nothing more.
+                    Ok(false) => {}
                     Err(e) => {
                         tracing::warn!(error = %e, "could not publish the coordinator state; retrying");
                         self.core.handle_state_write_failed();
@@ -286,27 +423,40 @@ impl Driver {
         Ok(())
     }
 
-    /// Publishes the state: read, merge, write.
+    /// Publishes the state: read, merge (or stand down), write. Returns
+    /// whether it wrote.
     ///
     /// Tags are last-writer-wins, so the current state is read first. If
-    /// another coordinator wrote after our last write, two are running and
-    /// the older one (us) stands down. Whatever another coordinator recorded
-    /// is merged into ours before we overwrite it.
-    async fn write_state(&mut self, mut state: PublishedState) -> Result<()> {
+    /// another coordinator wrote after our last write, two are active and
+    /// we stand down (the core decides, see
+    /// [`sqs_barrier_core::Coordinator::handle_state_observed`]); before our
+    /// first write, whatever another coordinator recorded is merged into
+    /// ours before we overwrite it.
+    async fn write_state(&mut self, mut state: PublishedState) -> Result<bool> {
         let current = admin::list_tags(&self.sqs, &self.info.urls.checkin).await?;
-        if let Some(other) = admin::decode_state(&current).filter(|o| o.coordinator != self.id) {
-            if self.last_write_ms != 0 && other.heartbeat_ms > self.last_write_ms {
-                return Err(Error::Superseded {
-                    barrier: self.info.config.name.clone(),
-                    other: other.coordinator,
-                });
-            }
+        if let Some(other) =
+            admin::decode_state(&current).filter(|o| o.coordinator != self.core.id())
+        {
             self.core.handle_state_observed(&other, wall_now());
+            if self.core.superseded().is_some() {
+                return Ok(false);
+            }
             // The merge may have changed what we publish.
             state = self.core.snapshot(wall_now());
         }
         admin::write_state(&self.sqs, &self.info.urls.checkin, &state, &current).await?;
-        self.last_write_ms = state.heartbeat_ms;
+        Ok(true)
+    }
+
+    /// On a clean stop: publishes the last state, marked `stopped`, unless
+    /// another coordinator has written since our last write.
+    async fn write_final_state(&mut self) -> Result<()> {
+        let current = admin::list_tags(&self.sqs, &self.info.urls.checkin).await?;
+        let ours = admin::decode_state(&current).is_none_or(|s| s.coordinator == self.core.id());
+        if ours {
+            let state = self.core.final_snapshot(wall_now());
+            admin::write_state(&self.sqs, &self.info.urls.checkin, &state, &current).await?;
+        }
         Ok(())
     }
 
@@ -504,22 +654,30 @@ async fn send_batch(sqs: Sqs, url: String, body: String, n: usize) -> Result<()>
 }
 
 async fn poll_checkins(
+    index: usize,
     sqs: Sqs,
     url: String,
     visibility: Duration,
-    wait: watch::Receiver<i32>,
+    mut polling: watch::Receiver<Polling>,
     tx: mpsc::Sender<Result<Vec<Received>>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
-        let wait_seconds = *wait.borrow();
+        let p = *polling.borrow_and_update();
+        if index >= p.receivers {
+            // Parked while the barrier is quiet.
+            if polling.changed().await.is_err() {
+                return;
+            }
+            continue;
+        }
         let r = sqs
             .client()
             .receive_message()
             .queue_url(&url)
             .max_number_of_messages(10)
             .visibility_timeout(visibility.as_secs() as i32)
-            .wait_time_seconds(wait_seconds)
+            .wait_time_seconds(p.wait)
             .send()
             .await;
         let batch = match r {
@@ -575,6 +733,10 @@ fn log_event(e: &Event) {
             missing,
         } => tracing::warn!(from_gen, %cause, missing = ?missing, "barrier broken"),
         Event::Rejected { reason } => tracing::warn!(%reason, "message rejected"),
+        Event::Watched { by } => tracing::info!(standby = %by, "a standby is watching"),
+        Event::Superseded { by } => {
+            tracing::warn!(other = %by, "another coordinator wrote the state after us")
+        }
         _ => {}
     }
 }

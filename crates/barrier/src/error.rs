@@ -92,29 +92,9 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
-    /// Another coordinator is running for this barrier.
-    #[error(
-        "another coordinator ({id}) of barrier {barrier:?} was alive {age:.1?} ago; stop it, or pass --force if it is dead"
-    )]
-    CoordinatorRunning {
-        /// The barrier.
-        barrier: String,
-        /// The other coordinator's id.
-        id: String,
-        /// How long ago it published its heartbeat.
-        age: Duration,
-    },
-    /// This coordinator stood down because another one took over.
-    #[error("coordinator of barrier {barrier:?} stood down: coordinator {other} took over")]
-    Superseded {
-        /// The barrier.
-        barrier: String,
-        /// The coordinator that took over.
-        other: String,
-    },
     /// The wait timed out.
     #[error(
-        "timed out after {timeout:.1?} waiting at generation {generation} of barrier {barrier:?}; {}",
+        "timed out after {timeout:.1?} waiting at phase {generation} of barrier {barrier:?}; {}",
         missing_text(missing)
     )]
     TimedOut {
@@ -129,7 +109,7 @@ pub enum Error {
         missing: Option<Vec<String>>,
     },
     /// The barrier is broken (aborted, or its deadline passed).
-    #[error("barrier {barrier:?} is broken at generation {generation} ({cause}); {}", missing_text(&Some(missing.clone())))]
+    #[error("barrier {barrier:?} is broken at phase {generation} ({cause}); {}", missing_text(&Some(missing.clone())))]
     Broken {
         /// The barrier.
         barrier: String,
@@ -141,14 +121,17 @@ pub enum Error {
         missing: Vec<String>,
     },
     /// No coordinator is alive.
-    #[error("no live coordinator for barrier {barrier:?} (last heartbeat: {}); start one with `sqs-barrier coordinator --barrier {barrier}`", heartbeat_text(*last_heartbeat_ms))]
+    #[error("no live coordinator for barrier {barrier:?}: {} for {:.0} s by this host's clock; start one with `sqs-barrier coordinator --barrier {barrier}`", heartbeat_text(*last_heartbeat_ms), silent_for.as_secs_f64())]
     CoordinatorSilent {
         /// The barrier.
         barrier: String,
         /// The generation waited at.
         generation: u64,
-        /// The last heartbeat seen (ms since the Unix epoch).
+        /// The last heartbeat seen (ms since the Unix epoch, by the
+        /// coordinator's clock).
         last_heartbeat_ms: Option<u64>,
+        /// How long nothing new was published, by this host's clock.
+        silent_for: Duration,
     },
     /// A wait was cancelled (its task was dropped or the runtime shut down).
     #[error("the wait was cancelled")]
@@ -164,15 +147,11 @@ fn missing_text(missing: &Option<Vec<String>>) -> String {
     }
 }
 
-fn heartbeat_text(ms: Option<u64>) -> String {
-    let Some(ms) = ms else {
-        return "never".into();
-    };
-    let now = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64;
-    format!("{:.1} s ago", now.saturating_sub(ms) as f64 / 1000.0)
+fn heartbeat_text(ms: Option<u64>) -> &'static str {
+    match ms {
+        None => "no coordinator state",
+        Some(_) => "no new heartbeat",
+    }
 }
 
 impl Error {

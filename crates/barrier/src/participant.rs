@@ -8,6 +8,7 @@ use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use sqs_barrier_core::participant::{Notice, Outcome, ParticipantOptions, Transmit};
+use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::{BreakCause, Message};
 use sqs_barrier_core::{BarrierConfig, Participant};
 use tokio::sync::watch;
@@ -20,11 +21,20 @@ use crate::sqs::Sqs;
 /// queue keeps it, so it expires instead of being deleted.
 const HIDE_NOTICE: i32 = 43_200;
 
-/// The wall clock as the core wants it: time since the Unix epoch.
+/// The wall clock as the coordinator core wants it: time since the Unix
+/// epoch (its published `since_ms` and `heartbeat_ms` are for people).
 pub(crate) fn wall_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
+}
+
+/// This process's monotonic clock as the participant and standby cores want
+/// it: they judge liveness on their own clock, so a wall clock that jumps
+/// (or disagrees with other hosts') changes nothing.
+pub(crate) fn mono_now() -> Duration {
+    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    EPOCH.get_or_init(Instant::now).elapsed()
 }
 
 /// A member's handle on a barrier. Cheap to clone; clones share the member's
@@ -166,7 +176,7 @@ impl Barrier {
             self.inner.opts.clone(),
         )
         .inspect_err(|_| self.finish(generation, waits, false))?;
-        if let Err(e) = p.arrive(generation, timeout, wall_now()) {
+        if let Err(e) = p.arrive(generation, timeout, mono_now()) {
             self.finish(generation, waits, false);
             return Err(e.into());
         }
@@ -315,7 +325,12 @@ impl Future for Arrival {
     }
 }
 
-async fn send_checkin_queue(sqs: &Sqs, info: &BarrierInfo, body: &str, group: &str) -> Result<()> {
+pub(crate) async fn send_checkin_queue(
+    sqs: &Sqs,
+    info: &BarrierInfo,
+    body: &str,
+    group: &str,
+) -> Result<()> {
     let mut req = sqs
         .client()
         .send_message()
@@ -332,7 +347,10 @@ async fn send_checkin_queue(sqs: &Sqs, info: &BarrierInfo, body: &str, group: &s
     Ok(())
 }
 
-async fn flush(inner: &Inner, p: &mut Participant) -> Result<()> {
+/// Sends the check-ins (and aborts) the core asks for. Returns whether it
+/// also asks for a status read, which the caller runs beside its long poll.
+async fn flush(inner: &Inner, p: &mut Participant) -> Result<bool> {
+    let mut query = false;
     while let Some(t) = p.poll_transmit() {
         match t {
             Transmit::Send(body) => {
@@ -341,17 +359,24 @@ async fn flush(inner: &Inner, p: &mut Participant) -> Result<()> {
                 send_checkin_queue(&inner.sqs, &inner.info, &body, &group).await?;
                 tracing::trace!(member = %inner.member, generation, "check-in sent");
             }
-            Transmit::QueryStatus => {
-                match admin::read_state(&inner.sqs, &inner.info.urls.checkin).await {
-                    Ok(state) => p.handle_status(state.as_ref(), wall_now()),
-                    Err(e) if e.is_transient() => {
-                        tracing::warn!(error = %e, "could not read the coordinator's state");
-                        p.handle_status_failed(wall_now());
-                    }
-                    Err(e) => return Err(e),
-                }
-            }
+            Transmit::QueryStatus => query = true,
         }
+    }
+    Ok(query)
+}
+
+/// A status read under way beside a long poll.
+type StatusRead<'a> = Pin<Box<dyn Future<Output = Result<Option<PublishedState>>> + Send + 'a>>;
+
+/// Feeds the result of a status read to the core.
+fn status_read(p: &mut Participant, read: Result<Option<PublishedState>>) -> Result<()> {
+    match read {
+        Ok(state) => p.handle_status(state.as_ref(), mono_now()),
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "could not read the coordinator's state");
+            p.handle_status_failed(mono_now());
+        }
+        Err(e) => return Err(e),
     }
     Ok(())
 }
@@ -385,7 +410,7 @@ async fn drive(
                 tracing::warn!(error = %e, retry_in = ?backoff, "SQS request failed while waiting");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
-                p.handle_timeout(wall_now());
+                p.handle_timeout(mono_now());
             }
             Err(Error::Cancelled) => {
                 let reason = abort_rx.borrow().clone().unwrap_or_default();
@@ -404,54 +429,102 @@ async fn drive(
     }
 }
 
-/// One round of the wait: send what is due, long-poll once, fire timers.
-/// `Ok(Some(_))` when the wait has ended; `Err(Error::Cancelled)` on abort.
+/// One round of the wait: send what is due, long-poll once (reading the
+/// published state beside the poll when a status read is due), fire
+/// timers. `Ok(Some(_))` when the wait has ended; `Err(Error::Cancelled)`
+/// on abort.
+///
+/// The long poll lasts 20 s (SQS's longest) unless the wait's own timeout
+/// comes first: status reads never cut it short, so a waiting participant
+/// costs three receives a minute plus its status reads.
 async fn wait_step(
     inner: &Inner,
     p: &mut Participant,
     queue: &str,
     abort_rx: &mut watch::Receiver<Option<String>>,
 ) -> Result<Option<Outcome>> {
+    let query = flush(inner, p).await?;
+    if let Some(outcome) = p.poll_event() {
+        return Ok(Some(outcome));
+    }
+    let now = mono_now();
+    if p.poll_timeout().is_some_and(|t| t <= now) && !query {
+        p.handle_timeout(now);
+        return Ok(None);
+    }
+    if p.is_timing_out()
+        || p.poll_deadline()
+            .is_some_and(|t| t <= now + Duration::from_secs(1))
     {
-        flush(inner, p).await?;
-        if let Some(outcome) = p.poll_event() {
-            return Ok(Some(outcome));
+        // Timing out (or about to): no new long poll, only the status read
+        // that names the missing members, bounded by the core's grace.
+        if query {
+            let read = admin::read_state(&inner.sqs, &inner.info.urls.checkin).await;
+            status_read(p, read)?;
+        } else if let Some(t) = p.poll_deadline() {
+            tokio::time::sleep(t.saturating_sub(now)).await;
         }
-        let now = wall_now();
-        let next = p.poll_timeout().unwrap_or(now + Duration::from_secs(20));
-        if next <= now {
-            p.handle_timeout(now);
-            return Ok(None);
-        }
-        // Long-poll no longer than until the next timer (SQS waits in whole
-        // seconds, so timers fire up to a second late). A receive is never
-        // abandoned midway except on abort: a copy it took would be lost.
-        let wait = (next - now).as_secs().clamp(1, 20) as i32;
-        let receive = inner
-            .sqs
-            .client()
-            .receive_message()
-            .queue_url(queue)
-            .max_number_of_messages(1)
-            .visibility_timeout(HIDE_NOTICE)
-            .wait_time_seconds(wait)
-            .send();
+        p.handle_timeout(mono_now());
+        return Ok(p.poll_event());
+    }
+    let wait = p
+        .poll_deadline()
+        .map_or(20, |t| t.saturating_sub(now).as_secs().clamp(1, 20)) as i32;
+    let receive = inner
+        .sqs
+        .client()
+        .receive_message()
+        .queue_url(queue)
+        .max_number_of_messages(1)
+        .visibility_timeout(HIDE_NOTICE)
+        .wait_time_seconds(wait)
+        .send();
+    tokio::pin!(receive);
+    let read_state =
+        || -> StatusRead<'_> { Box::pin(admin::read_state(&inner.sqs, &inner.info.urls.checkin)) };
+    let mut reading = query.then(read_state);
+    // A receive is never abandoned midway except on abort: a copy it took
+    // would be lost. Status reads run beside it, each when it is due; a
+    // re-send one calls for goes out at once.
+    let out = loop {
+        let now = mono_now();
+        let next_timer = p
+            .poll_timeout()
+            .map_or(Duration::from_secs(20), |t| t.saturating_sub(now));
         tokio::select! {
-            r = receive => {
-                let out = r.map_err(|e| inner.sqs.error("ReceiveMessage", e))?;
-                for m in out.messages.unwrap_or_default() {
-                    let body = m.body.unwrap_or_default();
-                    tracing::trace!(member = %inner.member, %body, "notice received");
-                    if let Notice::Foreign(why) = p.handle_notice(&body) {
-                        tracing::warn!(queue = %queue, %why, "ignoring a foreign message on a release queue");
-                    }
+            r = &mut receive => break r.map_err(|e| inner.sqs.error("ReceiveMessage", e))?,
+            read = async { reading.as_mut().expect("guarded").await }, if reading.is_some() => {
+                reading = None;
+                status_read(p, read)?;
+                if p.waiting_at().is_none() {
+                    // The state ended the wait (broken, or no coordinator):
+                    // report it now rather than after the poll. A notice
+                    // copy the abandoned poll may still take is one the
+                    // others recover by their own status reads.
+                    return Ok(p.poll_event());
+                }
+                if flush(inner, p).await? {
+                    reading = Some(read_state());
+                }
+            }
+            _ = tokio::time::sleep(next_timer), if reading.is_none() => {
+                p.handle_timeout(mono_now());
+                if flush(inner, p).await? {
+                    reading = Some(read_state());
                 }
             }
             _ = abort_rx.changed() => return Err(Error::Cancelled),
         }
-        p.handle_timeout(wall_now());
-        Ok(p.poll_event())
+    };
+    for m in out.messages.unwrap_or_default() {
+        let body = m.body.unwrap_or_default();
+        tracing::trace!(member = %inner.member, %body, "notice received");
+        if let Notice::Foreign(why) = p.handle_notice(&body) {
+            tracing::warn!(queue = %queue, %why, "ignoring a foreign message on a release queue");
+        }
     }
+    p.handle_timeout(mono_now());
+    Ok(p.poll_event())
 }
 
 fn outcome_to_result(cfg: &BarrierConfig, o: Outcome, timeout: Option<Duration>) -> Result<u64> {
@@ -482,10 +555,12 @@ fn outcome_to_result(cfg: &BarrierConfig, o: Outcome, timeout: Option<Duration>)
         Outcome::CoordinatorSilent {
             generation,
             last_heartbeat_ms,
+            silent_for,
         } => Err(Error::CoordinatorSilent {
             barrier,
             generation,
             last_heartbeat_ms,
+            silent_for,
         }),
         _ => Err(Error::Cancelled),
     }

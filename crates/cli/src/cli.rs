@@ -132,16 +132,21 @@ pub struct SetupArgs {
 pub struct CoordinatorArgs {
     #[command(flatten)]
     pub barrier: BarrierArg,
-    /// Start even if another coordinator's heartbeat is recent.
+    /// Take over at once, without first checking whether another
+    /// coordinator is alive. Without it, a coordinator started while another
+    /// one is alive stands by and takes over when that one is gone.
     #[arg(long)]
     pub force: bool,
-    /// Seconds between heartbeats (state writes when idle).
-    #[arg(long, default_value_t = 5.0, value_name = "SECS")]
+    /// Seconds between heartbeats (state writes when nothing changes) while
+    /// a phase is open; twice as long when the barrier is idle, and every
+    /// 2 s while a standby watches. 0.1 to 300.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
     pub heartbeat: f64,
-    /// Whole seconds a received check-in stays hidden (held ones are
-    /// extended before it lapses); if this coordinator dies, a successor
-    /// sees its check-ins after at most this long. 1 to 3600.
-    #[arg(long, default_value_t = 30, value_name = "SECS")]
+    /// Whole seconds a received check-in stays hidden until a state write
+    /// records it (held ones are extended before it lapses); if this
+    /// coordinator dies, a successor sees the check-ins it held after at
+    /// most this long. 1 to 3600.
+    #[arg(long, default_value_t = 8, value_name = "SECS")]
     pub visibility: u64,
 }
 
@@ -159,14 +164,17 @@ pub struct WaitArgs {
     /// Give up after this many seconds (exit code 3).
     #[arg(long, value_name = "SECS")]
     pub timeout: Option<f64>,
-    /// Fail with exit code 5 if no coordinator heartbeat is seen for this
-    /// many seconds.
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    /// Fail with exit code 5 if the coordinator publishes nothing new for
+    /// this many seconds (and for twice its heartbeat interval), by this
+    /// host's clock.
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub silence: f64,
-    /// Send the check-in again after this many seconds without a release
-    /// (recovers a notice or check-in that SQS lost or delivered late).
-    #[arg(long, default_value_t = 20.0, value_name = "SECS")]
-    pub resend: f64,
+    /// Read the coordinator's state every this many seconds while waiting
+    /// (the first time after half of it): it tells whether to send the
+    /// check-in again (SQS lost it, or the release notice) and whether a
+    /// coordinator is alive.
+    #[arg(long, default_value_t = 80.0, value_name = "SECS")]
+    pub status_interval: f64,
 }
 
 #[derive(Args, Debug)]
@@ -188,6 +196,11 @@ pub struct StatusArgs {
     /// Print one JSON object.
     #[arg(long)]
     pub json: bool,
+    /// Do not probe the coordinator (a message it answers with a new
+    /// heartbeat, up to 3 s); judge it by its heartbeat's age on this host's
+    /// clock instead, which is right only if the hosts' clocks agree.
+    #[arg(long)]
+    pub no_probe: bool,
 }
 
 #[derive(Args, Debug)]

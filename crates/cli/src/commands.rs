@@ -123,10 +123,9 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
     let mut opts = CoordinatorOptions::default();
     opts.force = a.force;
     let heartbeat = secs(a.heartbeat, "--heartbeat")?;
-    if !(0.1..=10.0).contains(&a.heartbeat) {
-        // Participants call a coordinator silent after 30 s by default.
+    if !(0.1..=300.0).contains(&a.heartbeat) {
         return Err(Error::Config(sqs_barrier::core::ConfigError::Invalid(
-            "--heartbeat must be between 0.1 and 10 seconds".into(),
+            "--heartbeat must be between 0.1 and 300 seconds".into(),
         )));
     }
     opts.core.heartbeat = heartbeat;
@@ -137,7 +136,7 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
     }
     opts.visibility = Duration::from_secs(a.visibility);
     eprintln!(
-        "sqs-barrier: coordinator of barrier {} running at {} (stop with Ctrl-C)",
+        "sqs-barrier: coordinator of barrier {} at {} (stop with Ctrl-C); it stands by while another is active",
         a.barrier.barrier,
         sqs.endpoint()
     );
@@ -173,7 +172,8 @@ pub async fn shutdown_signal() {
 async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
     let mut opts = ParticipantOptions::default();
     opts.silence_after = secs(a.silence, "--silence")?;
-    opts.resend_after = secs(a.resend, "--resend")?.max(Duration::from_millis(100));
+    opts.status_interval =
+        secs(a.status_interval, "--status-interval")?.max(Duration::from_millis(100));
     let timeout = a.timeout.map(|t| secs(t, "--timeout")).transpose()?;
     let barrier = Barrier::connect_with(sqs, &a.barrier.barrier, &a.id, opts).await?;
     barrier.set_phase(a.phase);
@@ -188,8 +188,21 @@ async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
     Ok(())
 }
 
+/// How `status` judged the coordinator, in words.
+fn check_text(check: &admin::CoordinatorCheck) -> String {
+    use admin::CoordinatorCheck as C;
+    match check {
+        C::NoState => "no coordinator has run".into(),
+        C::Stopped => "stopped cleanly; start one to go on".into(),
+        C::Answered(d) => format!("answered a probe in {:.2} s", d.as_secs_f64()),
+        C::NoAnswer(d) => format!("did not answer a probe in {:.1} s", d.as_secs_f64()),
+        C::Unprobed { .. } => "not probed; judged by this host's clock".into(),
+        _ => "unknown".into(),
+    }
+}
+
 async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
-    let st = admin::status(sqs, &a.barrier.barrier).await?;
+    let st = admin::status_with(sqs, &a.barrier.barrier, !a.no_probe).await?;
     let cfg = &st.config;
     let members = &cfg.members;
     let open = st.state.as_ref().and_then(|s| s.open.as_ref());
@@ -226,6 +239,8 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
             "missing": if open.is_some() { serde_json::json!(missing) } else { serde_json::Value::Null },
             "coordinator": st.state.as_ref().map(|s| s.coordinator.clone()),
             "coordinator_alive": st.coordinator_alive(),
+            "coordinator_check": check_text(&st.check),
+            "standbys": st.state.as_ref().map_or(vec![], |s| s.standbys.clone()),
             "heartbeat_age_secs": st.heartbeat_age.map(|d| d.as_secs_f64()),
             "broken": st.state.as_ref().and_then(|s| s.broken.as_ref()).map(|b| serde_json::json!({
                 "from_gen": b.from_gen,
@@ -253,16 +268,24 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
             .unwrap_or_default()
     );
     match (&st.state, st.heartbeat_age) {
-        (Some(s), Some(age)) => println!(
-            "coordinator: {} ({}, last heartbeat {:.1} s ago)",
-            if st.coordinator_alive() {
-                "alive"
-            } else {
-                "SILENT"
-            },
-            s.coordinator,
-            age.as_secs_f64()
-        ),
+        (Some(s), Some(age)) => {
+            println!(
+                "coordinator: {} ({}; {}; last heartbeat {:.1} s ago by this host's clock)",
+                if st.coordinator_alive() {
+                    "alive"
+                } else if s.stopped {
+                    "STOPPED"
+                } else {
+                    "SILENT"
+                },
+                s.coordinator,
+                check_text(&st.check),
+                age.as_secs_f64()
+            );
+            if !s.standbys.is_empty() {
+                println!("standing by: {}", s.standbys.join(", "));
+            }
+        }
         _ => println!(
             "coordinator: none has run yet (start `sqs-barrier coordinator --barrier {}`)",
             cfg.name

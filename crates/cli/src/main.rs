@@ -15,6 +15,11 @@ use clap::Parser;
 fn main() -> std::process::ExitCode {
     let args = cli::Cli::parse();
     let filter = match args.verbose {
+        // A coordinator says what it is doing: standing by, taking over,
+        // releasing.
+        0 if matches!(args.command, cli::Command::Coordinator(_)) => {
+            "warn,sqs_barrier::coordinator=info"
+        }
         0 => "warn",
         1 => "info,aws=warn",
         _ => "debug,aws=info,hyper=info",

@@ -256,7 +256,14 @@ async fn run_process_member(
             let mut child = tokio::process::Command::new(BIN)
                 .args(["--endpoint-url", &url, "wait", "--barrier", &barrier])
                 .args(["--id", &member.to_string(), "--phase", &g.to_string()])
-                .args(["--timeout", "10", "--silence", "15", "--resend", "2"])
+                .args([
+                    "--timeout",
+                    "10",
+                    "--silence",
+                    "15",
+                    "--status-interval",
+                    "2",
+                ])
                 .env("AWS_ACCESS_KEY_ID", "local")
                 .env("AWS_SECRET_ACCESS_KEY", "local")
                 .env("AWS_REGION", "us-east-1")

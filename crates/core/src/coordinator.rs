@@ -64,9 +64,15 @@ fn truncate(mut s: String, max: usize) -> String {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct CoordinatorOptions {
-    /// How often the coordinator publishes its state even when nothing
-    /// changed: its heartbeat, read by participants and `status`.
+    /// How often the coordinator publishes its state when nothing changed
+    /// while a generation is open: its heartbeat, read by participants,
+    /// standbys and `status`. Twice as long when no generation is open.
     pub heartbeat: Duration,
+    /// The heartbeat while a standby is watching (it probed within
+    /// `watch_window`): short, so that the standby sees a death quickly.
+    pub standby_heartbeat: Duration,
+    /// How long a probe keeps the coordinator on `standby_heartbeat`.
+    pub watch_window: Duration,
     /// The shortest interval between two state writes. Deletes of released
     /// check-ins wait for a write, so this bounds how long they stay.
     pub min_write_interval: Duration,
@@ -81,9 +87,11 @@ pub struct CoordinatorOptions {
 impl Default for CoordinatorOptions {
     fn default() -> Self {
         Self {
-            heartbeat: Duration::from_secs(5),
+            heartbeat: Duration::from_secs(30),
+            standby_heartbeat: Duration::from_secs(2),
+            watch_window: Duration::from_secs(60),
             min_write_interval: Duration::from_millis(500),
-            restart_grace: Duration::from_secs(30),
+            restart_grace: Duration::from_secs(8),
         }
     }
 }
@@ -165,6 +173,19 @@ pub enum Event {
         /// Why.
         reason: String,
     },
+    /// A coordinator started standing by (its first probe): this one now
+    /// beats every [`CoordinatorOptions::standby_heartbeat`].
+    Watched {
+        /// The standby's id.
+        by: String,
+    },
+    /// Another coordinator wrote the published state after this one's last
+    /// write: two were active, and this one stands down. The driver hands
+    /// every message it holds back to the queue and stops feeding it.
+    Superseded {
+        /// The other coordinator's id.
+        by: String,
+    },
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -181,6 +202,23 @@ struct Open<T> {
     tokens: Vec<T>,
     /// Which send of each arrived member is held: `(member, send)`.
     held: Vec<(usize, Seen)>,
+    /// Whether its arrivals have been published (a write was issued with
+    /// it as the state's `open`). From then on the published state is the
+    /// record of its arrivals: its check-ins are deleted once a write
+    /// recording them is durable, and every later state must publish it.
+    pinned: bool,
+}
+
+impl<T> Open<T> {
+    fn new(n: usize, since: Duration) -> Self {
+        Self {
+            arrived: MemberSet::new(n),
+            since,
+            tokens: Vec::new(),
+            held: Vec::new(),
+            pinned: false,
+        }
+    }
 }
 
 /// The coordinator's state machine. `T` is the driver's handle of a received
@@ -210,9 +248,20 @@ pub struct Coordinator<T> {
     awaiting: Vec<(u64, T)>,
     /// When this coordinator first handled anything.
     started: Option<Duration>,
-    /// The predecessor's open generation and when it was first seen there:
-    /// a deadline counts from that, not from this coordinator's start.
-    restored_open: Option<(u64, Duration)>,
+    /// The restored open generation and how long it had been open when its
+    /// state was written: a deadline counts from then, not from this
+    /// coordinator's start. Applied at the first call with a `now`.
+    restored_age: Option<(u64, Duration)>,
+    /// Whether a state write of this coordinator succeeded.
+    written: bool,
+    /// The interval promised by the last write: the next one is due by then.
+    promised: Duration,
+    /// A standby probed: write at once (the answer it waits for).
+    probed: bool,
+    /// Standbys by id, with when each last probed.
+    standbys: BTreeMap<String, Duration>,
+    /// Set once another coordinator took over: this one is inert.
+    superseded: Option<String>,
     transmits: VecDeque<Transmit<T>>,
     events: VecDeque<Event>,
 }
@@ -244,9 +293,12 @@ impl<T> Coordinator<T> {
             last_write: None,
             awaiting: Vec::new(),
             started: None,
-            restored_open: restored
-                .and_then(|st| st.open.as_ref())
-                .map(|o| (o.generation, Duration::from_millis(o.since_ms))),
+            restored_age: None,
+            written: false,
+            promised: Duration::ZERO,
+            probed: false,
+            standbys: BTreeMap::new(),
+            superseded: None,
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -255,8 +307,68 @@ impl<T> Coordinator<T> {
             c.released_above = st.released_above.iter().copied().collect();
             c.broken = st.broken.clone();
             c.rejected = st.rejected;
+            if let Some(o) = &st.open {
+                c.restore_open(o);
+            }
         }
         c
+    }
+
+    /// Takes over the arrivals another coordinator published for an open
+    /// generation: its check-ins may be deleted, so this is their record.
+    /// Ignored if the generation is released or broken here, or if another
+    /// generation is already pinned (only one is published; see
+    /// docs/PROTOCOL.md, "Two coordinators at once").
+    fn restore_open(&mut self, o: &OpenGeneration) {
+        let g = o.generation;
+        if self.is_released(g) || self.broken.as_ref().is_some_and(|b| g >= b.from_gen) {
+            return;
+        }
+        if self.open.iter().any(|(og, op)| op.pinned && *og != g) {
+            return;
+        }
+        let n = self.cfg.members.len();
+        let age = Duration::from_millis(o.age_ms.unwrap_or(0));
+        let since = self
+            .started
+            .map_or(Duration::ZERO, |s| s.saturating_sub(age));
+        if self.started.is_none() {
+            self.restored_age = Some((g, age));
+        }
+        let open = self.open.entry(g).or_insert_with(|| Open::new(n, since));
+        let before = open.arrived.len();
+        open.arrived.union_with(&o.arrived.within(n));
+        open.pinned = true;
+        let complete = open.arrived.len() == n;
+        if open.arrived.len() != before {
+            self.version += 1;
+        }
+        if complete {
+            self.release(g);
+        }
+    }
+
+    /// The first call with a clock: fixes the restored generation's start.
+    fn begin(&mut self, now: Duration) -> Duration {
+        if self.started.is_none() {
+            self.started = Some(now);
+            if let Some((g, age)) = self.restored_age.take()
+                && let Some(o) = self.open.get_mut(&g)
+            {
+                o.since = now.saturating_sub(age);
+            }
+        }
+        self.started.unwrap_or(now)
+    }
+
+    /// The id this coordinator signs its published state with.
+    pub fn id(&self) -> &str {
+        &self.id
+    }
+
+    /// The other coordinator's id, once this one has been superseded.
+    pub fn superseded(&self) -> Option<&str> {
+        self.superseded.as_deref()
     }
 
     /// The barrier's configuration.
@@ -279,15 +391,10 @@ impl<T> Coordinator<T> {
         self.broken.as_ref()
     }
 
-    /// Whether more check-ins are expected soon: a generation has some of
-    /// its members counted but is not released yet (also one a predecessor
-    /// published as open).
+    /// Whether more check-ins are expected: a generation has some of its
+    /// members counted (here or by a predecessor) but is not released yet.
     pub fn is_collecting(&self) -> bool {
-        self.broken.is_none()
-            && (!self.open.is_empty()
-                || self
-                    .restored_open
-                    .is_some_and(|(g, _)| !self.is_released(g)))
+        self.broken.is_none() && !self.open.is_empty()
     }
 
     /// How many received messages the coordinator holds (not yet deletable).
@@ -297,7 +404,10 @@ impl<T> Coordinator<T> {
 
     /// Feeds one message received from the check-in queue.
     pub fn handle_message(&mut self, token: T, body: &str, now: Duration) {
-        self.started.get_or_insert(now);
+        self.begin(now);
+        if self.superseded.is_some() {
+            return;
+        }
         let msg = match Message::decode(body) {
             Ok(m) => m,
             Err(e) => return self.reject(token, body, e.to_string()),
@@ -335,6 +445,18 @@ impl<T> Coordinator<T> {
                 reason,
                 ..
             } => self.abort(token, body, generation, by, reason, now),
+            Message::Probe { from, watch, .. } => {
+                // Somebody asks whether this coordinator lives: answer with a
+                // write now, and beat fast while a standby watches. Nothing
+                // to keep: the probe goes at once.
+                self.transmits.push_back(Transmit::Delete(vec![token]));
+                if from != self.id {
+                    if watch && self.standbys.insert(from.clone(), now).is_none() {
+                        self.events.push_back(Event::Watched { by: from });
+                    }
+                    self.probed = true;
+                }
+            }
             other => {
                 let reason = format!("{} notice on the check-in queue", other.kind());
                 self.reject(token, body, reason);
@@ -372,12 +494,7 @@ impl<T> Coordinator<T> {
             // deletes the message a successor would re-count. So it goes
             // only once the state recording the release is published (at
             // once if it already is).
-            if self.durable >= self.version {
-                self.transmits.push_back(Transmit::Delete(vec![token]));
-            } else {
-                let v = self.version;
-                self.awaiting.push((v, token));
-            }
+            self.await_write(token);
             return;
         }
         let frontier = self.frontier();
@@ -388,33 +505,16 @@ impl<T> Coordinator<T> {
             return self.reject(token, body, reason);
         }
         let n = self.cfg.members.len();
-        let open = self.open.entry(g).or_insert_with(|| Open {
-            arrived: MemberSet::new(n),
-            since: match self.restored_open {
-                Some((rg, since)) if rg == g => since.min(now),
-                _ => now,
-            },
-            tokens: Vec::new(),
-            held: Vec::new(),
-        });
+        let open = self.open.entry(g).or_insert_with(|| Open::new(n, now));
         let new = open.arrived.insert(m);
+        // The same send as the held check-in: possibly the held message
+        // itself, back after its visibility lapsed, under a new receipt
+        // handle. Deleting it early would delete the check-in that counts.
+        let same_send = !new && open.held.iter().any(|(i, s)| *i == m && *s == seen);
         if new {
-            open.tokens.push(token);
             open.held.push((m, seen.clone()));
-        } else if open.held.iter().any(|(i, s)| *i == m && *s == seen) {
-            // The same send as the held check-in: possibly the held message
-            // itself, back after its visibility lapsed, under a new receipt
-            // handle. Deleting it would delete the check-in that counts (and
-            // that a successor would re-count), so it is held as well.
-            open.tokens.push(token);
-        } else {
-            // The member's first check-in is held and counts; a re-send or a
-            // new session adds nothing, so it need not be held (and
-            // extended) until the release.
-            self.transmits.push_back(Transmit::Delete(vec![token]));
         }
-        let count = open.arrived.len();
-        self.remember(m, seen);
+        let (count, pinned) = (open.arrived.len(), open.pinned);
         if new {
             self.version += 1;
             self.events.push_back(Event::Arrived {
@@ -424,8 +524,31 @@ impl<T> Coordinator<T> {
                 of: n,
             });
         }
+        if !new && !same_send {
+            // The member's first check-in counts; a re-send or a new session
+            // adds nothing, so it need not be kept.
+            self.transmits.push_back(Transmit::Delete(vec![token]));
+        } else if pinned {
+            // The published state records this generation's arrivals: the
+            // check-in may go once a write recording this one is durable.
+            self.await_write(token);
+        } else if let Some(open) = self.open.get_mut(&g) {
+            // Held (in flight) until the generation is published or released.
+            open.tokens.push(token);
+        }
+        self.remember(m, seen);
         if count == n {
             self.release(g);
+        }
+    }
+
+    /// Deletes `token` once everything changed so far is published (at once
+    /// if it already is).
+    fn await_write(&mut self, token: T) {
+        if self.durable >= self.version {
+            self.transmits.push_back(Transmit::Delete(vec![token]));
+        } else {
+            self.awaiting.push((self.version, token));
         }
     }
 
@@ -589,7 +712,10 @@ impl<T> Coordinator<T> {
 
     /// Fires due timers: the barrier deadline and state writes (heartbeats).
     pub fn handle_timeout(&mut self, now: Duration) {
-        let start = *self.started.get_or_insert(now);
+        let start = self.begin(now);
+        if self.superseded.is_some() {
+            return;
+        }
         if let (Some(deadline), None) = (self.cfg.deadline, &self.broken) {
             let floor = self.deadline_floor(start);
             let expired = self
@@ -602,9 +728,23 @@ impl<T> Coordinator<T> {
                 self.break_from(g, BreakCause::Deadline { after_ms }, now);
             }
         }
+        let window = self.opts.watch_window;
+        self.standbys.retain(|_, t| now.saturating_sub(*t) < window);
         if self.writing.is_none() && self.next_write().is_some_and(|t| t <= now) {
+            self.probed = false;
             self.writing = Some(self.version);
             self.last_write = Some(now);
+            self.promised = self.interval();
+            // The published generation's check-ins held so far may go once
+            // this write is durable; from now on it is published in every
+            // state until it is released or broken.
+            if let Some(g) = self.published_generation() {
+                let v = self.version;
+                let open = self.open.get_mut(&g).expect("published is open");
+                open.pinned = true;
+                let tokens = std::mem::take(&mut open.tokens);
+                self.awaiting.extend(tokens.into_iter().map(|t| (v, t)));
+            }
             let state = Box::new(self.snapshot(now));
             self.transmits.push_back(Transmit::WriteState {
                 version: self.version,
@@ -613,17 +753,43 @@ impl<T> Coordinator<T> {
         }
     }
 
+    /// The open generation whose arrivals the state publishes: the pinned
+    /// one if any, else the lowest.
+    fn published_generation(&self) -> Option<u64> {
+        self.open
+            .iter()
+            .find(|(_, o)| o.pinned)
+            .or_else(|| self.open.iter().next())
+            .map(|(g, _)| *g)
+    }
+
+    /// The heartbeat interval that fits what is going on: short while a
+    /// standby watches, normal while a generation is open, twice as long
+    /// while the barrier is idle.
+    fn interval(&self) -> Duration {
+        if !self.standbys.is_empty() {
+            self.opts.standby_heartbeat.min(self.opts.heartbeat)
+        } else if self.open.is_empty() {
+            2 * self.opts.heartbeat
+        } else {
+            self.opts.heartbeat
+        }
+    }
+
     fn next_write(&self) -> Option<Duration> {
-        if self.writing.is_some() {
+        if self.writing.is_some() || self.superseded.is_some() {
             return None;
         }
         let Some(last) = self.last_write else {
             return Some(Duration::ZERO);
         };
-        if self.version > self.durable {
+        if self.probed {
+            Some(last)
+        } else if self.version > self.durable {
             Some(last + self.opts.min_write_interval)
         } else {
-            Some(last + self.opts.heartbeat)
+            // Never later than the last write promised.
+            Some(last + self.interval().min(self.promised))
         }
     }
 
@@ -633,16 +799,36 @@ impl<T> Coordinator<T> {
             v: 1,
             coordinator: self.id.clone(),
             heartbeat_ms: now.as_millis() as u64,
-            heartbeat_every_ms: self.opts.heartbeat.as_millis() as u64,
+            heartbeat_every_ms: if self.promised.is_zero() {
+                self.interval()
+            } else {
+                self.promised
+            }
+            .as_millis() as u64,
+            stopped: false,
+            standbys: self.standbys.keys().cloned().collect(),
             released_below: self.released_below,
             released_above: self.released_above.iter().copied().collect(),
-            open: self.open.iter().next().map(|(g, o)| OpenGeneration {
-                generation: *g,
-                arrived: o.arrived.clone(),
-                since_ms: o.since.as_millis() as u64,
+            open: self.published_generation().map(|g| {
+                let o = &self.open[&g];
+                OpenGeneration {
+                    generation: g,
+                    arrived: o.arrived.clone(),
+                    since_ms: o.since.as_millis() as u64,
+                    age_ms: Some(now.saturating_sub(o.since).as_millis() as u64),
+                }
             }),
             broken: self.broken.clone(),
             rejected: self.rejected,
+        }
+    }
+
+    /// The state to publish when this coordinator stops cleanly: its last
+    /// word, marked `stopped`, so that a standby takes over at once.
+    pub fn final_snapshot(&self, now: Duration) -> PublishedState {
+        PublishedState {
+            stopped: true,
+            ..self.snapshot(now)
         }
     }
 
@@ -650,6 +836,7 @@ impl<T> Coordinator<T> {
     /// effect it records become deletable.
     pub fn handle_state_written(&mut self, version: u64) {
         self.writing = None;
+        self.written = true;
         self.durable = self.durable.max(version);
         let durable = self.durable;
         let (done, keep): (Vec<_>, Vec<_>) =
@@ -662,16 +849,32 @@ impl<T> Coordinator<T> {
     }
 
     /// Feeds a state published by the barrier's coordinators, as read back
-    /// from the queue's tags (the driver reads it before each write).
+    /// from the queue's tags: the driver reads it before each write.
     ///
-    /// Tags are last-writer-wins: when two coordinators run at once, one may
-    /// have released generations that the other's writes would erase. What
-    /// another coordinator recorded as released or broken is true (it counted
-    /// every member), so it is merged here: open generations it released are
-    /// released (their holders are sent the notice again, harmless if they
-    /// already passed), and its broken state is adopted.
+    /// If this coordinator has published before and the state is another's,
+    /// another coordinator wrote after it: two are active, and this one
+    /// stands down ([`Event::Superseded`]; then it does nothing more). The
+    /// last writer carries on, so one of two stands back within a heartbeat.
+    ///
+    /// Otherwise (this coordinator's first write) what the other recorded is
+    /// true and is merged: tags are last-writer-wins, so it would be lost.
+    /// Open generations it released are released here too (their holders
+    /// are sent the notice again, harmless if they already passed), its
+    /// broken state is adopted, and its published arrivals are taken over.
     pub fn handle_state_observed(&mut self, state: &PublishedState, now: Duration) {
-        if state.coordinator == self.id {
+        self.begin(now);
+        if state.coordinator == self.id || self.superseded.is_some() {
+            return;
+        }
+        if self.written {
+            self.superseded = Some(state.coordinator.clone());
+            self.events.push_back(Event::Superseded {
+                by: state.coordinator.clone(),
+            });
+            // Its deletes and writes would undo the other's work; notices of
+            // generations it counted complete are still true.
+            self.transmits
+                .retain(|t| matches!(t, Transmit::Notify { .. } | Transmit::DeadLetter { .. }));
             return;
         }
         let newly: Vec<u64> = self
@@ -702,6 +905,9 @@ impl<T> Coordinator<T> {
         {
             self.break_from(b.from_gen, b.cause.clone(), now);
         }
+        if let Some(o) = &state.open {
+            self.restore_open(o);
+        }
         self.rejected = self.rejected.max(state.rejected);
     }
 
@@ -714,6 +920,9 @@ impl<T> Coordinator<T> {
 
     /// The next instant at which [`Self::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Duration> {
+        if self.superseded.is_some() {
+            return None;
+        }
         let deadline = match (self.cfg.deadline, &self.broken) {
             (Some(d), None) => {
                 let floor = self.deadline_floor(self.started.unwrap_or_default());
@@ -933,5 +1142,174 @@ mod tests {
         c.handle_state_observed(&other, T);
         assert!(c.is_released(0));
         assert_eq!(notifies(&drain(&mut c)), vec![(0, 1)]);
+    }
+
+    fn write(c: &mut Coordinator<u32>, now: Duration) -> (Vec<Transmit<u32>>, PublishedState) {
+        c.handle_timeout(now);
+        let t = drain(c);
+        let Some(Transmit::WriteState { version, state }) = t.last().cloned() else {
+            panic!("no state write at {now:?}: {t:?}");
+        };
+        c.handle_state_written(version);
+        (t, *state)
+    }
+
+    fn deletes(t: &[Transmit<u32>]) -> Vec<u32> {
+        t.iter()
+            .flat_map(|t| match t {
+                Transmit::Delete(v) => v.clone(),
+                _ => vec![],
+            })
+            .collect()
+    }
+
+    #[test]
+    fn published_arrivals_free_their_check_ins() {
+        let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+        c.handle_message(1, &checkin(4, "0", "s0", 0), T);
+        c.handle_message(2, &checkin(4, "1", "s1", 0), T);
+        assert_eq!(c.held(), 2, "held until a state records them");
+        let (_, st) = write(&mut c, T);
+        let open = st.open.as_ref().expect("the open generation is published");
+        assert_eq!((open.generation, open.arrived.len()), (4, 2));
+        assert_eq!(deletes(&drain(&mut c)), vec![1, 2]);
+        assert_eq!(c.held(), 0, "nothing in flight while the generation waits");
+        // A later arrival goes after the next write; a redelivery of a
+        // published one goes at once.
+        c.handle_message(3, &checkin(4, "0", "s0", 0), T);
+        assert_eq!(deletes(&drain(&mut c)), vec![3]);
+        c.handle_message(5, &checkin(4, "2", "s2", 0), T);
+        assert_eq!(notifies(&drain(&mut c)), vec![(4, 3)]);
+        let (t, st) = write(&mut c, T + Duration::from_secs(1));
+        assert!(st.is_released(4) && st.open.is_none());
+        let mut after = deletes(&t);
+        after.extend(deletes(&drain(&mut c)));
+        assert_eq!(after, vec![5]);
+    }
+
+    #[test]
+    fn a_successor_restores_published_arrivals() {
+        let d = Duration::from_secs(100);
+        let mut first = Coordinator::new(cfg(3, Some(d)), "a", CoordinatorOptions::default(), None);
+        first.handle_message(1, &checkin(0, "0", "s0", 0), T);
+        first.handle_message(2, &checkin(0, "1", "s1", 0), T);
+        let (_, st) = write(&mut first, T + Duration::from_secs(40));
+        assert_eq!(st.open.as_ref().unwrap().age_ms, Some(40_000));
+        // The successor's clock is an hour off: the deadline counts from the
+        // published age on its own clock, not from the writer's clock.
+        let later = T + Duration::from_secs(3_600);
+        let mut second = Coordinator::new(
+            cfg(3, Some(d)),
+            "b",
+            CoordinatorOptions::default(),
+            Some(&st),
+        );
+        second.handle_timeout(later);
+        assert!(second.broken().is_none());
+        assert_eq!(second.poll_timeout(), Some(later + Duration::from_secs(60)));
+        // Only the last member's check-in is needed to release.
+        second.handle_message(9, &checkin(0, "2", "s2", 0), later);
+        assert_eq!(notifies(&drain(&mut second)), vec![(0, 3)]);
+    }
+
+    #[test]
+    fn probes_are_answered_at_once_and_speed_the_heartbeat() {
+        let o = CoordinatorOptions::default();
+        let mut c = Coordinator::new(cfg(2, None), "c", o.clone(), None);
+        let (_, st) = write(&mut c, T);
+        assert_eq!(
+            st.heartbeat_every_ms,
+            2 * o.heartbeat.as_millis() as u64,
+            "idle"
+        );
+        assert_eq!(c.poll_timeout(), Some(T + 2 * o.heartbeat));
+        c.handle_message(1, &checkin(0, "0", "s", 0), T);
+        let (_, st) = write(&mut c, T + Duration::from_secs(1));
+        assert_eq!(
+            st.heartbeat_every_ms,
+            o.heartbeat.as_millis() as u64,
+            "open"
+        );
+        assert_eq!(deletes(&drain(&mut c)), vec![1], "published: freed");
+        let probe = Message::Probe {
+            barrier: "b".into(),
+            instance: "i".into(),
+            from: "standby".into(),
+            watch: true,
+        }
+        .encode();
+        let t = T + Duration::from_secs(2);
+        c.handle_message(2, &probe, t);
+        let tr = drain(&mut c);
+        assert_eq!(deletes(&tr), vec![2], "a probe is not kept");
+        assert_eq!(
+            c.poll_timeout(),
+            Some(T + Duration::from_secs(1)),
+            "answer now"
+        );
+        let (_, st) = write(&mut c, t);
+        assert_eq!(
+            st.heartbeat_every_ms,
+            o.standby_heartbeat.as_millis() as u64
+        );
+        assert_eq!(st.standbys, vec!["standby".to_owned()]);
+        assert!(matches!(c.poll_event(), Some(Event::Arrived { .. })));
+        assert!(matches!(c.poll_event(), Some(Event::Watched { .. })));
+        // Without more probes it slows down again after the watch window.
+        let quiet = t + o.watch_window;
+        c.handle_timeout(quiet);
+        let (_, st) = write(&mut c, quiet + o.standby_heartbeat);
+        assert!(st.standbys.is_empty());
+        assert_eq!(st.heartbeat_every_ms, o.heartbeat.as_millis() as u64);
+    }
+
+    #[test]
+    fn a_coordinator_that_finds_another_write_stands_down() {
+        let mut a = Coordinator::new(cfg(2, None), "a", CoordinatorOptions::default(), None);
+        a.handle_message(1, &checkin(0, "0", "s", 0), T);
+        write(&mut a, T);
+        drain(&mut a);
+        let mut other = a.snapshot(T);
+        other.coordinator = "b".into();
+        a.handle_message(2, &checkin(0, "1", "s1", 0), T);
+        a.handle_state_observed(&other, T);
+        assert_eq!(a.superseded(), Some("b"));
+        let t = drain(&mut a);
+        assert!(
+            deletes(&t).is_empty(),
+            "no deletes after standing down: {t:?}"
+        );
+        assert_eq!(
+            notifies(&t),
+            vec![(0, 2)],
+            "its complete count is still true"
+        );
+        a.handle_message(3, &checkin(1, "0", "s", 0), T);
+        a.handle_timeout(T + Duration::from_secs(60));
+        assert!(drain(&mut a).is_empty(), "inert");
+        assert_eq!(a.poll_timeout(), None);
+    }
+
+    #[test]
+    fn a_first_write_merges_another_coordinators_arrivals() {
+        let mut a = Coordinator::new(cfg(3, None), "a", CoordinatorOptions::default(), None);
+        a.handle_message(1, &checkin(0, "0", "s", 0), T);
+        let mut theirs = a.snapshot(T);
+        theirs.coordinator = "b".into();
+        theirs.open.as_mut().unwrap().arrived.insert(2);
+        a.handle_state_observed(&theirs, T);
+        assert!(
+            a.superseded().is_none(),
+            "never written: merge, not stand down"
+        );
+        a.handle_message(2, &checkin(0, "1", "s1", 0), T);
+        assert_eq!(notifies(&drain(&mut a)), vec![(0, 3)]);
+    }
+
+    #[test]
+    fn a_clean_stop_is_published() {
+        let c = Coordinator::<u32>::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+        assert!(c.final_snapshot(T).stopped);
+        assert!(!c.snapshot(T).stopped);
     }
 }

@@ -21,6 +21,8 @@
 //!   It can be fed by a long-running process or by a stateless function
 //!   invoked with batches of SQS messages (an AWS Lambda handler): every
 //!   message it has not yet told the driver to delete must stay in the queue.
+//! * [`standby::Standby`]: a coordinator standing by, which watches the
+//!   active one on its own clock and takes over when it is gone.
 //! * [`wire`]: the versioned JSON format of every message on the barrier's
 //!   queues, and [`state`]: the coordinator's published state (queue tags).
 //!
@@ -34,6 +36,7 @@ pub mod config;
 pub mod coordinator;
 pub mod names;
 pub mod participant;
+pub mod standby;
 pub mod state;
 pub mod tags;
 pub mod wire;

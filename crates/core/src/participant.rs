@@ -16,29 +16,36 @@
 //! 4. Stop when [`Participant::poll_event`] yields an [`Outcome`]; then
 //!    `arrive` at the next generation.
 //!
-//! While it waits, the participant re-sends its check-in every
-//! [`ParticipantOptions::resend_after`] (so a release notice it missed is
-//! sent again) and, from [`ParticipantOptions::silence_after`] on, checks
-//! that a coordinator is alive, failing with
-//! [`Outcome::CoordinatorSilent`] rather than waiting for ever.
+//! While it waits, the participant reads the coordinator's published state
+//! every [`ParticipantOptions::status_interval`] (the first time after half
+//! of it). The state tells it whether to send its check-in again (the
+//! coordinator does not show its arrival, or shows the generation released
+//! although no notice came) and whether a coordinator is alive: one that
+//! has published nothing new for [`ParticipantOptions::silence_after`] (and
+//! for twice the interval it promised), by the participant's own clock,
+//! ends the wait with [`Outcome::CoordinatorSilent`] rather than a hang.
+//!
+//! The driver long-polls its release queue without a break between status
+//! reads: they run beside the poll, so a waiting participant costs one
+//! receive per 20 s and one status read per `status_interval`.
 
 use std::collections::VecDeque;
 use std::time::Duration;
 
 use crate::config::{BarrierConfig, Membership};
-use crate::state::PublishedState;
+use crate::state::{Liveness, PublishedState};
 use crate::wire::{BreakCause, Message};
 
 /// Tunables of a participant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 #[non_exhaustive]
 pub struct ParticipantOptions {
-    /// Re-send the check-in after waiting this long without an answer.
-    pub resend_after: Duration,
-    /// A coordinator whose last heartbeat is older than this is silent.
-    /// The first check is this long after arriving.
+    /// A coordinator that published nothing new for this long (and for
+    /// twice the heartbeat interval it promised), by this participant's
+    /// clock, is silent; so is no state at all this long after arriving.
     pub silence_after: Duration,
-    /// How often to check the coordinator after the first check.
+    /// How often to read the coordinator's published state while waiting;
+    /// the first read is half of this after arriving.
     pub status_interval: Duration,
     /// How long to wait for the status read on timeout before giving up on
     /// naming the missing members.
@@ -48,9 +55,8 @@ pub struct ParticipantOptions {
 impl Default for ParticipantOptions {
     fn default() -> Self {
         Self {
-            resend_after: Duration::from_secs(20),
-            silence_after: Duration::from_secs(30),
-            status_interval: Duration::from_secs(10),
+            silence_after: Duration::from_secs(60),
+            status_interval: Duration::from_secs(80),
             status_grace: Duration::from_secs(5),
         }
     }
@@ -71,7 +77,7 @@ pub enum ParticipantError {
         hint: String,
     },
     /// `arrive` while already waiting.
-    #[error("already waiting at generation {0}")]
+    #[error("already waiting at phase {0}")]
     AlreadyWaiting(u64),
 }
 
@@ -115,12 +121,15 @@ pub enum Outcome {
         /// The coordinator's last heartbeat (ms since the epoch), if any.
         last_heartbeat_ms: Option<u64>,
     },
-    /// No coordinator has published a heartbeat recently enough.
+    /// No coordinator has published anything new for long enough.
     CoordinatorSilent {
         /// The generation waited at.
         generation: u64,
-        /// The coordinator's last heartbeat (ms since the epoch), if any.
+        /// The coordinator's last heartbeat (ms since the epoch, by its
+        /// clock), if any.
         last_heartbeat_ms: Option<u64>,
+        /// How long nothing new was published, by this participant's clock.
+        silent_for: Duration,
     },
 }
 
@@ -138,10 +147,10 @@ pub enum Notice {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Waiting {
     generation: u64,
-    arrived_at: Duration,
     attempt: u32,
-    next_resend: Duration,
     next_status: Duration,
+    /// Whether the coordinators publish anything new, by this clock.
+    liveness: Liveness,
     timeout_at: Option<Duration>,
     /// Set once timed out: waiting for the status that names the missing.
     timing_out: Option<Duration>,
@@ -224,10 +233,9 @@ impl Participant {
         }
         self.waiting = Some(Waiting {
             generation,
-            arrived_at: now,
             attempt: 0,
-            next_resend: now + self.opts.resend_after,
-            next_status: now + self.opts.silence_after,
+            next_status: now + self.opts.status_interval / 2,
+            liveness: Liveness::new(now),
             timeout_at: timeout.map(|t| now + t),
             timing_out: None,
             querying: false,
@@ -322,13 +330,19 @@ impl Participant {
     }
 
     /// Feeds the coordinator's published state, as asked by
-    /// [`Transmit::QueryStatus`]; `None` if there is none or it could not be
-    /// read.
+    /// [`Transmit::QueryStatus`]; `None` if there is none.
+    ///
+    /// Besides the outcomes (broken, silent, the missing members on a
+    /// timeout), the state says whether the check-in must go again: when it
+    /// shows the generation released (the notice went missing), or does not
+    /// show this member's arrival (the check-in went missing, or a
+    /// coordinator lost it).
     pub fn handle_status(&mut self, state: Option<&PublishedState>, now: Duration) {
         let Some(w) = &mut self.waiting else {
             return;
         };
         w.querying = false;
+        w.liveness.observe(state, now);
         let generation = w.generation;
         let heartbeat = state.map(|s| s.heartbeat_ms);
         if w.timing_out.is_some() {
@@ -352,20 +366,27 @@ impl Participant {
             });
             return;
         }
-        let silent_for = match heartbeat {
-            Some(hb) => now.saturating_sub(Duration::from_millis(hb)),
-            None => now.saturating_sub(w.arrived_at),
-        };
-        if silent_for >= self.opts.silence_after {
+        if w.liveness.silent(now, self.opts.silence_after) {
+            let silent_for = w.liveness.unchanged_for(now);
             self.finish(Outcome::CoordinatorSilent {
                 generation,
                 last_heartbeat_ms: heartbeat,
+                silent_for,
             });
             return;
         }
-        if state.is_some_and(|s| s.is_released(generation)) {
-            // Released, but our notice did not reach us: ask again now.
-            w.next_resend = now;
+        let me = self.members.index_of(&self.member);
+        let counted = state
+            .and_then(|s| s.open.as_ref())
+            .filter(|o| o.generation == generation)
+            .is_some_and(|o| me.is_some_and(|i| o.arrived.contains(i)));
+        if !counted {
+            // Released but no notice reached us, or our arrival is not
+            // recorded: send the check-in again; a coordinator answers a new
+            // send for a released generation with one more notice copy.
+            w.attempt += 1;
+            let attempt = w.attempt;
+            self.send_checkin(generation, attempt);
         }
     }
 
@@ -393,7 +414,7 @@ impl Participant {
         self.events.push_back(outcome);
     }
 
-    /// Fires due timers: re-sends, coordinator checks, the wait's timeout.
+    /// Fires due timers: status reads and the wait's timeout.
     pub fn handle_timeout(&mut self, now: Duration) {
         let Some(w) = &mut self.waiting else {
             return;
@@ -423,28 +444,35 @@ impl Participant {
             w.next_status = now + self.opts.status_interval;
             self.transmits.push_back(Transmit::QueryStatus);
         }
-        if now >= w.next_resend {
-            w.attempt += 1;
-            w.next_resend = now + self.opts.resend_after;
-            let (g, a) = (w.generation, w.attempt);
-            self.send_checkin(g, a);
-        }
+    }
+
+    /// Whether the wait's own timeout has passed and only the status read
+    /// that names the missing members is awaited.
+    pub fn is_timing_out(&self) -> bool {
+        self.waiting
+            .as_ref()
+            .is_some_and(|w| w.timing_out.is_some())
     }
 
     /// The next instant at which [`Self::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Duration> {
         let w = self.waiting.as_ref()?;
-        if let Some(t) = w.timing_out {
-            return Some(t);
+        if w.querying {
+            return self.poll_deadline();
         }
-        let mut t = w.next_resend;
-        if !w.querying {
-            t = t.min(w.next_status);
-        }
-        if let Some(to) = w.timeout_at {
-            t = t.min(to);
-        }
-        Some(t)
+        Some(
+            self.poll_deadline()
+                .map_or(w.next_status, |t| t.min(w.next_status)),
+        )
+    }
+
+    /// The next instant that must cut a long poll short: the wait's timeout
+    /// or the end of its grace. Status reads need not: a driver that reads
+    /// the state beside the poll calls [`Self::handle_timeout`] after each
+    /// poll, and a read up to one poll late changes nothing.
+    pub fn poll_deadline(&self) -> Option<Duration> {
+        let w = self.waiting.as_ref()?;
+        w.timing_out.or(w.timeout_at)
     }
 
     /// The next thing the driver must do.
@@ -506,20 +534,78 @@ mod tests {
         assert_eq!(p.waiting_at(), None);
     }
 
+    /// A state written by coordinator `c` at `heartbeat_ms` (its clock),
+    /// with generation `g` open and `arrived` counted.
+    fn state(heartbeat_ms: u64, g: u64, arrived: &[usize], released_below: u64) -> PublishedState {
+        let mut set = MemberSet::new(3);
+        for i in arrived {
+            set.insert(*i);
+        }
+        PublishedState {
+            v: 1,
+            coordinator: "c".into(),
+            heartbeat_ms,
+            heartbeat_every_ms: 30_000,
+            stopped: false,
+            standbys: vec![],
+            released_below,
+            released_above: vec![],
+            open: Some(OpenGeneration {
+                generation: g,
+                arrived: set,
+                since_ms: 0,
+                age_ms: Some(0),
+            }),
+            broken: None,
+            rejected: 0,
+        }
+    }
+
+    fn sends(p: &mut Participant) -> Vec<Message> {
+        std::iter::from_fn(|| p.poll_transmit())
+            .filter_map(|t| match t {
+                Transmit::Send(body) => Some(Message::decode(&body).unwrap()),
+                Transmit::QueryStatus => None,
+            })
+            .collect()
+    }
+
     #[test]
-    fn re_sends_while_waiting() {
+    fn status_reads_decide_re_sends() {
         let opts = ParticipantOptions::default();
         let mut p = Participant::new(&cfg(), "1", "s", opts.clone()).unwrap();
-        p.arrive(0, None, T).unwrap();
+        p.arrive(2, None, T).unwrap();
         p.poll_transmit();
-        p.handle_timeout(T + opts.resend_after);
-        let Some(Transmit::Send(body)) = p.poll_transmit() else {
-            panic!("no re-send");
-        };
+        // Nothing is due before half the status interval.
+        assert_eq!(p.poll_timeout(), Some(T + opts.status_interval / 2));
+        assert_eq!(p.poll_deadline(), None, "no timer cuts a long poll short");
+        let mut t = T + opts.status_interval / 2;
+        p.handle_timeout(t);
+        assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
+        // Counted: nothing to send.
+        p.handle_status(Some(&state(1, 2, &[1], 2)), t);
+        assert!(sends(&mut p).is_empty());
+        // Not counted (lost check-in, or a coordinator lost it): again.
+        t += opts.status_interval;
+        p.handle_timeout(t);
+        p.handle_status(Some(&state(2, 2, &[0], 2)), t);
         assert!(matches!(
-            Message::decode(&body).unwrap(),
-            Message::Checkin { attempt: 1, .. }
+            sends(&mut p)[..],
+            [Message::Checkin {
+                generation: 2,
+                attempt: 1,
+                ..
+            }]
         ));
+        // Released, but no notice came: again, for a new copy.
+        t += opts.status_interval;
+        p.handle_timeout(t);
+        p.handle_status(Some(&state(3, 3, &[], 3)), t);
+        assert!(matches!(
+            sends(&mut p)[..],
+            [Message::Checkin { attempt: 2, .. }]
+        ));
+        assert_eq!(p.poll_event(), None, "still waiting for the notice");
     }
 
     #[test]
@@ -527,25 +613,10 @@ mod tests {
         let mut p = Participant::new(&cfg(), "1", "s", ParticipantOptions::default()).unwrap();
         p.arrive(2, Some(Duration::from_secs(3)), T).unwrap();
         p.poll_transmit();
+        assert_eq!(p.poll_deadline(), Some(T + Duration::from_secs(3)));
         p.handle_timeout(T + Duration::from_secs(3));
         assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
-        let mut arrived = MemberSet::new(3);
-        arrived.insert(1);
-        let st = PublishedState {
-            v: 1,
-            coordinator: "c".into(),
-            heartbeat_ms: T.as_millis() as u64,
-            heartbeat_every_ms: 5_000,
-            released_below: 2,
-            released_above: vec![],
-            open: Some(OpenGeneration {
-                generation: 2,
-                arrived,
-                since_ms: 0,
-            }),
-            broken: None,
-            rejected: 0,
-        };
+        let st = state(T.as_millis() as u64, 2, &[1], 2);
         p.handle_status(Some(&st), T + Duration::from_secs(3));
         assert_eq!(
             p.poll_event(),
@@ -558,18 +629,54 @@ mod tests {
     }
 
     #[test]
-    fn a_silent_coordinator_ends_the_wait() {
+    fn no_state_at_all_is_a_silent_coordinator() {
         let opts = ParticipantOptions::default();
         let mut p = Participant::new(&cfg(), "0", "s", opts.clone()).unwrap();
         p.arrive(0, None, T).unwrap();
         p.poll_transmit();
-        p.handle_timeout(T + opts.silence_after);
-        assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
-        p.handle_status(None, T + opts.silence_after);
+        let first = T + opts.status_interval / 2;
+        p.handle_timeout(first);
+        p.handle_status(None, first);
+        assert_eq!(p.poll_event(), None, "{first:?} is not yet silent");
+        let t = T + opts.silence_after;
+        p.handle_timeout(t.max(first + opts.status_interval));
+        p.handle_status(None, t.max(first + opts.status_interval));
         assert!(matches!(
             p.poll_event(),
             Some(Outcome::CoordinatorSilent { .. })
         ));
+    }
+
+    /// Liveness is judged on the participant's own clock: a heartbeat
+    /// written by a clock minutes ahead or behind changes nothing; a beat
+    /// that stops changing does, whatever the clocks say.
+    #[test]
+    fn skewed_clocks_change_nothing() {
+        let opts = ParticipantOptions::default();
+        let five_min = 300_000;
+        let here = T.as_millis() as u64;
+        for skew in [here - five_min, here + five_min, 1, u64::MAX / 2] {
+            let mut p = Participant::new(&cfg(), "1", "s", opts.clone()).unwrap();
+            p.arrive(2, None, T).unwrap();
+            p.poll_transmit();
+            let mut t = T + opts.status_interval / 2;
+            // A live coordinator: its beat changes between reads.
+            for k in 0..5 {
+                p.handle_timeout(t);
+                p.handle_status(Some(&state(skew + k, 2, &[1], 2)), t);
+                assert_eq!(p.poll_event(), None, "skew {skew}: live called silent");
+                t += opts.status_interval;
+            }
+            // It dies after its last beat (read at t - interval): the same
+            // beat again, a read later (longer than silence_after and twice
+            // the promised 30 s), is silence.
+            p.handle_timeout(t);
+            p.handle_status(Some(&state(skew + 4, 2, &[1], 2)), t);
+            assert!(
+                matches!(p.poll_event(), Some(Outcome::CoordinatorSilent { .. })),
+                "skew {skew}: a dead coordinator was not noticed"
+            );
+        }
     }
 
     #[test]

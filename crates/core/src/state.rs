@@ -12,6 +12,8 @@
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
+use std::time::Duration;
+
 use serde::{Deserialize, Serialize};
 
 use crate::config::Membership;
@@ -73,6 +75,23 @@ impl MemberSet {
         self.len == 0
     }
 
+    /// The members of the set below `n`, as a set over `n` members (a set
+    /// read from a published state may be longer than the membership).
+    pub fn within(&self, n: usize) -> Self {
+        let mut s = Self::new(n);
+        for i in (0..n).filter(|i| self.contains(*i)) {
+            s.insert(i);
+        }
+        s
+    }
+
+    /// Adds every member of `other`.
+    pub fn union_with(&mut self, other: &Self) {
+        for i in (0..self.cap).filter(|i| other.contains(*i)) {
+            self.insert(i);
+        }
+    }
+
     /// The indexes below `n` that are not in the set.
     pub fn missing(&self, n: usize) -> impl Iterator<Item = usize> + '_ {
         (0..n).filter(|i| !self.contains(*i))
@@ -99,8 +118,15 @@ pub struct OpenGeneration {
     /// Who has arrived at it.
     #[serde(with = "member_set_b64")]
     pub arrived: MemberSet,
-    /// When the coordinator saw its first check-in (ms since the epoch).
+    /// When the coordinator saw its first check-in (ms since the epoch, by
+    /// the writer's clock: for people; no decision reads it).
     pub since_ms: u64,
+    /// How long the generation had been open when this was written (ms, by
+    /// the writer's clock). A successor measures the deadline from it on its
+    /// own clock, so hosts need not agree on the time. Absent in states of
+    /// earlier versions, which then count from `since_ms`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub age_ms: Option<u64>,
 }
 
 /// A broken barrier.
@@ -124,19 +150,34 @@ pub struct PublishedState {
     pub v: u32,
     /// The id of the coordinator that wrote it.
     pub coordinator: String,
-    /// When it was written (ms since the epoch): the coordinator's heartbeat.
+    /// When it was written (ms since the epoch, by the writer's clock). For
+    /// people: readers judge liveness by whether the pair (`coordinator`,
+    /// `heartbeat_ms`) changes between their reads, on their own clock
+    /// (see [`Liveness`]), never by comparing clocks of different hosts.
     pub heartbeat_ms: u64,
-    /// How often the coordinator writes when idle (ms); a heartbeat older
-    /// than a few of these means the coordinator is gone.
+    /// The writer's promise: its next write comes within this many ms. A
+    /// reader that sees no new write for [`Self::stale_after`] by its own
+    /// clock may take the writer for gone.
     #[serde(default = "default_interval")]
     pub heartbeat_every_ms: u64,
+    /// Set by a coordinator that stopped cleanly (SIGINT, SIGTERM): nobody
+    /// coordinates until another one starts; a standby takes over at once.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub stopped: bool,
+    /// Coordinators standing by to take over, as the writer last heard from
+    /// them (their probes).
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub standbys: Vec<String>,
     /// Every generation below this one has been released.
     pub released_below: u64,
     /// Generations at or above `released_below` that were released too
     /// (only when members work at different phases).
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub released_above: Vec<u64>,
-    /// The lowest generation with check-ins that is not yet released.
+    /// The open generation whose arrivals are published: the lowest
+    /// generation with check-ins that is not yet released, unless a higher
+    /// one was published first and is still open. Its check-ins may have
+    /// been deleted: this record is what a successor restores them from.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub open: Option<OpenGeneration>,
     /// Set once the barrier is broken.
@@ -151,12 +192,93 @@ fn default_interval() -> u64 {
     5_000
 }
 
+/// Whether the coordinators are alive, judged on the reader's own clock.
+///
+/// Feed it every published state read with [`Liveness::observe`]; it
+/// remembers when the beat (see [`PublishedState::beat`]) last changed, by
+/// the reader's clock. The writer's wall clock is never compared with the
+/// reader's, so hosts whose clocks disagree by minutes judge alike.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Liveness {
+    beat: Option<(String, u64)>,
+    since: Duration,
+    promise: Option<Duration>,
+    stopped: bool,
+}
+
+impl Liveness {
+    /// Starts watching at `now`: until a state is read, "no state" counts
+    /// from here.
+    pub fn new(now: Duration) -> Self {
+        Self {
+            beat: None,
+            since: now,
+            promise: None,
+            stopped: false,
+        }
+    }
+
+    /// Records a read at `now`; returns whether the beat changed (a new
+    /// write since the previous read, or the first state seen).
+    pub fn observe(&mut self, state: Option<&PublishedState>, now: Duration) -> bool {
+        let beat = state.map(|s| (s.coordinator.clone(), s.heartbeat_ms));
+        self.promise = state.map(PublishedState::stale_after);
+        self.stopped = state.is_some_and(|s| s.stopped);
+        if beat == self.beat {
+            return false;
+        }
+        // A first state counts from when it was read: its age by the
+        // reader's clock is unknown.
+        self.beat = beat;
+        self.since = now;
+        self.beat.is_some()
+    }
+
+    /// How long, by the reader's clock, the beat has not changed (or no
+    /// state has been seen).
+    pub fn unchanged_for(&self, now: Duration) -> Duration {
+        now.saturating_sub(self.since)
+    }
+
+    /// Whether a state has been seen at all.
+    pub fn seen(&self) -> bool {
+        self.beat.is_some()
+    }
+
+    /// Whether nothing new was published for `floor` and for the writer's
+    /// own [`PublishedState::stale_after`], by the reader's clock (or no
+    /// state was seen for `floor`). A coordinator that stopped cleanly counts
+    /// like any other: a supervisor may start another.
+    pub fn silent(&self, now: Duration, floor: Duration) -> bool {
+        self.unchanged_for(now) >= self.promise.map_or(floor, |p| p.max(floor))
+    }
+
+    /// Whether the writer looks gone at `now`, for a coordinator deciding to
+    /// take over: it stopped cleanly, or it is [`Self::silent`].
+    pub fn gone(&self, now: Duration, floor: Duration) -> bool {
+        (self.promise.is_some() && self.stopped) || self.silent(now, floor)
+    }
+}
+
 impl PublishedState {
-    /// Whether the coordinator that wrote this looks alive at `now_ms`: its
-    /// heartbeat is younger than three intervals (plus two seconds of slack
-    /// for clocks and slow writes).
-    pub fn looks_alive(&self, now_ms: u64) -> bool {
-        now_ms.saturating_sub(self.heartbeat_ms) <= 3 * self.heartbeat_every_ms + 2_000
+    /// What identifies one write: a reader that sees the same beat twice has
+    /// seen no write in between.
+    pub fn beat(&self) -> (&str, u64) {
+        (&self.coordinator, self.heartbeat_ms)
+    }
+
+    /// How long a reader may see no new write before it takes the writer
+    /// for gone: two promised intervals plus two seconds for slow requests.
+    pub fn stale_after(&self) -> Duration {
+        Duration::from_millis(2 * self.heartbeat_every_ms + 2_000)
+    }
+
+    /// Whether the heartbeat looks recent by the reader's wall clock
+    /// (`now_ms`): a hint for people only (`status` without a probe), since
+    /// clocks of different hosts may disagree. Decisions use [`Liveness`].
+    pub fn looks_recent(&self, now_ms: u64) -> bool {
+        !self.stopped
+            && now_ms.saturating_sub(self.heartbeat_ms) <= self.stale_after().as_millis() as u64
     }
 
     /// Whether generation `g` was released.
@@ -228,12 +350,15 @@ mod tests {
             coordinator: "c".into(),
             heartbeat_ms: 5,
             heartbeat_every_ms: 1000,
+            stopped: false,
+            standbys: vec![],
             released_below: 4,
             released_above: vec![6],
             open: Some(OpenGeneration {
                 generation: 4,
                 arrived,
                 since_ms: 1,
+                age_ms: Some(7),
             }),
             broken: None,
             rejected: 2,

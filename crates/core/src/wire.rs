@@ -11,9 +11,10 @@
 //! {"v":1,"type":"abort","barrier":"job","instance":"5f3a…","gen":3,"by":"alice","reason":"disk full"}
 //! {"v":1,"type":"release","barrier":"job","instance":"5f3a…","gen":3}
 //! {"v":1,"type":"broken","barrier":"job","instance":"5f3a…","gen":3,"from_gen":3,"cause":{"kind":"aborted","by":"alice","reason":"disk full"},"missing":["bob"]}
+//! {"v":1,"type":"probe","barrier":"job","instance":"5f3a…","from":"7d2e91c0@host2","watch":true}
 //! ```
 //!
-//! Check-ins and aborts travel on the check-in queue; releases and broken
+//! Check-ins, aborts and probes travel on the check-in queue; releases and broken
 //! notices on the release queues. Decoding checks the shape only; whether a
 //! message belongs to this barrier (name, instance, member) is the state
 //! machines' business.
@@ -138,6 +139,21 @@ pub enum Message {
         /// The members that had not arrived at `from_gen` when it broke.
         missing: Vec<String>,
     },
+    /// A coordinator standing by asks the active one to show it is alive:
+    /// the active one publishes its state at once (a new heartbeat) and
+    /// beats faster while probes keep coming.
+    Probe {
+        /// The barrier's name.
+        barrier: String,
+        /// The barrier's instance id.
+        instance: String,
+        /// Who asks: a standby's id, or `status@HOST`.
+        from: String,
+        /// `true` from a standby: keep beating fast while it watches;
+        /// `false` from a one-off look (`sqs-barrier status`).
+        #[serde(default)]
+        watch: bool,
+    },
 }
 
 #[derive(Deserialize)]
@@ -181,6 +197,9 @@ impl Message {
             }
             | Message::Broken {
                 barrier, instance, ..
+            }
+            | Message::Probe {
+                barrier, instance, ..
             } => (barrier, instance),
         }
     }
@@ -192,6 +211,7 @@ impl Message {
             Message::Abort { .. } => "abort",
             Message::Release { .. } => "release",
             Message::Broken { .. } => "broken",
+            Message::Probe { .. } => "probe",
         }
     }
 }
@@ -234,6 +254,12 @@ mod tests {
                 from_gen: 3,
                 cause: BreakCause::Deadline { after_ms: 5000 },
                 missing: vec!["bob".into()],
+            },
+            Message::Probe {
+                barrier: "b".into(),
+                instance: "i".into(),
+                from: "c2".into(),
+                watch: true,
             },
         ];
         for m in msgs {

@@ -12,9 +12,11 @@
 //! # Environment
 //!
 //! * **Check-in queue**: a set of message copies, each visible or in flight
-//!   (held). A copy is named by its [`Tok`] (member, generation, attempt,
-//!   copy number); the token is also the receipt handle the coordinator
-//!   holds. The coordinator receives **any** visible copy (reordering).
+//!   (held by one coordinator). A copy is named by its [`Tok`] (member,
+//!   generation, attempt, copy number); the token is also the receipt
+//!   handle the coordinators hold. A coordinator receives **any** visible
+//!   copy (reordering). A delete works only for the coordinator that
+//!   received the copy last (an older receipt handle deletes nothing).
 //!   Faults: *duplication* (a new visible copy of any check-in ever sent,
 //!   also one already deleted: SQS at-least-once delivery, or an SDK retry of
 //!   `SendMessage`) and *visibility lapse* (a held copy becomes visible again:
@@ -30,30 +32,37 @@
 //! * **Coordinator driver**: drains `poll_transmit` into a work list after
 //!   every call and carries the transmits out one at a time, in order, as
 //!   separate steps (so a crash can fall between any two). `WriteState`
-//!   updates the register and reports `handle_state_written` in one step (a
-//!   crash between the write and the report is the same as a crash just
-//!   after the report, since the deletes it unlocks are queued, not done).
-//!   Receives may interleave with pending transmits.
-//! * **Coordinator crash**: discards the machine and its work list, makes
-//!   every held check-in visible again, and starts a new coordinator (new id)
-//!   from the register.
-//! * **Participants**: member `i` arrives at generations `0..G` in turn; the
-//!   re-send timer is an action.
+//!   is read, merge (or stand down), write as the driver does it: the read
+//!   and the write are separate steps when two coordinators are active, so
+//!   the other's write can land between them (tags are not
+//!   compare-and-swap). A write reports `handle_state_written` in the same
+//!   step (a crash between the write and the report is the same as a crash
+//!   just after the report, since the deletes it unlocks are queued, not
+//!   done). Receives may interleave with pending transmits.
+//! * **Coordinators**: up to two at once, in slots 0 and 1. A *crash*
+//!   discards a machine and its work list and makes every check-in it held
+//!   visible again; a standby (the same slot, new id) takes over from the
+//!   register. A *takeover* starts a second coordinator from the register
+//!   while the first lives (a standby that took the active one for dead):
+//!   both run until one finds the other's write and stands down, handing
+//!   its check-ins back.
+//! * **Participants**: member `i` arrives at generations `0..G` in turn; its
+//!   status read (the register, then maybe a re-send) is an action.
 //!
 //! # Time
 //!
 //! Time is abstracted away: every call gets the same `now` ([`NOW`]), and
 //! the timers the model fires are set to zero so they are always due when
-//! the model chooses to fire them (`resend_after = 0`;
+//! the model chooses to fire them (`status_interval = 0`;
 //! `min_write_interval = 0`, so the coordinator's write timer is due exactly
 //! when it has changes to publish or has never written). Firing is a
 //! nondeterministic action, so every order of timer expiries and message
 //! deliveries is explored. Timers whose only effects are failure outcomes
 //! are placed beyond the horizon: heartbeat writes without changes, the
-//! participants' status checks (`CoordinatorSilent`), wait timeouts and
-//! barrier deadlines are not modelled; neither are aborts. With a frozen
-//! clock a status check could only report a live coordinator, so leaving it
-//! out loses no behaviour of the remaining protocol.
+//! silence judgement (`CoordinatorSilent`), wait timeouts and barrier
+//! deadlines are not modelled; neither are aborts and probes. With a frozen
+//! clock a status read could only find a live coordinator; what it can
+//! change (a re-send) is modelled.
 //!
 //! # Bounds
 //!
@@ -97,12 +106,14 @@ pub struct Bounds {
     pub crashes: u8,
     /// Notice copies dropped by retention expiry in a run.
     pub expiries: u8,
-    /// Re-sends that may fire at any moment (racing with deliveries and
-    /// the coordinator), in a run.
+    /// Status reads that may happen at any moment (racing with deliveries
+    /// and the coordinator), in a run.
     pub racing_resends: u8,
-    /// Re-sends per participant per wait that fire when nothing else but a
-    /// fault can happen (the 20 s timer outlasts SQS and the coordinator).
+    /// Status reads per participant per wait when nothing else but a fault
+    /// can happen (the status interval outlasts SQS and the coordinator).
     pub quiet_resends: u8,
+    /// Takeovers by a second coordinator while the first lives, in a run.
+    pub takeovers: u8,
 }
 
 impl Bounds {
@@ -120,6 +131,7 @@ impl Bounds {
         expiries: 0,
         racing_resends: 0,
         quiet_resends: 1,
+        takeovers: 0,
     };
 }
 
@@ -146,7 +158,7 @@ pub struct Member {
     pub waiting: Option<u64>,
     /// The next generation to arrive at (= generations completed).
     pub next: u64,
-    /// Quiet re-sends fired in the current wait.
+    /// Quiet status reads in the current wait.
     pub resends: u8,
 }
 
@@ -157,23 +169,45 @@ pub struct Used {
     pub duplications: u8,
     /// Visibility lapses.
     pub lapses: u8,
-    /// Crashes (also the current coordinator's life number).
+    /// Crashes.
     pub crashes: u8,
     /// Retention expiries.
     pub expiries: u8,
-    /// Racing re-sends.
+    /// Racing status reads.
     pub resends: u8,
+    /// Takeovers while a coordinator lives.
+    pub takeovers: u8,
+}
+
+/// Who holds a check-in copy.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub enum Holder {
+    /// Visible; received last by this coordinator slot, if any (only its
+    /// receipt handle deletes it).
+    Visible(Option<u8>),
+    /// In flight, held by this coordinator slot.
+    Held(u8),
+}
+
+/// A running coordinator and its driver's work list.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Slot {
+    /// The real state machine.
+    pub machine: Coordinator<Tok>,
+    /// Transmits drained from it, not yet carried out.
+    pub pending: VecDeque<Transmit<Tok>>,
+    /// A state write whose read (and merge) is done and whose write is the
+    /// next step: `(version)`.
+    pub writing: Option<u64>,
 }
 
 /// A state of the whole system.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
-    /// The real coordinator state machine of the current life.
-    pub coordinator: Coordinator<Tok>,
-    /// Transmits drained from the coordinator, not yet carried out.
-    pub pending: VecDeque<Transmit<Tok>>,
-    /// The check-in queue: copy -> in flight (held by the coordinator).
-    pub checkin: BTreeMap<Tok, bool>,
+    /// The coordinators running, by slot.
+    pub slots: [Option<Slot>; 2],
+    /// The check-in queue: copy -> who holds it.
+    pub checkin: BTreeMap<Tok, Holder>,
     /// Every check-in ever sent, (member, generation, attempt) -> copies made.
     pub sent: BTreeMap<(u8, u8, u8), u8>,
     /// Release queues by parity: visible notice bodies -> copies.
@@ -201,16 +235,17 @@ pub struct State {
 /// A step of the model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Participant `i`'s re-send timer fires.
+    /// Participant `i` reads the published state (and may send again).
     Resend(u8),
     /// Participant `i` takes one copy of this notice from its release queue.
     Take(u8, String),
-    /// The coordinator receives this visible check-in copy.
-    Receive(Tok),
-    /// The coordinator's timer fires (a state write is due).
-    Tick,
-    /// The coordinator's driver carries out its next transmit.
-    Perform,
+    /// Coordinator `k` receives this visible check-in copy.
+    Receive(u8, Tok),
+    /// Coordinator `k`'s timer fires (a state write is due).
+    Tick(u8),
+    /// Coordinator `k`'s driver carries out its next transmit (or the write
+    /// of a state write whose read is done).
+    Perform(u8),
     /// Fault: a held check-in copy becomes visible again.
     Lapse(Tok),
     /// Fault: a new copy of the check-in (member, generation, attempt).
@@ -219,8 +254,12 @@ pub enum Action {
     DuplicateNotice(u8, String),
     /// Fault: a visible notice copy expires.
     Expire(u8, String),
-    /// Fault: the coordinator crashes and a new one starts from the tags.
-    Crash,
+    /// Fault: coordinator `k` crashes; a standby starts from the tags in
+    /// its place.
+    Crash(u8),
+    /// Fault: a standby takes over while the coordinator in slot 0 lives,
+    /// starting in slot 1 from the tags.
+    Takeover,
 }
 
 /// The model: a barrier of [`Bounds::members`] members.
@@ -240,9 +279,8 @@ fn coordinator_options() -> CoordinatorOptions {
 
 fn participant_options() -> ParticipantOptions {
     let mut o = ParticipantOptions::default();
-    o.resend_after = Duration::ZERO;
     o.silence_after = NEVER;
-    o.status_interval = NEVER;
+    o.status_interval = Duration::ZERO;
     o
 }
 
@@ -260,13 +298,41 @@ impl BarrierModel {
         ((1u16 << self.bounds.members) - 1) as u8
     }
 
-    fn new_coordinator(&self, life: u8, restored: Option<&PublishedState>) -> Coordinator<Tok> {
-        Coordinator::new(
-            self.cfg.clone(),
-            format!("c{life}"),
-            coordinator_options(),
-            restored,
-        )
+    /// A new coordinator life in a slot, started from the register.
+    ///
+    /// Its id differs from the other live coordinator's. It may equal the
+    /// id of a dead writer of the register: then nobody has written since
+    /// this one read the register, so treating that write as its own (no
+    /// merge) loses nothing. Two ids suffice, which keeps the state space
+    /// small.
+    fn start(&self, s: &mut State, k: usize) {
+        let other = s.slots[1 - k].as_ref().map(|c| c.machine.id().to_owned());
+        let id = if other.as_deref() == Some("c0") {
+            "c1"
+        } else {
+            "c0"
+        };
+        let machine =
+            Coordinator::new(self.cfg.clone(), id, coordinator_options(), s.tags.as_ref());
+        s.slots[k] = Some(Slot {
+            machine,
+            pending: VecDeque::new(),
+            writing: None,
+        });
+    }
+
+    /// Slot `k` is gone (crashed or stood down): what it held is visible.
+    fn vacate(&self, s: &mut State, k: usize) {
+        s.slots[k] = None;
+        for h in s.checkin.values_mut() {
+            if *h == Holder::Held(k as u8) {
+                *h = Holder::Visible(Some(k as u8));
+            }
+        }
+    }
+
+    fn slot(s: &mut State, k: usize) -> &mut Slot {
+        s.slots[k].as_mut().expect("a running coordinator")
     }
 
     fn checkin_body(&self, t: &Tok) -> String {
@@ -286,13 +352,16 @@ impl BarrierModel {
         s.members.iter().all(|m| m.next == self.bounds.generations)
     }
 
-    /// Whether nothing but a re-send or a fault can happen: no check-in is
-    /// visible, no coordinator step is due, and no waiting participant has a
-    /// notice copy to take.
+    /// Whether nothing but a status read or a fault can happen: no check-in
+    /// is visible to a running coordinator, no coordinator step is due, and
+    /// no waiting participant has a notice copy to take.
     fn quiet(&self, s: &State) -> bool {
-        s.pending.is_empty()
-            && s.checkin.values().all(|held| *held)
-            && s.coordinator.poll_timeout().is_none_or(|t| t > NOW)
+        let running = s.slots.iter().any(Option::is_some);
+        s.slots.iter().flatten().all(|c| {
+            c.pending.is_empty()
+                && c.writing.is_none()
+                && c.machine.poll_timeout().is_none_or(|t| t > NOW)
+        }) && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
             && s.members.iter().all(|m| {
                 m.waiting
                     .is_none_or(|g| s.release[(g % 2) as usize].is_empty())
@@ -318,9 +387,20 @@ impl BarrierModel {
         self.participant_sends(s, i);
     }
 
-    /// Carries out one pending transmit of the coordinator.
-    fn perform(&self, s: &mut State) {
-        match s.pending.pop_front().expect("a pending transmit") {
+    /// Carries out one pending step of coordinator `k`.
+    fn perform(&self, s: &mut State, k: usize) {
+        if let Some(version) = Self::slot(s, k).writing.take() {
+            // The write of a state write whose read and merge are done.
+            let state = Self::slot(s, k).machine.snapshot(NOW);
+            self.write(s, k, &state, version);
+            self.coordinator_drain(s, k);
+            return;
+        }
+        match Self::slot(s, k)
+            .pending
+            .pop_front()
+            .expect("a pending transmit")
+        {
             Transmit::Notify {
                 generation,
                 copies,
@@ -332,44 +412,97 @@ impl BarrierModel {
             }
             Transmit::Delete(toks) => {
                 for t in toks {
-                    s.checkin.remove(&t);
+                    // Only the latest receipt handle deletes.
+                    let last = match s.checkin.get(&t) {
+                        Some(Holder::Held(h)) | Some(Holder::Visible(Some(h))) => Some(*h),
+                        _ => None,
+                    };
+                    if last == Some(k as u8) {
+                        s.checkin.remove(&t);
+                    }
                 }
             }
             Transmit::DeadLetter { reason, .. } => {
                 flag(s, format!("coordinator dead-lettered: {reason}"));
             }
-            Transmit::WriteState { version, state } => {
-                match PublishedState::from_json(&state.to_json()) {
-                    Some(mut read_back) => {
-                        // Only `released_*`, `broken` and `rejected` are
-                        // read in the model (by a restarting coordinator,
-                        // and by the properties); clearing the rest merges
-                        // states that differ only in when a write happened.
-                        read_back.coordinator.clear();
-                        read_back.heartbeat_ms = 0;
-                        read_back.open = None;
-                        s.tags = Some(read_back);
-                    }
-                    None => flag(s, "published state does not read back".into()),
+            Transmit::WriteState { version, .. } => {
+                // Read, then merge or stand down, as the driver does.
+                if let Some(other) = s.tags.clone() {
+                    Self::slot(s, k).machine.handle_state_observed(&other, NOW);
                 }
-                s.coordinator.handle_state_written(version);
+                if Self::slot(s, k).machine.superseded().is_some() {
+                    self.coordinator_drain(s, k);
+                    // Notices of generations it counted complete still go.
+                    let rest: Vec<_> = Self::slot(s, k).pending.drain(..).collect();
+                    for t in rest {
+                        if let Transmit::Notify {
+                            generation,
+                            copies,
+                            body,
+                        } = t
+                        {
+                            let p = (generation % 2) as u8;
+                            *s.release[p as usize].entry(body.clone()).or_insert(0) += copies as u8;
+                            s.notices.insert((p, body));
+                        }
+                    }
+                    self.vacate(s, k);
+                    if s.slots[1 - k].is_none() {
+                        // It stands by; with nobody else active it takes
+                        // over again.
+                        self.start(s, k);
+                    }
+                    return;
+                }
+                let state = Self::slot(s, k).machine.snapshot(NOW);
+                if s.slots[1 - k].is_some() {
+                    // Another coordinator is active: its write may land
+                    // between this read and this write.
+                    Self::slot(s, k).writing = Some(version);
+                } else {
+                    self.write(s, k, &state, version);
+                }
             }
         }
-        self.coordinator_drain(s);
+        self.coordinator_drain(s, k);
     }
 
-    /// After a coordinator call: with no crash left to fall between two
-    /// transmits, carry them all out at once.
-    fn settle(&self, s: &mut State) {
-        self.coordinator_drain(s);
-        if s.used.crashes >= self.bounds.crashes {
-            while !s.pending.is_empty() {
-                self.perform(s);
+    fn write(&self, s: &mut State, k: usize, state: &PublishedState, version: u64) {
+        match PublishedState::from_json(&state.to_json()) {
+            Some(mut read_back) => {
+                // Only the coordinator's id, `released_*`, `open`, `broken`
+                // and `rejected` matter here; clearing when it happened
+                // merges states that differ only in that.
+                read_back.heartbeat_ms = 0;
+                read_back.heartbeat_every_ms = 0;
+                if let Some(o) = &mut read_back.open {
+                    o.since_ms = 0;
+                    o.age_ms = None;
+                }
+                s.tags = Some(read_back);
+            }
+            None => flag(s, "published state does not read back".into()),
+        }
+        Self::slot(s, k).machine.handle_state_written(version);
+    }
+
+    /// After a coordinator call: with no crash or second coordinator left to
+    /// fall between two transmits, carry them all out at once.
+    fn settle(&self, s: &mut State, k: usize) {
+        self.coordinator_drain(s, k);
+        let alone = s.slots[1 - k].is_none() && s.used.takeovers >= self.bounds.takeovers;
+        if s.used.crashes >= self.bounds.crashes && alone {
+            while s.slots[k]
+                .as_ref()
+                .is_some_and(|c| !c.pending.is_empty() || c.writing.is_some())
+            {
+                self.perform(s, k);
             }
         }
     }
 
-    /// Sends what participant `i` queued.
+    /// Sends what participant `i` queued; answers its status reads from the
+    /// register.
     fn participant_sends(&self, s: &mut State, i: usize) {
         while let Some(t) = s.members[i].machine.poll_transmit() {
             match t {
@@ -389,11 +522,14 @@ impl BarrierModel {
                             flag(s, format!("participant {i} sent an unexpected body {body}"));
                         }
                         s.sent.insert((tok.member, tok.generation, tok.attempt), 1);
-                        s.checkin.insert(tok, false);
+                        s.checkin.insert(tok, Holder::Visible(None));
                     }
                     other => flag(s, format!("participant {i} sent {other:?}")),
                 },
-                PTransmit::QueryStatus => flag(s, format!("participant {i} queried the status")),
+                PTransmit::QueryStatus => {
+                    let tags = s.tags.clone();
+                    s.members[i].machine.handle_status(tags.as_ref(), NOW);
+                }
             }
         }
     }
@@ -427,16 +563,26 @@ impl BarrierModel {
         }
     }
 
-    /// Drains the coordinator's events and transmits after a call.
-    fn coordinator_drain(&self, s: &mut State) {
-        while let Some(e) = s.coordinator.poll_event() {
+    /// Drains coordinator `k`'s events and transmits after a call.
+    fn coordinator_drain(&self, s: &mut State, k: usize) {
+        let Some(slot) = s.slots[k].as_mut() else {
+            return;
+        };
+        let mut bad = None;
+        while let Some(e) = slot.machine.poll_event() {
             match e {
-                Event::Arrived { .. } | Event::Released { .. } | Event::Resent { .. } => {}
-                other => flag(s, format!("coordinator: unexpected event {other:?}")),
+                Event::Arrived { .. }
+                | Event::Released { .. }
+                | Event::Resent { .. }
+                | Event::Superseded { .. } => {}
+                other => bad = Some(format!("coordinator: unexpected event {other:?}")),
             }
         }
-        while let Some(t) = s.coordinator.poll_transmit() {
-            s.pending.push_back(t);
+        while let Some(t) = slot.machine.poll_transmit() {
+            slot.pending.push_back(t);
+        }
+        if let Some(b) = bad {
+            flag(s, b);
         }
     }
 }
@@ -482,8 +628,7 @@ impl Model for BarrierModel {
             .collect();
         let g = self.bounds.generations as usize;
         let mut s = State {
-            coordinator: self.new_coordinator(0, None),
-            pending: VecDeque::new(),
+            slots: [None, None],
             checkin: BTreeMap::new(),
             sent: BTreeMap::new(),
             release: [BTreeMap::new(), BTreeMap::new()],
@@ -496,6 +641,7 @@ impl Model for BarrierModel {
             used: Used::default(),
             violation: None,
         };
+        self.start(&mut s, 0);
         for i in 0..self.bounds.members {
             self.arrive(&mut s, i);
         }
@@ -504,14 +650,34 @@ impl Model for BarrierModel {
 
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         let b = &self.bounds;
-        if !s.pending.is_empty() {
-            // The driver carries out the transmits of one call in order
-            // before it receives again; participants' steps and SQS faults
-            // commute with them, so only a crash is interleaved.
-            actions.push(Action::Perform);
-            if s.used.crashes < b.crashes {
-                actions.push(Action::Crash);
+        for (k, slot) in s.slots.iter().enumerate() {
+            let k = k as u8;
+            if slot
+                .as_ref()
+                .is_some_and(|c| !c.pending.is_empty() || c.writing.is_some())
+            {
+                // The driver carries out the transmits of one call in order
+                // before it receives again; participants' steps and SQS
+                // faults commute with them, so only a crash, or the other
+                // coordinator, is interleaved.
+                actions.push(Action::Perform(k));
+                if s.used.crashes < b.crashes {
+                    actions.push(Action::Crash(k));
+                }
             }
+        }
+        let busy = |k: usize| {
+            s.slots[k]
+                .as_ref()
+                .is_some_and(|c| !c.pending.is_empty() || c.writing.is_some())
+        };
+        if busy(0) || busy(1) {
+            let other = if busy(0) { 1 } else { 0 };
+            if busy(0) && busy(1) || s.slots[other].is_none() {
+                return;
+            }
+            // The other coordinator may act meanwhile (below, for it only).
+            self.coordinator_actions(s, other, actions);
             return;
         }
         let quiet = self.quiet(s);
@@ -534,20 +700,17 @@ impl Model for BarrierModel {
                 }
             }
         }
-        for (t, held) in &s.checkin {
-            if !held {
-                actions.push(Action::Receive(*t));
+        for k in 0..2 {
+            if s.slots[k].is_some() {
+                self.coordinator_actions(s, k, actions);
             }
-        }
-        if s.coordinator.poll_timeout().is_some_and(|t| t <= NOW) {
-            actions.push(Action::Tick);
         }
         if self.all_done(s) {
             return;
         }
         if s.used.lapses < b.lapses {
-            for (t, held) in &s.checkin {
-                if *held {
+            for (t, h) in &s.checkin {
+                if matches!(h, Holder::Held(_)) {
                     actions.push(Action::Lapse(*t));
                 }
             }
@@ -568,7 +731,14 @@ impl Model for BarrierModel {
             }
         }
         if s.used.crashes < b.crashes {
-            actions.push(Action::Crash);
+            for k in 0..2 {
+                if s.slots[k].is_some() {
+                    actions.push(Action::Crash(k as u8));
+                }
+            }
+        }
+        if s.used.takeovers < b.takeovers && s.slots[1].is_none() && s.slots[0].is_some() {
+            actions.push(Action::Takeover);
         }
     }
 
@@ -582,15 +752,8 @@ impl Model for BarrierModel {
                 } else {
                     s.used.resends += 1;
                 }
-                let before = s.sent.len();
                 s.members[i].machine.handle_timeout(NOW);
                 self.participant_sends(&mut s, i);
-                if s.sent.len() == before {
-                    flag(
-                        &mut s,
-                        format!("participant {i}: the re-send timer sent nothing"),
-                    );
-                }
             }
             Action::Take(i, body) => {
                 let i = i as usize;
@@ -603,24 +766,31 @@ impl Model for BarrierModel {
                 }
                 self.participant_outcomes(&mut s, i);
             }
-            Action::Receive(t) => {
-                s.checkin.insert(t, true);
+            Action::Receive(k, t) => {
+                let k = k as usize;
+                s.checkin.insert(t, Holder::Held(k as u8));
                 s.counted[t.generation as usize] |= 1 << t.member;
                 let body = self.checkin_body(&t);
-                s.coordinator.handle_message(t, &body, NOW);
-                self.settle(&mut s);
+                Self::slot(&mut s, k).machine.handle_message(t, &body, NOW);
+                self.settle(&mut s, k);
             }
-            Action::Tick => {
-                s.coordinator.handle_timeout(NOW);
-                self.settle(&mut s);
+            Action::Tick(k) => {
+                let k = k as usize;
+                Self::slot(&mut s, k).machine.handle_timeout(NOW);
+                self.settle(&mut s, k);
             }
-            Action::Perform => {
-                self.perform(&mut s);
-                self.settle(&mut s);
+            Action::Perform(k) => {
+                let k = k as usize;
+                self.perform(&mut s, k);
+                if s.slots[k].is_some() {
+                    self.settle(&mut s, k);
+                }
             }
             Action::Lapse(t) => {
                 s.used.lapses += 1;
-                s.checkin.insert(t, false);
+                if let Some(Holder::Held(k)) = s.checkin.get(&t).copied() {
+                    s.checkin.insert(t, Holder::Visible(Some(k)));
+                }
             }
             Action::DuplicateCheckin(m, g, a) => {
                 s.used.duplications += 1;
@@ -634,7 +804,7 @@ impl Model for BarrierModel {
                         attempt: a,
                         copy,
                     },
-                    false,
+                    Holder::Visible(None),
                 );
             }
             Action::DuplicateNotice(p, body) => {
@@ -646,13 +816,30 @@ impl Model for BarrierModel {
                 s.used.expiries += 1;
                 take_one(&mut s.release[p as usize], &body);
             }
-            Action::Crash => {
+            Action::Crash(k) => {
+                let k = k as usize;
                 s.used.crashes += 1;
-                s.pending.clear();
-                s.coordinator = self.new_coordinator(s.used.crashes, s.tags.as_ref());
-                for held in s.checkin.values_mut() {
-                    *held = false;
+                self.vacate(&mut s, k);
+                // A standby takes over (if no other coordinator is left).
+                if s.slots[1 - k].is_none() {
+                    self.start(&mut s, k);
                 }
+            }
+            Action::Takeover => {
+                s.used.takeovers += 1;
+                self.start(&mut s, 1);
+            }
+        }
+        // A lone coordinator runs in slot 0 (states that differ only in the
+        // slot are the same).
+        if s.slots[0].is_none() && s.slots[1].is_some() {
+            s.slots.swap(0, 1);
+            for h in s.checkin.values_mut() {
+                *h = match *h {
+                    Holder::Held(k) => Holder::Held(1 - k),
+                    Holder::Visible(Some(k)) => Holder::Visible(Some(1 - k)),
+                    other => other,
+                };
             }
         }
         if s.used.duplications >= self.bounds.duplications || self.all_done(&s) {
@@ -680,8 +867,13 @@ impl Model for BarrierModel {
                 |_: &BarrierModel, s: &State| s.violation.is_none(),
             ),
             Property::always(
-                "S3: a generation someone passed is in the tags or re-countable from the queue",
-                |m: &BarrierModel, s: &State| recountable(m, s),
+                "S3: a generation someone passed is in the tags or re-countable from the tags and the queue",
+                |m: &BarrierModel, s: &State| {
+                    // Two coordinators at once may overwrite each other's
+                    // records (tags are not compare-and-swap): S3 is claimed
+                    // for one coordinator at a time.
+                    s.used.takeovers > 0 || recountable(m, s)
+                },
             ),
             Property::always(
                 "L1: no deadlock unless every participant is done",
@@ -700,22 +892,49 @@ impl Model for BarrierModel {
                         && u.lapses == b.lapses
                         && u.expiries == b.expiries
                         && u.duplications == b.duplications
+                        && u.takeovers == b.takeovers
                 },
             ),
         ]
     }
 }
 
+impl BarrierModel {
+    /// The steps coordinator `k` may take when it has no work list.
+    fn coordinator_actions(&self, s: &State, k: usize, actions: &mut Vec<Action>) {
+        let Some(slot) = &s.slots[k] else {
+            return;
+        };
+        if !slot.pending.is_empty() || slot.writing.is_some() {
+            actions.push(Action::Perform(k as u8));
+            return;
+        }
+        for (t, h) in &s.checkin {
+            if matches!(h, Holder::Visible(_)) {
+                actions.push(Action::Receive(k as u8, *t));
+            }
+        }
+        if slot.machine.poll_timeout().is_some_and(|t| t <= NOW) {
+            actions.push(Action::Tick(k as u8));
+        }
+    }
+}
+
 /// S3 as a state invariant: while a generation that somebody passed is not
-/// recorded as released in the published state, the check-in queue still
-/// holds a check-in of it from every member, so a successor coordinator can
-/// count it again.
+/// recorded as released in the published state, every member's arrival at
+/// it is either recorded in the published state's open generation or still
+/// a check-in in the queue, so a successor coordinator can count it again.
 fn recountable(m: &BarrierModel, s: &State) -> bool {
     (0..m.bounds.generations).all(|g| {
         s.passed[g as usize] == 0
             || s.tags.as_ref().is_some_and(|t| t.is_released(g))
             || (0..m.bounds.members as u8).all(|i| {
-                s.checkin
+                s.tags.as_ref().is_some_and(|t| {
+                    t.open
+                        .as_ref()
+                        .is_some_and(|o| o.generation == g && o.arrived.contains(i as usize))
+                }) || s
+                    .checkin
                     .keys()
                     .any(|t| t.member == i && u64::from(t.generation) == g)
             })
@@ -726,20 +945,30 @@ impl State {
     /// A one-line summary of the state, for counterexample traces.
     pub fn summary(&self) -> String {
         let mut out = String::new();
-        let _ = write!(
-            out,
-            "coord c{} holds {}",
-            self.used.crashes,
-            self.coordinator.held()
-        );
-        let _ = write!(
-            out,
-            " rb={} pending={}",
-            self.coordinator.released_below(),
-            self.pending.len()
-        );
-        let _ = write!(out, " | checkin:");
-        for (t, held) in &self.checkin {
+        for (k, slot) in self.slots.iter().enumerate() {
+            match slot {
+                Some(c) => {
+                    let _ = write!(
+                        out,
+                        "coord{k} {} holds {} rb={} pending={}{} | ",
+                        c.machine.id(),
+                        c.machine.held(),
+                        c.machine.released_below(),
+                        c.pending.len(),
+                        if c.writing.is_some() {
+                            " (writing)"
+                        } else {
+                            ""
+                        }
+                    );
+                }
+                None => {
+                    let _ = write!(out, "coord{k} - | ");
+                }
+            }
+        }
+        let _ = write!(out, "checkin:");
+        for (t, h) in &self.checkin {
             let _ = write!(
                 out,
                 " m{}g{}a{}c{}{}",
@@ -747,7 +976,10 @@ impl State {
                 t.generation,
                 t.attempt,
                 t.copy,
-                if *held { "*" } else { "" }
+                match h {
+                    Holder::Held(k) => format!("*{k}"),
+                    Holder::Visible(_) => String::new(),
+                }
             );
         }
         for (p, q) in self.release.iter().enumerate() {
@@ -762,10 +994,13 @@ impl State {
         }
         let _ = write!(
             out,
-            " | tags rb={:?}",
-            self.tags
-                .as_ref()
-                .map(|t| (t.released_below, &t.released_above))
+            " | tags {:?}",
+            self.tags.as_ref().map(|t| (
+                &t.coordinator,
+                t.released_below,
+                &t.released_above,
+                t.open.as_ref().map(|o| (o.generation, o.arrived.len()))
+            ))
         );
         let _ = write!(out, " | members:");
         for (i, m) in self.members.iter().enumerate() {
@@ -877,7 +1112,9 @@ fn describe(a: &Action) -> String {
         Action::Expire(p, body) => {
             format!("FAULT a copy of {} on release-{p} expires", notice(body))
         }
-        Action::Lapse(_) | Action::DuplicateCheckin(..) | Action::Crash => format!("FAULT {a:?}"),
+        Action::Lapse(_) | Action::DuplicateCheckin(..) | Action::Crash(_) | Action::Takeover => {
+            format!("FAULT {a:?}")
+        }
         other => format!("{other:?}"),
     }
 }

@@ -23,6 +23,7 @@ const NONE: Bounds = Bounds {
     expiries: 0,
     racing_resends: 0,
     quiet_resends: 1,
+    takeovers: 0,
 };
 
 /// 3 members, 2 generations, reordering only (every visible check-in may be
@@ -91,6 +92,30 @@ fn duplication_and_expiry() {
     run(Bounds {
         duplications: 1,
         expiries: 1,
+        ..NONE
+    });
+}
+
+/// A standby takes over while the active coordinator lives: two run at
+/// once, split and re-receive check-ins, overwrite each other's writes
+/// (the write of one may land between the other's read and write), until
+/// one stands down and hands its check-ins back.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn two_active_coordinators() {
+    run(Bounds {
+        takeovers: 1,
+        ..NONE
+    });
+}
+
+/// Two active coordinators, and a crash of either.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn two_active_coordinators_and_crash() {
+    run(Bounds {
+        takeovers: 1,
+        crashes: 1,
         ..NONE
     });
 }

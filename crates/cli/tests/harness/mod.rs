@@ -343,11 +343,11 @@ pub fn soak_coordinator_options(gauges: Arc<CoordinatorGauges>) -> CoordinatorOp
     o
 }
 
-/// Participant settings for soak runs: re-send after 2 s (not 20), call a
+/// Participant settings for soak runs: read the coordinator's state every
+/// 2 s (not 80: a lost check-in or notice is sent again within 2 s), call a
 /// coordinator silent after 15 s.
 pub fn soak_participant_options() -> ParticipantOptions {
     let mut o = ParticipantOptions::default();
-    o.resend_after = Duration::from_secs(2);
     o.silence_after = Duration::from_secs(15);
     o.status_interval = Duration::from_secs(2);
     o
