@@ -1,6 +1,8 @@
 //! Soak: consecutive episodes of a 16-member barrier on the embedded
-//! endpoint under combined fault injection, with the coordinator killed and
-//! restarted again and again and participants restarting mid-wait. Every
+//! endpoint under combined fault injection, with two coordinators (one
+//! active, one standing by, both started the plain way), the active one
+//! killed and restarted again and again, and participants restarting
+//! mid-wait. Every
 //! arrival and release goes into a history that `harness::check` verifies:
 //! no early release, no lost member, only expected errors.
 //!
@@ -11,12 +13,13 @@
 //! * `sigterm_coordinator_process_loses_no_checkin` SIGTERMs a coordinator
 //!   process at random points and restarts it.
 //!
-//! To keep restarts cheap the coordinator uses a 2 s visibility timeout
-//! (default 30 s: a killed coordinator's check-ins reappear after it;
-//! `coordinator --visibility 2` for the process), the in-process one
-//! long-polls 2 s while busy (default 5 s, which the process keeps), and
-//! participants re-send after 2 s (default 20 s). `SOAK_LOG=FILE` writes a
-//! timeline of the run.
+//! To keep restarts cheap the coordinators use a 2 s visibility timeout
+//! (default 8 s: a killed coordinator's unpublished check-ins reappear after
+//! it; `coordinator --visibility 2` for the process) and a 0.5 s heartbeat,
+//! the in-process ones long-poll 2 s while busy (default 5 s, which the
+//! process keeps), and participants read the coordinator's state every 2 s
+//! (default 80 s), which is what recovers a lost check-in or notice.
+//! `SOAK_LOG=FILE` writes a timeline of the run.
 
 mod harness;
 
@@ -132,7 +135,10 @@ async fn soak(setup: Setup) {
     // Sample resources while it runs.
     let done = Arc::new(std::sync::atomic::AtomicBool::new(false));
     let sampler = {
-        let gauges = gauges.clone();
+        let gauges = match &supervisor {
+            Coordinators::Task(s) => s.gauges.clone(),
+            Coordinators::Process(_) => vec![gauges.clone()],
+        };
         let done = done.clone();
         tokio::spawn(async move {
             let mut peak = (0usize, 0usize, 0usize);
@@ -141,7 +147,7 @@ async fn soak(setup: Setup) {
                 let r = harness::resources(port);
                 peak.0 = peak.0.max(r.tasks);
                 peak.1 = peak.1.max(r.connections);
-                peak.2 = peak.2.max(gauges.held.load(Ordering::Relaxed));
+                peak.2 = peak.2.max(Supervisor::held(&gauges));
                 if done.load(Ordering::Relaxed) {
                     return peak;
                 }
@@ -355,7 +361,7 @@ async fn soak_long() {
     .await;
 }
 
-/// SIGTERMs a coordinator process (`sqs-barrier coordinator --force`) at
+/// SIGTERMs a coordinator process (`sqs-barrier coordinator`) at
 /// random points during episodes and starts it again: no check-in is lost,
 /// every episode completes, nobody is released early, and every coordinator
 /// exits cleanly (code 0) on SIGTERM.
@@ -398,7 +404,7 @@ async fn sigterm_coordinator_process_loses_no_checkin() {
     let spawn = || {
         tokio::process::Command::new(BIN)
             .args(["--endpoint-url", &url, "coordinator", "--barrier", barrier])
-            .args(["--force", "--heartbeat", "0.5"])
+            .args(["--heartbeat", "0.5"])
             .env("AWS_ACCESS_KEY_ID", "local")
             .env("AWS_SECRET_ACCESS_KEY", "local")
             .env("AWS_REGION", "us-east-1")

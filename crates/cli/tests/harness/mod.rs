@@ -14,7 +14,7 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqs_barrier::core::participant::ParticipantOptions;
 use sqs_barrier::{Barrier, CoordinatorGauges, CoordinatorOptions, Error, Sqs};
-use tokio::sync::watch;
+use tokio::sync::{Notify, watch};
 use tokio::task::JoinHandle;
 
 /// What happened to a member at a generation.
@@ -330,15 +330,15 @@ pub async fn run_member(
 }
 
 /// Coordinator settings for soak runs: a short visibility timeout so the
-/// check-ins a killed coordinator held come back within 2 s, and frequent
-/// heartbeats.
+/// check-ins a killed coordinator held come back within 2 s, frequent
+/// heartbeats, and the plain start (no `force`): a restarted coordinator
+/// stands by or takes over by itself.
 pub fn soak_coordinator_options(gauges: Arc<CoordinatorGauges>) -> CoordinatorOptions {
     let mut o = CoordinatorOptions::default();
     o.core.heartbeat = Duration::from_millis(500);
     o.core.min_write_interval = Duration::from_millis(100);
     o.visibility = Duration::from_secs(2);
     o.busy_wait = Duration::from_secs(2);
-    o.force = true;
     o.gauges = Some(gauges);
     o
 }
@@ -353,12 +353,16 @@ pub fn soak_participant_options() -> ParticipantOptions {
     o
 }
 
-/// Runs an in-process coordinator and kills it (aborts its task: like
-/// `kill -9`, the check-ins it held are not handed back) at random intervals,
-/// restarting it after a random pause.
+/// Runs two in-process coordinators, one active and one standing by, and
+/// kills whichever is active (aborts its task: like `kill -9`, the check-ins
+/// it held are not handed back) at random intervals, restarting it after a
+/// random pause with the plain start: it stands by (the other took over) or
+/// takes over itself.
 pub struct Supervisor {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
+    /// Each coordinator's live figures.
+    pub gauges: Vec<Arc<CoordinatorGauges>>,
 }
 
 impl Supervisor {
@@ -371,71 +375,111 @@ impl Supervisor {
         stats: Arc<Stats>,
         seed: u64,
     ) -> Self {
-        let (stop, mut stopping) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed);
-            loop {
-                let (sqs2, name, o) = (sqs.clone(), barrier.clone(), opts.clone());
-                let mut stop_rx = stopping.clone();
-                let mut run = tokio::spawn(async move {
-                    let stop = async move {
-                        let _ = stop_rx.wait_for(|s| *s).await;
-                    };
-                    sqs_barrier::run_coordinator(&sqs2, &name, o, None, stop).await
-                });
-                let kill_at =
-                    kill_every.map(|(a, b)| Duration::from_millis(rng.random_range(a..=b)));
-                let kill = async {
-                    match kill_at {
-                        Some(d) => tokio::time::sleep(d).await,
-                        None => std::future::pending().await,
-                    }
-                };
-                tokio::select! {
-                    r = &mut run => {
-                        let is_stopping = { *stopping.borrow() };
-                        let kind = match r {
-                            Ok(Ok(())) if is_stopping => return,
-                            Ok(Ok(())) => "stopped by itself".to_owned(),
-                            Ok(Err(e)) if e.is_transient() => format!("transient: {}", classify(&e).unwrap_or_default()),
-                            Ok(Err(e)) => format!("FATAL: {e}"),
-                            Err(e) => format!("PANIC: {e}"),
+        let (stop, stopping) = watch::channel(false);
+        let gauges: Vec<_> = (0..2)
+            .map(|_| Arc::new(CoordinatorGauges::default()))
+            .collect();
+        let kills: Vec<_> = (0..2).map(|_| Arc::new(Notify::new())).collect();
+        let mut tasks = Vec::new();
+        for k in 0..2 {
+            let mut o = opts.clone();
+            o.gauges = Some(gauges[k].clone());
+            let (sqs, barrier, stats, kill) = (
+                sqs.clone(),
+                barrier.clone(),
+                stats.clone(),
+                kills[k].clone(),
+            );
+            let mut stopping = stopping.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed ^ k as u64);
+                // The second one starts a little later: it stands by.
+                tokio::time::sleep(Duration::from_millis(500 * k as u64)).await;
+                loop {
+                    let (sqs2, name, o) = (sqs.clone(), barrier.clone(), o.clone());
+                    let mut stop_rx = stopping.clone();
+                    let mut run = tokio::spawn(async move {
+                        let stop = async move {
+                            let _ = stop_rx.wait_for(|s| *s).await;
                         };
-                        *stats.coordinator_exits.lock().unwrap().entry(kind).or_default() += 1;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    _ = kill => {
-                        run.abort();
-                        let _ = run.await;
-                        tracing::info!(target: "soak", "coordinator killed");
-                        stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
-                        let pause = rng.random_range(0..300);
-                        tokio::time::sleep(Duration::from_millis(pause)).await;
-                    }
-                    _ = stopped(&mut stopping) => {
-                        let _ = run.await;
-                        return;
+                        sqs_barrier::run_coordinator(&sqs2, &name, o, None, stop).await
+                    });
+                    tokio::select! {
+                        r = &mut run => {
+                            let is_stopping = { *stopping.borrow() };
+                            let kind = match r {
+                                Ok(Ok(())) if is_stopping => return,
+                                Ok(Ok(())) => "stopped by itself".to_owned(),
+                                Ok(Err(e)) if e.is_transient() => format!("transient: {}", classify(&e).unwrap_or_default()),
+                                Ok(Err(e)) => format!("FATAL: {e}"),
+                                Err(e) => format!("PANIC: {e}"),
+                            };
+                            *stats.coordinator_exits.lock().unwrap().entry(kind).or_default() += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        _ = kill.notified() => {
+                            run.abort();
+                            let _ = run.await;
+                            tracing::info!(target: "soak", slot = k, "active coordinator killed");
+                            stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
+                            let pause = rng.random_range(0..300);
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                        }
+                        _ = stopped(&mut stopping) => {
+                            let _ = run.await;
+                            return;
+                        }
                     }
                 }
-            }
-        });
-        Supervisor { stop, task }
+            }));
+        }
+        if let Some((a, b)) = kill_every {
+            let (gauges, mut stopping) = (gauges.clone(), stopping.clone());
+            tasks.push(tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
+                loop {
+                    let pause = Duration::from_millis(rng.random_range(a..=b));
+                    tokio::select! {
+                        _ = tokio::time::sleep(pause) => {}
+                        _ = stopped(&mut stopping) => return,
+                    }
+                    // Kill whichever is active (none during a takeover).
+                    if let Some(k) = (0..2).find(|k| gauges[*k].active.load(Ordering::Relaxed)) {
+                        kills[k].notify_one();
+                    }
+                }
+            }));
+        }
+        Supervisor {
+            stop,
+            tasks,
+            gauges,
+        }
     }
 
-    /// Stops the coordinator cleanly.
+    /// Check-ins the coordinators hold, in all.
+    pub fn held(gauges: &[Arc<CoordinatorGauges>]) -> usize {
+        gauges.iter().map(|g| g.held.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Stops the coordinators cleanly.
     pub async fn stop(self) {
         self.stop.send_replace(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
     }
 }
 
-/// Runs the coordinator as an OS process (`sqs-barrier coordinator`) and
-/// kills it with SIGKILL at random intervals, restarting it after a random
+/// Runs two coordinators as OS processes (`sqs-barrier coordinator`, the
+/// plain start), one active and one standing by, and kills whichever is
+/// active with SIGKILL at random intervals, restarting it after a random
 /// pause: a real `kill -9` (the process dies with its connections, held
-/// check-ins come back after the 2 s visibility timeout).
+/// check-ins come back after the 2 s visibility timeout). Which one is
+/// active is read from the published state (its id ends in `/PID`).
 pub struct ProcessSupervisor {
     stop: watch::Sender<bool>,
-    task: JoinHandle<()>,
+    tasks: Vec<JoinHandle<()>>,
 }
 
 impl ProcessSupervisor {
@@ -447,63 +491,119 @@ impl ProcessSupervisor {
         stats: Arc<Stats>,
         seed: u64,
     ) -> Self {
-        let (stop, mut stopping) = watch::channel(false);
-        let task = tokio::spawn(async move {
-            let mut rng = StdRng::seed_from_u64(seed);
-            loop {
-                let mut child = tokio::process::Command::new(bin)
-                    .args(["--endpoint-url", &url, "coordinator", "--barrier", &barrier])
-                    .args(["--force", "--heartbeat", "0.5", "--visibility", "2"])
-                    .env("AWS_ACCESS_KEY_ID", "local")
-                    .env("AWS_SECRET_ACCESS_KEY", "local")
-                    .env("AWS_REGION", "us-east-1")
-                    .env("AWS_EC2_METADATA_DISABLED", "true")
-                    .env_remove("AWS_PROFILE")
-                    .stdout(std::process::Stdio::null())
-                    .stderr(std::process::Stdio::piped())
-                    .kill_on_drop(true)
-                    .spawn()
-                    .expect("spawn sqs-barrier coordinator");
-                let kill_at = Duration::from_millis(rng.random_range(kill_every.0..=kill_every.1));
-                tokio::select! {
-                    status = child.wait() => {
-                        // Ended by itself: record how (stderr's first line).
-                        let mut err = String::new();
-                        if let Some(mut e) = child.stderr.take() {
-                            use tokio::io::AsyncReadExt as _;
-                            let _ = e.read_to_string(&mut err).await;
+        let (stop, stopping) = watch::channel(false);
+        let pids: Arc<Mutex<[Option<u32>; 2]>> = Arc::default();
+        let kills: Vec<_> = (0..2).map(|_| Arc::new(Notify::new())).collect();
+        let mut tasks = Vec::new();
+        for k in 0..2 {
+            let (url, barrier, stats, kill, pids) = (
+                url.clone(),
+                barrier.clone(),
+                stats.clone(),
+                kills[k].clone(),
+                pids.clone(),
+            );
+            let mut stopping = stopping.clone();
+            tasks.push(tokio::spawn(async move {
+                let mut rng = StdRng::seed_from_u64(seed ^ k as u64);
+                tokio::time::sleep(Duration::from_millis(500 * k as u64)).await;
+                loop {
+                    let mut child = tokio::process::Command::new(bin)
+                        .args(["--endpoint-url", &url, "coordinator", "--barrier", &barrier])
+                        .args(["--heartbeat", "0.5", "--visibility", "2"])
+                        .env("AWS_ACCESS_KEY_ID", "local")
+                        .env("AWS_SECRET_ACCESS_KEY", "local")
+                        .env("AWS_REGION", "us-east-1")
+                        .env("AWS_EC2_METADATA_DISABLED", "true")
+                        .env_remove("AWS_PROFILE")
+                        .stdout(std::process::Stdio::null())
+                        .stderr(std::process::Stdio::piped())
+                        .kill_on_drop(true)
+                        .spawn()
+                        .expect("spawn sqs-barrier coordinator");
+                    pids.lock().unwrap()[k] = child.id();
+                    // Drain stderr (the coordinator logs at info): keep the
+                    // last line, for an unexpected exit.
+                    let stderr = child.stderr.take();
+                    let last_line = tokio::spawn(async move {
+                        use tokio::io::AsyncBufReadExt as _;
+                        let mut last = String::new();
+                        if let Some(e) = stderr {
+                            let mut lines = tokio::io::BufReader::new(e).lines();
+                            while let Ok(Some(l)) = lines.next_line().await {
+                                last = l;
+                            }
                         }
-                        let code = status.ok().and_then(|s| s.code());
-                        let last = err.lines().last().unwrap_or("").chars().take(80).collect::<String>();
-                        let kind = match code {
-                            Some(c @ (5 | 6)) => format!("transient: exit {c}: {last}"),
-                            other => format!("FATAL: exit {other:?}: {last}"),
-                        };
-                        *stats.coordinator_exits.lock().unwrap().entry(kind).or_default() += 1;
-                        tokio::time::sleep(Duration::from_millis(100)).await;
-                    }
-                    _ = tokio::time::sleep(kill_at) => {
-                        let _ = child.start_kill(); // SIGKILL
-                        let _ = child.wait().await;
-                        tracing::info!(target: "soak", "coordinator process killed");
-                        stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
-                        let pause = rng.random_range(0..300);
-                        tokio::time::sleep(Duration::from_millis(pause)).await;
-                    }
-                    _ = stopped(&mut stopping) => {
-                        let _ = child.start_kill();
-                        let _ = child.wait().await;
-                        return;
+                        last
+                    });
+                    tokio::select! {
+                        status = child.wait() => {
+                            let last = last_line.await.unwrap_or_default();
+                            let last: String = last.chars().take(80).collect();
+                            let code = status.ok().and_then(|s| s.code());
+                            let kind = match code {
+                                Some(c @ (5 | 6)) => format!("transient: exit {c}: {last}"),
+                                other => format!("FATAL: exit {other:?}: {last}"),
+                            };
+                            *stats.coordinator_exits.lock().unwrap().entry(kind).or_default() += 1;
+                            tokio::time::sleep(Duration::from_millis(100)).await;
+                        }
+                        _ = kill.notified() => {
+                            let _ = child.start_kill(); // SIGKILL
+                            let _ = child.wait().await;
+                            tracing::info!(target: "soak", slot = k, "active coordinator process killed");
+                            stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
+                            let pause = rng.random_range(0..300);
+                            tokio::time::sleep(Duration::from_millis(pause)).await;
+                        }
+                        _ = stopped(&mut stopping) => {
+                            let _ = child.start_kill();
+                            let _ = child.wait().await;
+                            return;
+                        }
                     }
                 }
+            }));
+        }
+        let mut stopping = stopping.clone();
+        tasks.push(tokio::spawn(async move {
+            let sqs = Sqs::local(&url);
+            let info = loop {
+                match sqs_barrier::admin::open(&sqs, &barrier).await {
+                    Ok(i) => break i,
+                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
+                }
+            };
+            let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
+            loop {
+                let pause = Duration::from_millis(rng.random_range(kill_every.0..=kill_every.1));
+                tokio::select! {
+                    _ = tokio::time::sleep(pause) => {}
+                    _ = stopped(&mut stopping) => return,
+                }
+                // Kill whichever is active, as the published state names it.
+                let Ok(Some(state)) =
+                    sqs_barrier::admin::read_state(&sqs, &info.urls.checkin).await
+                else {
+                    continue;
+                };
+                let current = *pids.lock().unwrap();
+                let active = (0..2).find(|k| {
+                    current[*k].is_some_and(|pid| state.coordinator.ends_with(&format!("/{pid}")))
+                });
+                if let (Some(k), false) = (active, state.stopped) {
+                    kills[k].notify_one();
+                }
             }
-        });
-        ProcessSupervisor { stop, task }
+        }));
+        ProcessSupervisor { stop, tasks }
     }
 
     pub async fn stop(self) {
         self.stop.send_replace(true);
-        let _ = tokio::time::timeout(Duration::from_secs(10), self.task).await;
+        for t in self.tasks {
+            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
+        }
     }
 }
 
