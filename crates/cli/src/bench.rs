@@ -5,9 +5,11 @@
 //! Definitions (the same in both modes):
 //!
 //! * An **episode** is one generation: every participant arrives, and every
-//!   participant is released. Participants loop with no work in between.
-//!   Episode 0 is a warm-up (connections, the coordinator's first state
-//!   write): it is excluded from every figure and reported on its own.
+//!   participant is released. Participants loop with no work in between, or
+//!   with `--work SECS`, before each measured episode, a random time uniform
+//!   in [0, SECS] (seeded by `--seed`, per member index). Episode 0 is a
+//!   warm-up (connections, the coordinator's first state write; never any
+//!   work): it is excluded from every figure and reported on its own.
 //! * **Release latency** of an episode: from the last check-in (the latest,
 //!   over participants, of the instant just before the check-in is sent) to
 //!   the last release (the latest instant a participant's wait returned).
@@ -19,19 +21,37 @@
 //!   then one message is sent; the time from just before the send to the
 //!   receive's return. Its p50 is the floor any SQS barrier pays at least
 //!   twice (check-in, then release).
+//! * **Waiting**: a participant waits from the moment its check-in call has
+//!   returned until its wait returns. Each participant has a client of its
+//!   own (on its group's connections) whose counter counts its requests
+//!   only; read just before the check-in, when the check-in call returned,
+//!   and when the wait returned. The check-in's requests are the
+//!   `SendMessage` attempts (retries included) counted until the check-in
+//!   call returned; every other request of the participant in that interval
+//!   is a waiting request (long polls, re-sent check-ins, status reads; for
+//!   `--baseline`, the short polls and the delete of the release message).
+//!   Requests per minute of waiting: the waiting requests over the
+//!   participant-minutes waited, summed over participants and measured
+//!   episodes.
+//! * **Coordinator requests per minute**: its (the monitor's) requests over
+//!   the window its counter is read in (see above), and split by whether a
+//!   generation was open (see `coordinator`).
 //!
-//! The parts: `run` drives a run and computes its figures; `group` runs a
-//! group of participants (in this process, or in a worker process that
-//! reports over the line protocol of `worker`); `baseline` is the
-//! handout's protocol; `handoff` measures the endpoint; `stats` holds the
-//! arithmetic; `report` is `bench-report`.
+//! The parts: `run` drives a run and computes its figures, `summary` prints
+//! them; `group` runs a group of participants (in this process, or in a
+//! worker process that reports over the line protocol of `worker`);
+//! `coordinator` splits the coordinator's requests into open and idle;
+//! `baseline` is the handout's protocol; `handoff` measures the endpoint;
+//! `stats` holds the arithmetic; `report` is `bench-report`.
 
 mod baseline;
+mod coordinator;
 mod group;
 mod handoff;
 mod report;
 mod run;
 mod stats;
+mod summary;
 mod worker;
 
 use std::collections::BTreeMap;
@@ -125,5 +145,17 @@ impl Target {
         } else {
             Ok(Sqs::connect(&self.client).await?)
         }
+    }
+}
+
+/// The longest work before an episode (`--work`): seconds, 0 to a day.
+fn work_seconds(s: f64) -> Result<f64, Failure> {
+    if (0.0..=86_400.0).contains(&s) {
+        Ok(s)
+    } else {
+        Err(Failure::new(
+            exit::USAGE,
+            "--work must be a number of seconds from 0 to 86400",
+        ))
     }
 }

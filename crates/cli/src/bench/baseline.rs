@@ -74,19 +74,14 @@ impl BaselineQueues {
     }
 }
 
-/// One episode of one participant: (instant before the check-in, instant
-/// released), in microseconds.
-pub(super) async fn participant(
+/// Step 3 of the handout: a participant's check-in for episode `k`.
+pub(super) async fn check_in(
     sqs: &Sqs,
     queues: &BaselineQueues,
     id: &str,
     k: u64,
-    timeout: Duration,
-) -> Result<(u64, u64), String> {
+) -> Result<(), String> {
     let q = (k % 2) as usize;
-    let started = Instant::now();
-    let before = now_us();
-    // Step 3 of the handout: the check-in.
     sqs.client()
         .send_message()
         .queue_url(&queues.checkin[q])
@@ -94,6 +89,21 @@ pub(super) async fn participant(
         .send()
         .await
         .map_err(|e| format!("episode {k}: participant {id}: {}", sdk("SendMessage", e)))?;
+    Ok(())
+}
+
+/// A participant's wait for the release of episode `k`, after its
+/// check-in: the instant released, in microseconds. Fails if `timeout` has
+/// passed since `started`.
+pub(super) async fn wait(
+    sqs: &Sqs,
+    queues: &BaselineQueues,
+    id: &str,
+    k: u64,
+    started: Instant,
+    timeout: Duration,
+) -> Result<u64, String> {
+    let q = (k % 2) as usize;
     // Step 5: poll the release queue, short polling, one message,
     // one second between polls.
     loop {
@@ -127,7 +137,7 @@ pub(super) async fn participant(
                         format!("episode {k}: participant {id}: {}", sdk("DeleteMessage", e))
                     })?;
             }
-            return Ok((before, released));
+            return Ok(released);
         }
         if started.elapsed() > timeout {
             return Err(format!(

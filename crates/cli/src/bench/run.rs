@@ -5,50 +5,19 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use serde::Serialize;
 use sqs_barrier::core::coordinator::Event;
-use sqs_barrier::{ClientOptions, CoordinatorOptions, Sqs, admin};
+use sqs_barrier::{ClientOptions, CoordinatorOptions, admin};
 use tokio::sync::mpsc;
 
 use super::baseline::{BaselineQueues, monitor};
-use super::group::{Msg, connect_members, run_group};
+use super::coordinator::Window;
+use super::group::{Msg, Plan, Work, connect_members, run_group};
 use super::handoff::handoff;
-use super::stats::{diff, pct, r3, sorted};
-use super::{COORD_START, Counts, Failure, SETTLE, Target, now_us, seconds, worker};
+use super::stats::{Waiting, add, pct, r3, sorted};
+use super::summary::{PerMinute, Report, print_report};
+use super::{COORD_START, Counts, Failure, SETTLE, Target, now_us, seconds, work_seconds, worker};
 use crate::cli::BenchArgs;
 use crate::exit;
-
-/// The JSON report (`--json`, and what `bench-report` reads).
-#[derive(Serialize, Debug)]
-struct Report {
-    mode: &'static str,
-    endpoint: String,
-    endpoint_url: String,
-    parties: usize,
-    episodes: u64,
-    processes: usize,
-    warmup: &'static str,
-    warmup_release_ms: f64,
-    release_p50_ms: f64,
-    release_p99_ms: f64,
-    release_max_ms: f64,
-    release_mean_ms: f64,
-    /// From the last check-in until the coordinator (monitor) had sent the
-    /// release: its share of the release latency.
-    decision_p50_ms: Option<f64>,
-    requests_per_participant_episode: f64,
-    participant_requests_per_participant_episode: f64,
-    coordinator_requests_per_episode: f64,
-    /// Per participant-episode, by operation, coordinator included.
-    requests_by_operation: BTreeMap<String, f64>,
-    requests_total: u64,
-    episodes_per_second: f64,
-    handoff_p50_ms: f64,
-    handoff_p99_ms: f64,
-    handoff_samples: usize,
-    ratio_to_handoff: f64,
-    duration_s: f64,
-}
 
 /// Runs the benchmark; the exit code.
 pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
@@ -84,6 +53,13 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
         Ok(t) => t,
         Err(f) => return usage(f.msg),
     };
+    let work = match work_seconds(a.work) {
+        Ok(w) => Work {
+            max_secs: w,
+            seed: a.seed.unwrap_or_else(rand::random),
+        },
+        Err(f) => return usage(f.msg),
+    };
     let (server, target) = match &client.endpoint_url {
         Some(u) => (
             None,
@@ -109,7 +85,7 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
             }
         },
     };
-    let code = match bench(&a, &target, timeout).await {
+    let code = match bench(&a, &target, timeout, work).await {
         Ok(r) => {
             print_report(&r, a.json);
             exit::OK
@@ -125,41 +101,12 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
     code
 }
 
-fn print_report(r: &Report, json: bool) {
-    println!(
-        "sqs-barrier bench ({}): N={} E={} on {} ({}), {} process(es); warm-up episode {:.2} ms, excluded",
-        r.mode, r.parties, r.episodes, r.endpoint, r.endpoint_url, r.processes, r.warmup_release_ms
-    );
-    println!(
-        "  release latency  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
-        r.release_p50_ms, r.release_p99_ms, r.release_max_ms, r.release_mean_ms
-    );
-    if let Some(d) = r.decision_p50_ms {
-        println!("  of which last check-in -> release sent: p50 {d:.2} ms");
-    }
-    println!(
-        "  endpoint hand-off p50 {:.2} ms  p99 {:.2} ms ({} samples); release p50 / hand-off p50 = {:.2}",
-        r.handoff_p50_ms, r.handoff_p99_ms, r.handoff_samples, r.ratio_to_handoff
-    );
-    println!(
-        "  SQS requests per participant-episode {:.3} (participants {:.3}, coordinator {:.1} per episode)",
-        r.requests_per_participant_episode,
-        r.participant_requests_per_participant_episode,
-        r.coordinator_requests_per_episode
-    );
-    for (op, v) in &r.requests_by_operation {
-        println!("    {op:<28} {v:.3}");
-    }
-    println!(
-        "  {:.1} episodes per second; {:.1} s in all",
-        r.episodes_per_second, r.duration_s
-    );
-    if json {
-        println!("{}", serde_json::to_string(r).expect("report serialises"));
-    }
-}
-
-async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Report, Failure> {
+async fn bench(
+    a: &BenchArgs,
+    target: &Target,
+    timeout: Duration,
+    work: Work,
+) -> Result<Report, Failure> {
     let n = a.parties;
     let total = a.episodes + 1;
     let name = format!("bench-{:08x}", rand::random::<u32>());
@@ -170,6 +117,7 @@ async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Repo
 
     // The deciding side, with a client (and counter) of its own.
     let coord_sqs = target.sqs().await?;
+    let window = Arc::new(Mutex::new(Window::new(coord_sqs.clone())));
     let decided = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let baseline = if a.baseline {
@@ -184,17 +132,19 @@ async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Repo
             q.clone(),
             n,
             total,
-            timeout,
+            // It waits for the participants' work too.
+            timeout + Duration::from_secs_f64(work.max_secs),
             decided.clone(),
         )),
         None => {
             let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
-            let d = decided.clone();
+            let (d, w) = (decided.clone(), window.clone());
             tokio::spawn(async move {
                 while let Some(e) = ev_rx.recv().await {
                     if let Event::Released { generation } = e {
                         d.lock().expect("lock").insert(generation, now_us());
                     }
+                    w.lock().expect("lock").event(&e);
                 }
             });
             let (sqs, name) = (coord_sqs.clone(), name.clone());
@@ -211,14 +161,19 @@ async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Repo
         }
     };
 
+    let plan = Plan {
+        episodes: total,
+        timeout,
+        work,
+    };
     let result = drive(
         a,
         target,
         &name,
         baseline.clone(),
-        &coord_sqs,
+        &window,
         &mut decider,
-        timeout,
+        plan,
     )
     .await;
 
@@ -239,7 +194,9 @@ async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Repo
             }
         }
     }
-    let (eps, part, coord) = result?;
+    let (eps, part, waiting) = result?;
+    let window = window.lock().expect("lock");
+    let coord = &window.whole.requests;
 
     // Figures.
     let lat: Vec<f64> = (1..total as usize)
@@ -257,9 +214,7 @@ async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Repo
     let lat = sorted(lat);
     let pe = (n as u64 * a.episodes) as f64;
     let mut all = part.clone();
-    for (k, v) in &coord {
-        *all.entry(k.clone()).or_default() += v;
-    }
+    add(&mut all, coord);
     let total_req: u64 = all.values().sum();
     let part_req: u64 = part.values().sum();
     let coord_req: u64 = coord.values().sum();
@@ -303,6 +258,21 @@ async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Repo
         handoff_samples: hand.len(),
         ratio_to_handoff: r3(if h50 > 0.0 { p50 / h50 } else { 0.0 }),
         duration_s: r3(began.elapsed().as_secs_f64()),
+        work_s: work.max_secs,
+        seed: (work.max_secs > 0.0).then_some(work.seed),
+        checkin_requests_per_participant_episode: r3(
+            waiting.checkin.values().sum::<u64>() as f64 / pe
+        ),
+        waiting_requests_per_participant_episode: r3(
+            waiting.requests.values().sum::<u64>() as f64 / pe
+        ),
+        waiting_mean_s: r3(waiting.waited_us as f64 / 1e6 / pe),
+        waiting: PerMinute::new(&waiting.requests, waiting.minutes()),
+        coordinator: PerMinute::new(coord, window.whole.minutes()),
+        coordinator_open: (!a.baseline)
+            .then(|| PerMinute::new(&window.opened.requests, window.opened.minutes())),
+        coordinator_idle: (!a.baseline)
+            .then(|| PerMinute::new(&window.idle.requests, window.idle.minutes())),
     })
 }
 
@@ -310,29 +280,35 @@ async fn bench(a: &BenchArgs, target: &Target, timeout: Duration) -> Result<Repo
 type Episodes = Vec<(u64, u64, u64)>;
 
 /// Starts the participants (tasks or processes) and collects their
-/// reports: per episode (last check-in, last release), and the requests of
-/// the participants and of the coordinator during the measured episodes.
+/// reports: per episode (last check-in, last release), the participants'
+/// requests and what their waits cost during the measured episodes. Starts
+/// and ends the coordinator's measured `window`.
 async fn drive(
     a: &BenchArgs,
     target: &Target,
     name: &str,
     baseline: Option<Arc<BaselineQueues>>,
-    coord_sqs: &Sqs,
+    window: &Arc<Mutex<Window>>,
     decider: &mut tokio::task::JoinHandle<Result<(), String>>,
-    timeout: Duration,
-) -> Result<(Episodes, Counts, Counts), Failure> {
+    plan: Plan,
+) -> Result<(Episodes, Counts, Waiting), Failure> {
     let n = a.parties;
-    let total = a.episodes + 1;
+    let total = plan.episodes;
+    // The next episode must complete within this after the previous one (a
+    // generous margin over the participants' own timeout, for a hung
+    // process).
+    let limit =
+        plan.timeout + Duration::from_secs_f64(plan.work.max_secs) + Duration::from_secs(15);
     let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
     let groups = match a.processes {
         None => {
             let sqs = target.sqs().await?;
             let members = connect_members(&sqs, name, 0, n, baseline).await?;
-            tokio::spawn(run_group(sqs, members, total, timeout, tx));
+            tokio::spawn(run_group(sqs, members, plan, tx));
             1
         }
         Some(_) => {
-            let p = worker::spawn(a, target, name, total, &tx)?;
+            let p = worker::spawn(a, target, name, plan, &tx)?;
             drop(tx);
             p
         }
@@ -342,10 +318,9 @@ async fn drive(
     let mut complete = 0u64;
     let mut reported = 0usize;
     let mut part = Counts::new();
+    let mut waiting = Waiting::default();
     let mut coord_start = None;
-    // The next episode must complete within this (a generous margin over
-    // the participants' own timeout, for a hung process).
-    let mut deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(15);
+    let mut deadline = tokio::time::Instant::now() + limit;
     let step = (total / 10).max(1);
     // The monitor of the baseline ends by itself after the last episode.
     let mut decider_done = false;
@@ -365,7 +340,7 @@ async fn drive(
             _ = tokio::time::sleep_until(deadline) => {
                 return Err(Failure::new(exit::TIMEOUT, format!(
                     "episode {complete} did not complete within {:.0} s",
-                    timeout.as_secs_f64()
+                    (plan.timeout.as_secs_f64() + plan.work.max_secs)
                 )));
             }
         };
@@ -377,10 +352,9 @@ async fn drive(
                 ));
             }
             Some(Msg::Failed(e)) => return Err(Failure::new(exit::TIMEOUT, e)),
+            Some(Msg::Waiting(w)) => waiting.merge(&w),
             Some(Msg::Requests(c)) => {
-                for (k, v) in c {
-                    *part.entry(k).or_default() += v;
-                }
+                add(&mut part, &c);
                 reported += 1;
             }
             Some(Msg::Episode {
@@ -398,14 +372,14 @@ async fn drive(
                 e.3 = e.3.max(released);
                 while complete < total && eps[complete as usize].0 == groups {
                     if complete == 0 {
-                        let c = coord_sqs.clone();
+                        let w = window.clone();
                         coord_start = Some(tokio::spawn(async move {
                             tokio::time::sleep(COORD_START).await;
-                            c.requests().snapshot()
+                            w.lock().expect("lock").start();
                         }));
                     }
                     complete += 1;
-                    deadline = tokio::time::Instant::now() + timeout + Duration::from_secs(15);
+                    deadline = tokio::time::Instant::now() + limit;
                     if total >= 20 && complete.is_multiple_of(step) {
                         eprintln!("sqs-barrier bench: {complete}/{total} episodes");
                     }
@@ -421,14 +395,13 @@ async fn drive(
     }
     // The coordinator's deferred work for the last episodes.
     tokio::time::sleep(SETTLE).await;
-    let start = match coord_start {
-        Some(h) => h.await.unwrap_or_default(),
-        None => Counts::new(),
-    };
-    let coord = diff(&coord_sqs.requests().snapshot(), &start);
+    if let Some(h) = coord_start {
+        let _ = h.await;
+    }
+    window.lock().expect("lock").end();
     Ok((
         eps.into_iter().map(|(_, f, b, r)| (f, b, r)).collect(),
         part,
-        coord,
+        waiting,
     ))
 }

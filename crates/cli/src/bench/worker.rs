@@ -4,6 +4,11 @@
 //! * `EP k first before released`: every participant of the group has
 //!   finished episode `k` (microseconds since the Unix epoch: the first and
 //!   the last check-in, the last release);
+//! * `WAIT {"episodes": .., "waited_us": .., "checkin": {"SendMessage": ..},
+//!   "requests": {"Operation": count, ...}}`: what the group's waits cost
+//!   during the measured episodes (participant-episodes, microseconds
+//!   waited, the check-ins' requests and the requests made while waiting, by
+//!   operation; see `stats::Waiting`); just before `REQ`;
 //! * `REQ {"Operation": count, ...}`: the group's requests during the
 //!   measured episodes; the last line of a worker that succeeded;
 //! * `FAIL why`: the group failed; the last line.
@@ -17,16 +22,23 @@ use tokio::process::Command;
 use tokio::sync::mpsc;
 
 use super::baseline::BaselineQueues;
-use super::group::{Msg, connect_members, run_group};
-use super::{Failure, Target, seconds};
+use super::group::{Msg, Plan, Work, connect_members, run_group};
+use super::{Failure, Target, seconds, work_seconds};
 use crate::cli::{BenchArgs, BenchWorkerArgs};
 use crate::exit;
 
 /// A group of participants in its own process (`bench --processes`).
-/// Prints `EP k first before released`, then `REQ {counts}`; `FAIL why` on error.
+/// Prints `EP` lines, then `WAIT` and `REQ`; `FAIL why` on error.
 pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
     let result = async {
-        let timeout = seconds(a.episode_timeout, "--episode-timeout")?;
+        let plan = Plan {
+            episodes: a.episodes,
+            timeout: seconds(a.episode_timeout, "--episode-timeout")?,
+            work: Work {
+                max_secs: work_seconds(a.work)?,
+                seed: a.seed,
+            },
+        };
         let sqs = Sqs::connect(client).await?;
         let queues = if a.baseline {
             Some(Arc::new(BaselineQueues::open(&sqs, &a.barrier).await?))
@@ -35,7 +47,7 @@ pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
         };
         let members = connect_members(&sqs, &a.barrier, a.first, a.count, queues).await?;
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_group(sqs, members, a.episodes, timeout, tx));
+        tokio::spawn(run_group(sqs, members, plan, tx));
         while let Some(m) = rx.recv().await {
             match m {
                 Msg::Episode {
@@ -44,6 +56,9 @@ pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
                     before,
                     released,
                 } => println!("EP {k} {first} {before} {released}"),
+                Msg::Waiting(w) => {
+                    println!("WAIT {}", serde_json::to_string(&w).expect("waiting"));
+                }
                 Msg::Requests(c) => {
                     println!("REQ {}", serde_json::to_string(&c).expect("counts"));
                     return Ok(());
@@ -81,6 +96,9 @@ fn parse_line(l: &str) -> Option<Msg> {
             _ => None,
         };
     }
+    if let Some(rest) = l.strip_prefix("WAIT ") {
+        return serde_json::from_str(rest).ok().map(Msg::Waiting);
+    }
     if let Some(rest) = l.strip_prefix("REQ ") {
         return serde_json::from_str(rest).ok().map(Msg::Requests);
     }
@@ -114,7 +132,7 @@ pub(super) fn spawn(
     a: &BenchArgs,
     target: &Target,
     name: &str,
-    total: u64,
+    plan: Plan,
     tx: &mpsc::UnboundedSender<Msg>,
 ) -> Result<usize, Failure> {
     let n = a.parties;
@@ -128,8 +146,10 @@ pub(super) fn spawn(
         c.args(["bench-worker", "--barrier", name])
             .args(["--first", &first.to_string()])
             .args(["--count", &count.to_string()])
-            .args(["--episodes", &total.to_string()])
-            .args(["--episode-timeout", &a.episode_timeout.to_string()]);
+            .args(["--episodes", &plan.episodes.to_string()])
+            .args(["--episode-timeout", &a.episode_timeout.to_string()])
+            .args(["--work", &plan.work.max_secs.to_string()])
+            .args(["--seed", &plan.work.seed.to_string()]);
         if a.baseline {
             c.arg("--baseline");
         }
@@ -144,7 +164,7 @@ pub(super) fn spawn(
             let mut ended = false;
             while let Ok(Some(l)) = lines.next_line().await {
                 if let Some(m) = parse_line(&l) {
-                    ended |= !matches!(m, Msg::Episode { .. });
+                    ended |= matches!(m, Msg::Requests(_) | Msg::Failed(_));
                     let _ = tx.send(m);
                 }
             }
@@ -180,6 +200,11 @@ mod tests {
         assert!(
             matches!(parse_line("FAIL episode 2: x"), Some(Msg::Failed(e)) if e == "episode 2: x")
         );
+        let w = r#"WAIT {"episodes":4,"waited_us":90,"checkin":{"SendMessage":4},"requests":{"ReceiveMessage":5}}"#;
+        assert!(
+            matches!(parse_line(w), Some(Msg::Waiting(w)) if w.episodes == 4 && w.waited_us == 90 && w.requests["ReceiveMessage"] == 5)
+        );
+        assert!(parse_line("WAIT {}").is_none());
         assert!(parse_line("EP 1 2 3").is_none());
         assert!(parse_line("noise").is_none());
     }
