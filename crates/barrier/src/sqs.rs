@@ -209,6 +209,25 @@ impl Sqs {
         &self.counter
     }
 
+    /// A client on the same connections and configuration whose requests
+    /// are also counted apart: the returned client's
+    /// [`requests`](Self::requests) counts only the requests made through it
+    /// (and its clones), and this client's counter goes on counting them too.
+    pub fn with_own_counter(&self) -> Self {
+        let counter = RequestCounter::default();
+        let conf = self
+            .client
+            .config()
+            .to_builder()
+            .interceptor(CountRequests(counter.clone()))
+            .build();
+        Self {
+            client: aws_sdk_sqs::Client::from_conf(conf),
+            counter,
+            endpoint: self.endpoint.clone(),
+        }
+    }
+
     /// The endpoint, for messages.
     pub fn endpoint(&self) -> &str {
         &self.endpoint
@@ -294,4 +313,23 @@ pub(crate) fn is_missing_queue<E: ProvideErrorMetadata, R>(err: &SdkError<E, R>)
     err.as_service_error()
         .and_then(|e| e.code())
         .is_some_and(|c| c == "AWS.SimpleQueueService.NonExistentQueue" || c == "QueueDoesNotExist")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn own_counters_count_apart() {
+        let server = sqs_barrier_testkit::embedded().await;
+        let sqs = Sqs::local(&server.endpoint_url());
+        let (a, b) = (sqs.with_own_counter(), sqs.with_own_counter());
+        a.client().list_queues().send().await.expect("ListQueues");
+        a.client().list_queues().send().await.expect("ListQueues");
+        b.client().list_queues().send().await.expect("ListQueues");
+        assert_eq!(a.requests().snapshot()["ListQueues"], 2);
+        assert_eq!(b.requests().total(), 1);
+        assert_eq!(sqs.requests().total(), 3);
+        server.shutdown().await;
+    }
 }

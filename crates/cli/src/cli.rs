@@ -62,7 +62,8 @@ pub enum Command {
     #[command(hide = true)]
     DemoWorker(DemoWorkerArgs),
     /// Measure release latency, SQS requests per participant-episode and
-    /// episodes per second, against the endpoint's own hand-off time.
+    /// episodes per second, against the endpoint's own hand-off time; with
+    /// --work, the cost of waiting.
     Bench(BenchArgs),
     /// A group of benchmark participants (started by `bench --processes`).
     #[command(hide = true)]
@@ -263,9 +264,23 @@ pub struct BenchArgs {
     /// second, participants short-polling every second) instead.
     #[arg(long)]
     pub baseline: bool,
-    /// Fail if an episode takes longer than this many seconds.
+    /// Fail if an episode takes longer than this many seconds (plus
+    /// --work).
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub episode_timeout: f64,
+    /// Before each measured episode, every participant works (sleeps) a
+    /// random time uniform in [0, SECS], so that most participants wait for
+    /// the slowest. The cost of waiting is reported apart: the participants'
+    /// requests per minute of waiting (from the check-in sent until the
+    /// wait returned; the check-in itself reported on its own) and the
+    /// coordinator's requests per minute, while a generation was open and
+    /// while none was.
+    #[arg(long, default_value_t = 0.0, value_name = "SECS")]
+    pub work: f64,
+    /// The seed of the work times (default: random, printed with the
+    /// figures); participant i draws from a generator seeded with SEED + i.
+    #[arg(long, value_name = "N")]
+    pub seed: Option<u64>,
     /// Samples of the endpoint's send-to-long-poll hand-off.
     #[arg(long, default_value_t = 200)]
     pub handoff_samples: usize,
@@ -293,6 +308,12 @@ pub struct BenchWorkerArgs {
     pub episode_timeout: f64,
     #[arg(long)]
     pub baseline: bool,
+    /// The longest work before a measured episode, in seconds.
+    #[arg(long, default_value_t = 0.0)]
+    pub work: f64,
+    /// The seed of the work times.
+    #[arg(long, default_value_t = 0)]
+    pub seed: u64,
 }
 
 #[derive(Args, Debug)]

@@ -47,6 +47,12 @@ fn report(args: &[&str]) -> Value {
         "episodes",
         "endpoint",
         "mode",
+        "work_s",
+        "checkin_requests_per_participant_episode",
+        "waiting_requests_per_participant_episode",
+        "waiting_mean_s",
+        "waiting",
+        "coordinator",
     ] {
         assert!(v.get(key).is_some(), "no {key} in {v}");
     }
@@ -122,6 +128,88 @@ fn bench_baseline() {
     );
 }
 
+/// Checks the cost-of-waiting figures of a `--work` run of N participants
+/// over E episodes.
+fn check_waiting(v: &Value, work: f64) {
+    assert_eq!(f(v, "work_s"), work, "{v}");
+    assert!(v["seed"].as_u64().is_some(), "{v}");
+    // One check-in per participant-episode, retries aside.
+    let checkin = f(v, "checkin_requests_per_participant_episode");
+    assert!((1.0..1.5).contains(&checkin), "{v}");
+    // Every wait takes at least one long poll; waits shorter than 20 s need
+    // no re-send.
+    let per_wait = f(v, "waiting_requests_per_participant_episode");
+    assert!((1.0..=3.0).contains(&per_wait), "{v}");
+    let mean = f(v, "waiting_mean_s");
+    assert!(mean > 0.0 && mean <= work + 10.0, "{v}");
+    let w = &v["waiting"];
+    assert!(f(w, "minutes") > 0.0, "{v}");
+    let rate = f(w, "requests_per_minute");
+    assert!(rate > 0.0, "{v}");
+    let receives = f(&w["by_operation"], "ReceiveMessage");
+    assert!(receives > 0.0 && receives <= 600.0, "{v}");
+    assert!(
+        (rate - w["requests"].as_f64().unwrap() / f(w, "minutes")).abs() < 0.01 * rate,
+        "{v}"
+    );
+    // The coordinator's window is split into open and idle, exactly.
+    let c = &v["coordinator"];
+    assert!(
+        f(c, "minutes") > 0.0 && f(c, "requests_per_minute") > 0.0,
+        "{v}"
+    );
+    let (open, idle) = (&v["coordinator_open"], &v["coordinator_idle"]);
+    assert!(f(open, "minutes") > 0.0 && f(idle, "minutes") > 0.0, "{v}");
+    assert!(
+        (f(open, "minutes") + f(idle, "minutes") - f(c, "minutes")).abs() < 1e-4,
+        "{v}"
+    );
+    assert_eq!(
+        open["requests"].as_u64().unwrap() + idle["requests"].as_u64().unwrap(),
+        c["requests"].as_u64().unwrap(),
+        "{v}"
+    );
+}
+
+#[test]
+fn bench_with_work() {
+    let v = report(&[
+        "--parties",
+        "3",
+        "--episodes",
+        "2",
+        "--work",
+        "3",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    check_sane(&v);
+    check_waiting(&v, 3.0);
+    // Three participants' work of up to 3 s: more than a second of waiting.
+    assert!(f(&v["waiting"], "minutes") > 1.0 / 60.0, "{v}");
+}
+
+#[test]
+fn bench_with_work_over_processes() {
+    let v = report(&[
+        "--parties",
+        "3",
+        "--episodes",
+        "2",
+        "--processes",
+        "2",
+        "--work",
+        "2",
+        "--seed",
+        "1",
+        "--json",
+    ]);
+    check_sane(&v);
+    check_waiting(&v, 2.0);
+    assert_eq!(v["processes"], 2);
+}
+
 #[test]
 fn bench_rejects_bad_arguments() {
     for args in [
@@ -136,6 +224,7 @@ fn bench_rejects_bad_arguments() {
             "--episode-timeout",
             "0",
         ],
+        &["--parties", "2", "--episodes", "1", "--work=-1"],
     ] {
         let o = bench(args);
         assert_eq!(o.status.code(), Some(2), "{args:?}: {}", text(&o));

@@ -1,6 +1,7 @@
 //! `sqs-barrier bench-report`: `bench --json` lines to a Markdown table and
 //! a hand-written SVG line chart (release p50 and requests per
-//! participant-episode against N).
+//! participant-episode against N); runs with `--work` get a second table,
+//! the cost of waiting.
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -22,6 +23,43 @@ struct Row {
     requests: f64,
     eps: f64,
     episodes: u64,
+    waiting: Option<WaitingRow>,
+}
+
+/// The cost of waiting, of a run with `--work`.
+#[derive(Clone, Debug)]
+struct WaitingRow {
+    work: f64,
+    mean_wait: f64,
+    checkin: f64,
+    per_wait: f64,
+    per_minute: f64,
+    receives_per_minute: f64,
+    coordinator: f64,
+    open: Option<f64>,
+    idle: Option<f64>,
+}
+
+fn waiting_row(v: &Value) -> Option<WaitingRow> {
+    let f = |k: &str| v.get(k).and_then(Value::as_f64);
+    let rate = |k: &str| v.get(k)?.get("requests_per_minute")?.as_f64();
+    let work = f("work_s").filter(|w| *w > 0.0)?;
+    let w = v.get("waiting")?;
+    Some(WaitingRow {
+        work,
+        mean_wait: f("waiting_mean_s")?,
+        checkin: f("checkin_requests_per_participant_episode")?,
+        per_wait: f("waiting_requests_per_participant_episode")?,
+        per_minute: w.get("requests_per_minute")?.as_f64()?,
+        receives_per_minute: w
+            .get("by_operation")?
+            .get("ReceiveMessage")
+            .and_then(Value::as_f64)
+            .unwrap_or(0.0),
+        coordinator: rate("coordinator")?,
+        open: rate("coordinator_open"),
+        idle: rate("coordinator_idle"),
+    })
 }
 
 fn row(v: &Value) -> Option<Row> {
@@ -38,6 +76,7 @@ fn row(v: &Value) -> Option<Row> {
         requests: f("requests_per_participant_episode")?,
         eps: f("episodes_per_second")?,
         episodes: v.get("episodes")?.as_u64()?,
+        waiting: waiting_row(v),
     })
 }
 
@@ -83,6 +122,33 @@ fn table(rows: &[Row]) -> String {
             "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1} |",
             r.series, r.n, r.episodes, r.p50, r.p99, r.handoff, r.ratio, r.requests, r.eps
         );
+    }
+    if rows.iter().any(|r| r.waiting.is_some()) {
+        s.push_str(
+            "\nCost of waiting (`--work`): requests per minute of waiting are the participants' requests from their check-in sent until their wait returned, over the participant-minutes waited.\n\n\
+             | series | N | episodes | work s | mean wait s | check-in requests / participant-episode | waiting requests / participant-episode | participant requests / min of waiting | of which ReceiveMessage | coordinator requests / min | while open | while idle |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        );
+        let opt = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
+        for r in rows {
+            let Some(w) = &r.waiting else { continue };
+            let _ = writeln!(
+                s,
+                "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                r.series,
+                r.n,
+                r.episodes,
+                w.work,
+                w.mean_wait,
+                w.checkin,
+                w.per_wait,
+                w.per_minute,
+                w.receives_per_minute,
+                w.coordinator,
+                opt(w.open),
+                opt(w.idle)
+            );
+        }
     }
     s
 }

@@ -1,0 +1,407 @@
+//! A run of the benchmark: the endpoint, the coordinator (or the handout's
+//! monitor), the participants, and the figures.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use sqs_barrier::core::coordinator::Event;
+use sqs_barrier::{ClientOptions, CoordinatorOptions, admin};
+use tokio::sync::mpsc;
+
+use super::baseline::{BaselineQueues, monitor};
+use super::coordinator::Window;
+use super::group::{Msg, Plan, Work, connect_members, run_group};
+use super::handoff::handoff;
+use super::stats::{Waiting, add, pct, r3, sorted};
+use super::summary::{PerMinute, Report, print_report};
+use super::{COORD_START, Counts, Failure, SETTLE, Target, now_us, seconds, work_seconds, worker};
+use crate::cli::BenchArgs;
+use crate::exit;
+
+/// Runs the benchmark; the exit code.
+pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
+    let n_max = sqs_barrier::core::config::MAX_MEMBERS;
+    let usage = |m: String| {
+        eprintln!("sqs-barrier bench: {m}");
+        exit::USAGE
+    };
+    if a.parties == 0 || a.parties > n_max {
+        return usage(format!(
+            "--parties must be between 1 and {n_max}, not {}",
+            a.parties
+        ));
+    }
+    if a.episodes == 0 {
+        return usage("--episodes must be at least 1".into());
+    }
+    if let Some(p) = a.processes
+        && (p == 0 || p > a.parties)
+    {
+        return usage(format!(
+            "--processes must be between 1 and --parties ({}), not {p}",
+            a.parties
+        ));
+    }
+    if a.receivers == Some(0) {
+        return usage("--receivers must be at least 1".into());
+    }
+    if a.handoff_samples == 0 {
+        return usage("--handoff-samples must be at least 1".into());
+    }
+    let timeout = match seconds(a.episode_timeout, "--episode-timeout") {
+        Ok(t) => t,
+        Err(f) => return usage(f.msg),
+    };
+    let work = match work_seconds(a.work) {
+        Ok(w) => Work {
+            max_secs: w,
+            seed: a.seed.unwrap_or_else(rand::random),
+        },
+        Err(f) => return usage(f.msg),
+    };
+    let (server, target) = match &client.endpoint_url {
+        Some(u) => (
+            None,
+            Target {
+                url: u.clone(),
+                embedded: false,
+                client: client.clone(),
+            },
+        ),
+        None => match sqs_barrier_local::Server::bind(([127, 0, 0, 1], 0).into()).await {
+            Ok(s) => {
+                let url = s.endpoint_url();
+                let target = Target {
+                    url,
+                    embedded: true,
+                    client: client.clone(),
+                };
+                (Some(s), target)
+            }
+            Err(e) => {
+                eprintln!("sqs-barrier bench: cannot start the embedded endpoint: {e}");
+                return exit::INFRA;
+            }
+        },
+    };
+    let code = match bench(&a, &target, timeout, work).await {
+        Ok(r) => {
+            print_report(&r, a.json);
+            exit::OK
+        }
+        Err(f) => {
+            eprintln!("sqs-barrier bench: {}", f.msg);
+            f.code
+        }
+    };
+    if let Some(s) = server {
+        s.shutdown().await;
+    }
+    code
+}
+
+async fn bench(
+    a: &BenchArgs,
+    target: &Target,
+    timeout: Duration,
+    work: Work,
+) -> Result<Report, Failure> {
+    let n = a.parties;
+    let total = a.episodes + 1;
+    let name = format!("bench-{:08x}", rand::random::<u32>());
+    let admin_sqs = target.sqs().await?;
+    let began = Instant::now();
+
+    let hand = sorted(handoff(target, &format!("{name}-handoff"), a.handoff_samples).await?);
+
+    // The deciding side, with a client (and counter) of its own.
+    let coord_sqs = target.sqs().await?;
+    let window = Arc::new(Mutex::new(Window::new(coord_sqs.clone())));
+    let decided = Arc::new(Mutex::new(BTreeMap::<u64, u64>::new()));
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let baseline = if a.baseline {
+        Some(Arc::new(BaselineQueues::create(&admin_sqs, &name).await?))
+    } else {
+        admin::setup(&admin_sqs, &name, &admin::SetupOptions::new(n)).await?;
+        None
+    };
+    let mut decider: tokio::task::JoinHandle<Result<(), String>> = match &baseline {
+        Some(q) => tokio::spawn(monitor(
+            coord_sqs.clone(),
+            q.clone(),
+            n,
+            total,
+            // It waits for the participants' work too.
+            timeout + Duration::from_secs_f64(work.max_secs),
+            decided.clone(),
+        )),
+        None => {
+            let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
+            let (d, w) = (decided.clone(), window.clone());
+            tokio::spawn(async move {
+                while let Some(e) = ev_rx.recv().await {
+                    if let Event::Released { generation } = e {
+                        d.lock().expect("lock").insert(generation, now_us());
+                    }
+                    w.lock().expect("lock").event(&e);
+                }
+            });
+            let (sqs, name) = (coord_sqs.clone(), name.clone());
+            let mut opts = CoordinatorOptions::default();
+            opts.receivers = a.receivers;
+            tokio::spawn(async move {
+                let stop = async {
+                    let _ = stop_rx.await;
+                };
+                sqs_barrier::run_coordinator(&sqs, &name, opts, Some(ev_tx), stop)
+                    .await
+                    .map_err(|e| format!("the coordinator stopped: {e}"))
+            })
+        }
+    };
+
+    let plan = Plan {
+        episodes: total,
+        timeout,
+        work,
+    };
+    let result = drive(
+        a,
+        target,
+        &name,
+        baseline.clone(),
+        &window,
+        &mut decider,
+        plan,
+    )
+    .await;
+
+    // Stop and clean up whatever happened.
+    let _ = stop_tx.send(());
+    if !decider.is_finished()
+        && tokio::time::timeout(Duration::from_secs(5), &mut decider)
+            .await
+            .is_err()
+    {
+        decider.abort();
+    }
+    match &baseline {
+        Some(q) => q.delete(&admin_sqs).await,
+        None => {
+            if let Err(e) = admin::teardown(&admin_sqs, &name).await {
+                eprintln!("sqs-barrier bench: teardown of {name} failed: {e}");
+            }
+        }
+    }
+    let (eps, part, waiting) = result?;
+    let window = window.lock().expect("lock");
+    let coord = &window.whole.requests;
+
+    // Figures.
+    let lat: Vec<f64> = (1..total as usize)
+        .map(|k| eps[k].2.saturating_sub(eps[k].1) as f64 / 1e3)
+        .collect();
+    let decided = decided.lock().expect("lock").clone();
+    let dec: Vec<f64> = (1..total)
+        .filter_map(|k| {
+            decided
+                .get(&k)
+                .map(|t| t.saturating_sub(eps[k as usize].1) as f64 / 1e3)
+        })
+        .collect();
+    let mean = lat.iter().sum::<f64>() / lat.len() as f64;
+    let lat = sorted(lat);
+    let pe = (n as u64 * a.episodes) as f64;
+    let mut all = part.clone();
+    add(&mut all, coord);
+    let total_req: u64 = all.values().sum();
+    let part_req: u64 = part.values().sum();
+    let coord_req: u64 = coord.values().sum();
+    // From the first check-in of episode 1 to the last release.
+    let span = eps[a.episodes as usize].2.saturating_sub(eps[1].0) as f64 / 1e6;
+    let p50 = pct(&lat, 0.5);
+    let h50 = pct(&hand, 0.5);
+    Ok(Report {
+        mode: if a.baseline { "baseline" } else { "barrier" },
+        endpoint: if target.embedded {
+            "embedded".into()
+        } else {
+            target.url.clone()
+        },
+        endpoint_url: target.url.clone(),
+        parties: n,
+        episodes: a.episodes,
+        processes: a.processes.unwrap_or(1),
+        warmup: "excluded",
+        warmup_release_ms: r3(eps[0].2.saturating_sub(eps[0].1) as f64 / 1e3),
+        release_p50_ms: r3(p50),
+        release_p99_ms: r3(pct(&lat, 0.99)),
+        release_max_ms: r3(pct(&lat, 1.0)),
+        release_mean_ms: r3(mean),
+        decision_p50_ms: (!dec.is_empty()).then(|| r3(pct(&sorted(dec), 0.5))),
+        requests_per_participant_episode: r3(total_req as f64 / pe),
+        participant_requests_per_participant_episode: r3(part_req as f64 / pe),
+        coordinator_requests_per_episode: r3(coord_req as f64 / a.episodes as f64),
+        requests_by_operation: all
+            .iter()
+            .map(|(k, v)| (k.clone(), r3(*v as f64 / pe)))
+            .collect(),
+        requests_total: total_req,
+        episodes_per_second: r3(if span > 0.0 {
+            a.episodes as f64 / span
+        } else {
+            0.0
+        }),
+        handoff_p50_ms: r3(h50),
+        handoff_p99_ms: r3(pct(&hand, 0.99)),
+        handoff_samples: hand.len(),
+        ratio_to_handoff: r3(if h50 > 0.0 { p50 / h50 } else { 0.0 }),
+        duration_s: r3(began.elapsed().as_secs_f64()),
+        work_s: work.max_secs,
+        seed: (work.max_secs > 0.0).then_some(work.seed),
+        checkin_requests_per_participant_episode: r3(
+            waiting.checkin.values().sum::<u64>() as f64 / pe
+        ),
+        waiting_requests_per_participant_episode: r3(
+            waiting.requests.values().sum::<u64>() as f64 / pe
+        ),
+        waiting_mean_s: r3(waiting.waited_us as f64 / 1e6 / pe),
+        waiting: PerMinute::new(&waiting.requests, waiting.minutes()),
+        coordinator: PerMinute::new(coord, window.whole.minutes()),
+        coordinator_open: (!a.baseline)
+            .then(|| PerMinute::new(&window.opened.requests, window.opened.minutes())),
+        coordinator_idle: (!a.baseline)
+            .then(|| PerMinute::new(&window.idle.requests, window.idle.minutes())),
+    })
+}
+
+/// Per episode: the first and the last check-in, the last release (µs).
+type Episodes = Vec<(u64, u64, u64)>;
+
+/// Starts the participants (tasks or processes) and collects their
+/// reports: per episode (last check-in, last release), the participants'
+/// requests and what their waits cost during the measured episodes. Starts
+/// and ends the coordinator's measured `window`.
+async fn drive(
+    a: &BenchArgs,
+    target: &Target,
+    name: &str,
+    baseline: Option<Arc<BaselineQueues>>,
+    window: &Arc<Mutex<Window>>,
+    decider: &mut tokio::task::JoinHandle<Result<(), String>>,
+    plan: Plan,
+) -> Result<(Episodes, Counts, Waiting), Failure> {
+    let n = a.parties;
+    let total = plan.episodes;
+    // The next episode must complete within this after the previous one (a
+    // generous margin over the participants' own timeout, for a hung
+    // process).
+    let limit =
+        plan.timeout + Duration::from_secs_f64(plan.work.max_secs) + Duration::from_secs(15);
+    let (tx, mut rx) = mpsc::unbounded_channel::<Msg>();
+    let groups = match a.processes {
+        None => {
+            let sqs = target.sqs().await?;
+            let members = connect_members(&sqs, name, 0, n, baseline).await?;
+            tokio::spawn(run_group(sqs, members, plan, tx));
+            1
+        }
+        Some(_) => {
+            let p = worker::spawn(a, target, name, plan, &tx)?;
+            drop(tx);
+            p
+        }
+    };
+
+    let mut eps: Vec<(usize, u64, u64, u64)> = vec![(0, u64::MAX, 0, 0); total as usize];
+    let mut complete = 0u64;
+    let mut reported = 0usize;
+    let mut part = Counts::new();
+    let mut waiting = Waiting::default();
+    let mut coord_start = None;
+    let mut deadline = tokio::time::Instant::now() + limit;
+    let step = (total / 10).max(1);
+    // The monitor of the baseline ends by itself after the last episode.
+    let mut decider_done = false;
+    while reported < groups {
+        let msg = tokio::select! {
+            m = rx.recv() => m,
+            r = &mut *decider, if !decider_done => {
+                decider_done = true;
+                let why = match r {
+                    Ok(Ok(())) if a.baseline => continue,
+                    Ok(Ok(())) => "the coordinator stopped".to_owned(),
+                    Ok(Err(e)) => e,
+                    Err(e) => format!("the coordinator task failed: {e}"),
+                };
+                return Err(Failure::infra(format!("episode {complete}: {why}")));
+            }
+            _ = tokio::time::sleep_until(deadline) => {
+                return Err(Failure::new(exit::TIMEOUT, format!(
+                    "episode {complete} did not complete within {:.0} s",
+                    (plan.timeout.as_secs_f64() + plan.work.max_secs)
+                )));
+            }
+        };
+        match msg {
+            None => {
+                return Err(Failure::new(
+                    exit::INTERNAL,
+                    format!("episode {complete}: the participants stopped reporting"),
+                ));
+            }
+            Some(Msg::Failed(e)) => return Err(Failure::new(exit::TIMEOUT, e)),
+            Some(Msg::Waiting(w)) => waiting.merge(&w),
+            Some(Msg::Requests(c)) => {
+                add(&mut part, &c);
+                reported += 1;
+            }
+            Some(Msg::Episode {
+                k,
+                first,
+                before,
+                released,
+            }) => {
+                let Some(e) = eps.get_mut(k as usize) else {
+                    continue;
+                };
+                e.0 += 1;
+                e.1 = e.1.min(first);
+                e.2 = e.2.max(before);
+                e.3 = e.3.max(released);
+                while complete < total && eps[complete as usize].0 == groups {
+                    if complete == 0 {
+                        let w = window.clone();
+                        coord_start = Some(tokio::spawn(async move {
+                            tokio::time::sleep(COORD_START).await;
+                            w.lock().expect("lock").start();
+                        }));
+                    }
+                    complete += 1;
+                    deadline = tokio::time::Instant::now() + limit;
+                    if total >= 20 && complete.is_multiple_of(step) {
+                        eprintln!("sqs-barrier bench: {complete}/{total} episodes");
+                    }
+                }
+            }
+        }
+    }
+    if complete < total {
+        return Err(Failure::new(
+            exit::INTERNAL,
+            format!("episode {complete}: the participants finished early"),
+        ));
+    }
+    // The coordinator's deferred work for the last episodes.
+    tokio::time::sleep(SETTLE).await;
+    if let Some(h) = coord_start {
+        let _ = h.await;
+    }
+    window.lock().expect("lock").end();
+    Ok((
+        eps.into_iter().map(|(_, f, b, r)| (f, b, r)).collect(),
+        part,
+        waiting,
+    ))
+}

@@ -1,0 +1,165 @@
+//! The arithmetic of the figures: percentiles, rounding, request counts,
+//! and the sums behind the cost of waiting.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+use super::Counts;
+
+/// Nearest-rank percentile of sorted `v`.
+pub(super) fn pct(v: &[f64], p: f64) -> f64 {
+    if v.is_empty() {
+        return 0.0;
+    }
+    let rank = ((p * v.len() as f64).ceil() as usize).clamp(1, v.len());
+    v[rank - 1]
+}
+
+pub(super) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
+    v.sort_by(f64::total_cmp);
+    v
+}
+
+pub(super) fn r3(x: f64) -> f64 {
+    (x * 1000.0).round() / 1000.0
+}
+
+/// Rounded to six decimals (for minutes: a few tens of microseconds).
+pub(super) fn r6(x: f64) -> f64 {
+    (x * 1e6).round() / 1e6
+}
+
+/// The requests counted between two snapshots of a counter.
+pub(super) fn diff(end: &Counts, start: &Counts) -> Counts {
+    end.iter()
+        .map(|(k, v)| (k.clone(), v.saturating_sub(*start.get(k).unwrap_or(&0))))
+        .filter(|(_, v)| *v > 0)
+        .collect()
+}
+
+/// Adds `more` to `to`.
+pub(super) fn add(to: &mut Counts, more: &Counts) {
+    for (k, v) in more {
+        *to.entry(k.clone()).or_default() += v;
+    }
+}
+
+/// Counts divided by `by` (per participant-episode, per minute...), rounded
+/// to three decimals; nothing if `by` is not positive.
+pub(super) fn per(c: &Counts, by: f64) -> BTreeMap<String, f64> {
+    if by <= 0.0 {
+        return BTreeMap::new();
+    }
+    c.iter()
+        .map(|(k, v)| (k.clone(), r3(*v as f64 / by)))
+        .collect()
+}
+
+/// What the participants' waits cost, summed over participants and the
+/// measured episodes. A participant waits from the moment its check-in has
+/// been sent until its wait returns.
+#[derive(Clone, Debug, Default, PartialEq, Serialize, Deserialize)]
+pub(super) struct Waiting {
+    /// Participant-episodes summed.
+    pub(super) episodes: u64,
+    /// Time spent waiting, in microseconds.
+    pub(super) waited_us: u64,
+    /// The check-ins' requests: the `SendMessage` attempts (retries
+    /// included) made until the check-in call returned.
+    pub(super) checkin: Counts,
+    /// Every other request the participants made from the start of their
+    /// check-in until their wait returned.
+    pub(super) requests: Counts,
+}
+
+impl Waiting {
+    /// Adds one participant-episode: its requests from just before the
+    /// check-in (`start`), when the check-in call returned (`checked_in`)
+    /// and when its wait returned (`end`), snapshots of its own counter;
+    /// and how long it waited.
+    pub(super) fn add_episode(
+        &mut self,
+        start: &Counts,
+        checked_in: &Counts,
+        end: &Counts,
+        waited_us: u64,
+    ) {
+        const SEND: &str = "SendMessage";
+        let sent = diff(checked_in, start).get(SEND).copied().unwrap_or(0);
+        let mut all = diff(end, start);
+        if sent > 0 {
+            *self.checkin.entry(SEND.to_owned()).or_default() += sent;
+            if let Some(v) = all.get_mut(SEND) {
+                *v -= sent;
+            }
+            all.retain(|_, v| *v > 0);
+        }
+        add(&mut self.requests, &all);
+        self.episodes += 1;
+        self.waited_us += waited_us;
+    }
+
+    /// Adds another group's sums.
+    pub(super) fn merge(&mut self, o: &Self) {
+        self.episodes += o.episodes;
+        self.waited_us += o.waited_us;
+        add(&mut self.checkin, &o.checkin);
+        add(&mut self.requests, &o.requests);
+    }
+
+    /// Minutes spent waiting.
+    pub(super) fn minutes(&self) -> f64 {
+        self.waited_us as f64 / 60e6
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn nearest_rank_percentiles() {
+        let v: Vec<f64> = (1..=100).map(f64::from).collect();
+        assert_eq!(pct(&v, 0.5), 50.0);
+        assert_eq!(pct(&v, 0.99), 99.0);
+        assert_eq!(pct(&v, 1.0), 100.0);
+        assert_eq!(pct(&[7.0], 0.5), 7.0);
+    }
+
+    fn counts(v: &[(&str, u64)]) -> Counts {
+        v.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn the_check_in_is_counted_apart_from_the_wait() {
+        let mut w = Waiting::default();
+        let start = counts(&[("SendMessage", 4), ("ReceiveMessage", 9)]);
+        // The wait's first receive may be counted before the check-in call
+        // has returned; it belongs to the wait.
+        let checked_in = counts(&[("SendMessage", 5), ("ReceiveMessage", 10)]);
+        // A re-send while waiting is a wait's request.
+        let end = counts(&[
+            ("SendMessage", 6),
+            ("ReceiveMessage", 12),
+            ("ListQueueTags", 1),
+        ]);
+        w.add_episode(&start, &checked_in, &end, 90_000_000);
+        assert_eq!(w.checkin, counts(&[("SendMessage", 1)]));
+        assert_eq!(
+            w.requests,
+            counts(&[
+                ("SendMessage", 1),
+                ("ReceiveMessage", 3),
+                ("ListQueueTags", 1)
+            ])
+        );
+        let mut total = Waiting::default();
+        total.merge(&w);
+        total.merge(&w);
+        assert_eq!(total.episodes, 2);
+        assert_eq!(total.minutes(), 3.0);
+        assert_eq!(total.requests["ReceiveMessage"], 6);
+        assert_eq!(per(&total.requests, 3.0)["ReceiveMessage"], 2.0);
+    }
+}

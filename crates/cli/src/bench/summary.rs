@@ -1,0 +1,154 @@
+//! The figures of a run: the JSON report and its text form.
+
+use std::collections::BTreeMap;
+
+use serde::Serialize;
+
+use super::Counts;
+use super::stats::{per, r3, r6};
+
+/// The JSON report (`--json`, and what `bench-report` reads).
+#[derive(Serialize, Debug)]
+pub(super) struct Report {
+    pub(super) mode: &'static str,
+    pub(super) endpoint: String,
+    pub(super) endpoint_url: String,
+    pub(super) parties: usize,
+    pub(super) episodes: u64,
+    pub(super) processes: usize,
+    pub(super) warmup: &'static str,
+    pub(super) warmup_release_ms: f64,
+    pub(super) release_p50_ms: f64,
+    pub(super) release_p99_ms: f64,
+    pub(super) release_max_ms: f64,
+    pub(super) release_mean_ms: f64,
+    /// From the last check-in until the coordinator (monitor) had sent the
+    /// release: its share of the release latency.
+    pub(super) decision_p50_ms: Option<f64>,
+    pub(super) requests_per_participant_episode: f64,
+    pub(super) participant_requests_per_participant_episode: f64,
+    pub(super) coordinator_requests_per_episode: f64,
+    /// Per participant-episode, by operation, coordinator included.
+    pub(super) requests_by_operation: BTreeMap<String, f64>,
+    pub(super) requests_total: u64,
+    pub(super) episodes_per_second: f64,
+    pub(super) handoff_p50_ms: f64,
+    pub(super) handoff_p99_ms: f64,
+    pub(super) handoff_samples: usize,
+    pub(super) ratio_to_handoff: f64,
+    pub(super) duration_s: f64,
+    /// The longest work before a measured episode (`--work`), seconds.
+    pub(super) work_s: f64,
+    /// The seed of the work times (with `--work` only).
+    pub(super) seed: Option<u64>,
+    /// The check-ins' requests (the `SendMessage` attempts made until the
+    /// check-in call returned), per participant-episode.
+    pub(super) checkin_requests_per_participant_episode: f64,
+    /// The participants' other requests from their check-in until their
+    /// wait returned, per participant-episode.
+    pub(super) waiting_requests_per_participant_episode: f64,
+    /// The mean wait of a participant-episode: from its check-in sent until
+    /// its wait returned.
+    pub(super) waiting_mean_s: f64,
+    /// The participants' requests while waiting, over the participant-
+    /// minutes spent waiting.
+    pub(super) waiting: PerMinute,
+    /// The coordinator's (monitor's) requests over the measured window.
+    pub(super) coordinator: PerMinute,
+    /// The coordinator's requests while a generation was open, and while
+    /// none was (the barrier's coordinator only).
+    pub(super) coordinator_open: Option<PerMinute>,
+    pub(super) coordinator_idle: Option<PerMinute>,
+}
+
+/// Requests over minutes.
+#[derive(Serialize, Debug)]
+pub(super) struct PerMinute {
+    pub(super) minutes: f64,
+    pub(super) requests: u64,
+    pub(super) requests_per_minute: f64,
+    /// Requests per minute, by operation.
+    pub(super) by_operation: BTreeMap<String, f64>,
+}
+
+impl PerMinute {
+    pub(super) fn new(requests: &Counts, minutes: f64) -> Self {
+        let total: u64 = requests.values().sum();
+        Self {
+            minutes: r6(minutes),
+            requests: total,
+            requests_per_minute: if minutes > 0.0 {
+                r3(total as f64 / minutes)
+            } else {
+                0.0
+            },
+            by_operation: per(requests, minutes),
+        }
+    }
+
+    fn line(&self, what: &str) {
+        println!(
+            "  {what}: {:.1} requests per minute ({} over {:.3} min)",
+            self.requests_per_minute, self.requests, self.minutes
+        );
+        for (op, v) in &self.by_operation {
+            println!("    {op:<28} {v:.2}");
+        }
+    }
+}
+
+pub(super) fn print_report(r: &Report, json: bool) {
+    println!(
+        "sqs-barrier bench ({}): N={} E={} on {} ({}), {} process(es); warm-up episode {:.2} ms, excluded",
+        r.mode, r.parties, r.episodes, r.endpoint, r.endpoint_url, r.processes, r.warmup_release_ms
+    );
+    println!(
+        "  release latency  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
+        r.release_p50_ms, r.release_p99_ms, r.release_max_ms, r.release_mean_ms
+    );
+    if let Some(d) = r.decision_p50_ms {
+        println!("  of which last check-in -> release sent: p50 {d:.2} ms");
+    }
+    println!(
+        "  endpoint hand-off p50 {:.2} ms  p99 {:.2} ms ({} samples); release p50 / hand-off p50 = {:.2}",
+        r.handoff_p50_ms, r.handoff_p99_ms, r.handoff_samples, r.ratio_to_handoff
+    );
+    println!(
+        "  SQS requests per participant-episode {:.3} (participants {:.3}, coordinator {:.1} per episode)",
+        r.requests_per_participant_episode,
+        r.participant_requests_per_participant_episode,
+        r.coordinator_requests_per_episode
+    );
+    for (op, v) in &r.requests_by_operation {
+        println!("    {op:<28} {v:.3}");
+    }
+    println!(
+        "  {:.1} episodes per second; {:.1} s in all",
+        r.episodes_per_second, r.duration_s
+    );
+    if r.work_s > 0.0 {
+        println!(
+            "  work before each measured episode: uniform in [0, {} s], seed {}",
+            r.work_s,
+            r.seed.unwrap_or_default()
+        );
+    }
+    println!(
+        "  per participant-episode: check-in {:.3} requests; waiting {:.3} requests, {:.3} s on average",
+        r.checkin_requests_per_participant_episode,
+        r.waiting_requests_per_participant_episode,
+        r.waiting_mean_s
+    );
+    r.waiting
+        .line("participants while waiting, per participant-minute of waiting");
+    r.coordinator.line("coordinator over the measured window");
+    if let Some(o) = &r.coordinator_open {
+        o.line("coordinator while a generation was open");
+    }
+    if let Some(i) = &r.coordinator_idle {
+        i.line("coordinator while no generation was open");
+    }
+    if json {
+        println!("{}", serde_json::to_string(r).expect("report serialises"));
+    }
+}

@@ -1,0 +1,211 @@
+//! Worker processes (`bench --processes`): each runs a group of participants
+//! and reports to the bench process on its stdout, one line per report:
+//!
+//! * `EP k first before released`: every participant of the group has
+//!   finished episode `k` (microseconds since the Unix epoch: the first and
+//!   the last check-in, the last release);
+//! * `WAIT {"episodes": .., "waited_us": .., "checkin": {"SendMessage": ..},
+//!   "requests": {"Operation": count, ...}}`: what the group's waits cost
+//!   during the measured episodes (participant-episodes, microseconds
+//!   waited, the check-ins' requests and the requests made while waiting, by
+//!   operation; see `stats::Waiting`); just before `REQ`;
+//! * `REQ {"Operation": count, ...}`: the group's requests during the
+//!   measured episodes; the last line of a worker that succeeded;
+//! * `FAIL why`: the group failed; the last line.
+
+use std::process::Stdio;
+use std::sync::Arc;
+
+use sqs_barrier::{ClientOptions, Sqs};
+use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::process::Command;
+use tokio::sync::mpsc;
+
+use super::baseline::BaselineQueues;
+use super::group::{Msg, Plan, Work, connect_members, run_group};
+use super::{Failure, Target, seconds, work_seconds};
+use crate::cli::{BenchArgs, BenchWorkerArgs};
+use crate::exit;
+
+/// A group of participants in its own process (`bench --processes`).
+/// Prints `EP` lines, then `WAIT` and `REQ`; `FAIL why` on error.
+pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
+    let result = async {
+        let plan = Plan {
+            episodes: a.episodes,
+            timeout: seconds(a.episode_timeout, "--episode-timeout")?,
+            work: Work {
+                max_secs: work_seconds(a.work)?,
+                seed: a.seed,
+            },
+        };
+        let sqs = Sqs::connect(client).await?;
+        let queues = if a.baseline {
+            Some(Arc::new(BaselineQueues::open(&sqs, &a.barrier).await?))
+        } else {
+            None
+        };
+        let members = connect_members(&sqs, &a.barrier, a.first, a.count, queues).await?;
+        let (tx, mut rx) = mpsc::unbounded_channel();
+        tokio::spawn(run_group(sqs, members, plan, tx));
+        while let Some(m) = rx.recv().await {
+            match m {
+                Msg::Episode {
+                    k,
+                    first,
+                    before,
+                    released,
+                } => println!("EP {k} {first} {before} {released}"),
+                Msg::Waiting(w) => {
+                    println!("WAIT {}", serde_json::to_string(&w).expect("waiting"));
+                }
+                Msg::Requests(c) => {
+                    println!("REQ {}", serde_json::to_string(&c).expect("counts"));
+                    return Ok(());
+                }
+                Msg::Failed(e) => return Err(Failure::new(exit::TIMEOUT, e)),
+            }
+        }
+        Err(Failure::new(exit::INTERNAL, "the participants stopped"))
+    }
+    .await;
+    match result {
+        Ok(()) => exit::OK,
+        Err(f) => {
+            println!("FAIL {}", f.msg);
+            f.code
+        }
+    }
+}
+
+/// One line of a worker's stdout (`None` for anything else).
+fn parse_line(l: &str) -> Option<Msg> {
+    if let Some(rest) = l.strip_prefix("EP ") {
+        let v: Vec<u64> = rest
+            .split(' ')
+            .map(str::parse)
+            .collect::<Result<_, _>>()
+            .ok()?;
+        return match v[..] {
+            [k, first, before, released] => Some(Msg::Episode {
+                k,
+                first,
+                before,
+                released,
+            }),
+            _ => None,
+        };
+    }
+    if let Some(rest) = l.strip_prefix("WAIT ") {
+        return serde_json::from_str(rest).ok().map(Msg::Waiting);
+    }
+    if let Some(rest) = l.strip_prefix("REQ ") {
+        return serde_json::from_str(rest).ok().map(Msg::Requests);
+    }
+    l.strip_prefix("FAIL ").map(|e| Msg::Failed(e.to_owned()))
+}
+
+fn child(exe: &std::path::Path, target: &Target) -> Command {
+    let mut c = Command::new(exe);
+    c.arg("--endpoint-url").arg(&target.url);
+    if let Some(r) = &target.client.region {
+        c.arg("--region").arg(r);
+    }
+    if let Some(p) = &target.client.profile {
+        c.arg("--profile").arg(p);
+    }
+    if target.embedded {
+        c.env("AWS_ACCESS_KEY_ID", "local")
+            .env("AWS_SECRET_ACCESS_KEY", "local")
+            .env("AWS_REGION", "us-east-1")
+            .env_remove("AWS_PROFILE");
+    }
+    c.stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .kill_on_drop(true);
+    c
+}
+
+/// Starts `--processes` worker processes, each with its share of the
+/// participants, and forwards their reports to `tx`; the number of workers.
+pub(super) fn spawn(
+    a: &BenchArgs,
+    target: &Target,
+    name: &str,
+    plan: Plan,
+    tx: &mpsc::UnboundedSender<Msg>,
+) -> Result<usize, Failure> {
+    let n = a.parties;
+    let p = a.processes.unwrap_or(1);
+    let exe = std::env::current_exe()
+        .map_err(|e| Failure::new(exit::INTERNAL, format!("my own executable: {e}")))?;
+    let mut first = 0;
+    for g in 0..p {
+        let count = n / p + usize::from(g < n % p);
+        let mut c = child(&exe, target);
+        c.args(["bench-worker", "--barrier", name])
+            .args(["--first", &first.to_string()])
+            .args(["--count", &count.to_string()])
+            .args(["--episodes", &plan.episodes.to_string()])
+            .args(["--episode-timeout", &a.episode_timeout.to_string()])
+            .args(["--work", &plan.work.max_secs.to_string()])
+            .args(["--seed", &plan.work.seed.to_string()]);
+        if a.baseline {
+            c.arg("--baseline");
+        }
+        first += count;
+        let mut ch = c
+            .spawn()
+            .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot start worker {g}: {e}")))?;
+        let out = ch.stdout.take().expect("piped");
+        let tx = tx.clone();
+        tokio::spawn(async move {
+            let mut lines = BufReader::new(out).lines();
+            let mut ended = false;
+            while let Ok(Some(l)) = lines.next_line().await {
+                if let Some(m) = parse_line(&l) {
+                    ended |= matches!(m, Msg::Requests(_) | Msg::Failed(_));
+                    let _ = tx.send(m);
+                }
+            }
+            let status = ch.wait().await;
+            if !ended {
+                let _ = tx.send(Msg::Failed(format!(
+                    "worker process {g} ended without a report ({status:?})"
+                )));
+            }
+        });
+    }
+    Ok(p)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn worker_lines_round_trip() {
+        assert!(matches!(
+            parse_line("EP 3 5 10 20"),
+            Some(Msg::Episode {
+                k: 3,
+                first: 5,
+                before: 10,
+                released: 20
+            })
+        ));
+        assert!(
+            matches!(parse_line("REQ {\"SendMessage\":4}"), Some(Msg::Requests(c)) if c["SendMessage"] == 4)
+        );
+        assert!(
+            matches!(parse_line("FAIL episode 2: x"), Some(Msg::Failed(e)) if e == "episode 2: x")
+        );
+        let w = r#"WAIT {"episodes":4,"waited_us":90,"checkin":{"SendMessage":4},"requests":{"ReceiveMessage":5}}"#;
+        assert!(
+            matches!(parse_line(w), Some(Msg::Waiting(w)) if w.episodes == 4 && w.waited_us == 90 && w.requests["ReceiveMessage"] == 5)
+        );
+        assert!(parse_line("WAIT {}").is_none());
+        assert!(parse_line("EP 1 2 3").is_none());
+        assert!(parse_line("noise").is_none());
+    }
+}
