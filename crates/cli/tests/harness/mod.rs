@@ -495,12 +495,12 @@ impl ProcessSupervisor {
         let pids: Arc<Mutex<[Option<u32>; 2]>> = Arc::default();
         let kills: Vec<_> = (0..2).map(|_| Arc::new(Notify::new())).collect();
         let mut tasks = Vec::new();
-        for k in 0..2 {
+        for (k, kill) in kills.iter().enumerate() {
             let (url, barrier, stats, kill, pids) = (
                 url.clone(),
                 barrier.clone(),
                 stats.clone(),
-                kills[k].clone(),
+                kill.clone(),
                 pids.clone(),
             );
             let mut stopping = stopping.clone();
