@@ -108,6 +108,29 @@ pub struct LocalArgs {
     /// Seed of the fault decisions (default: random, printed at start).
     #[arg(long, value_name = "N", requires = "chaos")]
     pub chaos_seed: Option<u64>,
+    /// Lower the in-flight quota (received, not yet deleted messages per
+    /// queue, standard and FIFO) from SQS's 120,000 to N. At the quota a
+    /// short-poll receive on a standard queue fails with OverLimit; long polls
+    /// and FIFO queues get no messages and no error.
+    #[arg(long, value_name = "N", value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_in_flight: Option<u64>,
+    /// Add a delay to every response, modelling one in-region round trip to
+    /// SQS: a fixed delay such as 10ms, or a range such as 5ms..20ms (uniform).
+    /// Units: us, ms, s. Long polls wait their full time, then answer this
+    /// much later. Not modelled: bandwidth, server-side queueing, tail
+    /// latency, throttling.
+    #[arg(long, value_name = "SPEC")]
+    pub latency: Option<sqs_barrier_local::LatencySpec>,
+    /// Serve at most N connections at once; further connections wait (in the
+    /// listen backlog) until one closes, and a warning is logged.
+    #[arg(long, value_name = "N", default_value_t = 1024,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub max_connections: u64,
+    /// Close a connection that has not sent a complete request head within
+    /// SECS seconds (an idle keep-alive connection too).
+    #[arg(long, value_name = "SECS", default_value_t = 30,
+          value_parser = clap::value_parser!(u64).range(1..))]
+    pub header_read_timeout: u64,
 }
 
 #[derive(Args, Debug)]

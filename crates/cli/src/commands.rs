@@ -347,9 +347,17 @@ async fn local(a: LocalArgs) -> u8 {
             a.bind
         );
     }
-    let mut options = sqs_barrier_local::Options::default();
+    let mut options = sqs_barrier_local::Options::default()
+        .with_max_connections(usize::try_from(a.max_connections).unwrap_or(usize::MAX))
+        .with_header_read_timeout(std::time::Duration::from_secs(a.header_read_timeout));
     if let Some(spec) = a.chaos {
         options = options.with_chaos(spec, a.chaos_seed);
+    }
+    if let Some(limit) = a.max_in_flight {
+        options = options.with_max_in_flight(usize::try_from(limit).unwrap_or(usize::MAX));
+    }
+    if let Some(latency) = a.latency {
+        options = options.with_latency(latency);
     }
     let server = match sqs_barrier_local::Server::bind_with(a.bind, options).await {
         Ok(s) => s,
@@ -371,6 +379,15 @@ async fn local(a: LocalArgs) -> u8 {
         let _ = writeln!(
             out,
             "  injecting faults: {spec} (--chaos-seed {seed} repeats the decisions)"
+        );
+    }
+    if let Some(latency) = a.latency {
+        let _ = writeln!(out, "  adding {latency} of latency to every response");
+    }
+    if let Some(limit) = a.max_in_flight {
+        let _ = writeln!(
+            out,
+            "  in-flight quota lowered to {limit} messages per queue"
         );
     }
     let _ = out.flush();

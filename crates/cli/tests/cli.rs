@@ -615,3 +615,98 @@ fn local_endpoint_stops_cleanly_on_sigterm_and_sigint() {
         assert!(status.success(), "{signal}: {status:?}");
     }
 }
+
+/// `local --max-in-flight 2 --latency 30ms --max-connections 1`: the quota is
+/// lowered (OverLimit on the third short poll), responses are late, and a second
+/// connection waits while the first is open, with a warning on stderr. A
+/// malformed `--latency` is a usage error that says what is wrong.
+#[test]
+fn local_flags_lower_the_quota_add_latency_and_cap_connections() {
+    let o = run(Command::new(BIN).args(["local", "--bind", "127.0.0.1:0", "--latency", "5ms..2"]));
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(
+        String::from_utf8_lossy(&o.stderr).contains("such as 5ms..20ms"),
+        "{}",
+        text(&o)
+    );
+
+    let mut child = Command::new(BIN)
+        .args(["local", "--bind", "127.0.0.1:0", "--max-in-flight", "2"])
+        .args(["--latency", "30ms", "--max-connections", "1"])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start local");
+    let mut stdout = BufReader::new(child.stdout.take().unwrap());
+    let stderr = BufReader::new(child.stderr.take().unwrap());
+    let mut banner = String::new();
+    stdout.read_line(&mut banner).unwrap();
+    let url = banner
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {banner:?}"))
+        .to_owned();
+    let _k = Killer(child);
+    let (lines, stderr_lines) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in stderr.lines().map_while(Result::ok) {
+            if lines.send(line).is_err() {
+                break;
+            }
+        }
+    });
+
+    let rt = runtime();
+    rt.block_on(async {
+        // One client, one connection at a time (the cap is 1).
+        let client = sqs_barrier_testkit::sdk_client(&url);
+        let queue = client
+            .create_queue()
+            .queue_name("capped")
+            .send()
+            .await
+            .unwrap()
+            .queue_url
+            .unwrap();
+        for body in ["a", "b", "c"] {
+            client
+                .send_message()
+                .queue_url(&queue)
+                .message_body(body)
+                .send()
+                .await
+                .unwrap();
+        }
+        let receive = || {
+            client
+                .receive_message()
+                .queue_url(&queue)
+                .max_number_of_messages(10)
+                .send()
+        };
+        let start = Instant::now();
+        assert_eq!(receive().await.unwrap().messages().len(), 2);
+        assert!(start.elapsed() >= Duration::from_millis(30), "latency");
+        let err = receive().await.unwrap_err();
+        assert_eq!(
+            aws_sdk_sqs::error::ProvideErrorMetadata::code(&err),
+            Some("OverLimit")
+        );
+
+        // The client's pooled connection holds the only place: a second one waits.
+        let addr = url.trim_start_matches("http://");
+        let _second = tokio::net::TcpStream::connect(addr).await.unwrap();
+        drop(client);
+    });
+    let deadline = Instant::now() + Duration::from_secs(10);
+    let mut seen = Vec::new();
+    while Instant::now() < deadline {
+        match stderr_lines.recv_timeout(Duration::from_millis(100)) {
+            Ok(line) if line.contains("connection cap") => return,
+            Ok(line) => seen.push(line),
+            Err(_) => {}
+        }
+    }
+    panic!("no connection-cap warning on stderr; saw {seen:?}");
+}

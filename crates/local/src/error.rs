@@ -28,12 +28,17 @@ pub enum ErrorCode {
     InvalidMessageContents,
     /// A parameter out of range (not a shape of the model, but what SQS answers).
     InvalidParameterValue,
+    /// A limit was hit: a short-poll `ReceiveMessage` on a standard queue with as
+    /// many messages in flight as the quota allows.
+    OverLimit,
     /// A required parameter is absent.
     MissingParameter,
     /// `ChangeMessageVisibility` on a message that is not in flight.
     MessageNotInflight,
     /// `PurgeQueue` within 60 s of the previous one.
     PurgeQueueInProgress,
+    /// `CreateQueue` for a name whose queue was deleted less than 60 s ago.
+    QueueDeletedRecently,
     /// The queue does not exist.
     QueueDoesNotExist,
     /// `CreateQueue` for an existing name with different attributes.
@@ -74,9 +79,11 @@ impl ErrorCode {
             InvalidBatchEntryId => "InvalidBatchEntryId",
             InvalidMessageContents => "InvalidMessageContents",
             InvalidParameterValue => "InvalidParameterValue",
+            OverLimit => "OverLimit",
             MissingParameter => "MissingParameter",
             MessageNotInflight => "MessageNotInflight",
             PurgeQueueInProgress => "PurgeQueueInProgress",
+            QueueDeletedRecently => "QueueDeletedRecently",
             QueueDoesNotExist => "QueueDoesNotExist",
             QueueNameExists => "QueueNameExists",
             ReceiptHandleIsInvalid => "ReceiptHandleIsInvalid",
@@ -106,6 +113,7 @@ impl ErrorCode {
             InvalidBatchEntryId => "AWS.SimpleQueueService.InvalidBatchEntryId",
             MessageNotInflight => "AWS.SimpleQueueService.MessageNotInflight",
             PurgeQueueInProgress => "AWS.SimpleQueueService.PurgeQueueInProgress",
+            QueueDeletedRecently => "AWS.SimpleQueueService.QueueDeletedRecently",
             QueueDoesNotExist => "AWS.SimpleQueueService.NonExistentQueue",
             QueueNameExists => "QueueAlreadyExists",
             TooManyEntriesInBatchRequest => "AWS.SimpleQueueService.TooManyEntriesInBatchRequest",

@@ -36,17 +36,26 @@
 //!   different queues are served in parallel and no lock is held across an `.await`.
 //! * `server` is the hyper front: it reads the clock, drives the model, and implements
 //!   long polling by waiting on the queue's `Notify` and a timer armed at the model's
-//!   next event, never by polling in a loop.
+//!   next event, never by polling in a loop. It adds the [`latency`] model's delay to
+//!   each response, caps connections and closes those that do not send a request head
+//!   in time.
+//!
+//! SQS's documented quotas (in flight, batch and message sizes, attributes, tags,
+//! names, ranges, name reuse after delete, purge rate) are enforced where they belong:
+//! the model for queue state, [`model::RecentlyDeleted`] for names, `ops` for request
+//! shapes.
 //!
 //! # What this crate does not do
 //!
 //! It does not verify signatures or credentials, enforce policies, encrypt, throttle
-//! (unless told to inject faults: [`chaos`]), persist anything, or run message-move tasks; counts are exact rather than
-//! approximate. `docs/ENDPOINT.md` lists every known difference from AWS.
+//! (unless told to inject faults: [`chaos`]), persist anything, or run message-move
+//! tasks; counts are exact rather than approximate. `docs/ENDPOINT.md` lists every
+//! known difference from AWS.
 #![forbid(unsafe_code)]
 
 pub mod chaos;
 pub mod error;
+pub mod latency;
 pub mod model;
 pub mod ops;
 mod server;
@@ -54,5 +63,8 @@ mod service;
 
 pub use chaos::{ChaosCounts, ChaosSpec, ChaosSpecError};
 pub use error::{ErrorCode, SqsError};
+pub use latency::{LatencySpec, LatencySpecError};
 pub use ops::{Request, decode_request};
-pub use server::{MAX_REQUEST_BYTES, Options, Server};
+pub use server::{
+    DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, MAX_REQUEST_BYTES, Options, Server,
+};

@@ -13,15 +13,18 @@ use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
-use hyper_util::rt::TokioIo;
+use hyper_util::rt::{TokioIo, TokioTimer};
 use tokio::net::{TcpListener, TcpStream};
-use tokio::sync::watch;
+use tokio::sync::{OwnedSemaphorePermit, Semaphore, watch};
 use tokio::task::{JoinHandle, JoinSet};
+use tokio::time::Instant;
 
 use crate::chaos::{Chaos, ChaosCounts, ChaosSpec, Counted, Scope};
 use crate::error::{ErrorCode, SqsError};
+use crate::latency::LatencySpec;
+use crate::model::MAX_IN_FLIGHT;
 use crate::ops;
-use crate::service::{RequestContext, Service};
+use crate::service::{Limits, RequestContext, Service};
 
 /// Largest request body read: a 1 MiB batch plus JSON overhead. Larger requests are
 /// refused before they are buffered.
@@ -29,6 +32,17 @@ pub const MAX_REQUEST_BYTES: usize = 1024 * 1024 + 128 * 1024;
 
 /// How long [`Server::shutdown`] lets in-flight requests finish before aborting them.
 const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
+/// Default of [`Options::max_connections`].
+pub const DEFAULT_MAX_CONNECTIONS: usize = 1024;
+
+/// Default of [`Options::header_read_timeout`]: hyper's own default once it has a
+/// timer, and well above what any client needs to send a request head.
+pub const DEFAULT_HEADER_READ_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// At most one "connection cap reached" warning per this interval, so a client
+/// that keeps the endpoint at its cap does not flood the log.
+const CAP_WARNING_INTERVAL: Duration = Duration::from_secs(10);
 
 const JSON_CONTENT_TYPE: &str = "application/x-amz-json-1.0";
 
@@ -44,6 +58,18 @@ pub struct Options {
     pub chaos: Option<ChaosSpec>,
     /// Seed of the fault decisions; default random (see [`Server::chaos_seed`]).
     pub chaos_seed: Option<u64>,
+    /// Most messages in flight per queue, standard and FIFO; default SQS's
+    /// [`MAX_IN_FLIGHT`] (120,000).
+    pub max_in_flight: Option<usize>,
+    /// Delay added to every response (see [`crate::latency`]); default none.
+    pub latency: Option<LatencySpec>,
+    /// Most connections served at once; default [`DEFAULT_MAX_CONNECTIONS`]. At the
+    /// cap the endpoint stops accepting: further connections wait in the listen
+    /// backlog until one closes.
+    pub max_connections: Option<usize>,
+    /// How long a client may take to send a request head (and how long an idle
+    /// keep-alive connection stays open); default [`DEFAULT_HEADER_READ_TIMEOUT`].
+    pub header_read_timeout: Option<Duration>,
 }
 
 impl Options {
@@ -54,6 +80,39 @@ impl Options {
         self.chaos_seed = seed;
         self
     }
+
+    /// Lets at most `limit` messages be in flight per queue (standard and FIFO), so
+    /// that tests can reach the quota with few messages.
+    pub fn with_max_in_flight(mut self, limit: usize) -> Self {
+        self.max_in_flight = Some(limit);
+        self
+    }
+
+    /// Delays every response by a delay drawn from `latency`.
+    pub fn with_latency(mut self, latency: LatencySpec) -> Self {
+        self.latency = Some(latency);
+        self
+    }
+
+    /// Serves at most `limit` connections at once (at least 1).
+    pub fn with_max_connections(mut self, limit: usize) -> Self {
+        self.max_connections = Some(limit);
+        self
+    }
+
+    /// Closes a connection that has not sent a complete request head within
+    /// `timeout` (an idle keep-alive connection too).
+    pub fn with_header_read_timeout(mut self, timeout: Duration) -> Self {
+        self.header_read_timeout = Some(timeout);
+        self
+    }
+}
+
+/// How connections are served: the parts of [`Options`] the accept loop needs.
+#[derive(Clone, Copy, Debug)]
+struct ConnectionLimits {
+    max_connections: usize,
+    header_read_timeout: Duration,
 }
 
 /// A running endpoint. Dropping it also stops it (without waiting).
@@ -93,8 +152,24 @@ impl Server {
             local_addr,
             stopping.clone(),
             chaos.clone(),
+            Limits {
+                max_in_flight: options.max_in_flight.unwrap_or(MAX_IN_FLIGHT),
+                latency: options.latency,
+            },
         ));
-        let task = tokio::spawn(accept_loop(listener, service, stopping));
+        if let Some(latency) = options.latency {
+            tracing::info!(%latency, "SQS endpoint adding latency to every response");
+        }
+        let limits = ConnectionLimits {
+            max_connections: options
+                .max_connections
+                .unwrap_or(DEFAULT_MAX_CONNECTIONS)
+                .max(1),
+            header_read_timeout: options
+                .header_read_timeout
+                .unwrap_or(DEFAULT_HEADER_READ_TIMEOUT),
+        };
+        let task = tokio::spawn(accept_loop(listener, service, stopping, limits));
         tracing::debug!(%local_addr, "SQS endpoint listening");
         Ok(Server {
             local_addr,
@@ -151,26 +226,65 @@ async fn accept_loop(
     listener: TcpListener,
     service: Arc<Service>,
     stopping: watch::Receiver<bool>,
+    limits: ConnectionLimits,
 ) {
     let mut connections = JoinSet::new();
     // A separate receiver to await, so `stopping` can be cloned into connections.
     let mut stop_signal = stopping.clone();
-    loop {
-        tokio::select! {
-            accepted = listener.accept() => match accepted {
-                Ok((stream, _peer)) => {
-                    connections.spawn(serve_connection(stream, service.clone(), stopping.clone()));
+    // One permit per connection served; a connection task holds its permit until it
+    // ends. At the cap the loop does not call `accept`, so further connections wait
+    // in the kernel's listen backlog (bounded, unlike tasks or file descriptors).
+    let slots = Arc::new(Semaphore::new(limits.max_connections));
+    let mut last_cap_warning: Option<Instant> = None;
+    'serve: loop {
+        let permit = match slots.clone().try_acquire_owned() {
+            Ok(permit) => permit,
+            Err(_) => {
+                if last_cap_warning.is_none_or(|at| at.elapsed() >= CAP_WARNING_INTERVAL) {
+                    tracing::warn!(
+                        max_connections = limits.max_connections,
+                        "SQS endpoint at its connection cap ({} open): new connections wait until one closes",
+                        limits.max_connections
+                    );
+                    last_cap_warning = Some(Instant::now());
                 }
-                Err(error) => {
-                    // E.g. out of file descriptors: back off instead of spinning.
-                    tracing::warn!(%error, "accept failed");
-                    tokio::time::sleep(Duration::from_millis(10)).await;
+                loop {
+                    tokio::select! {
+                        permit = slots.clone().acquire_owned() => match permit {
+                            Ok(permit) => break permit,
+                            // The semaphore is never closed.
+                            Err(_) => break 'serve,
+                        },
+                        Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                        _ = stopped(&mut stop_signal) => break 'serve,
+                    }
                 }
-            },
-            // Reap finished connections so the set does not grow without bound.
-            Some(_) = connections.join_next(), if !connections.is_empty() => {}
-            // Also fires (with an error) when the `Server` is dropped.
-            _ = stopped(&mut stop_signal) => break,
+            }
+        };
+        loop {
+            tokio::select! {
+                accepted = listener.accept() => match accepted {
+                    Ok((stream, _peer)) => {
+                        connections.spawn(serve_connection(
+                            stream,
+                            service.clone(),
+                            stopping.clone(),
+                            limits.header_read_timeout,
+                            permit,
+                        ));
+                        break;
+                    }
+                    Err(error) => {
+                        // E.g. out of file descriptors: back off instead of spinning.
+                        tracing::warn!(%error, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                },
+                // Reap finished connections so the set does not grow without bound.
+                Some(_) = connections.join_next(), if !connections.is_empty() => {}
+                // Also fires (with an error) when the `Server` is dropped.
+                _ = stopped(&mut stop_signal) => break 'serve,
+            }
         }
     }
     drop(listener);
@@ -185,6 +299,9 @@ async fn serve_connection(
     stream: TcpStream,
     service: Arc<Service>,
     mut stopping: watch::Receiver<bool>,
+    header_read_timeout: Duration,
+    // Held until the connection ends: it is this connection's place under the cap.
+    _slot: OwnedSemaphorePermit,
 ) {
     // Small request/response pairs: don't let Nagle hold them back.
     let _ = stream.set_nodelay(true);
@@ -192,7 +309,12 @@ async fn serve_connection(
         let service = service.clone();
         async move { Ok::<_, Infallible>(handle(&service, request).await) }
     });
-    let connection = http1::Builder::new().serve_connection(TokioIo::new(stream), handler);
+    // Without a timer hyper waits for a request head for ever, so a client that
+    // sends half a head (or nothing) would hold its connection and a slot.
+    let connection = http1::Builder::new()
+        .timer(TokioTimer::new())
+        .header_read_timeout(header_read_timeout)
+        .serve_connection(TokioIo::new(stream), handler);
     tokio::pin!(connection);
     tokio::select! {
         result = connection.as_mut() => {
@@ -216,10 +338,16 @@ pub(crate) async fn stopped(signal: &mut watch::Receiver<bool>) {
 
 /// Serves one request; never fails: errors become AWS-shaped error responses.
 async fn handle(service: &Service, request: Request<Incoming>) -> Response<Full<Bytes>> {
-    match handle_inner(service, request).await {
+    let response = match handle_inner(service, request).await {
         Ok(body) => json_response(StatusCode::OK, body),
         Err(error) => error_response(&error),
+    };
+    if let Some(latency) = &service.latency {
+        // The modelled round trip: after the operation (a long poll has waited its
+        // time already), in this request's own future, so other requests go on.
+        tokio::time::sleep(latency.sample()).await;
     }
+    response
 }
 
 async fn handle_inner(service: &Service, request: Request<Incoming>) -> Result<Vec<u8>, SqsError> {

@@ -15,7 +15,8 @@ use tokio::sync::{Notify, watch};
 
 use crate::chaos::{Chaos, Decision};
 use crate::error::{ErrorCode, Result, SqsError};
-use crate::model::{Millis, Queue};
+use crate::latency::LatencySpec;
+use crate::model::{Millis, Queue, RecentlyDeleted};
 
 /// One queue of the registry.
 pub(crate) struct QueueSlot {
@@ -71,10 +72,23 @@ pub(crate) struct Service {
     /// The bound address, for queue URLs when a request has no `Host` header.
     pub local_addr: std::net::SocketAddr,
     queues: RwLock<HashMap<String, Arc<QueueSlot>>>,
+    /// Names of queues deleted in the last 60 s. Only touched while `queues` is
+    /// write-locked, so a delete and a create of one name cannot interleave.
+    deleted: Mutex<RecentlyDeleted>,
     /// Turns true when the server shuts down; long polls end early.
     pub shutdown: watch::Receiver<bool>,
     /// The fault injector, if faults are injected.
     pub chaos: Option<Arc<Chaos>>,
+    /// Most messages in flight per queue (both kinds).
+    pub max_in_flight: usize,
+    /// Delay added to every response, if any.
+    pub latency: Option<LatencySpec>,
+}
+
+/// The settings of a [`Service`] beyond its identity.
+pub(crate) struct Limits {
+    pub max_in_flight: usize,
+    pub latency: Option<LatencySpec>,
 }
 
 /// The wall clock as the model wants it.
@@ -91,14 +105,18 @@ impl Service {
         local_addr: std::net::SocketAddr,
         shutdown: watch::Receiver<bool>,
         chaos: Option<Arc<Chaos>>,
+        limits: Limits,
     ) -> Self {
         Service {
             account_id,
             region,
             local_addr,
             queues: RwLock::new(HashMap::new()),
+            deleted: Mutex::new(RecentlyDeleted::new()),
             shutdown,
             chaos,
+            max_in_flight: limits.max_in_flight,
+            latency: limits.latency,
         }
     }
 
@@ -147,16 +165,26 @@ impl Service {
     }
 
     /// Inserts a new queue unless the name is taken; returns the slot under that name
-    /// and whether it was created.
-    pub fn insert_if_absent(&self, mut queue: Queue) -> (Arc<QueueSlot>, bool) {
+    /// and whether it was created. Fails with `QueueDeletedRecently` if a queue of
+    /// that name was deleted less than 60 s before `now`.
+    pub fn insert_if_absent(
+        &self,
+        mut queue: Queue,
+        now: Millis,
+    ) -> Result<(Arc<QueueSlot>, bool)> {
         if self.chaos.as_ref().is_some_and(|c| c.resurrects()) {
             // Small and bounded: 16 messages of at most 64 KiB per queue.
             queue.keep_deleted(16);
         }
+        queue.set_in_flight_limit(self.max_in_flight);
         let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
         if let Some(existing) = queues.get(queue.name()) {
-            return (existing.clone(), false);
+            return Ok((existing.clone(), false));
         }
+        self.deleted
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .check(queue.name(), now)?;
         let name = queue.name().to_owned();
         let slot = Arc::new(QueueSlot {
             arn: self.arn(&name),
@@ -166,16 +194,19 @@ impl Service {
             deleted: false.into(),
         });
         queues.insert(name, slot.clone());
-        (slot, true)
+        Ok((slot, true))
     }
 
-    /// Removes a queue and wakes its long pollers.
-    pub fn remove(&self, name: &str) -> Option<Arc<QueueSlot>> {
-        let slot = self
-            .queues
-            .write()
+    /// Removes a queue, remembers its name as deleted at `now` and wakes its long
+    /// pollers.
+    pub fn remove(&self, name: &str, now: Millis) -> Option<Arc<QueueSlot>> {
+        let mut queues = self.queues.write().unwrap_or_else(PoisonError::into_inner);
+        let slot = queues.remove(name)?;
+        self.deleted
+            .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .remove(name)?;
+            .record(name, now);
+        drop(queues);
         slot.deleted
             .store(true, std::sync::atomic::Ordering::Release);
         slot.wakeup.notify_waiters();

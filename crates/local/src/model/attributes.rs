@@ -345,6 +345,37 @@ mod tests {
     }
 
     #[test]
+    fn every_ranged_attribute_takes_its_bounds_and_nothing_beyond() {
+        for (name, min, max) in [
+            ("DelaySeconds", 0, 900),
+            ("MaximumMessageSize", 1024, 1_048_576),
+            ("MessageRetentionPeriod", 60, 1_209_600),
+            ("ReceiveMessageWaitTimeSeconds", 0, 20),
+            ("VisibilityTimeout", 0, 43_200),
+            ("KmsDataKeyReusePeriodSeconds", 60, 86_400),
+        ] {
+            let mut a = QueueAttributes::default();
+            a.set(name, &min.to_string()).unwrap();
+            a.set(name, &max.to_string()).unwrap();
+            let mut beyond = vec![(max + 1).to_string(), "x".to_owned(), "-1".to_owned()];
+            if min > 0 {
+                beyond.push((min - 1).to_string());
+            }
+            for value in beyond {
+                assert_eq!(
+                    a.set(name, &value).unwrap_err().code,
+                    ErrorCode::InvalidAttributeValue,
+                    "{name}={value}"
+                );
+            }
+            assert_eq!(
+                a.get(name).as_deref().unwrap_or(&max.to_string()),
+                max.to_string()
+            );
+        }
+    }
+
+    #[test]
     fn ranges_and_names_are_checked() {
         let mut a = QueueAttributes::default();
         assert_eq!(

@@ -27,6 +27,7 @@
 
 mod attributes;
 mod digest;
+mod names;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
@@ -35,6 +36,7 @@ use base64::Engine as _;
 
 pub use attributes::{DeduplicationScope, QueueAttributes, READ_ONLY, RedrivePolicy, SETTABLE};
 pub use digest::{content_dedup_id, hex, md5_of_attributes, md5_of_body};
+pub use names::{NAME_REUSE_DELAY, RecentlyDeleted};
 
 use crate::error::{ErrorCode, Result, SqsError};
 
@@ -49,6 +51,16 @@ pub const PURGE_INTERVAL: Millis = 60 * 1000;
 pub const MAX_MESSAGE_ATTRIBUTES: usize = 10;
 /// Longest visibility timeout, seconds.
 pub const MAX_VISIBILITY_TIMEOUT: u32 = 43_200;
+/// Most messages in flight (received, neither deleted nor lapsed) per queue: SQS's
+/// quota of 120,000 for standard and FIFO queues. [`Queue::set_in_flight_limit`]
+/// lowers it for one queue.
+pub const MAX_IN_FLIGHT: usize = 120_000;
+/// Most tags per queue (SQS's docs call more "not recommended"; it refuses them).
+pub const MAX_TAGS: usize = 50;
+/// Longest tag key, characters.
+pub const MAX_TAG_KEY: usize = 128;
+/// Longest tag value, characters.
+pub const MAX_TAG_VALUE: usize = 256;
 
 /// The value of a message attribute.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -343,6 +355,8 @@ pub struct Queue {
     dedup: HashMap<Box<str>, DedupEntry>,
     dedup_expiry: VecDeque<(Millis, Box<str>)>,
     last_purge: Option<Millis>,
+    /// Most messages in flight at once ([`MAX_IN_FLIGHT`] unless lowered).
+    in_flight_limit: usize,
     /// Fault injection only: how many recently deleted messages to remember
     /// so that they can be delivered once more ([`Queue::resurrect`]); 0 = off.
     keep_deleted: usize,
@@ -386,6 +400,39 @@ fn validate_attribute_name(name: &str) -> Result<()> {
         Err(SqsError::invalid_parameter(format!(
             "Message (user) attribute '{name}' name is invalid."
         )))
+    }
+}
+
+/// Checks one tag against SQS's rules: a key of 1 to [`MAX_TAG_KEY`] and a value
+/// of up to [`MAX_TAG_VALUE`] characters, made of Unicode letters and digits,
+/// whitespace and `_ . : / = + - @`, neither starting with the reserved `aws:`.
+pub fn validate_tag(key: &str, value: &str) -> Result<()> {
+    let allowed = |text: &str| {
+        text.chars()
+            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
+    };
+    let reserved = |text: &str| {
+        text.get(..4)
+            .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
+    };
+    let problem = if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
+        Some(format!("keys are 1 to {MAX_TAG_KEY} characters long"))
+    } else if value.chars().count() > MAX_TAG_VALUE {
+        Some(format!(
+            "values are at most {MAX_TAG_VALUE} characters long"
+        ))
+    } else if !allowed(key) || !allowed(value) {
+        Some("only letters, digits, whitespace and _ . : / = + - @ are allowed".to_owned())
+    } else if reserved(key) || reserved(value) {
+        Some("the prefix aws: is reserved".to_owned())
+    } else {
+        None
+    };
+    match problem {
+        None => Ok(()),
+        Some(problem) => Err(SqsError::invalid_parameter(format!(
+            "Tag {key:?} is invalid: {problem}."
+        ))),
     }
 }
 
@@ -474,6 +521,7 @@ impl Queue {
             dedup: HashMap::new(),
             dedup_expiry: VecDeque::new(),
             last_purge: None,
+            in_flight_limit: MAX_IN_FLIGHT,
             keep_deleted: 0,
             graveyard: VecDeque::new(),
         }
@@ -519,14 +567,58 @@ impl Queue {
         Ok(())
     }
 
+    /// Sets the most messages this queue lets be in flight at once (default
+    /// [`MAX_IN_FLIGHT`]). Messages already in flight stay so; receives fail
+    /// (standard) or come back empty (FIFO) until fewer are in flight.
+    pub fn set_in_flight_limit(&mut self, limit: usize) {
+        self.in_flight_limit = limit;
+    }
+
+    /// The most messages this queue lets be in flight at once.
+    pub fn in_flight_limit(&self) -> usize {
+        self.in_flight_limit
+    }
+
+    /// Whether as many messages are in flight as the limit allows, as of the
+    /// last input (no timers are applied). A driver uses it to wake long polls
+    /// waiting for room when a delete makes some.
+    pub fn is_at_in_flight_limit(&self) -> bool {
+        self.in_flight.len() >= self.in_flight_limit
+    }
+
     /// The queue's tags.
     pub fn tags(&self) -> &BTreeMap<String, String> {
         &self.tags
     }
 
-    /// Mutable access to the tags.
+    /// Mutable access to the tags, unchecked ([`Queue::tag`] checks).
     pub fn tags_mut(&mut self) -> &mut BTreeMap<String, String> {
         &mut self.tags
+    }
+
+    /// `TagQueue` (and the tags of `CreateQueue`): adds or overwrites `tags`, all or
+    /// nothing. Each must pass [`validate_tag`], and the queue may end up with at
+    /// most [`MAX_TAGS`] tags.
+    pub fn tag(&mut self, tags: impl IntoIterator<Item = (String, String)>) -> Result<()> {
+        let tags: Vec<(String, String)> = tags.into_iter().collect();
+        for (key, value) in &tags {
+            validate_tag(key, value)?;
+        }
+        let mut new_keys: Vec<&str> = tags
+            .iter()
+            .map(|(k, _)| k.as_str())
+            .filter(|k| !self.tags.contains_key(*k))
+            .collect();
+        new_keys.sort_unstable();
+        new_keys.dedup();
+        if self.tags.len() + new_keys.len() > MAX_TAGS {
+            return Err(SqsError::invalid_parameter(format!(
+                "Too many tags added for queue {}: a queue can have at most {MAX_TAGS} tags.",
+                self.name
+            )));
+        }
+        self.tags.extend(tags);
+        Ok(())
     }
 
     fn tick(&mut self, now: Millis) -> Millis {
@@ -819,7 +911,12 @@ impl Queue {
     /// invisible for `visibility_timeout` seconds (the queue's default if `None`).
     ///
     /// On FIFO queues, groups with a message in flight are skipped and messages of one
-    /// group come out in order. Messages that already had `maxReceiveCount` receives
+    /// group come out in order.
+    ///
+    /// At most [`Queue::in_flight_limit`] messages are in flight at once: a receive
+    /// delivers no more than there is room for, and with none left it fails with
+    /// `OverLimit` on a standard queue (SQS's answer to a short poll; a long poll
+    /// driver treats it as "nothing yet") and returns nothing on a FIFO queue. Messages that already had `maxReceiveCount` receives
     /// are moved out into [`ReceiveOutcome::dead_letters`] instead of being delivered.
     pub fn receive(
         &mut self,
@@ -855,6 +952,27 @@ impl Queue {
         }
         self.advance(now);
         let now = self.clock;
+        // The in-flight quota: a receive with a visibility timeout of 0 puts nothing
+        // in flight, so it is not limited.
+        let room = if timeout == 0 {
+            max
+        } else {
+            self.in_flight_limit.saturating_sub(self.in_flight.len())
+        };
+        if room == 0 {
+            if self.is_fifo() {
+                // FIFO queues answer no error at the quota: nothing more is delivered.
+                return Ok(ReceiveOutcome::default());
+            }
+            return Err(SqsError::new(
+                ErrorCode::OverLimit,
+                format!(
+                    "Too many messages in flight in queue {}: at most {} may be received and not yet deleted.",
+                    self.name, self.in_flight_limit
+                ),
+            ));
+        }
+        let max = max.min(room);
         let max_receives = self
             .attributes
             .redrive_policy

@@ -369,3 +369,99 @@ fn deep_queue_costs_stay_flat() {
     }
     assert_eq!(q.counts(T0 + S), Counts::default());
 }
+
+#[test]
+fn standard_queue_at_the_in_flight_quota_answers_over_limit() {
+    let mut q = standard();
+    assert_eq!(q.in_flight_limit(), MAX_IN_FLIGHT);
+    q.set_in_flight_limit(3);
+    for body in ["a", "b", "c", "d", "e"] {
+        q.send(NewMessage::new(body), T0).unwrap();
+    }
+    // Only as many as there is room for, although 10 were asked for.
+    let first = q.receive(10, Some(30), T0).unwrap();
+    assert_eq!(bodies(&first), ["a", "b", "c"]);
+    assert!(q.is_at_in_flight_limit());
+    assert_eq!(
+        q.receive(10, Some(30), T0).unwrap_err().code,
+        ErrorCode::OverLimit
+    );
+    // A receive with visibility 0 puts nothing in flight, so it is not limited.
+    assert_eq!(bodies(&q.receive(10, Some(0), T0).unwrap()), ["d", "e"]);
+    // A delete makes room for one.
+    q.delete(&first.deliveries[0].receipt_handle, T0 + S)
+        .unwrap();
+    assert!(!q.is_at_in_flight_limit());
+    assert_eq!(bodies(&q.receive(10, Some(30), T0 + S).unwrap()), ["d"]);
+    assert_eq!(
+        q.receive(1, Some(30), T0 + S).unwrap_err().code,
+        ErrorCode::OverLimit
+    );
+    // Lapsed visibility timeouts make room too: b and c lapse (d is still in
+    // flight), so two of the three visible messages fit.
+    let lapsed = q.receive(10, None, T0 + 30 * S).unwrap();
+    assert_eq!(bodies(&lapsed), ["b", "c"]);
+    assert_eq!(
+        q.receive(10, None, T0 + 30 * S).unwrap_err().code,
+        ErrorCode::OverLimit
+    );
+    assert_eq!(q.counts(T0 + 30 * S).visible, 1);
+}
+
+#[test]
+fn fifo_queue_at_the_in_flight_quota_delivers_nothing_without_error() {
+    let mut q = fifo(false);
+    q.set_in_flight_limit(2);
+    for (i, group) in ["g1", "g2", "g3"].iter().enumerate() {
+        q.send(
+            NewMessage::new(format!("m{i}")).in_group(group, Some(&format!("d{i}"))),
+            T0,
+        )
+        .unwrap();
+    }
+    let first = q.receive(10, Some(30), T0).unwrap();
+    assert_eq!(bodies(&first), ["m0", "m1"]);
+    let none = q.receive(10, Some(30), T0).unwrap();
+    assert!(none.deliveries.is_empty());
+    q.delete(&first.deliveries[1].receipt_handle, T0).unwrap();
+    assert_eq!(bodies(&q.receive(10, Some(30), T0).unwrap()), ["m2"]);
+}
+
+#[test]
+fn tags_are_checked_and_limited_to_50() {
+    let mut q = standard();
+    let tag = |k: &str, v: &str| (k.to_owned(), v.to_owned());
+    q.tag([tag("team", "infra"), tag("empty", "")]).unwrap();
+    q.tag([tag("ключ", "значение ü @:/=+-_.")]).unwrap();
+    for (key, value) in [
+        ("", "v"),
+        (&*"k".repeat(MAX_TAG_KEY + 1), "v"),
+        ("k", &*"v".repeat(MAX_TAG_VALUE + 1)),
+        ("a,b", "v"),
+        ("k", "{\"json\":1}"),
+        ("aws:owner", "v"),
+        ("AWS:owner", "v"),
+        ("k", "aws:v"),
+    ] {
+        assert_eq!(
+            q.tag([tag("fine", "x"), tag(key, value)]).unwrap_err().code,
+            ErrorCode::InvalidParameterValue,
+            "{key:?}={value:?}"
+        );
+    }
+    // All or nothing: the valid tag of a refused call was not added.
+    assert!(!q.tags().contains_key("fine"));
+    // Lengths count characters, not bytes.
+    q.tag([tag(&"é".repeat(MAX_TAG_KEY), &"é".repeat(MAX_TAG_VALUE))])
+        .unwrap();
+    let present = q.tags().len();
+    let more = |n: usize, from: usize| (from..from + n).map(|i| tag(&format!("t{i}"), "v"));
+    q.tag(more(MAX_TAGS - present, 0)).unwrap();
+    assert_eq!(q.tags().len(), MAX_TAGS);
+    // Overwriting an existing key is fine at the limit; a new key is not.
+    q.tag([tag("team", "platform")]).unwrap();
+    assert_eq!(
+        q.tag(more(1, 1000)).unwrap_err().code,
+        ErrorCode::InvalidParameterValue
+    );
+}

@@ -18,7 +18,16 @@ impl DeleteMessage {
     pub(crate) fn apply(self, service: &Service) -> Result<Empty> {
         let slot = service.resolve_url(&required(self.queue_url, "QueueUrl")?)?;
         let handle = required(self.receipt_handle, "ReceiptHandle")?;
-        slot.lock().delete(&handle, now())?;
+        let made_room = {
+            let mut queue = slot.lock();
+            let was_full = queue.is_at_in_flight_limit();
+            queue.delete(&handle, now())?;
+            was_full && !queue.is_at_in_flight_limit()
+        };
+        if made_room {
+            // Long polls waiting for room under the in-flight quota can go on.
+            slot.wakeup.notify_waiters();
+        }
         Ok(Empty {})
     }
 }
@@ -65,16 +74,24 @@ impl DeleteMessageBatch {
             successful: Vec::new(),
             failed: Vec::new(),
         };
-        let mut queue = slot.lock();
-        let now = now();
-        for entry in entries {
-            let id = entry.id.unwrap_or_default();
-            let result = required(entry.receipt_handle, "ReceiptHandle")
-                .and_then(|handle| queue.delete(&handle, now));
-            match result {
-                Ok(()) => output.successful.push(BatchSuccess { id }),
-                Err(error) => output.failed.push(BatchFailure::new(&id, error)),
+        let made_room = {
+            let mut queue = slot.lock();
+            let was_full = queue.is_at_in_flight_limit();
+            let now = now();
+            for entry in entries {
+                let id = entry.id.unwrap_or_default();
+                let result = required(entry.receipt_handle, "ReceiptHandle")
+                    .and_then(|handle| queue.delete(&handle, now));
+                match result {
+                    Ok(()) => output.successful.push(BatchSuccess { id }),
+                    Err(error) => output.failed.push(BatchFailure::new(&id, error)),
+                }
             }
+            was_full && !queue.is_at_in_flight_limit()
+        };
+        if made_room {
+            // Long polls waiting for room under the in-flight quota can go on.
+            slot.wakeup.notify_waiters();
         }
         Ok(output)
     }

@@ -97,12 +97,10 @@ impl CreateQueue {
         }
         let attributes = QueueAttributes::for_new_queue(&name, attrs())?;
         check_redrive_target(service, &attributes)?;
-        if self.tags.len() > 50 {
-            return Err(SqsError::invalid_parameter("Too many tags (at most 50)."));
-        }
-        let mut queue = Queue::new(&name, attributes, rand::random(), now());
-        queue.tags_mut().extend(self.tags);
-        let (slot, created) = service.insert_if_absent(queue);
+        let now = now();
+        let mut queue = Queue::new(&name, attributes, rand::random(), now);
+        queue.tag(self.tags)?;
+        let (slot, created) = service.insert_if_absent(queue, now)?;
         if !created {
             // Lost a race with a concurrent CreateQueue of the same name.
             check_existing(&slot.lock())?;
@@ -212,7 +210,7 @@ impl super::QueueUrlOnly {
 
     pub(crate) fn apply_delete(self, service: &Service) -> Result<Empty> {
         let slot = self.slot(service)?;
-        service.remove(&slot.name);
+        service.remove(&slot.name, now());
         Ok(Empty {})
     }
 }
@@ -271,5 +269,35 @@ impl ListDeadLetterSourceQueues {
             .map(|slot| service.queue_url(ctx, &slot.name))
             .collect();
         Ok(DeadLetterSources { queue_urls })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn queue_names_are_1_to_80_of_alphanumerics_hyphens_underscores() {
+        let ok = |name: &str| validate_queue_name(name).is_ok();
+        assert!(ok("a") && ok("Jobs_2-b") && ok(&"q".repeat(80)));
+        assert!(ok("orders.fifo") && ok(&format!("{}.fifo", "q".repeat(75))));
+        // The .fifo suffix counts towards the 80.
+        assert!(!ok(&format!("{}.fifo", "q".repeat(76))));
+        for bad in [
+            "",
+            ".fifo",
+            &"q".repeat(81),
+            "a.b",
+            "a b",
+            "ä",
+            "a/b",
+            "q.FIFO",
+        ] {
+            assert_eq!(
+                validate_queue_name(bad).unwrap_err().code,
+                ErrorCode::InvalidParameterValue,
+                "{bad:?}"
+            );
+        }
     }
 }

@@ -3,7 +3,7 @@
 //! A long poll loops: register interest in the queue's `Notify` *before* looking at the
 //! queue (so a send between the look and the wait is not missed), try the model, and if
 //! nothing came back sleep until the first of: a wake-up (send, visibility change,
-//! redrive, queue deletion), the model's next timer ([`Queue::next_event`]: a delay
+//! redrive, queue deletion, a delete that makes room under the in-flight quota), the model's next timer ([`Queue::next_event`]: a delay
 //! ending or a visibility timeout lapsing), the end of the wait, or server shutdown.
 //!
 //! [`Queue::next_event`]: crate::model::Queue::next_event
@@ -16,8 +16,8 @@ use serde::{Deserialize, Serialize};
 
 use super::{in_range, required};
 use crate::chaos::{Counted, EmptyAfter};
-use crate::error::Result;
-use crate::model::{AttributeValue, Delivery, MessageAttribute, hex};
+use crate::error::{ErrorCode, Result};
+use crate::model::{AttributeValue, Delivery, MessageAttribute, ReceiveOutcome, hex};
 use crate::service::{QueueSlot, RequestContext, Service, now};
 
 /// `ReceiveMessage` input.
@@ -175,26 +175,38 @@ impl ReceiveMessage {
 
     /// One non-blocking attempt: receive, move dead letters, and report when the
     /// queue changes by itself next.
+    ///
+    /// At the in-flight quota a standard queue answers `OverLimit`, which SQS
+    /// returns to short polls only: a long poll (`long_poll`) sees "nothing yet"
+    /// and waits for room.
     fn attempt(
         &self,
         service: &Service,
         slot: &QueueSlot,
         max: usize,
         visibility: Option<u32>,
+        long_poll: bool,
         ctx: &RequestContext<'_>,
     ) -> Result<(Vec<Delivery>, Option<u64>)> {
         let now = now();
         let (outcome, next_event, dlq_arn) = {
             let mut queue = slot.lock();
             let reorder = ctx.chaos.and_then(|(chaos, d)| Some((chaos, d.reorder?)));
-            let outcome = match reorder {
+            let result = match reorder {
                 Some((chaos, start)) if !queue.is_fifo() => {
                     if queue.counts(now).visible >= 2 {
                         chaos.count(Counted::Reorder);
                     }
-                    queue.receive_from(max, visibility, now, start)?
+                    queue.receive_from(max, visibility, now, start)
                 }
-                _ => queue.receive(max, visibility, now)?,
+                _ => queue.receive(max, visibility, now),
+            };
+            let outcome = match result {
+                Ok(outcome) => outcome,
+                Err(error) if long_poll && error.code == ErrorCode::OverLimit => {
+                    ReceiveOutcome::default()
+                }
+                Err(error) => return Err(error),
             };
             let dlq = queue
                 .attributes()
@@ -296,7 +308,8 @@ impl ReceiveMessage {
             tokio::pin!(notified);
             notified.as_mut().enable();
 
-            let (deliveries, next_event) = self.attempt(service, &slot, max, visibility, ctx)?;
+            let (deliveries, next_event) =
+                self.attempt(service, &slot, max, visibility, wait > 0, ctx)?;
             if !deliveries.is_empty() {
                 tracing::trace!(queue = %slot.lock().name(), n = deliveries.len(), "receive answered");
                 let messages = deliveries

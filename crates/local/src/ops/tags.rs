@@ -5,11 +5,8 @@ use std::collections::{BTreeMap, HashMap};
 use serde::{Deserialize, Serialize};
 
 use super::{Empty, required};
-use crate::error::{Result, SqsError};
+use crate::error::Result;
 use crate::service::Service;
-
-/// Most tags per queue.
-const MAX_TAGS: usize = 50;
 
 /// `TagQueue` input.
 #[derive(Deserialize, Debug)]
@@ -23,23 +20,7 @@ impl TagQueue {
     pub(crate) fn apply(self, service: &Service) -> Result<Empty> {
         let slot = service.resolve_url(&required(self.queue_url, "QueueUrl")?)?;
         let tags = required(self.tags, "Tags")?;
-        for (key, value) in &tags {
-            if key.is_empty() || key.len() > 128 || value.len() > 256 {
-                return Err(SqsError::invalid_parameter(format!(
-                    "Tag {key} is invalid: keys are 1 to 128 and values up to 256 characters long."
-                )));
-            }
-        }
-        let mut queue = slot.lock();
-        let existing = queue.tags();
-        let new_keys = tags.keys().filter(|k| !existing.contains_key(*k)).count();
-        if existing.len() + new_keys > MAX_TAGS {
-            return Err(SqsError::invalid_parameter(format!(
-                "Too many tags added for queue {}: a queue has at most {MAX_TAGS}.",
-                slot.name
-            )));
-        }
-        queue.tags_mut().extend(tags);
+        slot.lock().tag(tags)?;
         Ok(Empty {})
     }
 }
