@@ -468,7 +468,7 @@ pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
             looks_recent: s.looks_recent(now_ms()),
         },
         Some(s) => {
-            let beat = (s.coordinator.clone(), s.heartbeat_ms);
+            let beat = s.beat();
             let body = Message::Probe {
                 barrier: info.config.name.clone(),
                 instance: info.config.instance.clone(),
@@ -481,9 +481,7 @@ pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let now = read_state(sqs, &info.urls.checkin).await?;
-                let changed = now
-                    .as_ref()
-                    .is_some_and(|n| (n.coordinator.clone(), n.heartbeat_ms) != beat);
+                let changed = now.as_ref().is_some_and(|n| n.beat() != beat);
                 if changed {
                     state = now;
                     break CoordinatorCheck::Answered(sent.elapsed());

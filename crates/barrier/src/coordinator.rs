@@ -423,16 +423,15 @@ impl Driver {
         Ok(())
     }
 
-    /// Publishes the state: read, merge (or stand down), write. Returns
+    /// Publishes the state: read, check (or stand down), write. Returns
     /// whether it wrote.
     ///
-    /// Tags are last-writer-wins, so the current state is read first. If
-    /// another coordinator wrote after our last write, two are active and
-    /// we stand down (the core decides, see
-    /// [`sqs_barrier_core::Coordinator::handle_state_observed`]); before our
-    /// first write, whatever another coordinator recorded is merged into
-    /// ours before we overwrite it.
-    async fn write_state(&mut self, mut state: PublishedState) -> Result<bool> {
+    /// Tags are last-writer-wins, so the current state is read first: a
+    /// coordinator writes only over a state it knows completely (the core
+    /// decides, see
+    /// [`sqs_barrier_core::Coordinator::handle_state_observed`]); anything
+    /// else means another coordinator is active, and this one stands down.
+    async fn write_state(&mut self, state: PublishedState) -> Result<bool> {
         let current = admin::list_tags(&self.sqs, &self.info.urls.checkin).await?;
         if let Some(other) =
             admin::decode_state(&current).filter(|o| o.coordinator != self.core.id())
@@ -441,8 +440,6 @@ impl Driver {
             if self.core.superseded().is_some() {
                 return Ok(false);
             }
-            // The merge may have changed what we publish.
-            state = self.core.snapshot(wall_now());
         }
         admin::write_state(&self.sqs, &self.info.urls.checkin, &state, &current).await?;
         Ok(true)

@@ -34,7 +34,9 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::config::BarrierConfig;
-use crate::state::{BrokenState, MAX_NAMED_MISSING, MemberSet, OpenGeneration, PublishedState};
+use crate::state::{
+    Beat, BrokenState, MAX_NAMED_MISSING, MemberSet, OpenGeneration, PublishedState,
+};
 use crate::wire::{BreakCause, Message};
 
 /// How far ahead of the barrier a check-in's generation may be. A
@@ -254,6 +256,12 @@ pub struct Coordinator<T> {
     restored_age: Option<(u64, Duration)>,
     /// Whether a state write of this coordinator succeeded.
     written: bool,
+    /// Writes issued (the published `seq`).
+    writes: u64,
+    /// The state it started from (`None`: there was none). Until its first
+    /// write it may find only that one before a write; anything else means
+    /// another coordinator is active.
+    expected: Option<Beat>,
     /// The interval promised by the last write: the next one is due by then.
     promised: Duration,
     /// A standby probed: write at once (the answer it waits for).
@@ -295,6 +303,8 @@ impl<T> Coordinator<T> {
             started: None,
             restored_age: None,
             written: false,
+            writes: 0,
+            expected: restored.map(PublishedState::beat),
             promised: Duration::ZERO,
             probed: false,
             standbys: BTreeMap::new(),
@@ -314,17 +324,12 @@ impl<T> Coordinator<T> {
         c
     }
 
-    /// Takes over the arrivals another coordinator published for an open
+    /// Takes over the arrivals a predecessor published for an open
     /// generation: its check-ins may be deleted, so this is their record.
-    /// Ignored if the generation is released or broken here, or if another
-    /// generation is already pinned (only one is published; see
-    /// docs/PROTOCOL.md, "Two coordinators at once").
+    /// Ignored if the generation is released or broken.
     fn restore_open(&mut self, o: &OpenGeneration) {
         let g = o.generation;
         if self.is_released(g) || self.broken.as_ref().is_some_and(|b| g >= b.from_gen) {
-            return;
-        }
-        if self.open.iter().any(|(og, op)| op.pinned && *og != g) {
             return;
         }
         let n = self.cfg.members.len();
@@ -364,6 +369,13 @@ impl<T> Coordinator<T> {
     /// The id this coordinator signs its published state with.
     pub fn id(&self) -> &str {
         &self.id
+    }
+
+    /// Whether a state write of this coordinator succeeded: from then on,
+    /// another coordinator's state found before a write means it was
+    /// superseded.
+    pub fn has_published(&self) -> bool {
+        self.written
     }
 
     /// The other coordinator's id, once this one has been superseded.
@@ -732,6 +744,7 @@ impl<T> Coordinator<T> {
         self.standbys.retain(|_, t| now.saturating_sub(*t) < window);
         if self.writing.is_none() && self.next_write().is_some_and(|t| t <= now) {
             self.probed = false;
+            self.writes += 1;
             self.writing = Some(self.version);
             self.last_write = Some(now);
             self.promised = self.interval();
@@ -799,6 +812,7 @@ impl<T> Coordinator<T> {
             v: 1,
             coordinator: self.id.clone(),
             heartbeat_ms: now.as_millis() as u64,
+            seq: self.writes,
             heartbeat_every_ms: if self.promised.is_zero() {
                 self.interval()
             } else {
@@ -851,64 +865,32 @@ impl<T> Coordinator<T> {
     /// Feeds a state published by the barrier's coordinators, as read back
     /// from the queue's tags: the driver reads it before each write.
     ///
-    /// If this coordinator has published before and the state is another's,
-    /// another coordinator wrote after it: two are active, and this one
-    /// stands down ([`Event::Superseded`]; then it does nothing more). The
-    /// last writer carries on, so one of two stands back within a heartbeat.
-    ///
-    /// Otherwise (this coordinator's first write) what the other recorded is
-    /// true and is merged: tags are last-writer-wins, so it would be lost.
-    /// Open generations it released are released here too (their holders
-    /// are sent the notice again, harmless if they already passed), its
-    /// broken state is adopted, and its published arrivals are taken over.
+    /// A coordinator writes only over a state it knows completely: its own
+    /// last write, or, before its first write, the state it started from.
+    /// Anything else was written by another coordinator that is (or was
+    /// just now) active, whose records this one has not seen and would
+    /// overwrite (tags are last-writer-wins). So it stands down
+    /// ([`Event::Superseded`]; then it does nothing more): the driver hands
+    /// its held check-ins back, and the other carries on with everything it
+    /// published. Of two active coordinators the one that reads the other's
+    /// write first stands down, so one stands back within a heartbeat.
     pub fn handle_state_observed(&mut self, state: &PublishedState, now: Duration) {
         self.begin(now);
         if state.coordinator == self.id || self.superseded.is_some() {
             return;
         }
-        if self.written {
-            self.superseded = Some(state.coordinator.clone());
-            self.events.push_back(Event::Superseded {
-                by: state.coordinator.clone(),
-            });
-            // Its deletes and writes would undo the other's work; notices of
-            // generations it counted complete are still true.
-            self.transmits
-                .retain(|t| matches!(t, Transmit::Notify { .. } | Transmit::DeadLetter { .. }));
+        if !self.written && self.expected.as_ref() == Some(&state.beat()) {
+            // The state this coordinator started from: nothing new.
             return;
         }
-        let newly: Vec<u64> = self
-            .open
-            .keys()
-            .copied()
-            .filter(|g| state.is_released(*g))
-            .collect();
-        for g in newly {
-            self.release(g);
-        }
-        if state.released_below > self.released_below {
-            self.released_below = state.released_below;
-            self.released_above.retain(|g| *g >= state.released_below);
-            self.version += 1;
-        }
-        for g in &state.released_above {
-            if !self.is_released(*g) {
-                self.released_above.insert(*g);
-                self.version += 1;
-            }
-        }
-        while self.released_above.remove(&self.released_below) {
-            self.released_below += 1;
-        }
-        if self.broken.is_none()
-            && let Some(b) = &state.broken
-        {
-            self.break_from(b.from_gen, b.cause.clone(), now);
-        }
-        if let Some(o) = &state.open {
-            self.restore_open(o);
-        }
-        self.rejected = self.rejected.max(state.rejected);
+        self.superseded = Some(state.coordinator.clone());
+        self.events.push_back(Event::Superseded {
+            by: state.coordinator.clone(),
+        });
+        // Its deletes and writes would undo the other's work; notices of
+        // generations it counted complete are still true.
+        self.transmits
+            .retain(|t| matches!(t, Transmit::Notify { .. } | Transmit::DeadLetter { .. }));
     }
 
     /// Reports that a state write failed. It is retried after
@@ -1130,20 +1112,6 @@ mod tests {
         );
     }
 
-    #[test]
-    fn merges_releases_published_by_another_coordinator() {
-        let mut c = Coordinator::new(cfg(2, None), "me", CoordinatorOptions::default(), None);
-        c.handle_message(1, &checkin(0, "0", "s", 0), T);
-        drain(&mut c);
-        let mut other = c.snapshot(T);
-        other.coordinator = "other".into();
-        other.released_below = 1;
-        other.open = None;
-        c.handle_state_observed(&other, T);
-        assert!(c.is_released(0));
-        assert_eq!(notifies(&drain(&mut c)), vec![(0, 1)]);
-    }
-
     fn write(c: &mut Coordinator<u32>, now: Duration) -> (Vec<Transmit<u32>>, PublishedState) {
         c.handle_timeout(now);
         let t = drain(c);
@@ -1291,19 +1259,26 @@ mod tests {
     }
 
     #[test]
-    fn a_first_write_merges_another_coordinators_arrivals() {
-        let mut a = Coordinator::new(cfg(3, None), "a", CoordinatorOptions::default(), None);
-        a.handle_message(1, &checkin(0, "0", "s", 0), T);
-        let mut theirs = a.snapshot(T);
-        theirs.coordinator = "b".into();
-        theirs.open.as_mut().unwrap().arrived.insert(2);
-        a.handle_state_observed(&theirs, T);
-        assert!(
-            a.superseded().is_none(),
-            "never written: merge, not stand down"
-        );
-        a.handle_message(2, &checkin(0, "1", "s1", 0), T);
-        assert_eq!(notifies(&drain(&mut a)), vec![(0, 3)]);
+    fn a_first_write_stands_down_over_a_state_it_did_not_start_from() {
+        let mut first = Coordinator::new(cfg(3, None), "a", CoordinatorOptions::default(), None);
+        first.handle_message(1, &checkin(0, "0", "s", 0), T);
+        let (_, st) = write(&mut first, T);
+        // Started from that state: reading it again before the first write
+        // is nothing new.
+        let mut b =
+            Coordinator::<u32>::new(cfg(3, None), "b", CoordinatorOptions::default(), Some(&st));
+        b.handle_state_observed(&st, T);
+        assert!(b.superseded().is_none());
+        // The first one wrote again meanwhile: it is active; this one stands
+        // down rather than overwrite what it has not seen.
+        first.handle_message(2, &checkin(0, "1", "s1", 0), T);
+        let (_, newer) = write(&mut first, T + Duration::from_secs(1));
+        b.handle_state_observed(&newer, T);
+        assert_eq!(b.superseded(), Some("a"));
+        // Likewise one that started with no state and finds one.
+        let mut c = Coordinator::<u32>::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+        c.handle_state_observed(&newer, T);
+        assert_eq!(c.superseded(), Some("a"));
     }
 
     #[test]

@@ -545,6 +545,7 @@ mod tests {
             v: 1,
             coordinator: "c".into(),
             heartbeat_ms,
+            seq: 0,
             heartbeat_every_ms: 30_000,
             stopped: false,
             standbys: vec![],

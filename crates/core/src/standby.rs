@@ -349,6 +349,7 @@ mod tests {
             v: 1,
             coordinator: by.into(),
             heartbeat_ms: beat,
+            seq: 0,
             heartbeat_every_ms: every_ms,
             stopped: false,
             standbys: vec![],

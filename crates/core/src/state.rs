@@ -155,6 +155,11 @@ pub struct PublishedState {
     /// `heartbeat_ms`) changes between their reads, on their own clock
     /// (see [`Liveness`]), never by comparing clocks of different hosts.
     pub heartbeat_ms: u64,
+    /// The writer's write counter (1 for its first write): with
+    /// `coordinator`, it tells one write from the next whatever the clocks
+    /// do. 0 in states of earlier versions.
+    #[serde(default)]
+    pub seq: u64,
     /// The writer's promise: its next write comes within this many ms. A
     /// reader that sees no new write for [`Self::stale_after`] by its own
     /// clock may take the writer for gone.
@@ -192,6 +197,18 @@ fn default_interval() -> u64 {
     5_000
 }
 
+/// One write of the published state, as readers tell writes apart: the
+/// writer's id, its write counter and its clock at the write.
+#[derive(Clone, Debug, PartialEq, Eq, Hash)]
+pub struct Beat {
+    /// The writer.
+    pub coordinator: String,
+    /// Its write counter.
+    pub seq: u64,
+    /// Its clock at the write.
+    pub heartbeat_ms: u64,
+}
+
 /// Whether the coordinators are alive, judged on the reader's own clock.
 ///
 /// Feed it every published state read with [`Liveness::observe`]; it
@@ -200,7 +217,7 @@ fn default_interval() -> u64 {
 /// reader's, so hosts whose clocks disagree by minutes judge alike.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Liveness {
-    beat: Option<(String, u64)>,
+    beat: Option<Beat>,
     since: Duration,
     promise: Option<Duration>,
     stopped: bool,
@@ -221,7 +238,7 @@ impl Liveness {
     /// Records a read at `now`; returns whether the beat changed (a new
     /// write since the previous read, or the first state seen).
     pub fn observe(&mut self, state: Option<&PublishedState>, now: Duration) -> bool {
-        let beat = state.map(|s| (s.coordinator.clone(), s.heartbeat_ms));
+        let beat = state.map(PublishedState::beat);
         self.promise = state.map(PublishedState::stale_after);
         self.stopped = state.is_some_and(|s| s.stopped);
         if beat == self.beat {
@@ -263,8 +280,12 @@ impl Liveness {
 impl PublishedState {
     /// What identifies one write: a reader that sees the same beat twice has
     /// seen no write in between.
-    pub fn beat(&self) -> (&str, u64) {
-        (&self.coordinator, self.heartbeat_ms)
+    pub fn beat(&self) -> Beat {
+        Beat {
+            coordinator: self.coordinator.clone(),
+            seq: self.seq,
+            heartbeat_ms: self.heartbeat_ms,
+        }
     }
 
     /// How long a reader may see no new write before it takes the writer
@@ -349,6 +370,7 @@ mod tests {
             v: 1,
             coordinator: "c".into(),
             heartbeat_ms: 5,
+            seq: 3,
             heartbeat_every_ms: 1000,
             stopped: false,
             standbys: vec![],

@@ -32,11 +32,11 @@
 //! * **Coordinator driver**: drains `poll_transmit` into a work list after
 //!   every call and carries the transmits out one at a time, in order, as
 //!   separate steps (so a crash can fall between any two). `WriteState`
-//!   is read, merge (or stand down), write as the driver does it: the read
-//!   and the write are separate steps when two coordinators are active, so
-//!   the other's write can land between them (tags are not
-//!   compare-and-swap). A write reports `handle_state_written` in the same
-//!   step (a crash between the write and the report is the same as a crash
+//!   is read, merge (or stand down), write as the driver does it, in one
+//!   step: the model does not let another coordinator's write land between
+//!   the read and the write (tags are not compare-and-swap, so on SQS it
+//!   can; docs/PROTOCOL.md, section 9, says what that can cost). A write
+//!   reports `handle_state_written` in the same step (a crash between the write and the report is the same as a crash
 //!   just after the report, since the deletes it unlocks are queued, not
 //!   done). Receives may interleave with pending transmits.
 //! * **Coordinators**: up to two at once, in slots 0 and 1. A *crash*
@@ -196,9 +196,6 @@ pub struct Slot {
     pub machine: Coordinator<Tok>,
     /// Transmits drained from it, not yet carried out.
     pub pending: VecDeque<Transmit<Tok>>,
-    /// A state write whose read (and merge) is done and whose write is the
-    /// next step: `(version)`.
-    pub writing: Option<u64>,
 }
 
 /// A state of the whole system.
@@ -243,6 +240,11 @@ pub enum Action {
     Receive(u8, Tok),
     /// Coordinator `k`'s timer fires (a state write is due).
     Tick(u8),
+    /// Coordinator `k`'s heartbeat write, while another coordinator is
+    /// active and the register holds that one's write: it reads the
+    /// register and stands down. (Heartbeats are otherwise beyond the
+    /// horizon; this is the one whose effect matters.)
+    Heartbeat(u8),
     /// Coordinator `k`'s driver carries out its next transmit (or the write
     /// of a state write whose read is done).
     Perform(u8),
@@ -317,7 +319,6 @@ impl BarrierModel {
         s.slots[k] = Some(Slot {
             machine,
             pending: VecDeque::new(),
-            writing: None,
         });
     }
 
@@ -357,11 +358,11 @@ impl BarrierModel {
     /// no waiting participant has a notice copy to take.
     fn quiet(&self, s: &State) -> bool {
         let running = s.slots.iter().any(Option::is_some);
-        s.slots.iter().flatten().all(|c| {
-            c.pending.is_empty()
-                && c.writing.is_none()
-                && c.machine.poll_timeout().is_none_or(|t| t > NOW)
-        }) && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
+        s.slots
+            .iter()
+            .flatten()
+            .all(|c| c.pending.is_empty() && c.machine.poll_timeout().is_none_or(|t| t > NOW))
+            && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
             && s.members.iter().all(|m| {
                 m.waiting
                     .is_none_or(|g| s.release[(g % 2) as usize].is_empty())
@@ -389,13 +390,6 @@ impl BarrierModel {
 
     /// Carries out one pending step of coordinator `k`.
     fn perform(&self, s: &mut State, k: usize) {
-        if let Some(version) = Self::slot(s, k).writing.take() {
-            // The write of a state write whose read and merge are done.
-            let state = Self::slot(s, k).machine.snapshot(NOW);
-            self.write(s, k, &state, version);
-            self.coordinator_drain(s, k);
-            return;
-        }
         match Self::slot(s, k)
             .pending
             .pop_front()
@@ -431,40 +425,38 @@ impl BarrierModel {
                     Self::slot(s, k).machine.handle_state_observed(&other, NOW);
                 }
                 if Self::slot(s, k).machine.superseded().is_some() {
-                    self.coordinator_drain(s, k);
-                    // Notices of generations it counted complete still go.
-                    let rest: Vec<_> = Self::slot(s, k).pending.drain(..).collect();
-                    for t in rest {
-                        if let Transmit::Notify {
-                            generation,
-                            copies,
-                            body,
-                        } = t
-                        {
-                            let p = (generation % 2) as u8;
-                            *s.release[p as usize].entry(body.clone()).or_insert(0) += copies as u8;
-                            s.notices.insert((p, body));
-                        }
-                    }
-                    self.vacate(s, k);
-                    if s.slots[1 - k].is_none() {
-                        // It stands by; with nobody else active it takes
-                        // over again.
-                        self.start(s, k);
-                    }
+                    self.stand_down(s, k);
                     return;
                 }
                 let state = Self::slot(s, k).machine.snapshot(NOW);
-                if s.slots[1 - k].is_some() {
-                    // Another coordinator is active: its write may land
-                    // between this read and this write.
-                    Self::slot(s, k).writing = Some(version);
-                } else {
-                    self.write(s, k, &state, version);
-                }
+                self.write(s, k, &state, version);
             }
         }
         self.coordinator_drain(s, k);
+    }
+
+    /// Coordinator `k` was superseded: its notices of generations it counted
+    /// complete still go; what it held is handed back; it stands by (and
+    /// takes over again if nobody else is active).
+    fn stand_down(&self, s: &mut State, k: usize) {
+        self.coordinator_drain(s, k);
+        let rest: Vec<_> = Self::slot(s, k).pending.drain(..).collect();
+        for t in rest {
+            if let Transmit::Notify {
+                generation,
+                copies,
+                body,
+            } = t
+            {
+                let p = (generation % 2) as u8;
+                *s.release[p as usize].entry(body.clone()).or_insert(0) += copies as u8;
+                s.notices.insert((p, body));
+            }
+        }
+        self.vacate(s, k);
+        if s.slots[1 - k].is_none() {
+            self.start(s, k);
+        }
     }
 
     fn write(&self, s: &mut State, k: usize, state: &PublishedState, version: u64) {
@@ -492,10 +484,7 @@ impl BarrierModel {
         self.coordinator_drain(s, k);
         let alone = s.slots[1 - k].is_none() && s.used.takeovers >= self.bounds.takeovers;
         if s.used.crashes >= self.bounds.crashes && alone {
-            while s.slots[k]
-                .as_ref()
-                .is_some_and(|c| !c.pending.is_empty() || c.writing.is_some())
-            {
+            while s.slots[k].as_ref().is_some_and(|c| !c.pending.is_empty()) {
                 self.perform(s, k);
             }
         }
@@ -652,10 +641,7 @@ impl Model for BarrierModel {
         let b = &self.bounds;
         for (k, slot) in s.slots.iter().enumerate() {
             let k = k as u8;
-            if slot
-                .as_ref()
-                .is_some_and(|c| !c.pending.is_empty() || c.writing.is_some())
-            {
+            if slot.as_ref().is_some_and(|c| !c.pending.is_empty()) {
                 // The driver carries out the transmits of one call in order
                 // before it receives again; participants' steps and SQS
                 // faults commute with them, so only a crash, or the other
@@ -666,11 +652,7 @@ impl Model for BarrierModel {
                 }
             }
         }
-        let busy = |k: usize| {
-            s.slots[k]
-                .as_ref()
-                .is_some_and(|c| !c.pending.is_empty() || c.writing.is_some())
-        };
+        let busy = |k: usize| s.slots[k].as_ref().is_some_and(|c| !c.pending.is_empty());
         if busy(0) || busy(1) {
             let other = if busy(0) { 1 } else { 0 };
             if busy(0) && busy(1) || s.slots[other].is_none() {
@@ -779,6 +761,17 @@ impl Model for BarrierModel {
                 Self::slot(&mut s, k).machine.handle_timeout(NOW);
                 self.settle(&mut s, k);
             }
+            Action::Heartbeat(k) => {
+                let k = k as usize;
+                let tags = s.tags.clone().expect("another coordinator's write");
+                Self::slot(&mut s, k)
+                    .machine
+                    .handle_state_observed(&tags, NOW);
+                if Self::slot(&mut s, k).machine.superseded().is_none() {
+                    flag(&mut s, format!("coordinator {k} did not stand down"));
+                }
+                self.stand_down(&mut s, k);
+            }
             Action::Perform(k) => {
                 let k = k as usize;
                 self.perform(&mut s, k);
@@ -868,12 +861,7 @@ impl Model for BarrierModel {
             ),
             Property::always(
                 "S3: a generation someone passed is in the tags or re-countable from the tags and the queue",
-                |m: &BarrierModel, s: &State| {
-                    // Two coordinators at once may overwrite each other's
-                    // records (tags are not compare-and-swap): S3 is claimed
-                    // for one coordinator at a time.
-                    s.used.takeovers > 0 || recountable(m, s)
-                },
+                |m: &BarrierModel, s: &State| recountable(m, s),
             ),
             Property::always(
                 "L1: no deadlock unless every participant is done",
@@ -905,7 +893,7 @@ impl BarrierModel {
         let Some(slot) = &s.slots[k] else {
             return;
         };
-        if !slot.pending.is_empty() || slot.writing.is_some() {
+        if !slot.pending.is_empty() {
             actions.push(Action::Perform(k as u8));
             return;
         }
@@ -916,6 +904,14 @@ impl BarrierModel {
         }
         if slot.machine.poll_timeout().is_some_and(|t| t <= NOW) {
             actions.push(Action::Tick(k as u8));
+        }
+        if s.slots[1 - k].is_some()
+            && slot.machine.has_published()
+            && s.tags
+                .as_ref()
+                .is_some_and(|t| t.coordinator != slot.machine.id())
+        {
+            actions.push(Action::Heartbeat(k as u8));
         }
     }
 }
@@ -950,16 +946,11 @@ impl State {
                 Some(c) => {
                     let _ = write!(
                         out,
-                        "coord{k} {} holds {} rb={} pending={}{} | ",
+                        "coord{k} {} holds {} rb={} pending={} | ",
                         c.machine.id(),
                         c.machine.held(),
                         c.machine.released_below(),
                         c.pending.len(),
-                        if c.writing.is_some() {
-                            " (writing)"
-                        } else {
-                            ""
-                        }
                     );
                 }
                 None => {
