@@ -302,18 +302,18 @@ impl BarrierModel {
 
     /// A new coordinator life in a slot, started from the register.
     ///
-    /// Its id differs from the other live coordinator's. It may equal the
-    /// id of a dead writer of the register: then nobody has written since
-    /// this one read the register, so treating that write as its own (no
-    /// merge) loses nothing. Two ids suffice, which keeps the state space
+    /// Its id differs from the other live coordinator's and from the
+    /// register's writer (on SQS every life has a new random id; in the
+    /// model writes are told apart by id and write counter only, since the
+    /// clock is frozen). Three ids suffice, which keeps the state space
     /// small.
     fn start(&self, s: &mut State, k: usize) {
         let other = s.slots[1 - k].as_ref().map(|c| c.machine.id().to_owned());
-        let id = if other.as_deref() == Some("c0") {
-            "c1"
-        } else {
-            "c0"
-        };
+        let writer = s.tags.as_ref().map(|t| t.coordinator.clone());
+        let id = ["c0", "c1", "c2"]
+            .into_iter()
+            .find(|id| other.as_deref() != Some(*id) && writer.as_deref() != Some(*id))
+            .expect("three ids for two coordinators and a writer");
         let machine =
             Coordinator::new(self.cfg.clone(), id, coordinator_options(), s.tags.as_ref());
         s.slots[k] = Some(Slot {

@@ -113,10 +113,23 @@ fn two_active_coordinators() {
     });
 }
 
-/// Two active coordinators, and a crash of either.
+/// Two active coordinators, and a crash of either (2 members: with 3 it is
+/// a deep configuration).
 #[test]
 #[ignore = "release build: run by scripts/test"]
 fn two_active_coordinators_and_crash() {
+    run(Bounds {
+        members: 2,
+        takeovers: 1,
+        crashes: 1,
+        ..NONE
+    });
+}
+
+/// Two active coordinators and a crash, 3 members.
+#[test]
+#[ignore = "deep: cargo test --release -p sqs-barrier-model -- --ignored deep_"]
+fn deep_two_active_coordinators_and_crash() {
     run(Bounds {
         takeovers: 1,
         crashes: 1,
