@@ -82,7 +82,7 @@ impl Default for CoordinatorOptions {
             core: CoreOptions::default(),
             standby: StandbyOptions::default(),
             force: false,
-            visibility: Duration::from_secs(8),
+            visibility: Duration::from_secs(5),
             receivers: None,
             busy_wait: Duration::from_secs(5),
             gauges: None,

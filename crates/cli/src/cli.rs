@@ -170,7 +170,7 @@ pub struct CoordinatorArgs {
     /// records it (held ones are extended before it lapses); if this
     /// coordinator dies, a successor sees the check-ins it held after at
     /// most this long. 1 to 3600.
-    #[arg(long, default_value_t = 8, value_name = "SECS")]
+    #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub visibility: u64,
 }
 

@@ -14,7 +14,7 @@
 //!   process at random points and restarts it.
 //!
 //! To keep restarts cheap the coordinators use a 2 s visibility timeout
-//! (default 8 s: a killed coordinator's unpublished check-ins reappear after
+//! (default 5 s: a killed coordinator's unpublished check-ins reappear after
 //! it; `coordinator --visibility 2` for the process) and a 0.5 s heartbeat,
 //! the in-process ones long-poll 2 s while busy (default 5 s, which the
 //! process keeps), and participants read the coordinator's state every 2 s

@@ -93,7 +93,7 @@ impl Default for CoordinatorOptions {
             standby_heartbeat: Duration::from_secs(2),
             watch_window: Duration::from_secs(60),
             min_write_interval: Duration::from_millis(500),
-            restart_grace: Duration::from_secs(8),
+            restart_grace: Duration::from_secs(5),
         }
     }
 }
@@ -1076,19 +1076,17 @@ mod tests {
 
     #[test]
     fn deadline_waits_for_a_predecessor_then_names_the_missing() {
-        let d = Duration::from_secs(5);
+        let d = Duration::from_secs(2);
+        let grace = CoordinatorOptions::default().restart_grace;
         let mut c = Coordinator::new(cfg(2, Some(d)), "c", CoordinatorOptions::default(), None);
         c.handle_timeout(T);
         c.handle_message(1, &checkin(0, "1", "s", 0), T);
         drain(&mut c);
-        // Not at since + deadline: the restart grace (30 s) comes first.
+        // Not at since + deadline: the restart grace comes first.
         c.handle_timeout(T + d);
         assert!(c.broken().is_none());
-        assert_eq!(
-            c.poll_timeout().map(|t| t <= T + Duration::from_secs(30)),
-            Some(true)
-        );
-        c.handle_timeout(T + Duration::from_secs(30));
+        assert_eq!(c.poll_timeout().map(|t| t <= T + grace), Some(true));
+        c.handle_timeout(T + grace);
         let b = c.broken().expect("broken by the deadline");
         assert_eq!(b.missing, vec!["0".to_owned()]);
     }

@@ -42,7 +42,7 @@ use sqs_barrier_core::{BarrierConfig, Coordinator, Membership, Participant};
 
 const SEC: u64 = 1_000;
 /// Visibility timeout of received check-ins (the driver's default).
-const VISIBILITY: u64 = 8 * SEC;
+const VISIBILITY: u64 = 5 * SEC;
 /// Retention of notice copies on the release queues.
 const NOTICE_RETENTION: u64 = 60 * SEC;
 
@@ -721,7 +721,7 @@ fn seeds(default: u64) -> Vec<u64> {
 /// The bound on release latency after the last arrival: a crashed
 /// coordinator is replaced by the standby within about 10 s (or restarted
 /// within 5 s and takes over after its 3 s probe), its unpublished check-ins
-/// come back after their visibility (8 s), two active coordinators split
+/// come back after their visibility (5 s), two active coordinators split
 /// check-ins until one stands down (a heartbeat); a failed write is
 /// retried; with a few faults in a row, a minute is ample.
 const RELEASE_BOUND: u64 = 60 * SEC;
