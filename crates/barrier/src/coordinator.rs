@@ -43,16 +43,16 @@ pub struct CoordinatorOptions {
     /// lapses). If this coordinator dies, a successor sees the check-ins it
     /// held after at most this long.
     pub visibility: Duration,
-    /// How long a receiver's long poll waits while check-ins come in (in
-    /// the last 20 s); 20 s otherwise. Short, so that a long poll that
+    /// How long a receiver's long poll waits while check-ins come in (a
+    /// batch within the last `busy_wait`); 20 s otherwise. Short, so that a long poll that
     /// answers nothing although check-ins are waiting (SQS warns of rare
     /// empty answers) delays a release by this much at most.
     pub busy_wait: Duration,
     /// Concurrent long polls on the check-in queue while check-ins come in
     /// (default: `max(2, min(8, N/50))`): two at least, so that one empty
     /// answer does not leave the coordinator deaf. While nothing comes in
-    /// for 20 s (idle, or members working or waiting for a straggler), one
-    /// long poll of 20 s listens: three requests a minute.
+    /// (idle, or members working or waiting for a straggler), one long poll
+    /// of 20 s listens: three requests a minute.
     pub receivers: Option<usize>,
     /// Live figures of the running coordinator, if wanted (soak tests,
     /// monitoring); share the `Arc` and read it while it runs.
@@ -266,8 +266,8 @@ impl Driver {
         let n = self.info.config.members.len();
         let receivers = self.opts.receivers.unwrap_or((n / 50).clamp(2, 8)).max(1);
         let (tx, mut rx) = mpsc::channel::<Result<Vec<Received>>>(receivers * 4);
-        // Busy (check-ins in the last 20 s): every receiver, short polls.
-        // Quiet: one receiver, 20 s polls.
+        // Busy (a batch within the last `busy_wait`): every receiver, short
+        // polls. Quiet: one receiver, 20 s polls.
         let busy_wait = self.opts.busy_wait.as_secs().clamp(1, 20) as i32;
         let polling_for = move |busy: bool| {
             if busy {
@@ -338,7 +338,9 @@ impl Driver {
             if let Err(e) = self.extend_visibility().await {
                 tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
             }
-            let busy = last_batch.is_some_and(|t| t.elapsed() < Duration::from_secs(20));
+            // Busy for one short poll after each batch: a burst of check-ins
+            // keeps it busy, a lone arrival costs a few receives.
+            let busy = last_batch.is_some_and(|t| t.elapsed() < self.opts.busy_wait);
             polling_tx.send_if_modified(|p| {
                 let want = polling_for(busy);
                 std::mem::replace(p, want) != want
