@@ -13,7 +13,7 @@ pub const BROKEN: u8 = 4;
 /// No live coordinator.
 pub const NO_COORDINATOR: u8 = 5;
 /// Infrastructure: SQS unreachable, no credentials, access denied, barrier
-/// not set up, corrupt metadata, another coordinator running.
+/// not set up, corrupt metadata.
 pub const INFRA: u8 = 6;
 
 /// The exit code of a library error.
@@ -38,4 +38,4 @@ Exit codes:
   4  the barrier is broken or was aborted (the message says by whom and why)
   5  no live coordinator for the barrier
   6  infrastructure error: SQS unreachable, no credentials or region, access
-     denied, barrier not set up, another coordinator running";
+     denied, barrier not set up";
