@@ -21,7 +21,7 @@ pub enum Error {
     },
     /// The barrier exists with other rules than requested.
     #[error(
-        "barrier {barrier:?} already exists with different settings ({detail}); tear it down first: `sqs-barrier teardown --barrier {barrier}`"
+        "barrier {barrier:?} already exists with different settings ({detail}); tear it down first: `sqs-barrier teardown --barrier {barrier}`, then wait 60 s (SQS reuses a deleted queue's name only after that) or choose another name"
     )]
     Conflict {
         /// The barrier.
@@ -84,7 +84,7 @@ pub enum Error {
     },
     /// The barrier's stored configuration or state is unreadable.
     #[error(
-        "barrier {barrier:?} has corrupt metadata: {detail}; re-create it with `sqs-barrier teardown` and `setup`"
+        "barrier {barrier:?} has corrupt metadata: {detail}; re-create it with `sqs-barrier teardown` and, 60 s later (SQS reuses a deleted queue's name only after that), `setup`"
     )]
     Corrupt {
         /// The barrier.

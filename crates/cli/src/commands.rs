@@ -44,7 +44,11 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
             if deleted.is_empty() {
                 println!("barrier {}: nothing to tear down", a.barrier);
             } else {
-                println!("barrier {}: deleted {}", a.barrier, deleted.join(", "));
+                println!(
+                    "barrier {}: deleted {}; SQS allows these names again 60 s after deletion",
+                    a.barrier,
+                    deleted.join(", ")
+                );
             }
             Ok(())
         }
