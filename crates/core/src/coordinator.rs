@@ -326,28 +326,23 @@ impl<T> Coordinator<T> {
 
     /// Takes over the arrivals a predecessor published for an open
     /// generation: its check-ins may be deleted, so this is their record.
-    /// Ignored if the generation is released or broken.
+    /// Ignored if the generation is released or broken. Called at
+    /// construction; [`Self::begin`] fixes its start on this clock.
     fn restore_open(&mut self, o: &OpenGeneration) {
         let g = o.generation;
         if self.is_released(g) || self.broken.as_ref().is_some_and(|b| g >= b.from_gen) {
             return;
         }
         let n = self.cfg.members.len();
-        let age = Duration::from_millis(o.age_ms.unwrap_or(0));
-        let since = self
-            .started
-            .map_or(Duration::ZERO, |s| s.saturating_sub(age));
-        if self.started.is_none() {
-            self.restored_age = Some((g, age));
-        }
-        let open = self.open.entry(g).or_insert_with(|| Open::new(n, since));
-        let before = open.arrived.len();
-        open.arrived.union_with(&o.arrived.within(n));
+        let mut open = Open::new(n, Duration::ZERO);
+        open.arrived = o.arrived.within(n);
         open.pinned = true;
         let complete = open.arrived.len() == n;
-        if open.arrived.len() != before {
+        if !open.arrived.is_empty() {
             self.version += 1;
         }
+        self.open.insert(g, open);
+        self.restored_age = Some((g, Duration::from_millis(o.age_ms.unwrap_or(0))));
         if complete {
             self.release(g);
         }

@@ -85,13 +85,6 @@ impl MemberSet {
         s
     }
 
-    /// Adds every member of `other`.
-    pub fn union_with(&mut self, other: &Self) {
-        for i in (0..self.cap).filter(|i| other.contains(*i)) {
-            self.insert(i);
-        }
-    }
-
     /// The indexes below `n` that are not in the set.
     pub fn missing(&self, n: usize) -> impl Iterator<Item = usize> + '_ {
         (0..n).filter(|i| !self.contains(*i))
