@@ -355,40 +355,25 @@ pub(crate) fn decode_state(tag_map: &HashMap<String, String>) -> Option<Publishe
     .and_then(|json| PublishedState::from_json(&json))
 }
 
-/// Publishes `state` in the check-in queue's tags in one `TagQueue` call,
-/// then removes chunks of a longer earlier state found in `current` (the
-/// queue's tags as read just before).
+/// Publishes `state` in the check-in queue's tags in one `TagQueue` call.
+/// Chunks of a longer earlier state stay behind, beyond the count that
+/// readers go by; a state never takes more than 25 tags, so they cannot
+/// crowd out anything.
 pub(crate) async fn write_state(
     sqs: &Sqs,
     checkin_url: &str,
     state: &PublishedState,
-    current: &HashMap<String, String>,
 ) -> Result<()> {
     let chunks =
         tags::encode(tags::STATE_PREFIX, &state.to_json()).map_err(|e| Error::Corrupt {
             barrier: "?".into(),
             detail: e.to_string(),
         })?;
-    let stale = tags::stale_keys(
-        tags::STATE_PREFIX,
-        chunks.len() - 1, // the chunks, without the count key
-        current.keys().map(String::as_str),
-    );
     let mut req = sqs.client().tag_queue().queue_url(checkin_url);
     for (k, v) in chunks {
         req = req.tags(k, v);
     }
     req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
-    if !stale.is_empty() {
-        // Only hygiene: readers ignore chunks beyond the count.
-        sqs.client()
-            .untag_queue()
-            .queue_url(checkin_url)
-            .set_tag_keys(Some(stale))
-            .send()
-            .await
-            .map_err(|e| sqs.error("UntagQueue", e))?;
-    }
     Ok(())
 }
 

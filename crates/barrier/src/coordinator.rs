@@ -44,7 +44,8 @@ pub struct CoordinatorOptions {
     /// held after at most this long.
     pub visibility: Duration,
     /// How long a receiver's long poll waits while check-ins come in (a
-    /// batch within the last `busy_wait`); 20 s otherwise. Short, so that a long poll that
+    /// receive that returned more than one message within the last
+    /// `busy_wait`); 20 s otherwise. Short, so that a long poll that
     /// answers nothing although check-ins are waiting (SQS warns of rare
     /// empty answers) delays a release by this much at most.
     pub busy_wait: Duration,
@@ -307,7 +308,11 @@ impl Driver {
                 _ = shutdown.as_mut() => break Ok(Ended::Shutdown),
                 batch = rx.recv() => match batch {
                     Some(Ok(batch)) => {
-                        last_batch = Some(Instant::now());
+                        // A burst (more than one check-in at a time) makes the
+                        // receivers busy; a lone arrival does not.
+                        if batch.len() > 1 {
+                            last_batch = Some(Instant::now());
+                        }
                         let now = wall_now();
                         for m in batch {
                             self.held.insert(m.receipt.clone(), Instant::now());
@@ -338,8 +343,9 @@ impl Driver {
             if let Err(e) = self.extend_visibility().await {
                 tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
             }
-            // Busy for one short poll after each batch: a burst of check-ins
-            // keeps it busy, a lone arrival costs a few receives.
+            // Busy for one short poll after a burst: check-ins that come in
+            // together keep it busy; a lone arrival (members that finish
+            // minutes apart) costs only the long poll that returned it.
             let busy = last_batch.is_some_and(|t| t.elapsed() < self.opts.busy_wait);
             polling_tx.send_if_modified(|p| {
                 let want = polling_for(busy);
@@ -377,6 +383,7 @@ impl Driver {
 
     /// Carries out everything the core asks for, until it asks nothing more.
     async fn carry_out(&mut self) -> Result<()> {
+        self.publish_events();
         while let Some(t) = self.core.poll_transmit() {
             match t {
                 Transmit::Notify {
@@ -416,13 +423,20 @@ impl Driver {
                 },
             }
         }
+        self.publish_events();
+        Ok(())
+    }
+
+    /// Logs the core's events and passes them on, in the order they
+    /// happened: before the requests they lead to (a release is reported
+    /// before its notice goes out) where possible.
+    fn publish_events(&mut self) {
         while let Some(e) = self.core.poll_event() {
             log_event(&e);
             if let Some(tx) = &self.events {
                 let _ = tx.send(e);
             }
         }
-        Ok(())
     }
 
     /// Publishes the state: read, check (or stand down), write. Returns
@@ -443,7 +457,7 @@ impl Driver {
                 return Ok(false);
             }
         }
-        admin::write_state(&self.sqs, &self.info.urls.checkin, &state, &current).await?;
+        admin::write_state(&self.sqs, &self.info.urls.checkin, &state).await?;
         Ok(true)
     }
 
@@ -454,7 +468,7 @@ impl Driver {
         let ours = admin::decode_state(&current).is_none_or(|s| s.coordinator == self.core.id());
         if ours {
             let state = self.core.final_snapshot(wall_now());
-            admin::write_state(&self.sqs, &self.info.urls.checkin, &state, &current).await?;
+            admin::write_state(&self.sqs, &self.info.urls.checkin, &state).await?;
         }
         Ok(())
     }

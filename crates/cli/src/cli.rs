@@ -164,7 +164,7 @@ pub struct CoordinatorArgs {
     /// Seconds between heartbeats (state writes when nothing changes) while
     /// a phase is open; twice as long when the barrier is idle, and every
     /// 2 s while a standby watches. 0.1 to 300.
-    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub heartbeat: f64,
     /// Whole seconds a received check-in stays hidden until a state write
     /// records it (held ones are extended before it lapses); if this

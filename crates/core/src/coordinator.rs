@@ -89,7 +89,7 @@ pub struct CoordinatorOptions {
 impl Default for CoordinatorOptions {
     fn default() -> Self {
         Self {
-            heartbeat: Duration::from_secs(30),
+            heartbeat: Duration::from_secs(60),
             standby_heartbeat: Duration::from_secs(2),
             watch_window: Duration::from_secs(60),
             min_write_interval: Duration::from_millis(500),

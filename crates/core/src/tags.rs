@@ -8,7 +8,8 @@
 //! A key `PREFIX.n` holds the number of chunks. SQS applies one `TagQueue`
 //! call as a whole, so a document written in one call (its chunks and its
 //! count) is read whole; chunks left over from a longer earlier document are
-//! beyond the count and ignored until they are untagged.
+//! beyond the count and ignored. Nobody removes them: a document takes at
+//! most 25 keys, so what is left over stays within those.
 
 use base64::Engine as _;
 use base64::engine::general_purpose::STANDARD;
@@ -98,23 +99,6 @@ where
         .map_err(|_| TagError::Corrupt(prefix.to_owned()))
 }
 
-/// The keys under `prefix` in `tags` that a document of `written` chunks does
-/// not use: left over from a longer earlier document, to be untagged.
-pub fn stale_keys<'a, I>(prefix: &str, written: usize, tags: I) -> Vec<String>
-where
-    I: IntoIterator<Item = &'a str>,
-{
-    tags.into_iter()
-        .filter(|k| {
-            k.strip_prefix(prefix)
-                .and_then(|r| r.strip_prefix('.'))
-                .and_then(|r| r.parse::<usize>().ok())
-                .is_some_and(|i| i >= written)
-        })
-        .map(str::to_owned)
-        .collect()
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -152,14 +136,5 @@ mod tests {
         let back = decode("p", tags.iter().map(|(k, v)| (k.as_str(), v.as_str()))).unwrap();
         assert_eq!(back.as_deref(), Some("short"));
         assert!(decode("p", [("p.n", "2"), ("p.0", "eA==")]).is_err());
-    }
-
-    #[test]
-    fn stale_chunks_found() {
-        let keys = ["p.0", "p.1", "p.2", "other", "p.x"];
-        assert_eq!(
-            stale_keys("p", 1, keys),
-            vec!["p.1".to_owned(), "p.2".to_owned()]
-        );
     }
 }

@@ -6,6 +6,12 @@
 //! release if that had an arrival first. A request counts where its attempt
 //! started (the counter counts before sending), so a long poll that returns
 //! the check-in opening a generation counts as idle.
+//!
+//! The open time is split again: *quiet* from [`SETTLE`] after the latest
+//! arrival on, until the next arrival or the release. What the coordinator
+//! does then is the cost of members waiting (long polls, heartbeats); what
+//! it does in the first seconds after an arrival (the write that publishes
+//! it, the delete, the busy polls) is the cost of that arrival.
 
 use std::time::{Duration, Instant};
 
@@ -13,6 +19,12 @@ use sqs_barrier::Sqs;
 use sqs_barrier::core::coordinator::Event;
 
 use super::Counts;
+
+/// How long after an arrival the coordinator's requests count as that
+/// arrival's work rather than as waiting: its state write comes within
+/// 0.5 s and the delete right after; a burst's busy polls last 5 s after
+/// the last batch of more than one check-in, so a burst keeps settling.
+pub(super) const SETTLE: Duration = Duration::from_secs(3);
 use super::stats::{add, diff};
 
 /// Time and requests of one state.
@@ -42,11 +54,16 @@ pub(super) struct Window {
     /// The latest generation with an arrival, and the latest released.
     arrived: Option<u64>,
     released: Option<u64>,
-    /// The last reading.
+    /// Until when the latest arrival's work lasts (see [`SETTLE`]).
+    settling: Option<Instant>,
+    /// The last reading, and whether the time since was quiet.
     since: Instant,
+    quiet: bool,
     last: Counts,
     pub(super) whole: Span,
     pub(super) opened: Span,
+    /// The part of `opened` from `SETTLE` after an arrival on.
+    pub(super) quiet_open: Span,
     pub(super) idle: Span,
 }
 
@@ -59,9 +76,12 @@ impl Window {
             open: false,
             arrived: None,
             released: None,
+            settling: None,
             since: Instant::now(),
+            quiet: false,
             whole: Span::default(),
             opened: Span::default(),
+            quiet_open: Span::default(),
             idle: Span::default(),
         }
     }
@@ -73,21 +93,31 @@ impl Window {
         let snap = self.sqs.requests().snapshot();
         if self.counting {
             let (t, c) = (now - self.since, diff(&snap, &self.last));
-            for s in [
-                &mut self.whole,
-                if self.open {
-                    &mut self.opened
-                } else {
-                    &mut self.idle
-                },
-            ] {
+            let mut spans = vec![&mut self.whole];
+            if self.open {
+                spans.push(&mut self.opened);
+                if self.quiet {
+                    spans.push(&mut self.quiet_open);
+                }
+            } else {
+                spans.push(&mut self.idle);
+            }
+            for s in spans {
                 s.time += t;
                 add(&mut s.requests, &c);
             }
         }
         self.open = open;
+        self.quiet = open && self.settling.is_none_or(|t| t <= now);
         self.since = now;
         self.last = snap;
+    }
+
+    /// Called often (every 100 ms): ends an arrival's settling time.
+    pub(super) fn tick(&mut self) {
+        if self.open && !self.quiet && self.settling.is_none_or(|t| t <= Instant::now()) {
+            self.mark(true);
+        }
     }
 
     /// Starts the measured window.
@@ -105,7 +135,13 @@ impl Window {
     /// Follows a coordinator's event.
     pub(super) fn event(&mut self, e: &Event) {
         match e {
-            Event::Arrived { generation, .. } => self.arrived = self.arrived.max(Some(*generation)),
+            Event::Arrived { generation, .. } => {
+                self.arrived = self.arrived.max(Some(*generation));
+                // What was quiet ends here; this arrival's work begins.
+                self.mark(self.open);
+                self.settling = Some(Instant::now() + SETTLE);
+                self.quiet = false;
+            }
             Event::Released { generation } => self.released = self.released.max(Some(*generation)),
             Event::Broken { .. } => self.released = self.arrived,
             _ => return,

@@ -37,6 +37,7 @@ struct WaitingRow {
     receives_per_minute: f64,
     coordinator: f64,
     open: Option<f64>,
+    quiet: Option<f64>,
     idle: Option<f64>,
 }
 
@@ -58,6 +59,7 @@ fn waiting_row(v: &Value) -> Option<WaitingRow> {
             .unwrap_or(0.0),
         coordinator: rate("coordinator")?,
         open: rate("coordinator_open"),
+        quiet: rate("coordinator_quiet"),
         idle: rate("coordinator_idle"),
     })
 }
@@ -126,15 +128,15 @@ fn table(rows: &[Row]) -> String {
     if rows.iter().any(|r| r.waiting.is_some()) {
         s.push_str(
             "\nCost of waiting (`--work`): requests per minute of waiting are the participants' requests from their check-in sent until their wait returned, over the participant-minutes waited.\n\n\
-             | series | N | episodes | work s | mean wait s | check-in requests / participant-episode | waiting requests / participant-episode | participant requests / min of waiting | of which ReceiveMessage | coordinator requests / min | while open | while idle |\n\
-             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+             | series | N | episodes | work s | mean wait s | check-in requests / participant-episode | waiting requests / participant-episode | participant requests / min of waiting | of which ReceiveMessage | coordinator requests / min | while open | of which quiet (3 s after an arrival on) | while idle |\n\
+             |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
         let opt = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
         for r in rows {
             let Some(w) = &r.waiting else { continue };
             let _ = writeln!(
                 s,
-                "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {} | {} |",
+                "| {} | {} | {} | {} | {:.2} | {:.3} | {:.3} | {:.1} | {:.1} | {:.1} | {} | {} | {} |",
                 r.series,
                 r.n,
                 r.episodes,
@@ -146,6 +148,7 @@ fn table(rows: &[Row]) -> String {
                 w.receives_per_minute,
                 w.coordinator,
                 opt(w.open),
+                opt(w.quiet),
                 opt(w.idle)
             );
         }

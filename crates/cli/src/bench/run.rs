@@ -140,11 +140,18 @@ async fn bench(
             let (ev_tx, mut ev_rx) = mpsc::unbounded_channel::<Event>();
             let (d, w) = (decided.clone(), window.clone());
             tokio::spawn(async move {
-                while let Some(e) = ev_rx.recv().await {
-                    if let Event::Released { generation } = e {
-                        d.lock().expect("lock").insert(generation, now_us());
+                let mut tick = tokio::time::interval(Duration::from_millis(100));
+                loop {
+                    tokio::select! {
+                        e = ev_rx.recv() => {
+                            let Some(e) = e else { break };
+                            if let Event::Released { generation } = e {
+                                d.lock().expect("lock").insert(generation, now_us());
+                            }
+                            w.lock().expect("lock").event(&e);
+                        }
+                        _ = tick.tick() => w.lock().expect("lock").tick(),
                     }
-                    w.lock().expect("lock").event(&e);
                 }
             });
             let (sqs, name) = (coord_sqs.clone(), name.clone());
@@ -271,6 +278,8 @@ async fn bench(
         coordinator: PerMinute::new(coord, window.whole.minutes()),
         coordinator_open: (!a.baseline)
             .then(|| PerMinute::new(&window.opened.requests, window.opened.minutes())),
+        coordinator_quiet: (!a.baseline)
+            .then(|| PerMinute::new(&window.quiet_open.requests, window.quiet_open.minutes())),
         coordinator_idle: (!a.baseline)
             .then(|| PerMinute::new(&window.idle.requests, window.idle.minutes())),
     })

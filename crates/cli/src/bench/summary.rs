@@ -58,6 +58,9 @@ pub(super) struct Report {
     /// The coordinator's requests while a generation was open, and while
     /// none was (the barrier's coordinator only).
     pub(super) coordinator_open: Option<PerMinute>,
+    /// The part of `coordinator_open` from 3 s after an arrival on: the
+    /// coordinator while members wait and nothing comes in.
+    pub(super) coordinator_quiet: Option<PerMinute>,
     pub(super) coordinator_idle: Option<PerMinute>,
 }
 
@@ -144,6 +147,9 @@ pub(super) fn print_report(r: &Report, json: bool) {
     r.coordinator.line("coordinator over the measured window");
     if let Some(o) = &r.coordinator_open {
         o.line("coordinator while a generation was open");
+    }
+    if let Some(q) = &r.coordinator_quiet {
+        q.line("coordinator while open, from 3 s after an arrival (members waiting)");
     }
     if let Some(i) = &r.coordinator_idle {
         i.line("coordinator while no generation was open");
