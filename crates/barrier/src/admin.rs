@@ -20,13 +20,15 @@ mod settings {
     /// The coordinator extends the visibility of check-ins it holds; if it
     /// dies, they are visible again to its successor after this long.
     pub const CHECKIN_VISIBILITY: &str = "30";
-    /// Release notices are consumed within moments; leftovers (a participant
-    /// that gave up, a duplicate) must not outlive a few generations. 60 s is
-    /// the minimum SQS allows.
+    /// A notice is read within moments of its release; one the coordinator
+    /// did not sweep (a duplicate, a sweep that missed) must not outlive a
+    /// few generations. 60 s is the minimum SQS allows.
     pub const RELEASE_RETENTION: &str = "60";
-    /// Participants hide the copy they take for longer than it lives, so it
-    /// expires instead of being deleted: one request saved per episode.
-    pub const RELEASE_VISIBILITY: &str = "43200";
+    /// Every participant reads the one notice of its generation with a
+    /// visibility timeout of 0 and passes it on its own receives; the same
+    /// default means a client that does not pass one (or an SQS-compatible
+    /// server that treats 0 as "not given") hides nothing from the others.
+    pub const RELEASE_VISIBILITY: &str = "0";
     /// Long polling by default, also for clients that do not ask for it.
     pub const WAIT: &str = "20";
     /// Dead letters are for people to read: keep them the longest.

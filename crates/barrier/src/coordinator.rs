@@ -9,8 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-    MessageAttributeValue, SendMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
 };
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
 use sqs_barrier_core::standby::{
@@ -21,7 +20,8 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{self, BarrierInfo};
-use crate::error::{Error, Result};
+use crate::error::Result;
+use crate::notices;
 use crate::participant::{mono_now, send_checkin_queue, wall_now};
 use crate::sqs::Sqs;
 
@@ -386,13 +386,19 @@ impl Driver {
         self.publish_events();
         while let Some(t) = self.core.poll_transmit() {
             match t {
-                Transmit::Notify {
-                    generation,
-                    copies,
-                    body,
-                } => {
-                    let url = self.info.urls.release_for(generation).to_owned();
-                    send_copies(&self.sqs, &url, &body, copies).await?;
+                Transmit::Notify { generation, body } => {
+                    let url = self.info.urls.release_for(generation);
+                    notices::send_notice(&self.sqs, url, &body).await?;
+                }
+                Transmit::Sweep { generation, below } => {
+                    // Off the coordinator's path: a release does not wait
+                    // for it, and an empty queue costs its 1 s long poll.
+                    tokio::spawn(notices::sweep(
+                        self.sqs.clone(),
+                        self.info.urls.release_for(generation).to_owned(),
+                        self.info.config.clone(),
+                        below,
+                    ));
                 }
                 Transmit::Delete(receipts) => {
                     for r in &receipts {
@@ -606,66 +612,6 @@ fn fit_dead_letter<'a>(body: &'a str, reason: &str) -> (&'a str, String) {
     (&body[..cut], reason)
 }
 
-/// Sends `copies` copies of `body` to `url`, ten per request, several
-/// requests at once.
-async fn send_copies(sqs: &Sqs, url: &str, body: &str, copies: usize) -> Result<()> {
-    const IN_FLIGHT: usize = 8;
-    let mut remaining = copies;
-    let mut tasks = JoinSet::new();
-    while remaining > 0 || !tasks.is_empty() {
-        while remaining > 0 && tasks.len() < IN_FLIGHT {
-            let n = remaining.min(10);
-            remaining -= n;
-            tasks.spawn(send_batch(sqs.clone(), url.to_owned(), body.to_owned(), n));
-        }
-        if let Some(r) = tasks.join_next().await {
-            r.map_err(|e| Error::Sqs {
-                endpoint: sqs.endpoint().into(),
-                operation: "SendMessageBatch",
-                detail: e.to_string(),
-            })??;
-        }
-    }
-    Ok(())
-}
-
-async fn send_batch(sqs: Sqs, url: String, body: String, n: usize) -> Result<()> {
-    let mut pending: Vec<usize> = (0..n).collect();
-    for _attempt in 0..5 {
-        let entries: Vec<_> = pending
-            .iter()
-            .map(|i| {
-                SendMessageBatchRequestEntry::builder()
-                    .id(format!("c{i}"))
-                    .message_body(&body)
-                    .build()
-                    .expect("id and body set")
-            })
-            .collect();
-        let out = sqs
-            .client()
-            .send_message_batch()
-            .queue_url(&url)
-            .set_entries(Some(entries))
-            .send()
-            .await
-            .map_err(|e| sqs.error("SendMessageBatch", e))?;
-        pending = out
-            .failed
-            .iter()
-            .filter_map(|f| f.id.strip_prefix('c').and_then(|i| i.parse().ok()))
-            .collect();
-        if pending.is_empty() {
-            return Ok(());
-        }
-    }
-    Err(Error::Sqs {
-        endpoint: sqs.endpoint().into(),
-        operation: "SendMessageBatch",
-        detail: format!("{} notice copies kept failing", pending.len()),
-    })
-}
-
 async fn poll_checkins(
     index: usize,
     sqs: Sqs,
@@ -737,9 +683,6 @@ fn log_event(e: &Event) {
             of,
         } => tracing::debug!(generation, %member, count, of, "arrived"),
         Event::Released { generation } => tracing::info!(generation, "released"),
-        Event::Resent { generation, member } => {
-            tracing::info!(generation, %member, "notice sent again")
-        }
         Event::Broken {
             from_gen,
             cause,

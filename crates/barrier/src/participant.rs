@@ -17,9 +17,13 @@ use crate::admin::{self, BarrierInfo};
 use crate::error::{Error, Result};
 use crate::sqs::Sqs;
 
-/// Participants hide the notice copy they take for longer than the release
-/// queue keeps it, so it expires instead of being deleted.
-const HIDE_NOTICE: i32 = 43_200;
+/// After an answer that held messages but nothing for this wait (an old
+/// notice, read again until a sweep or its expiry removes it, or somebody
+/// else's), the next receive waits this long, doubling up to
+/// [`STALE_PAUSE_MAX`]: a visibility-0 receive returns visible messages at
+/// once, and must not spin on them.
+const STALE_PAUSE: Duration = Duration::from_millis(100);
+const STALE_PAUSE_MAX: Duration = Duration::from_secs(5);
 
 /// The wall clock as the coordinator core wants it: time since the Unix
 /// epoch (its published `since_ms` and `heartbeat_ms` are for people).
@@ -394,8 +398,9 @@ async fn drive(
     // longer than a coordinator may stay silent: then the error is reported.
     let mut failing_since: Option<Instant> = None;
     let mut backoff = Duration::from_millis(100);
+    let mut pause: Option<Duration> = None;
     loop {
-        let step = wait_step(inner, p, &queue, &mut abort_rx).await;
+        let step = wait_step(inner, p, &queue, &mut abort_rx, &mut pause).await;
         match step {
             Ok(Some(outcome)) => return outcome_to_result(cfg, outcome, timeout),
             Ok(None) => {
@@ -436,12 +441,16 @@ async fn drive(
 ///
 /// The long poll lasts 20 s (SQS's longest) unless the wait's own timeout
 /// comes first: status reads never cut it short, so a waiting participant
-/// costs three receives a minute plus its status reads.
+/// costs three receives a minute plus its status reads. It reads with a
+/// visibility timeout of 0, up to ten messages: the notice it waits for is
+/// read by every participant and hidden from none. `pause` is the wait
+/// before the next receive after answers with nothing for this wait.
 async fn wait_step(
     inner: &Inner,
     p: &mut Participant,
     queue: &str,
     abort_rx: &mut watch::Receiver<Option<String>>,
+    pause: &mut Option<Duration>,
 ) -> Result<Option<Outcome>> {
     let query = flush(inner, p).await?;
     if let Some(outcome) = p.poll_event() {
@@ -470,22 +479,29 @@ async fn wait_step(
     let wait = p
         .poll_deadline()
         .map_or(20, |t| t.saturating_sub(now).as_secs().clamp(1, 20)) as i32;
-    let receive = inner
-        .sqs
-        .client()
-        .receive_message()
-        .queue_url(queue)
-        .max_number_of_messages(1)
-        .visibility_timeout(HIDE_NOTICE)
-        .wait_time_seconds(wait)
-        .send();
+    let paused = *pause;
+    let receive = async {
+        if let Some(d) = paused {
+            tokio::time::sleep(d).await;
+        }
+        inner
+            .sqs
+            .client()
+            .receive_message()
+            .queue_url(queue)
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .wait_time_seconds(wait)
+            .send()
+            .await
+    };
     tokio::pin!(receive);
     let read_state =
         || -> StatusRead<'_> { Box::pin(admin::read_state(&inner.sqs, &inner.info.urls.checkin)) };
     let mut reading = query.then(read_state);
-    // A receive is never abandoned midway except on abort: a copy it took
-    // would be lost. Status reads run beside it, each when it is due; a
-    // re-send one calls for goes out at once.
+    // Status reads run beside the receive, each when it is due; a re-send
+    // one calls for goes out at once. Nothing is taken from the queue, so
+    // the receive may be abandoned whenever the wait ends.
     let out = loop {
         let now = mono_now();
         let next_timer = p
@@ -497,10 +513,8 @@ async fn wait_step(
                 reading = None;
                 status_read(p, read)?;
                 if p.waiting_at().is_none() {
-                    // The state ended the wait (broken, or no coordinator):
-                    // report it now rather than after the poll. A notice
-                    // copy the abandoned poll may still take is one the
-                    // others recover by their own status reads.
+                    // The state ended the wait (released, broken, or no
+                    // coordinator): report it now rather than after the poll.
                     return Ok(p.poll_event());
                 }
                 if flush(inner, p).await? {
@@ -516,15 +530,67 @@ async fn wait_step(
             _ = abort_rx.changed() => return Err(Error::Cancelled),
         }
     };
-    for m in out.messages.unwrap_or_default() {
-        let body = m.body.unwrap_or_default();
-        tracing::trace!(member = %inner.member, %body, "notice received");
-        if let Notice::Foreign(why) = p.handle_notice(&body) {
-            tracing::warn!(queue = %queue, %why, "ignoring a foreign message on a release queue");
+    let messages = out.messages.unwrap_or_default();
+    let mut old = Vec::new();
+    let mut accepted = false;
+    for m in &messages {
+        let body = m.body.as_deref().unwrap_or_default();
+        tracing::trace!(member = %inner.member, %body, "notice read");
+        let verdict = p.handle_notice(body);
+        if let Notice::Foreign(why) = &verdict {
+            tracing::warn!(queue = %queue, %why, "deleting a foreign message on a release queue");
         }
+        accepted |= verdict == Notice::Accepted;
+        if verdict.deletable()
+            && let Some(h) = &m.receipt_handle
+        {
+            old.push(h.clone());
+        }
+    }
+    *pause = if messages.is_empty() || accepted {
+        None
+    } else {
+        // Only messages for others: do not spin on them.
+        Some(paused.map_or(STALE_PAUSE, |d| (d * 2).min(STALE_PAUSE_MAX)))
+    };
+    if !old.is_empty() && !accepted {
+        // Nobody needs them (the coordinator's sweep should have removed
+        // them; this one raced it, or the sweep missed). Best effort: SQS
+        // may ignore a delete whose receipt handle is not the latest.
+        delete_old(inner, queue, old).await;
     }
     p.handle_timeout(mono_now());
     Ok(p.poll_event())
+}
+
+/// Deletes messages nobody needs from a release queue; failures are only
+/// logged (they expire within 60 s).
+async fn delete_old(inner: &Inner, queue: &str, handles: Vec<String>) {
+    use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+    let entries: Vec<_> = handles
+        .into_iter()
+        .take(10)
+        .enumerate()
+        .map(|(i, h)| {
+            DeleteMessageBatchRequestEntry::builder()
+                .id(format!("o{i}"))
+                .receipt_handle(h)
+                .build()
+                .expect("id and handle set")
+        })
+        .collect();
+    let r = inner
+        .sqs
+        .client()
+        .delete_message_batch()
+        .queue_url(queue)
+        .set_entries(Some(entries))
+        .send()
+        .await;
+    if let Err(e) = r {
+        let e = inner.sqs.error("DeleteMessageBatch", e);
+        tracing::debug!(queue = %queue, error = %e, "could not delete an old notice");
+    }
 }
 
 fn outcome_to_result(cfg: &BarrierConfig, o: Outcome, timeout: Option<Duration>) -> Result<u64> {
