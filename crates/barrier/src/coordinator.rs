@@ -9,7 +9,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
 };
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
 use sqs_barrier_core::standby::{
@@ -511,31 +511,7 @@ impl Driver {
     }
 
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<()> {
-        tracing::warn!(%reason, "moving a message to the dead-letter queue");
-        let (body, reason) = fit_dead_letter(body, reason);
-        let mut req = self
-            .sqs
-            .client()
-            .send_message()
-            .queue_url(&self.info.urls.dead_letter)
-            .message_body(body)
-            .message_attributes(
-                REASON_ATTRIBUTE,
-                MessageAttributeValue::builder()
-                    .data_type("String")
-                    .string_value(reason)
-                    .build()
-                    .expect("type set"),
-            );
-        if self.info.config.fifo {
-            req = req
-                .message_group_id("dead-letters")
-                .message_deduplication_id(format!("{:016x}", rand::random::<u64>()));
-        }
-        req.send()
-            .await
-            .map_err(|e| self.sqs.error("SendMessage", e))?;
-        Ok(())
+        notices::send_dead_letter(&self.sqs, &self.info, body, reason).await
     }
 
     async fn extend_visibility(&mut self) -> Result<()> {
@@ -585,31 +561,6 @@ impl Driver {
         }
         Ok(())
     }
-}
-
-/// The attribute of a dead letter that says why it was rejected.
-const REASON_ATTRIBUTE: &str = "sqs-barrier-reason";
-/// The largest SQS message: body and attributes together.
-const MAX_MESSAGE_BYTES: usize = 1_048_576;
-
-/// The body and reason of a dead letter, cut so that body and reason
-/// attribute together fit in one SQS message. A check-in-queue message of the
-/// maximum size plus the reason attribute would not: the send would fail for
-/// ever and stop every coordinator that receives the message.
-fn fit_dead_letter<'a>(body: &'a str, reason: &str) -> (&'a str, String) {
-    let mut reason: String = reason.chars().take(1024).collect();
-    // Name, data type, value, and room for the note below.
-    let overhead = REASON_ATTRIBUTE.len() + "String".len() + reason.len() + 64;
-    let budget = MAX_MESSAGE_BYTES - overhead;
-    if body.len() <= budget {
-        return (body, reason);
-    }
-    let mut cut = budget;
-    while !body.is_char_boundary(cut) {
-        cut -= 1;
-    }
-    reason.push_str(&format!(" (body cut from {} to {cut} bytes)", body.len()));
-    (&body[..cut], reason)
 }
 
 async fn poll_checkins(
@@ -694,29 +645,5 @@ fn log_event(e: &Event) {
             tracing::warn!(other = %by, "another coordinator wrote the state after us")
         }
         _ => {}
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn dead_letters_fit_in_one_message() {
-        let big = "x".repeat(MAX_MESSAGE_BYTES);
-        let reason = "r".repeat(5000);
-        let (body, reason) = fit_dead_letter(&big, &reason);
-        let size = body.len() + REASON_ATTRIBUTE.len() + "String".len() + reason.len();
-        assert!(size <= MAX_MESSAGE_BYTES, "{size}");
-        assert!(reason.ends_with(&format!(
-            "(body cut from {MAX_MESSAGE_BYTES} to {} bytes)",
-            body.len()
-        )));
-        // Multi-byte characters are not split.
-        let wide = "\u{1F4A5}".repeat(MAX_MESSAGE_BYTES / 4);
-        let (body, _) = fit_dead_letter(&wide, "why");
-        assert!(body.chars().all(|c| c == '\u{1F4A5}'));
-        // Small messages pass unchanged.
-        assert_eq!(fit_dead_letter("small", "why"), ("small", "why".to_owned()));
     }
 }

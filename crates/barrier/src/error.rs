@@ -133,6 +133,15 @@ pub enum Error {
         /// How long nothing new was published, by this host's clock.
         silent_for: Duration,
     },
+    /// A Lambda record came from a queue that is not a barrier's check-in
+    /// queue (the function is mapped to the wrong queue).
+    #[error(
+        "a record came from {source_arn}, which is not a barrier's check-in queue (NAME-checkin or NAME-checkin.fifo); map the function to check-in queues only"
+    )]
+    NotACheckinQueue {
+        /// The record's `eventSourceARN`.
+        source_arn: String,
+    },
     /// A wait was cancelled (its task was dropped or the runtime shut down).
     #[error("the wait was cancelled")]
     Cancelled,

@@ -43,6 +43,7 @@
 pub mod admin;
 mod coordinator;
 mod error;
+pub mod lambda;
 mod notices;
 mod participant;
 mod sqs;

@@ -1,5 +1,6 @@
-//! The coordinator's side of the release queues: sending a notice, and
-//! sweeping away the notices nobody needs any more.
+//! What the coordinator sends besides state writes: notices to the release
+//! queues, sweeps of the notices nobody needs any more, and dead letters.
+//! Shared by the process coordinator and the Lambda handler.
 //!
 //! Participants read a release queue with a visibility timeout of 0, so a
 //! notice stays visible to all of them and nothing is ever in flight. What
@@ -12,11 +13,12 @@
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
 };
 use sqs_barrier_core::BarrierConfig;
 use sqs_barrier_core::coordinator::sweepable;
 
+use crate::admin::BarrierInfo;
 use crate::error::Result;
 use crate::sqs::Sqs;
 
@@ -143,5 +145,86 @@ pub(crate) async fn sweep(sqs: Sqs, url: String, cfg: BarrierConfig, below: u64)
         if !full {
             return;
         }
+    }
+}
+
+/// The attribute of a dead letter that says why it was rejected.
+const REASON_ATTRIBUTE: &str = "sqs-barrier-reason";
+/// The largest SQS message: body and attributes together.
+const MAX_MESSAGE_BYTES: usize = 1_048_576;
+
+/// The body and reason of a dead letter, cut so that body and reason
+/// attribute together fit in one SQS message. A check-in-queue message of the
+/// maximum size plus the reason attribute would not: the send would fail for
+/// ever and stop every coordinator that receives the message.
+fn fit_dead_letter<'a>(body: &'a str, reason: &str) -> (&'a str, String) {
+    let mut reason: String = reason.chars().take(1024).collect();
+    // Name, data type, value, and room for the note below.
+    let overhead = REASON_ATTRIBUTE.len() + "String".len() + reason.len() + 64;
+    let budget = MAX_MESSAGE_BYTES - overhead;
+    if body.len() <= budget {
+        return (body, reason);
+    }
+    let mut cut = budget;
+    while !body.is_char_boundary(cut) {
+        cut -= 1;
+    }
+    reason.push_str(&format!(" (body cut from {} to {cut} bytes)", body.len()));
+    (&body[..cut], reason)
+}
+
+/// Moves a rejected message's body to the barrier's dead-letter queue, with
+/// the reason as the `sqs-barrier-reason` attribute.
+pub(crate) async fn send_dead_letter(
+    sqs: &Sqs,
+    info: &BarrierInfo,
+    body: &str,
+    reason: &str,
+) -> Result<()> {
+    tracing::warn!(%reason, "moving a message to the dead-letter queue");
+    let (body, reason) = fit_dead_letter(body, reason);
+    let mut req = sqs
+        .client()
+        .send_message()
+        .queue_url(&info.urls.dead_letter)
+        .message_body(body)
+        .message_attributes(
+            REASON_ATTRIBUTE,
+            MessageAttributeValue::builder()
+                .data_type("String")
+                .string_value(reason)
+                .build()
+                .expect("type set"),
+        );
+    if info.config.fifo {
+        req = req
+            .message_group_id("dead-letters")
+            .message_deduplication_id(format!("{:016x}", rand::random::<u64>()));
+    }
+    req.send().await.map_err(|e| sqs.error("SendMessage", e))?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn dead_letters_fit_in_one_message() {
+        let big = "x".repeat(MAX_MESSAGE_BYTES);
+        let reason = "r".repeat(5000);
+        let (body, reason) = fit_dead_letter(&big, &reason);
+        let size = body.len() + REASON_ATTRIBUTE.len() + "String".len() + reason.len();
+        assert!(size <= MAX_MESSAGE_BYTES, "{size}");
+        assert!(reason.ends_with(&format!(
+            "(body cut from {MAX_MESSAGE_BYTES} to {} bytes)",
+            body.len()
+        )));
+        // Multi-byte characters are not split.
+        let wide = "\u{1F4A5}".repeat(MAX_MESSAGE_BYTES / 4);
+        let (body, _) = fit_dead_letter(&wide, "why");
+        assert!(body.chars().all(|c| c == '\u{1F4A5}'));
+        // Small messages pass unchanged.
+        assert_eq!(fit_dead_letter("small", "why"), ("small", "why".to_owned()));
     }
 }

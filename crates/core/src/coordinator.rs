@@ -113,6 +113,14 @@ pub struct CoordinatorOptions {
     /// until then it cannot know who arrived. (It cannot tell whether it has
     /// a predecessor: one may have died before it ever published a state.)
     pub restart_grace: Duration,
+    /// Extra time after a generation's deadline before it breaks. 0 for a
+    /// coordinator that runs on (its start is covered by `restart_grace`).
+    /// A coordinator rebuilt for every batch (the Lambda handler) cannot
+    /// see the check-ins another invocation holds, or those it handed
+    /// back, until the queue's visibility timeout returns them: with this
+    /// set to that timeout, a deadline never names a member whose check-in
+    /// was on its way.
+    pub deadline_slack: Duration,
 }
 
 impl Default for CoordinatorOptions {
@@ -123,6 +131,7 @@ impl Default for CoordinatorOptions {
             watch_window: Duration::from_secs(60),
             min_write_interval: Duration::from_millis(500),
             restart_grace: Duration::from_secs(5),
+            deadline_slack: Duration::ZERO,
         }
     }
 }
@@ -776,7 +785,7 @@ impl<T> Coordinator<T> {
             let expired = self
                 .open
                 .iter()
-                .find(|(_, o)| (o.since + deadline).max(floor) <= now)
+                .find(|(_, o)| (o.since + deadline + self.opts.deadline_slack).max(floor) <= now)
                 .map(|(g, _)| *g);
             if let Some(g) = expired {
                 let after_ms = deadline.as_millis() as u64;
@@ -951,6 +960,7 @@ impl<T> Coordinator<T> {
         let deadline = match (self.cfg.deadline, &self.broken) {
             (Some(d), None) => {
                 let floor = self.deadline_floor(self.started.unwrap_or_default());
+                let d = d + self.opts.deadline_slack;
                 self.open.values().map(|o| (o.since + d).max(floor)).min()
             }
             _ => None,

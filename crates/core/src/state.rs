@@ -65,6 +65,11 @@ impl MemberSet {
             .is_some_and(|b| b & (1 << (i % 8)) != 0)
     }
 
+    /// Whether every member of this set is in `other`.
+    pub fn is_subset_of(&self, other: &MemberSet) -> bool {
+        (0..self.cap).all(|i| !self.contains(i) || other.contains(i))
+    }
+
     /// The number of members in the set.
     pub fn len(&self) -> usize {
         self.len
@@ -295,6 +300,35 @@ impl PublishedState {
             && now_ms.saturating_sub(self.heartbeat_ms) <= self.stale_after().as_millis() as u64
     }
 
+    /// Whether this state (read later) still records everything `earlier`
+    /// recorded: its releases, its break, and the arrivals of its open
+    /// generation (unless that generation was released or broken since).
+    /// Records only accumulate, so a state written on top of `earlier`
+    /// includes it; one that does not was written by a writer that had not
+    /// seen `earlier` (tags are last-writer-wins), and what `earlier`
+    /// recorded must be recorded again.
+    pub fn includes(&self, earlier: &PublishedState) -> bool {
+        // Only the part of `earlier`'s frontier this state has not passed is
+        // looked at one by one (it stops at the first gap).
+        let released = (self.released_below..earlier.released_below)
+            .chain(earlier.released_above.iter().copied())
+            .all(|g| self.is_released(g));
+        let broken = earlier.broken.as_ref().is_none_or(|b| {
+            self.broken
+                .as_ref()
+                .is_some_and(|mine| mine.from_gen <= b.from_gen)
+        });
+        let arrivals = earlier.open.as_ref().is_none_or(|o| {
+            let g = o.generation;
+            self.is_released(g)
+                || self.broken.as_ref().is_some_and(|b| b.from_gen <= g)
+                || self.open.as_ref().is_some_and(|mine| {
+                    mine.generation == g && o.arrived.is_subset_of(&mine.arrived)
+                })
+        });
+        released && broken && arrivals
+    }
+
     /// Whether generation `g` was released.
     pub fn is_released(&self, g: u64) -> bool {
         g < self.released_below || self.released_above.contains(&g)
@@ -385,5 +419,57 @@ mod tests {
         assert_eq!(st.missing_at(4, &m).unwrap(), vec!["0", "2"]);
         assert_eq!(st.missing_at(5, &m), None);
         assert_eq!(PublishedState::from_json("{}"), None);
+    }
+
+    fn st(released_below: u64, open: Option<(u64, &[usize])>) -> PublishedState {
+        PublishedState {
+            v: 1,
+            coordinator: "c".into(),
+            heartbeat_ms: 0,
+            seq: 1,
+            heartbeat_every_ms: 1000,
+            stopped: false,
+            standbys: vec![],
+            released_below,
+            released_above: vec![],
+            open: open.map(|(g, who)| {
+                let mut arrived = MemberSet::new(4);
+                for i in who {
+                    arrived.insert(*i);
+                }
+                OpenGeneration {
+                    generation: g,
+                    arrived,
+                    since_ms: 0,
+                    age_ms: None,
+                }
+            }),
+            broken: None,
+            rejected: 0,
+        }
+    }
+
+    #[test]
+    fn a_later_state_includes_an_earlier_one_unless_it_overwrote_it() {
+        let mine = st(3, Some((3, &[0, 2])));
+        // Written on top: more arrivals, or the generation released.
+        assert!(st(3, Some((3, &[0, 1, 2]))).includes(&mine));
+        assert!(st(4, None).includes(&mine));
+        assert!(st(5, Some((5, &[1]))).includes(&mine));
+        // Written by somebody that had not seen it: an arrival is gone, or
+        // a release.
+        assert!(!st(3, Some((3, &[0]))).includes(&mine));
+        assert!(!st(3, None).includes(&mine));
+        assert!(!st(2, Some((2, &[0, 1, 2, 3]))).includes(&st(3, None)));
+        // A break covers the open generation's arrivals.
+        let mut broken = st(3, None);
+        broken.broken = Some(BrokenState {
+            from_gen: 3,
+            cause: crate::wire::BreakCause::Deadline { after_ms: 1 },
+            missing: vec![],
+            missing_count: 0,
+        });
+        assert!(broken.includes(&mine));
+        assert!(!st(4, None).includes(&broken), "the break is gone");
     }
 }

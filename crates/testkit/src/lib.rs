@@ -16,6 +16,7 @@
 //! # }
 //! ```
 
+pub mod esm;
 mod moto;
 
 use std::fmt;

@@ -1,0 +1,269 @@
+//! The Lambda coordinator's handler (`sqs_barrier::lambda`), the real code,
+//! invoked by an emulated SQS event source mapping (the test kit's `esm`):
+//! batches of up to 10, two invocations at once, partial-batch failures,
+//! failed and killed invocations, redelivery after the queue's visibility
+//! timeout. Real participants (`Barrier`) wait at the barrier; every test
+//! body runs on the embedded endpoint and on moto.
+
+use std::sync::Arc;
+use std::sync::atomic::AtomicUsize;
+use std::sync::atomic::Ordering::Relaxed;
+use std::time::{Duration, Instant};
+
+use sqs_barrier::lambda::{self, Barriers, LambdaOptions, Record};
+use sqs_barrier::{Barrier, Error, Sqs, admin};
+use sqs_barrier_testkit::esm::{EsmConfig, EventSourceMapping, Handler};
+use sqs_barrier_testkit::{Target, TestEndpoint, start};
+
+macro_rules! both {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(sqs_barrier_testkit::Target::Embedded).await } )*
+        }
+        mod moto {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(sqs_barrier_testkit::Target::Moto).await } )*
+        }
+    };
+}
+
+both!(
+    phases_release_only_when_all_arrived,
+    a_member_that_never_arrives_is_named,
+    abort_breaks_every_waiter,
+    killed_and_failed_invocations_lose_nothing,
+    ticks_keep_participants_from_calling_it_silent,
+);
+
+/// Visibility of the check-in queue in these tests (setup makes it 30 s):
+/// what a handed-back or killed batch waits before it comes again.
+const VISIBILITY: Duration = Duration::from_secs(2);
+
+struct Fixture {
+    _endpoint: TestEndpoint,
+    sqs: Sqs,
+    name: String,
+    esm: Option<EventSourceMapping>,
+    ticks: Option<tokio::task::JoinHandle<()>>,
+    opts: LambdaOptions,
+}
+
+impl Fixture {
+    async fn stop(mut self) {
+        if let Some(t) = self.ticks.take() {
+            t.abort();
+        }
+        if let Some(esm) = self.esm.take() {
+            esm.stop().await;
+        }
+    }
+}
+
+fn rand_u32() -> u32 {
+    use std::hash::{BuildHasher, RandomState};
+    RandomState::new().hash_one(Instant::now()) as u32
+}
+
+/// A barrier of `parties` with its check-in queue mapped to the handler.
+async fn fixture(target: Target, parties: usize, esm: EsmConfig) -> Fixture {
+    let endpoint = start(target).await;
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let name = format!("l{:08x}", rand_u32());
+    admin::setup(&sqs, &name, &admin::SetupOptions::new(parties))
+        .await
+        .expect("setup");
+    let info = admin::open(&sqs, &name).await.unwrap();
+    let client = endpoint.client();
+    client
+        .set_queue_attributes()
+        .queue_url(&info.urls.checkin)
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::VisibilityTimeout,
+            VISIBILITY.as_secs().to_string(),
+        )
+        .send()
+        .await
+        .unwrap();
+    let arn = client
+        .get_queue_attributes()
+        .queue_url(&info.urls.checkin)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+        .send()
+        .await
+        .unwrap()
+        .attributes
+        .and_then(|a| {
+            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
+                .cloned()
+        })
+        .expect("the queue has an ARN");
+    let mut opts = LambdaOptions::default();
+    opts.heartbeat = Duration::from_secs(2);
+    opts.queue_visibility = VISIBILITY;
+    let handler = handler(sqs.clone(), opts.clone());
+    let esm = EventSourceMapping::start(client, &info.urls.checkin, &arn, esm, handler);
+    Fixture {
+        _endpoint: endpoint,
+        sqs,
+        name,
+        esm: Some(esm),
+        ticks: None,
+        opts,
+    }
+}
+
+/// The function: the real handler, as the binary calls it.
+fn handler(sqs: Sqs, opts: LambdaOptions) -> Handler {
+    let barriers = Barriers::new();
+    Arc::new(move |records| {
+        let (sqs, barriers, opts) = (sqs.clone(), barriers.clone(), opts.clone());
+        Box::pin(async move {
+            let records = records
+                .into_iter()
+                .map(|r| Record {
+                    message_id: r.message_id,
+                    body: r.body,
+                    event_source_arn: r.event_source_arn,
+                    message_group_id: r.message_group_id,
+                })
+                .collect();
+            lambda::handle_batch(&sqs, &barriers, records, &opts)
+                .await
+                .map(|o| o.failures)
+                .map_err(|e| e.to_string())
+        })
+    })
+}
+
+/// The schedule's ticks, every `every`.
+fn ticks(f: &mut Fixture, every: Duration) {
+    let (sqs, name, opts) = (f.sqs.clone(), f.name.clone(), f.opts.clone());
+    f.ticks = Some(tokio::spawn(async move {
+        let barriers = Barriers::new();
+        loop {
+            tokio::time::sleep(every).await;
+            let _ = lambda::handle_tick(&sqs, &barriers, &name, &opts).await;
+        }
+    }));
+}
+
+async fn member(f: &Fixture, id: &str) -> Barrier {
+    Barrier::connect(&f.sqs, &f.name, id)
+        .await
+        .expect("connect")
+}
+
+const LONG: Option<Duration> = Some(Duration::from_secs(60));
+
+/// Runs `parties` members through `phases` phases, each arriving at a
+/// different moment, and checks nobody passes a phase before all arrived.
+async fn run_phases(f: &Fixture, parties: usize, phases: u64) {
+    let arrived: Arc<Vec<AtomicUsize>> =
+        Arc::new((0..phases).map(|_| AtomicUsize::new(0)).collect());
+    let mut tasks = Vec::new();
+    for id in 0..parties {
+        let b = member(f, &id.to_string()).await;
+        let arrived = arrived.clone();
+        tasks.push(tokio::spawn(async move {
+            for k in 0..phases {
+                tokio::time::sleep(Duration::from_millis(30 * (id as u64 % 3) * (k + 1))).await;
+                arrived[k as usize].fetch_add(1, Relaxed);
+                let r = b.wait(LONG).await.expect("released");
+                assert_eq!(r.generation, k);
+                assert_eq!(
+                    arrived[k as usize].load(Relaxed),
+                    parties,
+                    "released at phase {k} before everyone arrived"
+                );
+            }
+            b.phase()
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), phases);
+    }
+}
+
+async fn phases_release_only_when_all_arrived(target: Target) {
+    let f = fixture(target, 4, EsmConfig::default()).await;
+    let started = Instant::now();
+    run_phases(&f, 4, 5).await;
+    let esm = f.esm.as_ref().unwrap().stats();
+    assert!(esm.invocations.load(Relaxed) >= 5, "{esm:?}");
+    eprintln!(
+        "{target}: 5 phases of 4 in {:?}; {esm:?}",
+        started.elapsed()
+    );
+    f.stop().await;
+}
+
+async fn a_member_that_never_arrives_is_named(target: Target) {
+    let f = fixture(target, 3, EsmConfig::default()).await;
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    let a1 = b1.arrive(Some(Duration::from_secs(4))).await.unwrap();
+    let err = b0.wait(Some(Duration::from_secs(4))).await.unwrap_err();
+    match &err {
+        Error::TimedOut { missing, .. } => {
+            assert_eq!(missing.as_deref(), Some(&["2".to_owned()][..]), "{err}")
+        }
+        other => panic!("expected a timeout, got {other}"),
+    }
+    assert!(matches!(a1.await, Err(Error::TimedOut { .. })));
+    f.stop().await;
+}
+
+async fn abort_breaks_every_waiter(target: Target) {
+    let f = fixture(target, 3, EsmConfig::default()).await;
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    let a0 = b0.arrive(LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    b1.abort("disk full").await.unwrap();
+    let err = a0.await.unwrap_err();
+    match &err {
+        Error::Broken { cause, .. } => assert!(cause.to_string().contains("disk full"), "{err}"),
+        other => panic!("expected broken, got {other}"),
+    }
+    f.stop().await;
+}
+
+async fn killed_and_failed_invocations_lose_nothing(target: Target) {
+    let esm = EsmConfig {
+        kill_rate: 0.3,
+        error_rate: 0.1,
+        seed: 7,
+        ..EsmConfig::default()
+    };
+    let f = fixture(target, 4, esm).await;
+    run_phases(&f, 4, 4).await;
+    let stats = f.esm.as_ref().unwrap().stats();
+    assert!(
+        stats.failed.load(Relaxed) > 0,
+        "no invocation was killed or failed: {stats:?}"
+    );
+    f.stop().await;
+}
+
+async fn ticks_keep_participants_from_calling_it_silent(target: Target) {
+    let mut f = fixture(target, 2, EsmConfig::default()).await;
+    ticks(&mut f, Duration::from_secs(1));
+    let mut opts = sqs_barrier::core::participant::ParticipantOptions::default();
+    opts.silence_after = Duration::from_secs(3);
+    opts.status_interval = Duration::from_secs(1);
+    let b0 = Barrier::connect_with(&f.sqs, &f.name, "0", opts.clone())
+        .await
+        .unwrap();
+    let b1 = Barrier::connect_with(&f.sqs, &f.name, "1", opts)
+        .await
+        .unwrap();
+    // Member 0 waits 8 s for member 1: longer than it takes to call a
+    // coordinator silent that publishes nothing new (3 s, and twice the
+    // promised 2 s plus 2 s). Only the ticks' heartbeats keep it waiting.
+    let a0 = b0.arrive(LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(8)).await;
+    b1.wait(LONG).await.expect("released");
+    assert_eq!(a0.await.expect("released").generation, 0);
+    f.stop().await;
+}
