@@ -223,11 +223,17 @@ async fn coordinate(
         let mut done: HashSet<String> = HashSet::new();
         let mut lost = false;
         let mut written: Option<PublishedState> = None;
+        // Notices wait for the state write that records their release:
+        // the participants released check in at the next generation at
+        // once, and the invocation that counts those check-ins must find
+        // this release in the state, or it takes the next generation for a
+        // second open one and hands its check-ins back for a visibility
+        // timeout. (A process coordinator knows its own releases and
+        // sends first.)
+        let mut notices: Vec<(u64, String)> = Vec::new();
         while let Some(t) = core.poll_transmit() {
             match t {
-                Transmit::Notify { generation, body } => {
-                    notices::send_notice(sqs, info.urls.release_for(generation), &body).await?;
-                }
+                Transmit::Notify { generation, body } => notices.push((generation, body)),
                 Transmit::Sweep { generation, below } => {
                     // Awaited: a function instance may be frozen as soon as
                     // it returns.
@@ -254,12 +260,17 @@ async fn coordinate(
                     if write_state(sqs, info, &mut core, &state).await? {
                         core.handle_state_written(version);
                         written = Some(*state);
+                        send_notices(sqs, info, &mut notices).await?;
                     } else {
                         lost = true;
                         break;
                     }
                 }
             }
+        }
+        if !lost {
+            // Notices of a round that wrote nothing (none is due).
+            send_notices(sqs, info, &mut notices).await?;
         }
         while let Some(e) = core.poll_event() {
             if let sqs_barrier_core::coordinator::Event::Released { generation } = e {
@@ -284,6 +295,17 @@ async fn coordinate(
     // visibility timeout, to a less busy moment.
     outcome.failures = keep(records, &HashSet::new(), &dead, info.config.fifo);
     Ok(outcome)
+}
+
+async fn send_notices(
+    sqs: &Sqs,
+    info: &BarrierInfo,
+    notices: &mut Vec<(u64, String)>,
+) -> Result<()> {
+    for (generation, body) in notices.drain(..) {
+        notices::send_notice(sqs, info.urls.release_for(generation), &body).await?;
+    }
+    Ok(())
 }
 
 /// Read, check, write, as a process coordinator does: writes only over the

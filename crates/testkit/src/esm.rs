@@ -21,6 +21,7 @@
 //! function stops), `error_rate` fails an invocation after the handler
 //! finished (its work done, its batch returned anyway).
 
+use std::collections::BTreeMap;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -44,6 +45,54 @@ pub struct EsmRecord {
     pub event_source_arn: String,
     /// The FIFO message group, if any.
     pub message_group_id: Option<String>,
+    /// The message's system attributes (`ApproximateReceiveCount`,
+    /// `SentTimestamp`, ...), by name.
+    pub attributes: BTreeMap<String, String>,
+    /// The MD5 digest of the body, as SQS reports it.
+    pub md5_of_body: String,
+}
+
+/// The event Lambda hands the function for `records`: the JSON document of
+/// the `aws:sqs` event source (`{"Records": [...]}`) with the fields AWS
+/// documents, for a function run behind a Runtime API.
+pub fn sqs_event(records: &[EsmRecord], region: &str) -> String {
+    let records: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| {
+            serde_json::json!({
+                "messageId": r.message_id,
+                "receiptHandle": r.receipt_handle,
+                "body": r.body,
+                "attributes": r.attributes,
+                "messageAttributes": {},
+                "md5OfBody": r.md5_of_body,
+                "eventSource": "aws:sqs",
+                "eventSourceARN": r.event_source_arn,
+                "awsRegion": region,
+            })
+        })
+        .collect();
+    serde_json::json!({ "Records": records }).to_string()
+}
+
+/// The record ids a function's partial-batch response names
+/// (`{"batchItemFailures": [{"itemIdentifier": ID}, ...]}`); an error if
+/// the response is not one.
+pub fn batch_item_failures(response: &str) -> Result<Vec<String>, String> {
+    let v: serde_json::Value = serde_json::from_str(response)
+        .map_err(|e| format!("a response that is not JSON ({e}): {response}"))?;
+    let Some(items) = v.get("batchItemFailures").and_then(|f| f.as_array()) else {
+        return Err(format!("a response without batchItemFailures: {response}"));
+    };
+    items
+        .iter()
+        .map(|i| {
+            i.get("itemIdentifier")
+                .and_then(|s| s.as_str())
+                .map(str::to_owned)
+                .ok_or_else(|| format!("a failure without itemIdentifier: {response}"))
+        })
+        .collect()
 }
 
 /// The function: a batch in, the message ids to report as failures out; an
@@ -187,7 +236,7 @@ async fn poll(mut p: Poller, mut stopped: watch::Receiver<bool>) {
             .queue_url(&p.url)
             .max_number_of_messages(p.config.batch_size)
             .wait_time_seconds(20)
-            .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+            .message_system_attribute_names(MessageSystemAttributeName::All)
             .send();
         let out = tokio::select! {
             r = receive => r,
@@ -206,14 +255,22 @@ async fn poll(mut p: Poller, mut stopped: watch::Receiver<bool>) {
         }
         let records: Vec<EsmRecord> = messages
             .into_iter()
-            .map(|m| EsmRecord {
-                message_id: m.message_id.unwrap_or_default(),
-                receipt_handle: m.receipt_handle.unwrap_or_default(),
-                body: m.body.unwrap_or_default(),
-                event_source_arn: p.arn.clone(),
-                message_group_id: m
+            .map(|m| {
+                let attributes: BTreeMap<String, String> = m
                     .attributes
-                    .and_then(|a| a.get(&MessageSystemAttributeName::MessageGroupId).cloned()),
+                    .unwrap_or_default()
+                    .into_iter()
+                    .map(|(k, v)| (k.as_str().to_owned(), v))
+                    .collect();
+                EsmRecord {
+                    message_id: m.message_id.unwrap_or_default(),
+                    receipt_handle: m.receipt_handle.unwrap_or_default(),
+                    body: m.body.unwrap_or_default(),
+                    event_source_arn: p.arn.clone(),
+                    message_group_id: attributes.get("MessageGroupId").cloned(),
+                    attributes,
+                    md5_of_body: m.md5_of_body.unwrap_or_default(),
+                }
             })
             .collect();
         p.stats.invocations.fetch_add(1, Ordering::Relaxed);

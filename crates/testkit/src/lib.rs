@@ -18,6 +18,7 @@
 
 pub mod esm;
 mod moto;
+pub mod runtime_api;
 
 use std::fmt;
 use std::time::Duration;
