@@ -70,7 +70,10 @@ pub(crate) fn status(
     profile: Option<String>,
 ) -> PyResult<Py<PyAny>> {
     let sqs = connect(py, endpoint_url, region, profile)?;
-    let st = run(py, async move { admin::status_with(&sqs, name, probe).await })?;
+    let st = run(
+        py,
+        async move { admin::status_with(&sqs, name, probe).await },
+    )?;
     let text = st.to_json().to_string();
     Ok(py.import("json")?.call_method1("loads", (text,))?.unbind())
 }
@@ -126,15 +129,15 @@ pub(crate) fn run_coordinator(
     let shutdown = async {
         let _ = stop_rx.await;
     };
-    let mut coordinator =
-        std::pin::pin!(sqs_barrier::run_coordinator(&sqs, name, opts, None, shutdown));
+    let mut coordinator = std::pin::pin!(sqs_barrier::run_coordinator(
+        &sqs, name, opts, None, shutdown
+    ));
     let mut stop_tx = Some(stop_tx);
     let mut interrupted: Option<PyErr> = None;
     let result = loop {
         let slice = py.detach(|| {
-            runtime().block_on(async {
-                tokio::time::timeout(SIGNAL_SLICE, coordinator.as_mut()).await
-            })
+            runtime()
+                .block_on(async { tokio::time::timeout(SIGNAL_SLICE, coordinator.as_mut()).await })
         });
         if let Ok(result) = slice {
             break result;

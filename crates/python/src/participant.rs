@@ -1,8 +1,10 @@
 //! `Barrier` and `Arrival`: a member's handle and a wait under way.
 
 use std::sync::{Arc, Mutex};
+use std::time::Duration;
 
 use pyo3::prelude::*;
+use sqs_barrier::core::participant::ParticipantOptions;
 use sqs_barrier::{Error, Released};
 use tokio::sync::watch;
 
@@ -18,13 +20,21 @@ fn released(py: Python<'_>, r: Released) -> PyResult<Py<PyAny>> {
 
 /// A member's handle on a barrier.
 ///
-/// Barrier(name, member, *, endpoint_url=None, region=None, profile=None)
+/// Barrier(name, member, *, endpoint_url=None, region=None, profile=None,
+///         silence=60.0, status_interval=80.0)
 ///
 /// Reads the barrier's configuration from SQS and checks that `member` is
 /// one of its members. Keywords left out come from the standard AWS
 /// configuration (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE, the shared
 /// config and credentials files, the default credential chain), exactly as
 /// for the `sqs-barrier` command.
+///
+/// `silence` and `status_interval` are those of `sqs-barrier wait`: a wait
+/// raises CoordinatorSilent when the coordinator published nothing new for
+/// `silence` seconds, and it reads the coordinator's published state every
+/// `status_interval` seconds (the first read half of that after arriving),
+/// which also makes it send its check-in again if SQS lost it or its
+/// release notice.
 ///
 /// Each wait() or arrive() arrives at the next phase (0 first). Raises
 /// NotSetUp if the barrier does not exist, ConfigError if `member` is not
@@ -37,7 +47,8 @@ pub(crate) struct Barrier {
 #[pymethods]
 impl Barrier {
     #[new]
-    #[pyo3(signature = (name, member, *, endpoint_url=None, region=None, profile=None))]
+    #[pyo3(signature = (name, member, *, endpoint_url=None, region=None, profile=None, silence=60.0, status_interval=80.0))]
+    #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,
         name: &str,
@@ -45,9 +56,19 @@ impl Barrier {
         endpoint_url: Option<String>,
         region: Option<String>,
         profile: Option<String>,
+        silence: f64,
+        status_interval: f64,
     ) -> PyResult<Self> {
+        let mut opts = ParticipantOptions::default();
+        opts.silence_after = seconds(Some(silence), "silence")?.unwrap_or(opts.silence_after);
+        opts.status_interval = seconds(Some(status_interval), "status_interval")?
+            .unwrap_or(opts.status_interval)
+            .max(Duration::from_millis(100));
         let sqs = connect(py, endpoint_url, region, profile)?;
-        let inner = run(py, sqs_barrier::Barrier::connect(&sqs, name, member))?;
+        let inner = run(
+            py,
+            sqs_barrier::Barrier::connect_with(&sqs, name, member, opts),
+        )?;
         Ok(Self { inner })
     }
 

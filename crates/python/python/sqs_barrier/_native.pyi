@@ -18,6 +18,8 @@ class Barrier:
         endpoint_url: Optional[str] = None,
         region: Optional[str] = None,
         profile: Optional[str] = None,
+        silence: float = 60.0,
+        status_interval: float = 80.0,
     ) -> None: ...
     @property
     def name(self) -> str: ...
