@@ -44,6 +44,25 @@ pub(crate) struct Barrier {
     inner: sqs_barrier::Barrier,
 }
 
+impl Barrier {
+    /// The library's `arrive`, in a task of its own, so that Ctrl-C during
+    /// the check-in never drops it half done: the interrupted call returns
+    /// at once, the task completes the arrival and drops the `Arrival`,
+    /// which cancels the wait and frees the handle to arrive again.
+    fn arrive_whole(
+        &self,
+        py: Python<'_>,
+        timeout: Option<Duration>,
+    ) -> PyResult<sqs_barrier::Arrival> {
+        let barrier = self.inner.clone();
+        let task = runtime().spawn(async move { barrier.arrive(timeout).await });
+        match block_on(py, task)? {
+            Ok(arrived) => arrived.map_err(|e| errors::to_py(py, &e)),
+            Err(_) => Err(errors::to_py(py, &Error::Cancelled)),
+        }
+    }
+}
+
 #[pymethods]
 impl Barrier {
     #[new]
@@ -116,7 +135,9 @@ impl Barrier {
     #[pyo3(signature = (timeout=None))]
     fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
         let timeout = seconds(timeout, "timeout")?;
-        let r = run(py, self.inner.wait(timeout))?;
+        let arrival = self.arrive_whole(py, timeout)?;
+        // Interrupted, the Arrival is dropped: the wait is cancelled.
+        let r = run(py, arrival)?;
         released(py, r)
     }
 
@@ -127,8 +148,7 @@ impl Barrier {
     #[pyo3(signature = (timeout=None))]
     fn arrive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Arrival> {
         let timeout = seconds(timeout, "timeout")?;
-        let arrival = run(py, self.inner.arrive(timeout))?;
-        Ok(Arrival::spawn(arrival))
+        Ok(Arrival::spawn(self.arrive_whole(py, timeout)?))
     }
 
     /// wait() for asyncio programs: `released = await barrier.wait_async()`.
