@@ -195,29 +195,43 @@ def finish(proc, timeout=90):
     return proc.returncode, out, err
 
 
+# Bytes read from a child's stdout but not yet parsed, by pid: reading goes
+# around Python's buffer so that select() sees every line.
+_unread: dict = {}
+
+
 def events(proc, until: str, timeout: float) -> list:
     """Reads a member's JSON lines until one whose event is `until`."""
     seen = []
+    fd = proc.stdout.fileno()
     selector = selectors.DefaultSelector()
-    selector.register(proc.stdout, selectors.EVENT_READ)
+    selector.register(fd, selectors.EVENT_READ)
     deadline = time.monotonic() + timeout
     while True:
+        buf = _unread.get(proc.pid, b"")
+        while b"\n" in buf:
+            line, buf = buf.split(b"\n", 1)
+            _unread[proc.pid] = buf
+            event = json.loads(line)
+            seen.append(event)
+            if event["event"] == until:
+                return seen
         left = deadline - time.monotonic()
         if left <= 0 or not selector.select(left):
             pytest.fail(f"no {until!r} from {proc.args} within {timeout} s; saw {seen}")
-        line = proc.stdout.readline()
-        if not line:
+        chunk = os.read(fd, 65536)
+        if not chunk:
             err = proc.stderr.read()
             pytest.fail(f"{proc.args} ended before {until!r}; saw {seen}; stderr:\n{err}")
-        event = json.loads(line)
-        seen.append(event)
-        if event["event"] == until:
-            return seen
+        _unread[proc.pid] = buf + chunk
 
 
 def all_events(proc, timeout=90) -> list:
+    """Waits for a member and returns (exit code, its events not read by
+    events(), stderr)."""
     code, out, err = finish(proc, timeout)
-    got = [json.loads(line) for line in out.splitlines() if line.strip()]
+    text = _unread.pop(proc.pid, b"").decode() + out
+    got = [json.loads(line) for line in text.splitlines() if line.strip()]
     return code, got, err
 
 
