@@ -423,6 +423,19 @@ pub enum CoordinatorCheck {
     },
 }
 
+impl std::fmt::Display for CoordinatorCheck {
+    /// How the coordinator was judged, in words.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Self::NoState => f.write_str("no coordinator has run"),
+            Self::Stopped => f.write_str("stopped cleanly; start one to go on"),
+            Self::Answered(d) => write!(f, "answered a probe in {:.2} s", d.as_secs_f64()),
+            Self::NoAnswer(d) => write!(f, "did not answer a probe in {:.1} s", d.as_secs_f64()),
+            Self::Unprobed { .. } => f.write_str("not probed; judged by this host's clock"),
+        }
+    }
+}
+
 impl Status {
     /// Whether a coordinator is alive (see [`CoordinatorCheck`]).
     pub fn coordinator_alive(&self) -> bool {
@@ -430,6 +443,73 @@ impl Status {
             self.check,
             CoordinatorCheck::Answered(_) | CoordinatorCheck::Unprobed { looks_recent: true }
         )
+    }
+
+    /// The members that have arrived at the open generation (none if no
+    /// generation is open).
+    pub fn arrived(&self) -> Vec<String> {
+        let members = &self.config.members;
+        self.state
+            .as_ref()
+            .and_then(|s| s.open.as_ref())
+            .map(|o| {
+                (0..members.len())
+                    .filter(|i| o.arrived.contains(*i))
+                    .map(|i| members.name(i))
+                    .collect()
+            })
+            .unwrap_or_default()
+    }
+
+    /// The members that have not arrived at the open generation (`None` if
+    /// no generation is open).
+    pub fn missing(&self) -> Option<Vec<String>> {
+        let members = &self.config.members;
+        self.state.as_ref().and_then(|s| s.open.as_ref()).map(|o| {
+            o.arrived
+                .missing(members.len())
+                .map(|i| members.name(i))
+                .collect()
+        })
+    }
+
+    /// The generation the barrier is at: the open one, else the lowest not
+    /// yet released (`None` before any coordinator published a state).
+    pub fn generation(&self) -> Option<u64> {
+        self.state
+            .as_ref()
+            .map(|s| s.open.as_ref().map_or(s.released_below, |o| o.generation))
+    }
+
+    /// The status as a JSON object: the document `sqs-barrier status --json`
+    /// prints, for programs.
+    pub fn to_json(&self) -> serde_json::Value {
+        let cfg = &self.config;
+        let state = self.state.as_ref();
+        serde_json::json!({
+            "barrier": cfg.name,
+            "instance": cfg.instance,
+            "parties": cfg.members.len(),
+            "fifo": cfg.fifo,
+            "deadline_secs": cfg.deadline.map(|d| d.as_secs_f64()),
+            "generation": self.generation(),
+            "released_below": state.map(|s| s.released_below),
+            "arrived": self.arrived(),
+            "missing": self.missing(),
+            "coordinator": state.map(|s| s.coordinator.clone()),
+            "coordinator_alive": self.coordinator_alive(),
+            "coordinator_check": self.check.to_string(),
+            "standbys": state.map_or(vec![], |s| s.standbys.clone()),
+            "heartbeat_age_secs": self.heartbeat_age.map(|d| d.as_secs_f64()),
+            "broken": state.and_then(|s| s.broken.as_ref()).map(|b| serde_json::json!({
+                "from_gen": b.from_gen,
+                "cause": b.cause.to_string(),
+                "missing": b.missing,
+                "missing_count": b.missing_count,
+            })),
+            "rejected": state.map_or(0, |s| s.rejected),
+            "dead_letters": self.dead_letters,
+        })
     }
 }
 

@@ -192,72 +192,17 @@ async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
     Ok(())
 }
 
-/// How `status` judged the coordinator, in words.
-fn check_text(check: &admin::CoordinatorCheck) -> String {
-    use admin::CoordinatorCheck as C;
-    match check {
-        C::NoState => "no coordinator has run".into(),
-        C::Stopped => "stopped cleanly; start one to go on".into(),
-        C::Answered(d) => format!("answered a probe in {:.2} s", d.as_secs_f64()),
-        C::NoAnswer(d) => format!("did not answer a probe in {:.1} s", d.as_secs_f64()),
-        C::Unprobed { .. } => "not probed; judged by this host's clock".into(),
-        _ => "unknown".into(),
-    }
-}
-
 async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
     let st = admin::status_with(sqs, &a.barrier.barrier, !a.no_probe).await?;
+    if a.json {
+        println!("{}", st.to_json());
+        return Ok(());
+    }
     let cfg = &st.config;
     let members = &cfg.members;
     let open = st.state.as_ref().and_then(|s| s.open.as_ref());
-    let arrived: Vec<String> = open
-        .map(|o| {
-            (0..members.len())
-                .filter(|i| o.arrived.contains(*i))
-                .map(|i| members.name(i))
-                .collect()
-        })
-        .unwrap_or_default();
-    let missing: Vec<String> = open
-        .map(|o| {
-            o.arrived
-                .missing(members.len())
-                .map(|i| members.name(i))
-                .collect()
-        })
-        .unwrap_or_default();
-    let generation = st
-        .state
-        .as_ref()
-        .map(|s| open.map_or(s.released_below, |o| o.generation));
-    if a.json {
-        let v = serde_json::json!({
-            "barrier": cfg.name,
-            "instance": cfg.instance,
-            "parties": members.len(),
-            "fifo": cfg.fifo,
-            "deadline_secs": cfg.deadline.map(|d| d.as_secs_f64()),
-            "generation": generation,
-            "released_below": st.state.as_ref().map(|s| s.released_below),
-            "arrived": arrived,
-            "missing": if open.is_some() { serde_json::json!(missing) } else { serde_json::Value::Null },
-            "coordinator": st.state.as_ref().map(|s| s.coordinator.clone()),
-            "coordinator_alive": st.coordinator_alive(),
-            "coordinator_check": check_text(&st.check),
-            "standbys": st.state.as_ref().map_or(vec![], |s| s.standbys.clone()),
-            "heartbeat_age_secs": st.heartbeat_age.map(|d| d.as_secs_f64()),
-            "broken": st.state.as_ref().and_then(|s| s.broken.as_ref()).map(|b| serde_json::json!({
-                "from_gen": b.from_gen,
-                "cause": b.cause.to_string(),
-                "missing": b.missing,
-                "missing_count": b.missing_count,
-            })),
-            "rejected": st.state.as_ref().map_or(0, |s| s.rejected),
-            "dead_letters": st.dead_letters,
-        });
-        println!("{v}");
-        return Ok(());
-    }
+    let arrived = st.arrived();
+    let missing = st.missing().unwrap_or_default();
     println!(
         "barrier {}: {} members{}{}",
         cfg.name,
@@ -283,7 +228,7 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
                     "SILENT"
                 },
                 s.coordinator,
-                check_text(&st.check),
+                st.check,
                 age.as_secs_f64()
             );
             if !s.standbys.is_empty() {
