@@ -172,32 +172,26 @@ impl Barrier {
             ph.waiting = Some((ph.next, waits));
             ph.next
         };
-        let started = Instant::now();
-        let mut p = Participant::new(
-            &self.inner.info.config,
-            &self.inner.member,
-            format!("{}.{waits}", self.inner.session),
-            self.inner.opts.clone(),
-        )
-        .inspect_err(|_| self.finish(generation, waits, false))?;
-        if let Err(e) = p.arrive(generation, timeout, mono_now()) {
-            self.finish(generation, waits, false);
-            return Err(e.into());
-        }
-        // The check-in goes out before `arrive` returns.
-        if let Err(e) = flush(&self.inner, &mut p).await {
-            self.finish(generation, waits, false);
-            return Err(e);
-        }
-        let abort_rx = self.inner.abort_tx.subscribe();
-        // Ends the wait on this handle however the task ends: returning, or
-        // aborted because the `Arrival` was dropped.
+        // Ends the wait on this handle however it ends: an error here, this
+        // future dropped while the check-in is sent, the task returning, or
+        // the task aborted because the `Arrival` was dropped.
         let mut guard = WaitGuard {
             barrier: self.clone(),
             generation,
             wait: waits,
             released: false,
         };
+        let started = Instant::now();
+        let mut p = Participant::new(
+            &self.inner.info.config,
+            &self.inner.member,
+            format!("{}.{waits}", self.inner.session),
+            self.inner.opts.clone(),
+        )?;
+        p.arrive(generation, timeout, mono_now())?;
+        // The check-in goes out before `arrive` returns.
+        flush(&self.inner, &mut p).await?;
+        let abort_rx = self.inner.abort_tx.subscribe();
         let task = tokio::spawn(async move {
             let r = drive(&guard.barrier.inner, &mut p, generation, timeout, abort_rx).await;
             guard.released = r.is_ok();

@@ -38,6 +38,7 @@ both!(
     coordinator_restart_loses_no_checkin,
     rerun_after_release_gets_the_notice_again,
     dropped_arrival_cancels_the_wait,
+    an_arrive_dropped_midway_leaves_the_handle_usable,
     fifo_checkin_queue_serves_many_phases,
     two_coordinators_never_release_early,
     a_standby_takes_over_from_a_dead_coordinator,
@@ -433,6 +434,27 @@ async fn dropped_arrival_cancels_the_wait(target: Target) {
         assert_eq!(count(A::ApproximateNumberOfMessagesNotVisible), "0");
         assert_eq!(count(A::ApproximateNumberOfMessages), "1");
     }
+    c.stop().await.unwrap();
+}
+
+async fn an_arrive_dropped_midway_leaves_the_handle_usable(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    // The `arrive` future is dropped while it sends the check-in (polled
+    // once: the send is under way): the handle must not stay "waiting".
+    {
+        let mut cut = std::pin::pin!(b0.arrive(LONG));
+        let first = std::future::poll_fn(|cx| {
+            std::task::Poll::Ready(std::future::Future::poll(cut.as_mut(), cx).is_pending())
+        })
+        .await;
+        assert!(first, "the arrive finished at its first poll");
+    }
+    let a0 = b0.arrive(LONG).await.expect("the handle is not stuck");
+    b1.wait(LONG).await.expect("released");
+    assert_eq!(a0.await.expect("released").generation, 0);
     c.stop().await.unwrap();
 }
 
