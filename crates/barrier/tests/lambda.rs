@@ -36,6 +36,36 @@ both!(
     ticks_keep_participants_from_calling_it_silent,
 );
 
+/// The chaos endpoint's faults (as the soak's): duplicated, empty and
+/// reordered receives, late sends, throttling and errors (also after the
+/// request took effect), small delays.
+const CHAOS: &str = "receive.duplicate=0.05,receive.empty=0.05,receive.reorder=0.2,\
+send.late=0.05:50-500,any.throttle=0.01,any.error=0.01,any.error_after=0.01,any.delay_ms=0-5";
+
+/// The handler under the chaos endpoint, with killed and failed
+/// invocations on top: every phase is still released, nobody early.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn chaos_endpoint_loses_nothing() {
+    use sqs_barrier_local::{ChaosSpec, Options, Server};
+    let spec: ChaosSpec = CHAOS.parse().unwrap();
+    let server = Server::bind_with(
+        "127.0.0.1:0".parse().unwrap(),
+        Options::default().with_chaos(spec, Some(11)),
+    )
+    .await
+    .unwrap();
+    let esm = EsmConfig {
+        kill_rate: 0.1,
+        error_rate: 0.05,
+        seed: 11,
+        ..EsmConfig::default()
+    };
+    let f = fixture_at(TestEndpoint::Embedded(server), 4, esm).await;
+    run_phases(&f, 4, 6).await;
+    eprintln!("chaos: {:?}", f.esm.as_ref().unwrap().stats());
+    f.stop().await;
+}
+
 /// Visibility of the check-in queue in these tests (setup makes it 30 s):
 /// what a handed-back or killed batch waits before it comes again.
 const VISIBILITY: Duration = Duration::from_secs(2);
@@ -67,15 +97,21 @@ fn rand_u32() -> u32 {
 
 /// A barrier of `parties` with its check-in queue mapped to the handler.
 async fn fixture(target: Target, parties: usize, esm: EsmConfig) -> Fixture {
-    let endpoint = start(target).await;
+    fixture_at(start(target).await, parties, esm).await
+}
+
+async fn fixture_at(endpoint: TestEndpoint, parties: usize, esm: EsmConfig) -> Fixture {
     let sqs = Sqs::local(&endpoint.endpoint_url());
     let name = format!("l{:08x}", rand_u32());
     admin::setup(&sqs, &name, &admin::SetupOptions::new(parties))
         .await
         .expect("setup");
     let info = admin::open(&sqs, &name).await.unwrap();
+    // Set up through the library's client (with the SDK's retries: the
+    // chaos endpoint fails some requests); the mapping polls with a client
+    // of its own, without retries, as it handles failures itself.
     let client = endpoint.client();
-    client
+    sqs.client()
         .set_queue_attributes()
         .queue_url(&info.urls.checkin)
         .attributes(
@@ -85,7 +121,8 @@ async fn fixture(target: Target, parties: usize, esm: EsmConfig) -> Fixture {
         .send()
         .await
         .unwrap();
-    let arn = client
+    let arn = sqs
+        .client()
         .get_queue_attributes()
         .queue_url(&info.urls.checkin)
         .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
