@@ -45,6 +45,35 @@ use crate::wire::{BreakCause, Message};
 /// forged or foreign, and would otherwise be held for ever.
 pub const MAX_AHEAD: u64 = 16;
 
+/// How long a notice may stay in a release queue: their retention (60 s,
+/// the least SQS allows) and a margin for the time between deciding to
+/// send one and SQS storing it.
+pub const NOTICE_LIFE: Duration = Duration::from_secs(70);
+
+/// Whether a sweep of a release queue may delete the message `body`: it is
+/// not a notice of this barrier instance for a generation at or above
+/// `below` (an older notice, somebody else's message, or junk, which would
+/// otherwise come back at every receive of participants reading with a
+/// visibility timeout of 0).
+pub fn sweepable(cfg: &BarrierConfig, body: &str, below: u64) -> bool {
+    match Message::decode(body) {
+        Ok(
+            Message::Release {
+                barrier,
+                instance,
+                generation,
+            }
+            | Message::Broken {
+                barrier,
+                instance,
+                generation,
+                ..
+            },
+        ) => barrier != cfg.name || instance != cfg.instance || generation < below,
+        _ => true,
+    }
+}
+
 /// The longest abort reason kept (longer ones are cut, with an ellipsis).
 pub const MAX_REASON: usize = 512;
 /// The longest `by` of an abort kept.
@@ -101,15 +130,26 @@ impl Default for CoordinatorOptions {
 /// Something the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Transmit<T> {
-    /// Send `copies` identical messages with `body` to the release queue of
-    /// `generation` (see [`crate::names::QueueNames::release_for`]).
+    /// Send one message with `body` to the release queue of `generation`
+    /// (see [`crate::names::QueueNames::release_for`]). Participants read it
+    /// without hiding it (visibility timeout 0): one notice reaches all.
     Notify {
         /// The generation the notice is for.
         generation: u64,
-        /// How many copies: one per participant that will take one.
-        copies: usize,
         /// The message body.
         body: String,
+    },
+    /// Remove the notices nobody needs any more from the release queue of
+    /// `generation`: receive what it holds with a visibility timeout (so
+    /// that the receipt handle is the latest one, which a delete needs),
+    /// delete every message [`sweepable`] says may go, and make the others
+    /// visible again. Best effort: a notice missed here expires with the
+    /// queue's retention, and a participant that meets one deletes it.
+    Sweep {
+        /// Selects the queue (by parity).
+        generation: u64,
+        /// Notices of generations below this one may go.
+        below: u64,
     },
     /// Delete these messages from the check-in queue.
     Delete(Vec<T>),
@@ -152,14 +192,6 @@ pub enum Event {
     Released {
         /// The generation.
         generation: u64,
-    },
-    /// A participant that checked in again after its generation was released
-    /// (restarted, or it missed the notice) was sent the notice again.
-    Resent {
-        /// The generation.
-        generation: u64,
-        /// The member.
-        member: String,
     },
     /// The barrier broke.
     Broken {
@@ -250,6 +282,10 @@ pub struct Coordinator<T> {
     awaiting: Vec<(u64, T)>,
     /// When this coordinator first handled anything.
     started: Option<Duration>,
+    /// When this coordinator last sent a notice to each release queue (by
+    /// parity): a queue it sent nothing to for longer than a notice lives
+    /// holds nothing to sweep.
+    notice_sent: [Option<Duration>; 2],
     /// The restored open generation and how long it had been open when its
     /// state was written: a deadline counts from then, not from this
     /// coordinator's start. Applied at the first call with a `now`.
@@ -301,6 +337,7 @@ impl<T> Coordinator<T> {
             last_write: None,
             awaiting: Vec::new(),
             started: None,
+            notice_sent: [None, None],
             restored_age: None,
             written: false,
             writes: 0,
@@ -344,7 +381,9 @@ impl<T> Coordinator<T> {
         self.open.insert(g, open);
         self.restored_age = Some((g, Duration::from_millis(o.age_ms.unwrap_or(0))));
         if complete {
-            self.release(g);
+            // At construction there is no clock yet; the sweep this may ask
+            // for is decided by `started` (unset), so the instant is unused.
+            self.release(g, Duration::ZERO);
         }
     }
 
@@ -474,28 +513,26 @@ impl<T> Coordinator<T> {
     fn checkin(&mut self, token: T, body: &str, m: usize, seen: Seen, now: Duration) {
         let g = seen.generation;
         if let Some(b) = self.broken.as_ref().filter(|b| g >= b.from_gen) {
-            // Tell this participant too; forget the message once the broken
-            // state that explains it is published.
-            let body = self.broken_notice(g, b);
-            self.notify(g, 1, body);
+            // Tell this participant too (a new send: a redelivered copy of
+            // one already answered adds nothing); forget the message once
+            // the broken state that explains it is published.
+            if self.last_seen[m].as_ref() != Some(&seen) {
+                let body = self.broken_notice(g, b);
+                self.notify(g, body, now);
+                self.remember(m, seen);
+            }
             let v = self.version;
             self.awaiting.push((v, token));
             return;
         }
         if self.is_released(g) {
-            // A redelivered copy of a counted check-in changes nothing; a new
-            // send (a re-send while waiting, or a restarted participant) means
-            // somebody is still waiting for the notice: send it one again.
-            if self.last_seen[m].as_ref() != Some(&seen) {
-                let body = self.release_notice(g);
-                self.notify(g, 1, body);
-                let member = self.cfg.members.name(m);
-                self.events.push_back(Event::Resent {
-                    generation: g,
-                    member,
-                });
-                self.remember(m, seen);
-            }
+            // A redelivered copy of a counted check-in, a re-send that
+            // crossed the release, or a participant re-run for a phase
+            // already passed: the release notice is on its queue, and the
+            // published state says the generation is released, which a
+            // participant's next status read takes as its release. Nothing
+            // to send.
+            self.remember(m, seen);
             // This may be a counted check-in of g itself, back after its
             // visibility lapsed, under a new receipt handle: deleting it
             // deletes the message a successor would re-count. So it goes
@@ -545,7 +582,7 @@ impl<T> Coordinator<T> {
         }
         self.remember(m, seen);
         if count == n {
-            self.release(g);
+            self.release(g, now);
         }
     }
 
@@ -583,7 +620,7 @@ impl<T> Coordinator<T> {
         }
     }
 
-    fn release(&mut self, g: u64) {
+    fn release(&mut self, g: u64, now: Duration) {
         let Some(open) = self.open.remove(&g) else {
             return;
         };
@@ -599,8 +636,23 @@ impl<T> Coordinator<T> {
         let v = self.version;
         self.awaiting
             .extend(open.tokens.into_iter().map(|t| (v, t)));
+        // Every member checked in at g, so every member has passed g - 1
+        // (and anything before it): the notices on the other queue are
+        // needed by nobody, and the participants about to wait at g + 1
+        // poll that queue. Sweep it, unless nothing sent there can still
+        // be alive.
+        let other = g + 1;
+        let parity = (other % 2) as usize;
+        let fresh = self.notice_sent[parity].is_some_and(|t| now < t + NOTICE_LIFE)
+            || self.started.is_none_or(|s| now < s + NOTICE_LIFE);
         let body = self.release_notice(g);
-        self.notify(g, open.arrived.len(), body);
+        self.notify(g, body, now);
+        if fresh {
+            self.transmits.push_back(Transmit::Sweep {
+                generation: other,
+                below: other,
+            });
+        }
         self.events.push_back(Event::Released { generation: g });
     }
 
@@ -636,7 +688,7 @@ impl<T> Coordinator<T> {
         self.awaiting.push((v, token));
     }
 
-    fn break_from(&mut self, from: u64, cause: BreakCause, _now: Duration) {
+    fn break_from(&mut self, from: u64, cause: BreakCause, now: Duration) {
         let n = self.cfg.members.len();
         let missing_idx: Vec<usize> = match self.open.get(&from) {
             Some(o) => o.arrived.missing(n).collect(),
@@ -658,7 +710,7 @@ impl<T> Coordinator<T> {
         for g in doomed {
             let open = self.open.remove(&g).expect("listed above");
             let body = self.broken_notice(g, &broken);
-            self.notify(g, open.arrived.len(), body);
+            self.notify(g, body, now);
             self.awaiting
                 .extend(open.tokens.into_iter().map(|t| (v, t)));
         }
@@ -686,14 +738,10 @@ impl<T> Coordinator<T> {
         });
     }
 
-    fn notify(&mut self, generation: u64, copies: usize, body: String) {
-        if copies > 0 {
-            self.transmits.push_back(Transmit::Notify {
-                generation,
-                copies,
-                body,
-            });
-        }
+    fn notify(&mut self, generation: u64, body: String, now: Duration) {
+        self.notice_sent[(generation % 2) as usize] = Some(now);
+        self.transmits
+            .push_back(Transmit::Notify { generation, body });
     }
 
     fn release_notice(&self, generation: u64) -> String {
@@ -946,12 +994,10 @@ mod tests {
         std::iter::from_fn(|| c.poll_transmit()).collect()
     }
 
-    fn notifies(t: &[Transmit<u32>]) -> Vec<(u64, usize)> {
+    fn notifies(t: &[Transmit<u32>]) -> Vec<u64> {
         t.iter()
             .filter_map(|t| match t {
-                Transmit::Notify {
-                    generation, copies, ..
-                } => Some((*generation, *copies)),
+                Transmit::Notify { generation, .. } => Some(*generation),
                 _ => None,
             })
             .collect()
@@ -973,7 +1019,7 @@ mod tests {
         assert_eq!(t, vec![Transmit::Delete(vec![3])]);
         assert_eq!(c.held(), 3);
         c.handle_message(5, &checkin(0, "2", "s2", 0), T);
-        assert_eq!(notifies(&drain(&mut c)), vec![(0, 3)]);
+        assert_eq!(notifies(&drain(&mut c)), vec![0]);
         assert!(c.is_released(0));
     }
 
@@ -1033,17 +1079,60 @@ mod tests {
     }
 
     #[test]
-    fn a_late_new_session_gets_the_notice_again_a_redelivery_does_not() {
+    fn a_check_in_for_a_released_generation_sends_nothing() {
         let mut c = Coordinator::new(cfg(1, None), "c", CoordinatorOptions::default(), None);
         c.handle_message(1, &checkin(0, "0", "s", 0), T);
-        drain(&mut c);
-        // A redelivery of the released generation's check-in: no notice, and
-        // deleted only once the release is published.
+        assert_eq!(notifies(&drain(&mut c)), vec![0]);
+        // A redelivery of the released generation's check-in, and a re-run
+        // of the member: no notice (the one sent is on its queue, and the
+        // state says released); deleted only once the release is published.
         c.handle_message(2, &checkin(0, "0", "s", 0), T);
         assert_eq!(drain(&mut c), vec![]);
         c.handle_message(3, &checkin(0, "0", "s-rerun", 0), T);
-        let t = drain(&mut c);
-        assert_eq!(notifies(&t), vec![(0, 1)]);
+        assert_eq!(drain(&mut c), vec![]);
+    }
+
+    #[test]
+    fn a_release_sweeps_the_other_queue_while_a_notice_there_may_live() {
+        let mut c = Coordinator::new(cfg(1, None), "c", CoordinatorOptions::default(), None);
+        let sweeps = |t: &[Transmit<u32>]| -> Vec<(u64, u64)> {
+            t.iter()
+                .filter_map(|t| match t {
+                    Transmit::Sweep { generation, below } => Some((*generation, *below)),
+                    _ => None,
+                })
+                .collect()
+        };
+        // Just started: a predecessor may have sent there.
+        c.handle_message(1, &checkin(0, "0", "s", 0), T);
+        assert_eq!(sweeps(&drain(&mut c)), vec![(1, 1)]);
+        // Generation 0's notice went to release-0 just now: releasing 1
+        // sweeps it.
+        let t1 = T + Duration::from_secs(1);
+        c.handle_message(2, &checkin(1, "0", "s", 0), t1);
+        assert_eq!(sweeps(&drain(&mut c)), vec![(2, 2)]);
+        // Long after: nothing sent to release-1 can still be alive.
+        let later = T + NOTICE_LIFE + Duration::from_secs(10);
+        c.handle_message(3, &checkin(2, "0", "s", 0), later);
+        assert_eq!(sweeps(&drain(&mut c)), vec![]);
+    }
+
+    #[test]
+    fn what_a_sweep_may_delete() {
+        let c = cfg(2, None);
+        let release = |g: u64, instance: &str| {
+            Message::Release {
+                barrier: "b".into(),
+                instance: instance.into(),
+                generation: g,
+            }
+            .encode()
+        };
+        assert!(sweepable(&c, &release(1, "i"), 3));
+        assert!(!sweepable(&c, &release(3, "i"), 3));
+        assert!(sweepable(&c, &release(5, "other"), 3), "another instance");
+        assert!(sweepable(&c, "junk", 3));
+        assert!(sweepable(&c, &checkin(5, "0", "s", 0), 3));
     }
 
     #[test]
@@ -1061,12 +1150,15 @@ mod tests {
         }
         .encode();
         c.handle_message(3, &abort, T);
-        assert_eq!(notifies(&drain(&mut c)), vec![(0, 2)]);
+        assert_eq!(notifies(&drain(&mut c)), vec![0]);
         let b = c.broken().unwrap();
         assert_eq!(b.missing, vec!["2".to_owned()]);
         assert!(b.cause.to_string().len() < MAX_REASON + 64, "reason is cut");
         c.handle_message(4, &checkin(0, "2", "s", 0), T);
-        assert_eq!(notifies(&drain(&mut c)), vec![(0, 1)]);
+        assert_eq!(notifies(&drain(&mut c)), vec![0]);
+        // The same send again (a redelivery) is answered already.
+        c.handle_message(5, &checkin(0, "2", "s", 0), T);
+        assert_eq!(notifies(&drain(&mut c)), Vec::<u64>::new());
     }
 
     #[test]
@@ -1095,14 +1187,11 @@ mod tests {
         let mut second =
             Coordinator::new(cfg(1, None), "b", CoordinatorOptions::default(), Some(&st));
         assert!(second.is_released(0));
-        // A redelivered check-in of the released generation is stale.
+        // A redelivered check-in of the released generation is stale: no
+        // notice, although this coordinator has not seen the session.
         second.handle_message(9, &checkin(0, "0", "s", 0), T);
         let t = drain(&mut second);
-        assert_eq!(
-            notifies(&t),
-            vec![(0, 1)],
-            "a new coordinator has not seen the session"
-        );
+        assert_eq!(notifies(&t), Vec::<u64>::new());
     }
 
     fn write(c: &mut Coordinator<u32>, now: Duration) -> (Vec<Transmit<u32>>, PublishedState) {
@@ -1140,7 +1229,7 @@ mod tests {
         c.handle_message(3, &checkin(4, "0", "s0", 0), T);
         assert_eq!(deletes(&drain(&mut c)), vec![3]);
         c.handle_message(5, &checkin(4, "2", "s2", 0), T);
-        assert_eq!(notifies(&drain(&mut c)), vec![(4, 3)]);
+        assert_eq!(notifies(&drain(&mut c)), vec![4]);
         let (t, st) = write(&mut c, T + Duration::from_secs(1));
         assert!(st.is_released(4) && st.open.is_none());
         let mut after = deletes(&t);
@@ -1170,7 +1259,7 @@ mod tests {
         assert_eq!(second.poll_timeout(), Some(later + Duration::from_secs(60)));
         // Only the last member's check-in is needed to release.
         second.handle_message(9, &checkin(0, "2", "s2", 0), later);
-        assert_eq!(notifies(&drain(&mut second)), vec![(0, 3)]);
+        assert_eq!(notifies(&drain(&mut second)), vec![0]);
     }
 
     #[test]
@@ -1240,11 +1329,7 @@ mod tests {
             deletes(&t).is_empty(),
             "no deletes after standing down: {t:?}"
         );
-        assert_eq!(
-            notifies(&t),
-            vec![(0, 2)],
-            "its complete count is still true"
-        );
+        assert_eq!(notifies(&t), vec![0], "its complete count is still true");
         a.handle_message(3, &checkin(1, "0", "s", 0), T);
         a.handle_timeout(T + Duration::from_secs(60));
         assert!(drain(&mut a).is_empty(), "inert");

@@ -6,9 +6,11 @@
 //!    [`Participant::poll_transmit`] yields ([`Transmit::Send`] to the
 //!    check-in queue).
 //! 2. Long-poll the release queue of that generation and feed every body
-//!    received to [`Participant::handle_notice`]. Receive one message at a
-//!    time and hide it (a long visibility timeout): copies of a notice are
-//!    shared by all participants, one each.
+//!    received to [`Participant::handle_notice`]. Receive with a visibility
+//!    timeout of 0: one notice is read by every participant, and nobody
+//!    hides it from the others. Delete what [`Notice::deletable`] says
+//!    nobody needs, and pause a moment after an answer that held nothing
+//!    for this wait, so that a leftover message cannot make the poll spin.
 //! 3. Call [`Participant::handle_timeout`] when [`Participant::poll_timeout`]
 //!    has passed; answer [`Transmit::QueryStatus`] with
 //!    [`Participant::handle_status`] (the coordinator's published state, or
@@ -18,9 +20,10 @@
 //!
 //! While it waits, the participant reads the coordinator's published state
 //! every [`ParticipantOptions::status_interval`] (the first time after half
-//! of it). The state tells it whether to send its check-in again (the
-//! coordinator does not show its arrival, or shows the generation released
-//! although no notice came) and whether a coordinator is alive: one that
+//! of it). The state tells it whether its generation was released (then it
+//! passes, even if no notice reached it), whether to send its check-in
+//! again (the coordinator does not show its arrival) and whether a
+//! coordinator is alive: one that
 //! has published nothing new for [`ParticipantOptions::silence_after`] (and
 //! for twice the interval it promised), by the participant's own clock,
 //! ends the wait with [`Outcome::CoordinatorSilent`] rather than a hang.
@@ -138,10 +141,26 @@ pub enum Outcome {
 pub enum Notice {
     /// It ended the wait.
     Accepted,
-    /// A notice of this barrier for another generation (or none is awaited).
-    Stale,
-    /// Not a notice of this barrier: move it aside.
+    /// A notice of this barrier for a generation before the one waited at.
+    /// Every member has passed it (a member waits at `g` only after `g - 1`
+    /// was released, which took every member's check-in at `g - 1`, sent
+    /// after passing `g - 2`), so nobody needs it: delete it.
+    Passed,
+    /// A notice of this barrier for a later generation (members using
+    /// phase numbers with gaps), or no wait is under way: somebody else's,
+    /// leave it. While waiting, this asks for a status read at once.
+    Later,
+    /// Not a notice of this barrier (junk, another barrier or instance, a
+    /// check-in on a release queue): delete it, or it comes back at every
+    /// receive.
     Foreign(String),
+}
+
+impl Notice {
+    /// Whether the driver should delete the message.
+    pub fn deletable(&self) -> bool {
+        matches!(self, Notice::Passed | Notice::Foreign(_))
+    }
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -301,8 +320,8 @@ impl Participant {
                 "notice of barrier {barrier:?} instance {instance:?}"
             ));
         }
-        let Some(w) = &self.waiting else {
-            return Notice::Stale;
+        let Some(w) = &mut self.waiting else {
+            return Notice::Later;
         };
         let current = w.generation;
         let outcome = match msg {
@@ -321,7 +340,20 @@ impl Participant {
                 cause,
                 missing,
             },
-            Message::Release { .. } | Message::Broken { .. } => return Notice::Stale,
+            Message::Release { generation, .. } | Message::Broken { generation, .. }
+                if generation < current =>
+            {
+                return Notice::Passed;
+            }
+            Message::Release { .. } | Message::Broken { .. } => {
+                // Only with gaps in the phase numbers: ask the state whether
+                // this generation was released or broken too.
+                if !w.querying {
+                    w.querying = true;
+                    self.transmits.push_back(Transmit::QueryStatus);
+                }
+                return Notice::Later;
+            }
             other => return Notice::Foreign(format!("{} on a release queue", other.kind())),
         };
         self.waiting = None;
@@ -332,11 +364,13 @@ impl Participant {
     /// Feeds the coordinator's published state, as asked by
     /// [`Transmit::QueryStatus`]; `None` if there is none.
     ///
-    /// Besides the outcomes (broken, silent, the missing members on a
-    /// timeout), the state says whether the check-in must go again: when it
-    /// shows the generation released (the notice went missing), or does not
-    /// show this member's arrival (the check-in went missing, or a
-    /// coordinator lost it).
+    /// Besides the outcomes (released, broken, silent, the missing members
+    /// on a timeout), the state says whether the check-in must go again:
+    /// when it does not show this member's arrival (the check-in went
+    /// missing, or a coordinator lost it). A generation the state shows
+    /// released ends the wait: a coordinator records a release only after
+    /// counting every member's check-in, exactly as for a notice (the
+    /// notice may have expired unread, or a false empty receive missed it).
     pub fn handle_status(&mut self, state: Option<&PublishedState>, now: Duration) {
         let Some(w) = &mut self.waiting else {
             return;
@@ -345,6 +379,10 @@ impl Participant {
         w.liveness.observe(state, now);
         let generation = w.generation;
         let heartbeat = state.map(|s| s.heartbeat_ms);
+        if state.is_some_and(|s| s.is_released(generation)) {
+            self.finish(Outcome::Released { generation });
+            return;
+        }
         if w.timing_out.is_some() {
             let missing = state.and_then(|s| s.missing_at(generation, &self.members));
             self.finish(Outcome::TimedOut {
@@ -381,9 +419,8 @@ impl Participant {
             .filter(|o| o.generation == generation)
             .is_some_and(|o| me.is_some_and(|i| o.arrived.contains(i)));
         if !counted {
-            // Released but no notice reached us, or our arrival is not
-            // recorded: send the check-in again; a coordinator answers a new
-            // send for a released generation with one more notice copy.
+            // Our arrival is not recorded (the check-in went missing, or a
+            // coordinator lost it): send the check-in again.
             w.attempt += 1;
             let attempt = w.attempt;
             self.send_checkin(generation, attempt);
@@ -527,8 +564,15 @@ mod tests {
             p.arrive(5, None, T),
             Err(ParticipantError::AlreadyWaiting(4))
         );
-        assert_eq!(p.handle_notice(&notice(3)), Notice::Stale);
+        assert_eq!(p.handle_notice(&notice(3)), Notice::Passed);
+        assert!(Notice::Passed.deletable());
         assert!(matches!(p.handle_notice("junk"), Notice::Foreign(_)));
+        assert!(p.handle_notice("junk").deletable());
+        // A later generation's notice is somebody else's: kept, and the
+        // state is read at once.
+        assert_eq!(p.handle_notice(&notice(6)), Notice::Later);
+        assert!(!Notice::Later.deletable());
+        assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
         assert_eq!(p.handle_notice(&notice(4)), Notice::Accepted);
         assert_eq!(p.poll_event(), Some(Outcome::Released { generation: 4 }));
         assert_eq!(p.waiting_at(), None);
@@ -598,15 +642,25 @@ mod tests {
                 ..
             }]
         ));
-        // Released, but no notice came: again, for a new copy.
+        assert_eq!(p.poll_event(), None, "still waiting");
+        // Released, but no notice came (it expired, or a receive missed
+        // it): the state is enough, nothing is sent.
         t += opts.status_interval;
         p.handle_timeout(t);
         p.handle_status(Some(&state(3, 3, &[], 3)), t);
-        assert!(matches!(
-            sends(&mut p)[..],
-            [Message::Checkin { attempt: 2, .. }]
-        ));
-        assert_eq!(p.poll_event(), None, "still waiting for the notice");
+        assert!(sends(&mut p).is_empty());
+        assert_eq!(p.poll_event(), Some(Outcome::Released { generation: 2 }));
+    }
+
+    #[test]
+    fn a_timed_out_wait_whose_generation_was_released_passes() {
+        let mut p = Participant::new(&cfg(), "1", "s", ParticipantOptions::default()).unwrap();
+        p.arrive(2, Some(Duration::from_secs(3)), T).unwrap();
+        p.poll_transmit();
+        p.handle_timeout(T + Duration::from_secs(3));
+        assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
+        p.handle_status(Some(&state(1, 3, &[], 3)), T + Duration::from_secs(3));
+        assert_eq!(p.poll_event(), Some(Outcome::Released { generation: 2 }));
     }
 
     #[test]
