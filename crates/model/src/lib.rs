@@ -272,7 +272,8 @@ pub struct State {
 /// A step of the model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Participant `i` reads the published state (and may send again).
+    /// Participant `i` reads the published state (and may pass, or send
+    /// again).
     Resend(u8),
     /// Participant `i` reads this visible notice on its release queue
     /// (visibility timeout 0: the notice stays for the others), and
