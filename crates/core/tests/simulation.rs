@@ -4,8 +4,19 @@
 //! The SQS model is hostile in the ways AWS documents: sends are duplicated
 //! (also SDK-retry copies), deleted messages come back once, deliveries are
 //! delayed and reordered, receives come back empty while messages wait,
-//! deletes with an outdated receipt handle do nothing, notice copies expire
-//! after the release queues' 60 s retention, and state writes fail. Two
+//! deletes of check-ins with an outdated receipt handle do nothing (of
+//! notices: half the time, as SQS "might not" delete), notices expire after
+//! the release queues' 60 s retention, and state writes fail. The release
+//! queues hold each notice once: participants read up to 10 messages with a
+//! visibility timeout of 0 (nothing is hidden, every read gives a new receipt
+//! handle) and delete, at their next step, what `Notice::deletable` says
+//! nobody needs; a coordinator's `Sweep` receives the queue with a
+//! visibility timeout (a sampled receive may miss messages), deletes what
+//! `sweepable` lets go and makes the rest visible again after a request's
+//! delay. Junk and other instances' notices land on release queues now and
+//! then, and a participant sometimes receives nothing from its release
+//! queue for 100 s (longer than a notice lives), so it can pass only by a
+//! status read that shows its generation released. Two
 //! coordinator processes run, as under a supervisor or for high
 //! availability: one active, one standing by (the real `Standby` machine).
 //! A process crashes (losing all memory) and is restarted as a standby; a
@@ -26,7 +37,14 @@
 //!   arrival;
 //! * a broken barrier (abort, deadline) reaches every waiter, and nobody is
 //!   released at or after the broken generation;
-//! * the coordinator holds no message once the run is idle.
+//! * the coordinator holds no message once the run is idle;
+//! * the release queues stay small, whatever the number of phases: at most
+//!   `RELEASE_QUEUE_BOUND` messages stored in either at once, at most
+//!   `IN_FLIGHT_BOUND` in flight, and at most `STALE_READS_PER_WAIT` reads
+//!   of a notice that was not the reader's (an older generation's, or
+//!   foreign) in one wait; without faults, one notice per queue and no
+//!   stale read at all. A run of 20 phases checks that the same bounds
+//!   hold over many phases.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap, HashSet};
@@ -34,17 +52,37 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqs_barrier_core::coordinator::{CoordinatorOptions, Transmit as CTransmit};
-use sqs_barrier_core::participant::{Outcome, ParticipantOptions, Transmit as PTransmit};
+use sqs_barrier_core::coordinator::{CoordinatorOptions, Transmit as CTransmit, sweepable};
+use sqs_barrier_core::participant::{Notice, Outcome, ParticipantOptions, Transmit as PTransmit};
 use sqs_barrier_core::standby::{Event as SEvent, Standby, StandbyOptions, Transmit as STransmit};
 use sqs_barrier_core::state::PublishedState;
+use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Coordinator, Membership, Participant};
 
 const SEC: u64 = 1_000;
 /// Visibility timeout of received check-ins (the driver's default).
 const VISIBILITY: u64 = 5 * SEC;
-/// Retention of notice copies on the release queues.
+/// Retention of notices on the release queues.
 const NOTICE_RETENTION: u64 = 60 * SEC;
+/// Most `release` notices a release queue may store at once (visible, in
+/// flight or not yet delivered) in any run, whatever the number of phases: a
+/// notice or two of the generations in progress, their duplicates and
+/// resurrections, re-sends by a second coordinator or a successor. (Foreign
+/// messages are not counted: how many there are depends on whoever sends
+/// them; sweeps, readers and the retention remove them.)
+const RELEASE_QUEUE_BOUND: usize = 6;
+/// Most `broken` notices a release queue may store at once, per member: a
+/// coordinator answers every new send for a broken generation with one, so
+/// there is one per member and coordinator life (a broken barrier is
+/// terminal: they do not pile up over phases).
+const BROKEN_PER_MEMBER: usize = 4;
+/// Most release-queue messages in flight at once, in any run: only what a
+/// sweep received and keeps (a later generation's notice: here, `broken`
+/// ones) is, until its visibility change lands.
+const IN_FLIGHT_BOUND: usize = 8;
+/// Most reads of notices that were not the reader's (an older generation's,
+/// or junk) in one wait.
+const STALE_READS_PER_WAIT: u32 = 20;
 
 fn at(ms: u64) -> Duration {
     Duration::from_millis(ms)
@@ -76,6 +114,13 @@ struct Faults {
     false_takeovers: u32,
     /// Participant crash-and-re-run per run, at most.
     participant_crashes: u32,
+    /// A waiting participant's step puts a foreign message (junk, or a
+    /// notice of another instance) on a release queue.
+    junk: f64,
+    /// A participant's receives on the release queue come back empty for
+    /// 100 s after it arrives (longer than a notice lives): it can pass only
+    /// by a status read that shows its generation released.
+    deaf: f64,
 }
 
 impl Faults {
@@ -88,6 +133,8 @@ impl Faults {
         coordinator_crashes: 0,
         false_takeovers: 0,
         participant_crashes: 0,
+        junk: 0.0,
+        deaf: 0.0,
     };
     const HOSTILE: Faults = Faults {
         duplicate: 0.1,
@@ -98,6 +145,8 @@ impl Faults {
         coordinator_crashes: 3,
         false_takeovers: 2,
         participant_crashes: 2,
+        junk: 0.001,
+        deaf: 0.01,
     };
 }
 
@@ -123,18 +172,38 @@ struct CheckinMsg {
     resurrected: bool,
 }
 
+/// A message on a release queue. Participants receive with a visibility
+/// timeout of 0 (a receive hides nothing but gives a new receipt handle); a
+/// sweep receives with a visibility timeout, which hides it until
+/// `visible_at`.
 #[derive(Clone, Debug)]
-struct NoticeCopy {
+struct NoticeMsg {
+    id: u64,
     body: String,
     visible_at: u64,
     expires_at: u64,
+    /// The receipt handle of the latest receive, if any.
+    receipt: Option<u64>,
+    resurrected: bool,
+    kind: Kind,
+}
+
+/// What a message on a release queue is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Kind {
+    /// A `release` notice of this barrier instance.
+    Release,
+    /// A `broken` notice of this barrier instance.
+    Broken,
+    /// Anything else (junk, another instance's notice).
+    Foreign,
 }
 
 /// The model of the barrier's queues and tags.
 #[derive(Default)]
 struct Sqs {
     checkin: Vec<CheckinMsg>,
-    release: [Vec<NoticeCopy>; 2],
+    release: [Vec<NoticeMsg>; 2],
     tags: Option<PublishedState>,
     next_id: u64,
 }
@@ -150,6 +219,16 @@ struct Member {
     p: Participant,
     state: PState,
     sessions: u32,
+    /// Deletes of notices it read, (queue, message id, receipt handle):
+    /// they reach SQS at its next step, so others may receive the message
+    /// meanwhile and make the handle an older one.
+    deletes: Vec<(usize, u64, u64)>,
+    /// Stale reads in the current wait.
+    stale_now: u32,
+    /// Its release-queue receives come back empty until then.
+    deaf_until: u64,
+    /// Its last step's receive read its notice.
+    by_notice: bool,
 }
 
 #[derive(Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Debug)]
@@ -200,6 +279,24 @@ struct Sim {
     outcomes: Vec<(usize, Outcome, u64)>,
     trace: Option<Vec<String>>,
     released_at: HashMap<u64, u64>,
+    /// Ghost: the most `release` notices of this barrier each release queue
+    /// stored at once (visible, in flight or not yet delivered), the most
+    /// `broken` ones, and the most foreign messages.
+    max_stored: [usize; 2],
+    max_broken: [usize; 2],
+    max_foreign: [usize; 2],
+    /// Ghost: the most release-queue messages in flight at once.
+    max_in_flight: usize,
+    /// Ghost: reads of a notice that was not the reader's (an older
+    /// generation's, a later one's, or foreign), and the most in one wait.
+    stale_reads: u64,
+    max_stale_per_wait: u32,
+    /// Ghost: notice deletes (participants' and sweeps') that did not take
+    /// effect, and sweeps carried out.
+    missed_deletes: u64,
+    sweeps: u64,
+    /// Ghost: waits that ended released by a status read, not a notice.
+    released_by_status: u64,
 }
 
 impl Sim {
@@ -218,6 +315,10 @@ impl Sim {
                 p: Participant::new(&cfg, &m.to_string(), format!("s{m}.0"), popts()).unwrap(),
                 state: PState::Working(0),
                 sessions: 0,
+                deletes: Vec::new(),
+                stale_now: 0,
+                deaf_until: 0,
+                by_notice: false,
             })
             .collect();
         let mut sim = Sim {
@@ -249,6 +350,15 @@ impl Sim {
             outcomes: Vec::new(),
             trace: std::env::var("SIM_SEED").ok().map(|_| Vec::new()),
             released_at: HashMap::new(),
+            max_stored: [0, 0],
+            max_broken: [0, 0],
+            max_foreign: [0, 0],
+            max_in_flight: 0,
+            stale_reads: 0,
+            max_stale_per_wait: 0,
+            missed_deletes: 0,
+            sweeps: 0,
+            released_by_status: 0,
         };
         for m in 0..n {
             let work = sim.rng.random_range(0..2 * SEC);
@@ -292,10 +402,12 @@ impl Sim {
                 break;
             }
             self.now = t;
+            self.expire_notices();
             match actor {
                 Actor::Member(m) => self.step_member(m),
                 Actor::Coordinator(k) => self.step_process(k),
             }
+            self.measure_release_queues();
             let all_done = self.members.iter().all(|m| matches!(m.state, PState::Done));
             if all_done {
                 let end = *idle_until.get_or_insert(self.now + VISIBILITY + 10 * SEC);
@@ -326,7 +438,87 @@ impl Sim {
         }
     }
 
+    /// Drops the notices older than the release queues' retention.
+    fn expire_notices(&mut self) {
+        let now = self.now;
+        for q in &mut self.sqs.release {
+            q.retain(|n| n.expires_at > now);
+        }
+    }
+
+    fn measure_release_queues(&mut self) {
+        let now = self.now;
+        let mut in_flight = 0;
+        for (q, msgs) in self.sqs.release.iter().enumerate() {
+            let count = |kind| msgs.iter().filter(|n| n.kind == kind).count();
+            self.max_stored[q] = self.max_stored[q].max(count(Kind::Release));
+            self.max_broken[q] = self.max_broken[q].max(count(Kind::Broken));
+            self.max_foreign[q] = self.max_foreign[q].max(count(Kind::Foreign));
+            in_flight += msgs
+                .iter()
+                .filter(|n| n.receipt.is_some() && n.visible_at > now)
+                .count();
+        }
+        self.max_in_flight = self.max_in_flight.max(in_flight);
+    }
+
+    /// Sends one notice to release queue `q` (two copies if duplicated).
+    fn send_notice(&mut self, q: usize, body: String) {
+        let kind = match Message::decode(&body) {
+            Ok(Message::Release { instance, .. }) if instance == self.cfg.instance => Kind::Release,
+            Ok(Message::Broken { instance, .. }) if instance == self.cfg.instance => Kind::Broken,
+            _ => Kind::Foreign,
+        };
+        let copies = if self.chance(self.faults.duplicate) {
+            2
+        } else {
+            1
+        };
+        for _ in 0..copies {
+            self.sqs.next_id += 1;
+            let visible_at = self.now + self.delay();
+            self.sqs.release[q].push(NoticeMsg {
+                id: self.sqs.next_id,
+                body: body.clone(),
+                visible_at,
+                expires_at: self.now + NOTICE_RETENTION,
+                receipt: None,
+                resurrected: false,
+                kind,
+            });
+        }
+    }
+
+    /// Deletes release-queue message `id`: with the latest receipt handle it
+    /// is gone (and may be delivered once more, as AWS allows); with an
+    /// older one it "might not" be deleted (here: half the time).
+    fn delete_notice(&mut self, q: usize, id: u64, receipt: u64) {
+        let Some(i) = self.sqs.release[q].iter().position(|n| n.id == id) else {
+            return;
+        };
+        if self.sqs.release[q][i].receipt != Some(receipt) && self.rng.random_bool(0.5) {
+            self.missed_deletes += 1;
+            return;
+        }
+        let msg = self.sqs.release[q].remove(i);
+        if !msg.resurrected && self.chance(self.faults.resurrect) {
+            self.sqs.next_id += 1;
+            let visible_at = self.now + self.delay();
+            self.sqs.release[q].push(NoticeMsg {
+                id: self.sqs.next_id,
+                visible_at,
+                receipt: None,
+                resurrected: true,
+                ..msg
+            });
+        }
+    }
+
     fn step_member(&mut self, m: usize) {
+        // The deletes of its last receive reach SQS now.
+        for (q, id, receipt) in std::mem::take(&mut self.members[m].deletes) {
+            self.delete_notice(q, id, receipt);
+        }
         match self.members[m].state {
             PState::Done => return,
             PState::Working(g) => {
@@ -345,6 +537,10 @@ impl Sim {
                 }
                 let now = at(self.now);
                 self.members[m].p.arrive(g, None, now).unwrap();
+                self.members[m].stale_now = 0;
+                if self.chance(self.faults.deaf) {
+                    self.members[m].deaf_until = self.now + 100 * SEC;
+                }
                 let slot = &mut self.arrivals[g as usize][m];
                 slot.get_or_insert(self.now);
                 self.members[m].state = PState::Waiting(g);
@@ -365,7 +561,22 @@ impl Sim {
                     )
                     .unwrap();
                     member.p.arrive(g, None, at(self.now)).unwrap();
+                    member.deletes.clear();
                     self.log(|| format!("member {m} crashes and re-runs {g}"));
+                }
+                if self.chance(self.faults.junk) {
+                    let q = self.rng.random_range(0..2);
+                    let body = if self.rng.random_bool(0.5) {
+                        "junk".to_owned()
+                    } else {
+                        Message::Release {
+                            barrier: "sim".into(),
+                            instance: "an-earlier-instance".into(),
+                            generation: g,
+                        }
+                        .encode()
+                    };
+                    self.send_notice(q, body);
                 }
                 self.receive_notice(m, g);
                 self.members[m].p.handle_timeout(at(self.now));
@@ -373,11 +584,16 @@ impl Sim {
         }
         self.flush_member(m);
         if let Some(outcome) = self.members[m].p.poll_event() {
+            if matches!(outcome, Outcome::Released { .. }) && !self.members[m].by_notice {
+                self.released_by_status += 1;
+            }
             self.finish_wait(m, outcome);
         }
         let next = match self.members[m].state {
             PState::Working(_) => self.rng.random_range(0..2 * SEC),
             PState::Waiting(_) => self.rng.random_range(5..200),
+            // One more step for the deletes of its last receive.
+            PState::Done if !self.members[m].deletes.is_empty() => 100,
             PState::Done => return,
         };
         self.schedule(next, Actor::Member(m));
@@ -395,24 +611,85 @@ impl Sim {
         }
     }
 
-    /// One receive of one notice copy, hidden for longer than it lives.
+    /// One receive of up to 10 visible messages with a visibility timeout
+    /// of 0: nothing is hidden from the others, every message read gets a
+    /// new receipt handle. What nobody needs is deleted (at the member's
+    /// next step).
     fn receive_notice(&mut self, m: usize, g: u64) {
         let q = (g % 2) as usize;
         let now = self.now;
-        self.sqs.release[q].retain(|c| c.expires_at > now);
-        if self.chance(self.faults.empty) {
+        self.members[m].by_notice = false;
+        if self.chance(self.faults.empty) || now < self.members[m].deaf_until {
             return;
         }
-        let visible: Vec<usize> = (0..self.sqs.release[q].len())
+        let mut visible: Vec<usize> = (0..self.sqs.release[q].len())
             .filter(|&i| self.sqs.release[q][i].visible_at <= now)
             .collect();
-        if visible.is_empty() {
-            return;
+        for i in (1..visible.len()).rev() {
+            let j = self.rng.random_range(0..=i);
+            visible.swap(i, j);
         }
-        let pick = visible[self.rng.random_range(0..visible.len())];
-        let copy = self.sqs.release[q].remove(pick);
-        let verdict = self.members[m].p.handle_notice(&copy.body);
-        self.log(|| format!("member {m} takes a notice: {verdict:?}"));
+        visible.truncate(10);
+        let mut read = Vec::new();
+        for i in visible {
+            self.sqs.next_id += 1;
+            let receipt = self.sqs.next_id;
+            let msg = &mut self.sqs.release[q][i];
+            msg.receipt = Some(receipt);
+            read.push((msg.id, receipt, msg.body.clone()));
+        }
+        for (id, receipt, body) in read {
+            if self.members[m].p.waiting_at().is_none() {
+                break;
+            }
+            let verdict = self.members[m].p.handle_notice(&body);
+            self.log(|| format!("member {m} reads a notice: {verdict:?}"));
+            match verdict {
+                Notice::Accepted => self.members[m].by_notice = true,
+                Notice::Passed | Notice::Foreign(_) => {
+                    self.stale_reads += 1;
+                    let member = &mut self.members[m];
+                    member.stale_now += 1;
+                    self.max_stale_per_wait = self.max_stale_per_wait.max(member.stale_now);
+                }
+                // Phases here are consecutive: nobody can be released at
+                // g + 2 while a member waits at g.
+                Notice::Later => self.fail(&format!(
+                    "member {m} waiting at {g} read a notice for a later generation: {body}"
+                )),
+            }
+            if verdict.deletable() {
+                self.members[m].deletes.push((q, id, receipt));
+            }
+        }
+    }
+
+    /// Carries out a coordinator's sweep of release queue `q`: receive what
+    /// it holds with a visibility timeout (a sampled receive may miss
+    /// some), delete what may go, make the rest visible again (which takes
+    /// a request: hidden until then).
+    fn sweep(&mut self, q: usize, below: u64) {
+        self.sweeps += 1;
+        let now = self.now;
+        let mut doomed = Vec::new();
+        for i in 0..self.sqs.release[q].len() {
+            if self.sqs.release[q][i].visible_at > now || self.chance(self.faults.empty) {
+                continue;
+            }
+            self.sqs.next_id += 1;
+            let receipt = self.sqs.next_id;
+            let delay = self.delay();
+            let msg = &mut self.sqs.release[q][i];
+            msg.receipt = Some(receipt);
+            if sweepable(&self.cfg, &msg.body, below) {
+                doomed.push((msg.id, receipt));
+            } else {
+                msg.visible_at = now + delay;
+            }
+        }
+        for (id, receipt) in doomed {
+            self.delete_notice(q, id, receipt);
+        }
     }
 
     fn finish_wait(&mut self, m: usize, outcome: Outcome) {
@@ -578,27 +855,11 @@ impl Sim {
         let now = self.now;
         while let Some(t) = self.coordinator(k).poll_transmit() {
             match t {
-                CTransmit::Notify {
-                    generation,
-                    copies,
-                    body,
-                } => {
-                    let q = (generation % 2) as usize;
-                    for _ in 0..copies {
-                        let n = if self.chance(self.faults.duplicate) {
-                            2
-                        } else {
-                            1
-                        };
-                        for _ in 0..n {
-                            let visible_at = now + self.delay();
-                            self.sqs.release[q].push(NoticeCopy {
-                                body: body.clone(),
-                                visible_at,
-                                expires_at: now + NOTICE_RETENTION,
-                            });
-                        }
-                    }
+                CTransmit::Notify { generation, body } => {
+                    self.send_notice((generation % 2) as usize, body);
+                }
+                CTransmit::Sweep { generation, below } => {
+                    self.sweep((generation % 2) as usize, below);
                 }
                 CTransmit::Delete(receipts) => {
                     for r in receipts {
@@ -723,7 +984,9 @@ fn seeds(default: u64) -> Vec<u64> {
 /// within 5 s and takes over after its 3 s probe), its unpublished check-ins
 /// come back after their visibility (5 s), two active coordinators split
 /// check-ins until one stands down (a heartbeat); a failed write is
-/// retried; with a few faults in a row, a minute is ample.
+/// retried; a generation whose members all receive nothing from their
+/// release queue passes at their first status read, 40 s after arriving;
+/// with a few faults in a row, a minute is ample.
 const RELEASE_BOUND: u64 = 60 * SEC;
 
 fn check_liveness(sim: &Sim) {
@@ -764,6 +1027,101 @@ fn check_liveness(sim: &Sim) {
     }
 }
 
+/// The release queues stay small: [`RELEASE_QUEUE_BOUND`] messages stored
+/// besides [`BROKEN_PER_MEMBER`] `broken` notices per member,
+/// [`IN_FLIGHT_BOUND`] in flight, [`STALE_READS_PER_WAIT`] reads of notices
+/// that were not the reader's in one wait, whatever the number of phases.
+fn check_release_queues(sim: &Sim) {
+    for q in 0..2 {
+        if sim.max_stored[q] > RELEASE_QUEUE_BOUND {
+            sim.fail(&format!(
+                "release queue {q} stored {} release notices at once",
+                sim.max_stored[q]
+            ));
+        }
+    }
+    let n = sim.members.len();
+    for q in 0..2 {
+        if sim.max_broken[q] > BROKEN_PER_MEMBER * n {
+            sim.fail(&format!(
+                "release queue {q} stored {} broken notices at once ({n} members)",
+                sim.max_broken[q]
+            ));
+        }
+    }
+    if sim.max_in_flight > IN_FLIGHT_BOUND {
+        sim.fail(&format!(
+            "{} release-queue messages were in flight at once",
+            sim.max_in_flight
+        ));
+    }
+    if sim.max_stale_per_wait > STALE_READS_PER_WAIT {
+        sim.fail(&format!(
+            "a participant read {} notices not its own in one wait",
+            sim.max_stale_per_wait
+        ));
+    }
+}
+
+/// Release-queue figures over many runs, for the report.
+#[derive(Default)]
+struct QueueStats {
+    max_stored: usize,
+    max_broken_per_member: f64,
+    max_foreign: usize,
+    max_in_flight: usize,
+    stale_reads: u64,
+    max_stale_per_wait: u32,
+    waits: u64,
+    missed_deletes: u64,
+    sweeps: u64,
+    released_by_status: u64,
+}
+
+impl QueueStats {
+    fn add(&mut self, sim: &Sim) {
+        check_release_queues(sim);
+        self.max_stored = self
+            .max_stored
+            .max(sim.max_stored[0].max(sim.max_stored[1]));
+        let broken = sim.max_broken[0].max(sim.max_broken[1]) as f64 / sim.members.len() as f64;
+        self.max_broken_per_member = self.max_broken_per_member.max(broken);
+        self.max_foreign = self
+            .max_foreign
+            .max(sim.max_foreign[0].max(sim.max_foreign[1]));
+        self.max_in_flight = self.max_in_flight.max(sim.max_in_flight);
+        self.stale_reads += sim.stale_reads;
+        self.max_stale_per_wait = self.max_stale_per_wait.max(sim.max_stale_per_wait);
+        self.waits += sim.outcomes.len() as u64;
+        self.missed_deletes += sim.missed_deletes;
+        self.sweeps += sim.sweeps;
+        self.released_by_status += sim.released_by_status;
+    }
+}
+
+impl std::fmt::Display for QueueStats {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "release queues: at most {} release notices stored (and {:.2} broken notices per \
+             member, {} foreign messages), \
+             {} in flight; {} stale reads in {} waits \
+             (at most {} in one wait); {} sweeps; {} notice deletes did not take effect; \
+             {} waits released by a status read",
+            self.max_stored,
+            self.max_broken_per_member,
+            self.max_foreign,
+            self.max_in_flight,
+            self.stale_reads,
+            self.waits,
+            self.max_stale_per_wait,
+            self.sweeps,
+            self.missed_deletes,
+            self.released_by_status
+        )
+    }
+}
+
 #[test]
 fn faultless_runs_release_every_phase_promptly() {
     let mut releases = 0;
@@ -772,7 +1130,18 @@ fn faultless_runs_release_every_phase_promptly() {
         let mut sim = Sim::new(seed, n, 3, Faults::NONE, Plot::Plain);
         sim.run(3_600 * SEC);
         check_liveness(&sim);
+        check_release_queues(&sim);
         releases += sim.outcomes.len();
+        // Without faults a queue holds one notice at most (the sweep at a
+        // release removes the previous generation's from the other queue
+        // before anybody waits there), and nobody reads a notice that is
+        // not its own.
+        if sim.max_stored != [1, 1] || sim.stale_reads != 0 || sim.max_in_flight != 0 {
+            sim.fail(&format!(
+                "without faults: {:?} stored, {} in flight, {} stale reads",
+                sim.max_stored, sim.max_in_flight, sim.stale_reads
+            ));
+        }
         // With no faults a release follows the last arrival within the
         // actors' step times.
         for g in 0..3 {
@@ -793,11 +1162,13 @@ fn faultless_runs_release_every_phase_promptly() {
 fn hostile_runs_are_safe_and_live() {
     let (mut releases, mut crashes, mut false_takeovers, mut two_active, mut worst) =
         (0, 0, 0, 0, 0);
+    let mut queues = QueueStats::default();
     for seed in seeds(2_000) {
         let n = 2 + (seed % 4) as usize;
         let mut sim = Sim::new(seed, n, 3, Faults::HOSTILE, Plot::Plain);
         sim.run(3_600 * SEC);
         check_liveness(&sim);
+        queues.add(&sim);
         releases += sim.outcomes.len();
         crashes += (Faults::HOSTILE.coordinator_crashes - sim.crashes_left) as usize;
         false_takeovers += (Faults::HOSTILE.false_takeovers - sim.false_takeovers_left) as usize;
@@ -809,8 +1180,15 @@ fn hostile_runs_are_safe_and_live() {
          ({two_active} runs had two active coordinators), slowest release {:.1} s after the last arrival",
         worst as f64 / SEC as f64
     );
+    println!("{queues}");
     if std::env::var("SIM_SEED").is_err() && std::env::var("SIM_SEEDS").is_err() {
         assert!(releases > 10_000, "only {releases} releases");
+        assert!(queues.stale_reads > 0, "no stale notice was ever read");
+        assert!(
+            queues.released_by_status > 10,
+            "only {} waits were released by a status read",
+            queues.released_by_status
+        );
         assert!(crashes > 200, "only {crashes} coordinator crashes happened");
         assert!(
             two_active > 100,
@@ -821,11 +1199,13 @@ fn hostile_runs_are_safe_and_live() {
 
 #[test]
 fn an_abort_reaches_every_waiter_and_nobody_passes() {
+    let mut queues = QueueStats::default();
     for seed in seeds(1_000) {
         let n = 3 + (seed % 3) as usize;
         let abort_at = seed % 3;
         let mut sim = Sim::new(seed, n, 3, Faults::HOSTILE, Plot::Abort(abort_at));
         sim.run(3_600 * SEC);
+        queues.add(&sim);
         for m in 1..n {
             let outcomes = sim.outcome_of(m);
             let last = outcomes.last().copied();
@@ -845,15 +1225,18 @@ fn an_abort_reaches_every_waiter_and_nobody_passes() {
             }
         }
     }
+    println!("aborts: {queues}");
 }
 
 #[test]
 fn a_deadline_names_the_missing_member() {
+    let mut queues = QueueStats::default();
     for seed in seeds(1_000) {
         let n = 2 + (seed % 3) as usize;
         let stall_at = seed % 2;
         let mut sim = Sim::new(seed, n, 2, Faults::HOSTILE, Plot::Deadline(stall_at));
         sim.run(3_600 * SEC);
+        queues.add(&sim);
         for m in 1..n {
             match sim.outcome_of(m).last().copied() {
                 Some(Outcome::Broken {
@@ -871,4 +1254,20 @@ fn a_deadline_names_the_missing_member() {
             }
         }
     }
+    println!("deadlines: {queues}");
+}
+
+/// Many phases under every fault: the release queues hold no more than in
+/// three-phase runs (the same bounds), and nothing piles up over the phases.
+#[test]
+fn release_queues_stay_bounded_over_many_phases() {
+    let mut queues = QueueStats::default();
+    for seed in seeds(200) {
+        let n = 2 + (seed % 4) as usize;
+        let mut sim = Sim::new(seed, n, 20, Faults::HOSTILE, Plot::Plain);
+        sim.run(3_600 * SEC);
+        check_liveness(&sim);
+        queues.add(&sim);
+    }
+    println!("20 phases: {queues}");
 }

@@ -1,5 +1,5 @@
 //! Runs the checker with bounds from the command line:
-//! `cargo run -p sqs-barrier-model --release --example check -- MEMBERS GENERATIONS DUPLICATIONS LAPSES CRASHES EXPIRIES RACING_RESENDS QUIET_RESENDS TAKEOVERS [THREADS]`
+//! `cargo run -p sqs-barrier-model --release --example check -- MEMBERS GENERATIONS DUPLICATIONS LAPSES CRASHES EXPIRIES RACING_RESENDS QUIET_RESENDS TAKEOVERS STUCK_DELETES [THREADS]`
 //! (missing values are those of `Bounds::STANDARD`).
 
 use sqs_barrier_model::{Bounds, check};
@@ -21,8 +21,9 @@ fn main() {
         racing_resends: arg(6, s.racing_resends.into()) as u8,
         quiet_resends: arg(7, s.quiet_resends.into()) as u8,
         takeovers: arg(8, s.takeovers.into()) as u8,
+        stuck_deletes: arg(9, s.stuck_deletes.into()) as u8,
     };
-    let report = check(bounds, arg(9, 2) as usize);
+    let report = check(bounds, arg(10, 2) as usize);
     print!("{report}");
     if !report.failures.is_empty() {
         std::process::exit(1);

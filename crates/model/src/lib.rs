@@ -21,11 +21,22 @@
 //!   also one already deleted: SQS at-least-once delivery, or an SDK retry of
 //!   `SendMessage`) and *visibility lapse* (a held copy becomes visible again:
 //!   a late or failed visibility extension).
-//! * **Release queues** 0 and 1: multisets of notice bodies. A participant
-//!   takes one copy at a time from the queue of its generation's parity and
-//!   the copy never comes back (hidden for 12 h, retained 60 s). Faults:
-//!   *retention expiry* drops a visible copy; *duplication* adds a copy of a
-//!   notice sent earlier.
+//! * **Release queues** 0 and 1: multisets of visible notices (the
+//!   coordinator sends one per generation it releases). A waiting
+//!   participant *reads* any notice on the queue of its generation's parity
+//!   without removing it (visibility timeout 0: every waiter sees the same
+//!   notice), and in the same step deletes one copy of it if
+//!   [`Notice::deletable`] says so (an older generation's notice). It reads
+//!   a given notice at most once per wait, which keeps every path finite:
+//!   a second read would give it nothing new (its status reads are
+//!   modelled on their own). The coordinator's [`Transmit::Sweep`] is a
+//!   step of its driver's work list: it removes every copy that
+//!   [`sweepable`] lets go from that queue (a crash may fall before it, so
+//!   it may never happen). Faults: *retention expiry* drops a visible copy;
+//!   *duplication* adds a copy of a notice sent earlier (also one deleted
+//!   since); a *stuck delete* leaves a notice the participant meant to
+//!   delete (on SQS a delete with a receipt handle that is not the latest
+//!   one might not delete).
 //! * **Published state** (the check-in queue's tags): a register holding the
 //!   last document written, round-tripped through its JSON form. A write is
 //!   atomic (one `TagQueue`).
@@ -47,7 +58,9 @@
 //!   both run until one finds the other's write and stands down, handing
 //!   its check-ins back.
 //! * **Participants**: member `i` arrives at generations `0..G` in turn; its
-//!   status read (the register, then maybe a re-send) is an action.
+//!   status read (the register: a state showing its generation released
+//!   ends the wait, one not showing its arrival makes it send again) is an
+//!   action. A participant whose notice expired unread passes only by it.
 //!
 //! # Time
 //!
@@ -68,16 +81,31 @@
 //!
 //! Faults are bounded by [`Bounds`] (per run), re-sends per wait. Faults are
 //! enabled only while some participant still has generations to complete.
-//! Every action consumes a budget or moves a message or machine forward, so
-//! every path is finite and ends in a terminal state, which is what makes the
-//! liveness check below exhaustive.
+//! Every action consumes a budget or moves a message or machine forward (a
+//! read deletes a notice, ends the wait, or marks the notice read for this
+//! wait), so every path is finite and ends in a terminal state, which is
+//! what makes the liveness check below exhaustive.
+//!
+//! # Properties
+//!
+//! S1 (released at g only after a check-in for g of every member reached a
+//! coordinator), no unexpected outcome, event or transmit (nor a notice for
+//! a later generation, which consecutive generations rule out), S3 (a passed
+//! generation is in the published state or can be counted again), no
+//! deadlock, L1 (`eventually` every participant completes every
+//! generation), a `sometimes` check that runs using every allowed fault
+//! complete, and B, the bound the release broadcast is designed for: a
+//! release queue holds at most `1 + f` notice copies, where `f` counts the
+//! crashes, takeovers and duplications so far. Without faults that is one
+//! notice per queue, however many generations pass: a release sweeps the
+//! other queue's older notice before anybody waits there.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::fmt::Write as _;
 use std::time::Duration;
 
 use sqs_barrier_core::config::{BarrierConfig, Membership};
-use sqs_barrier_core::coordinator::{Coordinator, CoordinatorOptions, Event, Transmit};
+use sqs_barrier_core::coordinator::{Coordinator, CoordinatorOptions, Event, Transmit, sweepable};
 use sqs_barrier_core::participant::{
     Notice, Outcome, Participant, ParticipantOptions, Transmit as PTransmit,
 };
@@ -114,6 +142,11 @@ pub struct Bounds {
     pub quiet_resends: u8,
     /// Takeovers by a second coordinator while the first lives, in a run.
     pub takeovers: u8,
+    /// Deletes of a notice nobody needs (by the participant that read it)
+    /// that do not take effect, in a run: on SQS a delete with a receipt
+    /// handle that is no longer the latest one (another participant read
+    /// the message since) might not delete.
+    pub stuck_deletes: u8,
 }
 
 impl Bounds {
@@ -132,6 +165,7 @@ impl Bounds {
         racing_resends: 0,
         quiet_resends: 1,
         takeovers: 0,
+        stuck_deletes: 0,
     };
 }
 
@@ -160,6 +194,10 @@ pub struct Member {
     pub next: u64,
     /// Quiet status reads in the current wait.
     pub resends: u8,
+    /// Notices this participant read in the current wait and left on its
+    /// release queue (its delete did not take effect): it does not read
+    /// them again in this wait (another read gives it nothing new).
+    pub read: BTreeSet<String>,
 }
 
 /// Faults used so far.
@@ -177,6 +215,8 @@ pub struct Used {
     pub resends: u8,
     /// Takeovers while a coordinator lives.
     pub takeovers: u8,
+    /// Deletes of notices that did not take effect.
+    pub stuck_deletes: u8,
 }
 
 /// Who holds a check-in copy.
@@ -232,10 +272,16 @@ pub struct State {
 /// A step of the model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Action {
-    /// Participant `i` reads the published state (and may send again).
+    /// Participant `i` reads the published state (and may pass, or send
+    /// again).
     Resend(u8),
-    /// Participant `i` takes one copy of this notice from its release queue.
-    Take(u8, String),
+    /// Participant `i` reads this visible notice on its release queue
+    /// (visibility timeout 0: the notice stays for the others), and
+    /// deletes it if [`Notice::deletable`] says so.
+    Read(u8, String),
+    /// Fault: as [`Action::Read`] of a notice the participant deletes, but
+    /// the delete does not take effect.
+    ReadStuck(u8, String),
     /// Coordinator `k` receives this visible check-in copy.
     Receive(u8, Tok),
     /// Coordinator `k`'s timer fires (a state write is due).
@@ -252,9 +298,10 @@ pub enum Action {
     Lapse(Tok),
     /// Fault: a new copy of the check-in (member, generation, attempt).
     DuplicateCheckin(u8, u8, u8),
-    /// Fault: a new copy of a notice sent earlier, on queue `parity`.
+    /// Fault: a new copy of a notice sent earlier, on queue `parity` (also
+    /// one deleted since: SQS may deliver a deleted message again).
     DuplicateNotice(u8, String),
-    /// Fault: a visible notice copy expires.
+    /// Fault: a visible notice copy expires (the 60 s retention).
     Expire(u8, String),
     /// Fault: coordinator `k` crashes; a standby starts from the tags in
     /// its place.
@@ -355,7 +402,7 @@ impl BarrierModel {
 
     /// Whether nothing but a status read or a fault can happen: no check-in
     /// is visible to a running coordinator, no coordinator step is due, and
-    /// no waiting participant has a notice copy to take.
+    /// no waiting participant has a notice to read.
     fn quiet(&self, s: &State) -> bool {
         let running = s.slots.iter().any(Option::is_some);
         s.slots
@@ -364,8 +411,11 @@ impl BarrierModel {
             .all(|c| c.pending.is_empty() && c.machine.poll_timeout().is_none_or(|t| t > NOW))
             && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
             && s.members.iter().all(|m| {
-                m.waiting
-                    .is_none_or(|g| s.release[(g % 2) as usize].is_empty())
+                m.waiting.is_none_or(|g| {
+                    s.release[(g % 2) as usize]
+                        .keys()
+                        .all(|b| m.read.contains(b))
+                })
             })
     }
 
@@ -384,6 +434,7 @@ impl BarrierModel {
         }
         s.members[i].waiting = Some(g);
         s.members[i].resends = 0;
+        s.members[i].read.clear();
         s.arrived[g as usize] |= 1 << i;
         self.participant_sends(s, i);
     }
@@ -395,14 +446,13 @@ impl BarrierModel {
             .pop_front()
             .expect("a pending transmit")
         {
-            Transmit::Notify {
-                generation,
-                copies,
-                body,
-            } => {
-                let p = (generation % 2) as u8;
-                *s.release[p as usize].entry(body.clone()).or_insert(0) += copies as u8;
-                s.notices.insert((p, body));
+            Transmit::Notify { generation, body } => notify(s, generation, body),
+            Transmit::Sweep { generation, below } => {
+                // The driver receives what the queue holds (with a
+                // visibility timeout, so its receipt handles are the latest)
+                // and deletes what may go: every copy of it.
+                s.release[(generation % 2) as usize]
+                    .retain(|body, _| !sweepable(&self.cfg, body, below));
             }
             Transmit::Delete(toks) => {
                 for t in toks {
@@ -436,21 +486,15 @@ impl BarrierModel {
     }
 
     /// Coordinator `k` was superseded: its notices of generations it counted
-    /// complete still go; what it held is handed back; it stands by (and
-    /// takes over again if nobody else is active).
+    /// complete still go (its sweeps do not, as the core drops them); what
+    /// it held is handed back; it stands by (and takes over again if nobody
+    /// else is active).
     fn stand_down(&self, s: &mut State, k: usize) {
         self.coordinator_drain(s, k);
         let rest: Vec<_> = Self::slot(s, k).pending.drain(..).collect();
         for t in rest {
-            if let Transmit::Notify {
-                generation,
-                copies,
-                body,
-            } = t
-            {
-                let p = (generation % 2) as u8;
-                *s.release[p as usize].entry(body.clone()).or_insert(0) += copies as u8;
-                s.notices.insert((p, body));
+            if let Transmit::Notify { generation, body } = t {
+                notify(s, generation, body);
             }
         }
         self.vacate(s, k);
@@ -540,6 +584,7 @@ impl BarrierModel {
                     m.waiting = None;
                     m.next = generation + 1;
                     m.resends = 0;
+                    m.read.clear();
                     s.passed[generation as usize] |= 1 << i;
                     // Arriving at once loses no behaviour: the check-in only
                     // sits in the queue until it is received.
@@ -560,10 +605,7 @@ impl BarrierModel {
         let mut bad = None;
         while let Some(e) = slot.machine.poll_event() {
             match e {
-                Event::Arrived { .. }
-                | Event::Released { .. }
-                | Event::Resent { .. }
-                | Event::Superseded { .. } => {}
+                Event::Arrived { .. } | Event::Released { .. } | Event::Superseded { .. } => {}
                 other => bad = Some(format!("coordinator: unexpected event {other:?}")),
             }
         }
@@ -579,6 +621,23 @@ impl BarrierModel {
 fn flag(s: &mut State, what: String) {
     if s.violation.is_none() {
         s.violation = Some(what);
+    }
+}
+
+/// One notice sent: a copy on the release queue of its generation's parity.
+fn notify(s: &mut State, generation: u64, body: String) {
+    let p = (generation % 2) as u8;
+    *s.release[p as usize].entry(body.clone()).or_insert(0) += 1;
+    s.notices.insert((p, body));
+}
+
+/// The generation of a notice body, if it is one.
+fn notice_generation(body: &str) -> Option<u64> {
+    match Message::decode(body) {
+        Ok(Message::Release { generation, .. } | Message::Broken { generation, .. }) => {
+            Some(generation)
+        }
+        _ => None,
     }
 }
 
@@ -613,6 +672,7 @@ impl Model for BarrierModel {
                 waiting: None,
                 next: 0,
                 resends: 0,
+                read: BTreeSet::new(),
             })
             .collect();
         let g = self.bounds.generations as usize;
@@ -677,7 +737,15 @@ impl Model for BarrierModel {
                         actions.push(Action::Resend(i));
                     }
                     for body in s.release[(g % 2) as usize].keys() {
-                        actions.push(Action::Take(i, body.clone()));
+                        if m.read.contains(body) {
+                            continue;
+                        }
+                        actions.push(Action::Read(i, body.clone()));
+                        if s.used.stuck_deletes < b.stuck_deletes
+                            && notice_generation(body).is_some_and(|n| n < g)
+                        {
+                            actions.push(Action::ReadStuck(i, body.clone()));
+                        }
                     }
                 }
             }
@@ -736,16 +804,40 @@ impl Model for BarrierModel {
                 }
                 s.members[i].machine.handle_timeout(NOW);
                 self.participant_sends(&mut s, i);
+                // A state showing the generation released ends the wait.
+                self.participant_outcomes(&mut s, i);
             }
-            Action::Take(i, body) => {
+            Action::Read(i, ref body) | Action::ReadStuck(i, ref body) => {
                 let i = i as usize;
+                let stuck = matches!(action, Action::ReadStuck(..));
                 let g = s.members[i]
                     .waiting
-                    .expect("only waiting participants take");
-                take_one(&mut s.release[(g % 2) as usize], &body);
-                if let Notice::Foreign(why) = s.members[i].machine.handle_notice(&body) {
-                    flag(&mut s, format!("participant {i}: foreign notice: {why}"));
+                    .expect("only waiting participants read");
+                let notice = s.members[i].machine.handle_notice(body);
+                match &notice {
+                    Notice::Accepted | Notice::Passed => {}
+                    // With consecutive generations nobody can release g + 2
+                    // while a member waits at g.
+                    Notice::Later => flag(&mut s, format!("participant {i}: later notice at {g}")),
+                    Notice::Foreign(why) => {
+                        flag(&mut s, format!("participant {i}: foreign notice: {why}"));
+                    }
                 }
+                if stuck {
+                    s.used.stuck_deletes += 1;
+                    if !notice.deletable() {
+                        flag(
+                            &mut s,
+                            format!("participant {i}: {notice:?} is not deletable"),
+                        );
+                    }
+                }
+                if notice.deletable() && !stuck {
+                    take_one(&mut s.release[(g % 2) as usize], body);
+                } else if notice != Notice::Accepted {
+                    s.members[i].read.insert(body.clone());
+                }
+                self.participant_sends(&mut s, i);
                 self.participant_outcomes(&mut s, i);
             }
             Action::Receive(k, t) => {
@@ -881,6 +973,18 @@ impl Model for BarrierModel {
                         && u.expiries == b.expiries
                         && u.duplications == b.duplications
                         && u.takeovers == b.takeovers
+                        && u.stuck_deletes == b.stuck_deletes
+                },
+            ),
+            Property::always(
+                "B: a release queue holds at most 1 + f notices (f = crashes, takeovers and duplications so far)",
+                |_: &BarrierModel, s: &State| {
+                    let f = u32::from(s.used.crashes)
+                        + u32::from(s.used.takeovers)
+                        + u32::from(s.used.duplications);
+                    s.release
+                        .iter()
+                        .all(|q| q.values().map(|n| u32::from(*n)).sum::<u32>() <= 1 + f)
                 },
             ),
         ]
@@ -1096,7 +1200,13 @@ fn describe(a: &Action) -> String {
         _ => body.to_owned(),
     };
     match a {
-        Action::Take(i, body) => format!("participant {i} takes a copy of {}", notice(body)),
+        Action::Read(i, body) => format!("participant {i} reads {}", notice(body)),
+        Action::ReadStuck(i, body) => {
+            format!(
+                "participant {i} reads {}; FAULT its delete does not take effect",
+                notice(body)
+            )
+        }
         Action::DuplicateNotice(p, body) => {
             format!("FAULT duplicate copy of {} on release-{p}", notice(body))
         }
