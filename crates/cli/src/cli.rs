@@ -194,9 +194,10 @@ pub struct WaitArgs {
     #[arg(long, default_value_t = 60.0, value_name = "SECS")]
     pub silence: f64,
     /// Read the coordinator's state every this many seconds while waiting
-    /// (the first time after half of it): it tells whether to send the
-    /// check-in again (SQS lost it, or the release notice) and whether a
-    /// coordinator is alive.
+    /// (the first time this long after arriving): it tells whether to send
+    /// the check-in again (SQS lost it), whether the phase was released
+    /// although the release notice went missing, and whether a coordinator
+    /// is alive.
     #[arg(long, default_value_t = 80.0, value_name = "SECS")]
     pub status_interval: f64,
 }

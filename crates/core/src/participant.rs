@@ -19,8 +19,9 @@
 //!    `arrive` at the next generation.
 //!
 //! While it waits, the participant reads the coordinator's published state
-//! every [`ParticipantOptions::status_interval`] (the first time after half
-//! of it). The state tells it whether its generation was released (then it
+//! every [`ParticipantOptions::status_interval`], the first time one
+//! interval after arriving (a coordinator cannot be judged silent sooner:
+//! it promises a heartbeat a minute or more apart). The state tells it whether its generation was released (then it
 //! passes, even if no notice reached it), whether to send its check-in
 //! again (the coordinator does not show its arrival) and whether a
 //! coordinator is alive: one that
@@ -48,7 +49,7 @@ pub struct ParticipantOptions {
     /// clock, is silent; so is no state at all this long after arriving.
     pub silence_after: Duration,
     /// How often to read the coordinator's published state while waiting;
-    /// the first read is half of this after arriving.
+    /// the first read is this long after arriving.
     pub status_interval: Duration,
     /// How long to wait for the status read on timeout before giving up on
     /// naming the missing members.
@@ -253,7 +254,7 @@ impl Participant {
         self.waiting = Some(Waiting {
             generation,
             attempt: 0,
-            next_status: now + self.opts.status_interval / 2,
+            next_status: now + self.opts.status_interval,
             liveness: Liveness::new(now),
             timeout_at: timeout.map(|t| now + t),
             timing_out: None,
@@ -621,10 +622,10 @@ mod tests {
         let mut p = Participant::new(&cfg(), "1", "s", opts.clone()).unwrap();
         p.arrive(2, None, T).unwrap();
         p.poll_transmit();
-        // Nothing is due before half the status interval.
-        assert_eq!(p.poll_timeout(), Some(T + opts.status_interval / 2));
+        // Nothing is due before the status interval.
+        assert_eq!(p.poll_timeout(), Some(T + opts.status_interval));
         assert_eq!(p.poll_deadline(), None, "no timer cuts a long poll short");
-        let mut t = T + opts.status_interval / 2;
+        let mut t = T + opts.status_interval;
         p.handle_timeout(t);
         assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
         // Counted: nothing to send.
@@ -689,13 +690,23 @@ mod tests {
         let mut p = Participant::new(&cfg(), "0", "s", opts.clone()).unwrap();
         p.arrive(0, None, T).unwrap();
         p.poll_transmit();
-        let first = T + opts.status_interval / 2;
+        // Not before `silence_after`: a first read then (here, with a short
+        // interval) finds nothing, and the wait goes on.
+        let mut short = opts.clone();
+        short.status_interval = opts.silence_after / 2;
+        let mut q = Participant::new(&cfg(), "0", "s", short.clone()).unwrap();
+        q.arrive(0, None, T).unwrap();
+        q.poll_transmit();
+        let early = T + short.status_interval;
+        q.handle_timeout(early);
+        q.handle_status(None, early);
+        assert_eq!(q.poll_event(), None, "{early:?} is not yet silent");
+        // The default first read (80 s) comes after `silence_after` (60 s):
+        // no state at all by then is a silent coordinator.
+        let first = T + opts.status_interval;
+        assert!(first >= T + opts.silence_after);
         p.handle_timeout(first);
         p.handle_status(None, first);
-        assert_eq!(p.poll_event(), None, "{first:?} is not yet silent");
-        let t = T + opts.silence_after;
-        p.handle_timeout(t.max(first + opts.status_interval));
-        p.handle_status(None, t.max(first + opts.status_interval));
         assert!(matches!(
             p.poll_event(),
             Some(Outcome::CoordinatorSilent { .. })
@@ -714,7 +725,7 @@ mod tests {
             let mut p = Participant::new(&cfg(), "1", "s", opts.clone()).unwrap();
             p.arrive(2, None, T).unwrap();
             p.poll_transmit();
-            let mut t = T + opts.status_interval / 2;
+            let mut t = T + opts.status_interval;
             // A live coordinator: its beat changes between reads.
             for k in 0..5 {
                 p.handle_timeout(t);
