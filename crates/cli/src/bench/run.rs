@@ -86,7 +86,17 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
                 client: client.clone(),
             },
         ),
-        None => match sqs_barrier_local::Server::bind(([127, 0, 0, 1], 0).into()).await {
+        None => match sqs_barrier_local::Server::bind_with(
+            ([127, 0, 0, 1], 0).into(),
+            // Every participant may hold a long poll and send a check-in at
+            // once; the endpoint's default cap (1,024) would make check-ins
+            // wait for a long poll to end from N = 500 or so.
+            sqs_barrier_local::Options::default().with_max_connections(
+                (3 * a.parties + 256).max(sqs_barrier_local::DEFAULT_MAX_CONNECTIONS),
+            ),
+        )
+        .await
+        {
             Ok(s) => {
                 let url = s.endpoint_url();
                 let target = Target {
