@@ -20,7 +20,7 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{self, BarrierInfo};
-use crate::error::Result;
+use crate::error::{Error, Result};
 use crate::notices;
 use crate::participant::{mono_now, send_checkin_queue, wall_now};
 use crate::sqs::Sqs;
@@ -480,34 +480,53 @@ impl Driver {
     }
 
     async fn delete(&self, receipts: Vec<String>) -> Result<()> {
-        for chunk in receipts.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(r)
-                        .build()
-                        .expect("id and handle set")
-                })
-                .collect();
-            let out = self
-                .sqs
-                .client()
-                .delete_message_batch()
-                .queue_url(&self.info.urls.checkin)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| self.sqs.error("DeleteMessageBatch", e))?;
-            for f in out.failed {
-                // Harmless: the message comes back and is recognised as
-                // already counted.
-                tracing::debug!(code = %f.code, "delete of a check-in failed");
+        // The batches go out several at a time: one after another, the
+        // check-ins of a large barrier would hold the coordinator's loop (and
+        // with it the counting of the next generation and its release) for
+        // N / 10 round trips after every state write.
+        let mut chunks = receipts.chunks(10);
+        let mut running = JoinSet::new();
+        loop {
+            while running.len() < DELETES_IN_FLIGHT {
+                let Some(chunk) = chunks.next() else { break };
+                let entries: Vec<_> = chunk
+                    .iter()
+                    .enumerate()
+                    .map(|(i, r)| {
+                        DeleteMessageBatchRequestEntry::builder()
+                            .id(i.to_string())
+                            .receipt_handle(r)
+                            .build()
+                            .expect("id and handle set")
+                    })
+                    .collect();
+                let (sqs, url) = (self.sqs.clone(), self.info.urls.checkin.clone());
+                running.spawn(async move {
+                    let out = sqs
+                        .client()
+                        .delete_message_batch()
+                        .queue_url(&url)
+                        .set_entries(Some(entries))
+                        .send()
+                        .await
+                        .map_err(|e| sqs.error("DeleteMessageBatch", e))?;
+                    for f in out.failed {
+                        // Harmless: the message comes back and is recognised
+                        // as already counted.
+                        tracing::debug!(code = %f.code, "delete of a check-in failed");
+                    }
+                    Ok::<(), Error>(())
+                });
             }
+            let Some(done) = running.join_next().await else {
+                return Ok(());
+            };
+            done.map_err(|e| Error::Sqs {
+                endpoint: self.sqs.endpoint().into(),
+                operation: "DeleteMessageBatch",
+                detail: e.to_string(),
+            })??;
         }
-        Ok(())
     }
 
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<()> {
@@ -562,6 +581,9 @@ impl Driver {
         Ok(())
     }
 }
+
+/// `DeleteMessageBatch` requests of the check-in queue in flight at once.
+const DELETES_IN_FLIGHT: usize = 8;
 
 async fn poll_checkins(
     index: usize,

@@ -21,7 +21,9 @@ use crate::sqs::Sqs;
 /// notice, read again until a sweep or its expiry removes it, or somebody
 /// else's), the next receive waits this long, doubling up to
 /// [`STALE_PAUSE_MAX`]: a visibility-0 receive returns visible messages at
-/// once, and must not spin on them.
+/// once, and must not spin on them. The first answer that held only old
+/// notices, which the participant deletes, is the exception: the next
+/// receive goes at once.
 const STALE_PAUSE: Duration = Duration::from_millis(100);
 const STALE_PAUSE_MAX: Duration = Duration::from_secs(5);
 
@@ -475,7 +477,7 @@ async fn wait_step(
         .map_or(20, |t| t.saturating_sub(now).as_secs().clamp(1, 20)) as i32;
     let paused = *pause;
     let receive = async {
-        if let Some(d) = paused {
+        if let Some(d) = paused.filter(|d| !d.is_zero()) {
             tokio::time::sleep(d).await;
         }
         inner
@@ -543,9 +545,16 @@ async fn wait_step(
     }
     *pause = if messages.is_empty() || accepted {
         None
+    } else if paused.is_none() && old.len() == messages.len() {
+        // Only old notices, deleted just below, after an answer that was
+        // not like this: the usual case is a receive sent right after this
+        // member's previous release, before the coordinator's sweep of this
+        // queue. Receive again at once; should they come back (SQS ignored
+        // the delete), pause from then on.
+        Some(Duration::ZERO)
     } else {
         // Only messages for others: do not spin on them.
-        Some(paused.map_or(STALE_PAUSE, |d| (d * 2).min(STALE_PAUSE_MAX)))
+        Some(paused.map_or(STALE_PAUSE, |d| (d * 2).clamp(STALE_PAUSE, STALE_PAUSE_MAX)))
     };
     if !old.is_empty() && !accepted {
         // Nobody needs them (the coordinator's sweep should have removed

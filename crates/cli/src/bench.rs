@@ -42,14 +42,18 @@
 //! worker process that reports over the line protocol of `worker`);
 //! `coordinator` splits the coordinator's requests into open and idle;
 //! `baseline` is the handout's protocol; `handoff` measures the endpoint;
-//! `stats` holds the arithmetic; `report` is `bench-report`.
+//! `stats` holds the arithmetic; `sampler` reads the queues' counts over a
+//! run (`--sample-queues`); `report` is `bench-report`, `queue_chart` its
+//! chart of those counts.
 
 mod baseline;
 mod coordinator;
 mod group;
 mod handoff;
+mod queue_chart;
 mod report;
 mod run;
+mod sampler;
 mod stats;
 mod summary;
 mod worker;

@@ -275,8 +275,25 @@ pub struct BenchArgs {
     pub parties: usize,
     /// The number of measured episodes (E); one warm-up episode runs first
     /// and is reported separately.
-    #[arg(long, short)]
-    pub episodes: u64,
+    #[arg(
+        long,
+        short,
+        required_unless_present = "duration",
+        conflicts_with = "duration"
+    )]
+    pub episodes: Option<u64>,
+    /// Instead of a number of episodes: run measured episodes back to back
+    /// for this many seconds (counted from the end of the warm-up); the
+    /// episodes already under way when the time is up are finished.
+    #[arg(long, value_name = "SECS")]
+    pub duration: Option<f64>,
+    /// Every SECS seconds during the run, read the approximate message
+    /// counts (visible, in flight, delayed) of the barrier's four queues
+    /// with GetQueueAttributes, on a client of its own (not counted), and
+    /// add the time series to the figures (`queue_series` in --json;
+    /// `bench-report --svg-queues` plots it).
+    #[arg(long, value_name = "SECS")]
+    pub sample_queues: Option<f64>,
     /// Spread the participants over this many OS processes (default: all
     /// are tasks of this process).
     #[arg(long)]
@@ -328,6 +345,10 @@ pub struct BenchWorkerArgs {
     /// Episodes in all, warm-up included.
     #[arg(long)]
     pub episodes: u64,
+    /// Start an episode only when permitted on stdin (`PERMIT k`: up to
+    /// episode k; `LAST k`: episode k is the last), for `bench --duration`.
+    #[arg(long)]
+    pub gated: bool,
     #[arg(long)]
     pub episode_timeout: f64,
     #[arg(long)]
@@ -348,4 +369,8 @@ pub struct BenchReportArgs {
     /// Write an SVG chart here.
     #[arg(long)]
     pub svg: Option<std::path::PathBuf>,
+    /// Write an SVG chart of the queue counts over time of the runs with
+    /// `bench --sample-queues` here (one row of panels per run).
+    #[arg(long, value_name = "FILE")]
+    pub svg_queues: Option<std::path::PathBuf>,
 }

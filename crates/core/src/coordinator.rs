@@ -850,6 +850,11 @@ impl<T> Coordinator<T> {
         };
         if self.probed {
             Some(last)
+        } else if self.version > self.durable && self.awaiting.len() >= 2 * self.cfg.members.len() {
+            // Episodes faster than the write interval: the check-ins that
+            // wait for a write (in flight until it lands) would pile up with
+            // the episode rate. Writing now keeps them within 2 N.
+            Some(last)
         } else if self.version > self.durable {
             Some(last + self.opts.min_write_interval)
         } else {
@@ -1125,6 +1130,34 @@ mod tests {
         let later = T + NOTICE_LIFE + Duration::from_secs(10);
         c.handle_message(3, &checkin(2, "0", "s", 0), later);
         assert_eq!(sweeps(&drain(&mut c)), vec![]);
+    }
+
+    #[test]
+    fn check_ins_awaiting_a_write_stay_within_twice_the_members() {
+        let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+        write(&mut c, T);
+        // One generation: its two check-ins wait for the write due after
+        // the minimum write interval.
+        c.handle_message(1, &checkin(0, "0", "s", 0), T);
+        c.handle_message(2, &checkin(0, "1", "s", 0), T);
+        drain(&mut c);
+        assert_eq!(
+            c.poll_timeout(),
+            Some(T + CoordinatorOptions::default().min_write_interval)
+        );
+        // Generation after generation within the write interval: every
+        // check-in awaits the next write.
+        let mut token = 2;
+        for g in 1..2u64 {
+            for m in ["0", "1"] {
+                token += 1;
+                c.handle_message(token, &checkin(g, m, "s", 0), T);
+            }
+            drain(&mut c);
+        }
+        // 4 = 2 N awaiting: the next write is due now, not after the
+        // minimum write interval.
+        assert_eq!(c.poll_timeout(), Some(T));
     }
 
     #[test]

@@ -51,6 +51,28 @@ pub(super) struct Work {
     pub(super) seed: u64,
 }
 
+/// Permission to start episodes, for runs bounded by time (`bench
+/// --duration`): a participant starts episode `k` only once `upto >= k`;
+/// once `last` is set, `upto` is the run's last episode. The bench process
+/// keeps `upto` a few episodes ahead of the last complete one, so the gate
+/// rarely holds anyone, and every participant stops after the same episode.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub(super) struct Permit {
+    pub(super) upto: u64,
+    pub(super) last: bool,
+}
+
+/// The participants' side of the permits.
+pub(super) type Gate = tokio::sync::watch::Receiver<Permit>;
+
+/// Waits until episode `k` may start; false if the run ended before it (or
+/// the permits stopped coming).
+async fn permitted(gate: &mut Gate, k: u64) -> bool {
+    gate.wait_for(|p| p.upto >= k || p.last)
+        .await
+        .is_ok_and(|p| p.upto >= k)
+}
+
 /// One episode of one participant, times in microseconds since the epoch.
 struct Sample {
     /// Just before the check-in.
@@ -116,13 +138,15 @@ pub(super) enum Msg {
     Failed(String),
 }
 
-/// Runs `members` (all on clients of `sqs`) through the plan's episodes and
-/// reports on `tx`. After the warm-up episode the group pauses until all
-/// its members are released, so that its counter is read between episodes.
+/// Runs `members` (all on clients of `sqs`) through the plan's episodes (or,
+/// with a `gate`, the episodes it permits) and reports on `tx`. After the
+/// warm-up episode the group pauses until all its members are released, so
+/// that its counter is read between episodes.
 pub(super) async fn run_group(
     sqs: Sqs,
     members: Vec<Member>,
     plan: Plan,
+    gate: Option<Gate>,
     tx: mpsc::UnboundedSender<Msg>,
 ) {
     let n = members.len();
@@ -134,19 +158,25 @@ pub(super) async fn run_group(
     let timeout = plan.timeout + Duration::from_secs_f64(plan.work.max_secs);
     let mut tasks = JoinSet::new();
     for m in members {
-        let (pause, start, agg, tx, sqs, waiting) = (
+        let (pause, start, agg, tx, sqs, waiting, mut gate) = (
             pause.clone(),
             start.clone(),
             agg.clone(),
             tx.clone(),
             sqs.clone(),
             waiting.clone(),
+            gate.clone(),
         );
         tasks.spawn(async move {
             let work = plan.work;
             let mut rng = StdRng::seed_from_u64(work.seed.wrapping_add(m.index as u64));
             let mut mine = Waiting::default();
             for k in 0..plan.episodes {
+                if let Some(g) = &mut gate
+                    && !permitted(g, k).await
+                {
+                    break;
+                }
                 if k > 0 && work.max_secs > 0.0 {
                     let secs = rng.random_range(0.0..=work.max_secs);
                     tokio::time::sleep(Duration::from_secs_f64(secs)).await;

@@ -1,13 +1,15 @@
 //! `sqs-barrier bench-report`: `bench --json` lines to a Markdown table and
 //! a hand-written SVG line chart (release p50 and requests per
 //! participant-episode against N); runs with `--work` get a second table,
-//! the cost of waiting.
+//! the cost of waiting, and runs with `--sample-queues` a third, and a chart
+//! of their own (`--svg-queues`, see `queue_chart`).
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
+use super::queue_chart;
 use crate::cli::BenchReportArgs;
 use crate::exit;
 
@@ -85,6 +87,7 @@ fn row(v: &Value) -> Option<Row> {
 /// Runs `bench-report`; the exit code.
 pub fn report(a: BenchReportArgs) -> u8 {
     let mut rows = Vec::new();
+    let mut sampled = Vec::new();
     for f in &a.files {
         let text = match std::fs::read_to_string(f) {
             Ok(t) => t,
@@ -93,19 +96,37 @@ pub fn report(a: BenchReportArgs) -> u8 {
                 return exit::USAGE;
             }
         };
-        rows.extend(
-            text.lines()
-                .filter_map(|l| serde_json::from_str::<Value>(l).ok())
-                .filter_map(|v| row(&v)),
-        );
+        for v in text
+            .lines()
+            .filter_map(|l| serde_json::from_str::<Value>(l).ok())
+        {
+            rows.extend(row(&v));
+            sampled.extend(queue_chart::run(&v));
+        }
     }
     if rows.is_empty() {
         eprintln!("sqs-barrier bench-report: no `bench --json` lines found");
         return exit::USAGE;
     }
     print!("{}", table(&rows));
+    if !sampled.is_empty() {
+        print!("{}", queue_chart::table(&sampled));
+    }
+    let mut charts = Vec::new();
     if let Some(path) = &a.svg {
-        if let Err(e) = std::fs::write(path, svg(&rows)) {
+        charts.push((path, svg(&rows)));
+    }
+    if let Some(path) = &a.svg_queues {
+        if sampled.is_empty() {
+            eprintln!(
+                "sqs-barrier bench-report: --svg-queues: no run with `bench --sample-queues` found"
+            );
+            return exit::USAGE;
+        }
+        charts.push((path, queue_chart::svg(&sampled)));
+    }
+    for (path, chart) in charts {
+        if let Err(e) = std::fs::write(path, chart) {
             eprintln!("sqs-barrier bench-report: {}: {e}", path.display());
             return exit::INFRA;
         }
@@ -166,7 +187,7 @@ const TOP: f64 = 40.0;
 const PW: f64 = 370.0;
 const PH: f64 = 230.0;
 
-fn esc(s: &str) -> String {
+pub(super) fn esc(s: &str) -> String {
     s.replace('&', "&amp;")
         .replace('<', "&lt;")
         .replace('>', "&gt;")

@@ -2,17 +2,19 @@
 //! monitor), the participants, and the figures.
 
 use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqs_barrier::core::coordinator::Event;
 use sqs_barrier::{ClientOptions, CoordinatorOptions, admin};
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::baseline::{BaselineQueues, monitor};
 use super::coordinator::Window;
-use super::group::{Msg, Plan, Work, connect_members, run_group};
+use super::group::{Msg, Permit, Plan, Work, connect_members, run_group};
 use super::handoff::handoff;
+use super::sampler::Sampler;
 use super::stats::{Waiting, add, pct, r3, sorted};
 use super::summary::{PerMinute, Report, print_report};
 use super::{COORD_START, Counts, Failure, SETTLE, Target, now_us, seconds, work_seconds, worker};
@@ -32,9 +34,24 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
             a.parties
         ));
     }
-    if a.episodes == 0 {
+    if a.episodes == Some(0) {
         return usage("--episodes must be at least 1".into());
     }
+    if a.baseline && (a.duration.is_some() || a.sample_queues.is_some()) {
+        return usage("--duration and --sample-queues must be used without --baseline".into());
+    }
+    let duration = match a.duration.map(|d| seconds(d, "--duration")).transpose() {
+        Ok(d) => d,
+        Err(f) => return usage(f.msg),
+    };
+    let sample = match a
+        .sample_queues
+        .map(|d| seconds(d, "--sample-queues"))
+        .transpose()
+    {
+        Ok(d) => d,
+        Err(f) => return usage(f.msg),
+    };
     if let Some(p) = a.processes
         && (p == 0 || p > a.parties)
     {
@@ -69,7 +86,17 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
                 client: client.clone(),
             },
         ),
-        None => match sqs_barrier_local::Server::bind(([127, 0, 0, 1], 0).into()).await {
+        None => match sqs_barrier_local::Server::bind_with(
+            ([127, 0, 0, 1], 0).into(),
+            // Every participant may hold a long poll and send a check-in at
+            // once; the endpoint's default cap (1,024) would make check-ins
+            // wait for a long poll to end from N = 500 or so.
+            sqs_barrier_local::Options::default().with_max_connections(
+                (3 * a.parties + 256).max(sqs_barrier_local::DEFAULT_MAX_CONNECTIONS),
+            ),
+        )
+        .await
+        {
             Ok(s) => {
                 let url = s.endpoint_url();
                 let target = Target {
@@ -85,7 +112,12 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
             }
         },
     };
-    let code = match bench(&a, &target, timeout, work).await {
+    let limits = Limits {
+        timeout,
+        duration,
+        sample,
+    };
+    let code = match bench(&a, &target, limits, work).await {
         Ok(r) => {
             print_report(&r, a.json);
             exit::OK
@@ -101,14 +133,29 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
     code
 }
 
+/// How long an episode may take, how long the run may take (`--duration`;
+/// else `--episodes`), and how often to sample the queues.
+#[derive(Clone, Copy, Debug)]
+struct Limits {
+    timeout: Duration,
+    duration: Option<Duration>,
+    sample: Option<Duration>,
+}
+
+/// How far ahead of the last complete episode participants may start
+/// episodes, in a run bounded by time.
+const AHEAD: u64 = 8;
+
 async fn bench(
     a: &BenchArgs,
     target: &Target,
-    timeout: Duration,
+    limits: Limits,
     work: Work,
 ) -> Result<Report, Failure> {
     let n = a.parties;
-    let total = a.episodes + 1;
+    let timeout = limits.timeout;
+    // Without --episodes the run ends by time (the baseline always has it).
+    let total = a.episodes.map_or(u64::MAX, |e| e + 1);
     let name = format!("bench-{:08x}", rand::random::<u32>());
     let admin_sqs = target.sqs().await?;
     let began = Instant::now();
@@ -125,6 +172,13 @@ async fn bench(
     } else {
         admin::setup(&admin_sqs, &name, &admin::SetupOptions::new(n)).await?;
         None
+    };
+    let progress = Arc::new(AtomicU64::new(0));
+    let sampler = match limits.sample {
+        Some(every) => {
+            Some(Sampler::start(target.sqs().await?, &name, every, progress.clone()).await?)
+        }
+        None => None,
     };
     let mut decider: tokio::task::JoinHandle<Result<(), String>> = match &baseline {
         Some(q) => tokio::spawn(monitor(
@@ -178,11 +232,19 @@ async fn bench(
         target,
         &name,
         baseline.clone(),
-        &window,
         &mut decider,
         plan,
+        Progress {
+            duration: limits.duration,
+            complete: &progress,
+            window: &window,
+        },
     )
     .await;
+    let series = match sampler {
+        Some(s) => Some(s.stop().await),
+        None => None,
+    };
 
     // Stop and clean up whatever happened.
     let _ = stop_tx.send(());
@@ -202,6 +264,8 @@ async fn bench(
         }
     }
     let (eps, part, waiting) = result?;
+    let total = eps.len() as u64;
+    let episodes = total - 1;
     let window = window.lock().expect("lock");
     let coord = &window.whole.requests;
 
@@ -219,14 +283,14 @@ async fn bench(
         .collect();
     let mean = lat.iter().sum::<f64>() / lat.len() as f64;
     let lat = sorted(lat);
-    let pe = (n as u64 * a.episodes) as f64;
+    let pe = (n as u64 * episodes) as f64;
     let mut all = part.clone();
     add(&mut all, coord);
     let total_req: u64 = all.values().sum();
     let part_req: u64 = part.values().sum();
     let coord_req: u64 = coord.values().sum();
     // From the first check-in of episode 1 to the last release.
-    let span = eps[a.episodes as usize].2.saturating_sub(eps[1].0) as f64 / 1e6;
+    let span = eps[episodes as usize].2.saturating_sub(eps[1].0) as f64 / 1e6;
     let p50 = pct(&lat, 0.5);
     let h50 = pct(&hand, 0.5);
     Ok(Report {
@@ -238,7 +302,7 @@ async fn bench(
         },
         endpoint_url: target.url.clone(),
         parties: n,
-        episodes: a.episodes,
+        episodes,
         processes: a.processes.unwrap_or(1),
         warmup: "excluded",
         warmup_release_ms: r3(eps[0].2.saturating_sub(eps[0].1) as f64 / 1e3),
@@ -249,17 +313,19 @@ async fn bench(
         decision_p50_ms: (!dec.is_empty()).then(|| r3(pct(&sorted(dec), 0.5))),
         requests_per_participant_episode: r3(total_req as f64 / pe),
         participant_requests_per_participant_episode: r3(part_req as f64 / pe),
-        coordinator_requests_per_episode: r3(coord_req as f64 / a.episodes as f64),
+        coordinator_requests_per_episode: r3(coord_req as f64 / episodes as f64),
         requests_by_operation: all
             .iter()
             .map(|(k, v)| (k.clone(), r3(*v as f64 / pe)))
             .collect(),
         requests_total: total_req,
         episodes_per_second: r3(if span > 0.0 {
-            a.episodes as f64 / span
+            episodes as f64 / span
         } else {
             0.0
         }),
+        duration_limit_s: limits.duration.map(|d| d.as_secs_f64()),
+        queue_series: series,
         handoff_p50_ms: r3(h50),
         handoff_p99_ms: r3(pct(&hand, 0.99)),
         handoff_samples: hand.len(),
@@ -285,6 +351,16 @@ async fn bench(
     })
 }
 
+/// How long a run by time lasts (else it runs the plan's episodes), where
+/// the count of complete episodes goes (read by the queue sampler), and the
+/// coordinator's measured window (started after the warm-up, ended after
+/// the last episode).
+struct Progress<'a> {
+    duration: Option<Duration>,
+    complete: &'a AtomicU64,
+    window: &'a Arc<Mutex<Window>>,
+}
+
 /// Per episode: the first and the last check-in, the last release (µs).
 type Episodes = Vec<(u64, u64, u64)>;
 
@@ -297,12 +373,23 @@ async fn drive(
     target: &Target,
     name: &str,
     baseline: Option<Arc<BaselineQueues>>,
-    window: &Arc<Mutex<Window>>,
     decider: &mut tokio::task::JoinHandle<Result<(), String>>,
     plan: Plan,
+    progress: Progress<'_>,
 ) -> Result<(Episodes, Counts, Waiting), Failure> {
     let n = a.parties;
-    let total = plan.episodes;
+    let (duration, window) = (progress.duration, progress.window);
+    // The last episode + 1; found when the time is up in a run by time.
+    let mut total = plan.episodes;
+    // Permits to start episodes, in a run by time.
+    let gate = duration.map(|_| {
+        watch::channel(Permit {
+            upto: AHEAD,
+            last: false,
+        })
+    });
+    let mut ends: Option<tokio::time::Instant> = None;
+    let mut next_note = None;
     // The next episode must complete within this after the previous one (a
     // generous margin over the participants' own timeout, for a hung
     // process).
@@ -313,17 +400,20 @@ async fn drive(
         None => {
             let sqs = target.sqs().await?;
             let members = connect_members(&sqs, name, 0, n, baseline).await?;
-            tokio::spawn(run_group(sqs, members, plan, tx));
+            let gate = gate.as_ref().map(|(_, rx)| rx.clone());
+            tokio::spawn(run_group(sqs, members, plan, gate, tx));
             1
         }
         Some(_) => {
-            let p = worker::spawn(a, target, name, plan, &tx)?;
+            let gate = gate.as_ref().map(|(_, rx)| rx);
+            let p = worker::spawn(a, target, name, plan, gate, &tx)?;
             drop(tx);
             p
         }
     };
 
-    let mut eps: Vec<(usize, u64, u64, u64)> = vec![(0, u64::MAX, 0, 0); total as usize];
+    const NONE: (usize, u64, u64, u64) = (0, u64::MAX, 0, 0);
+    let mut eps: Vec<(usize, u64, u64, u64)> = Vec::new();
     let mut complete = 0u64;
     let mut reported = 0usize;
     let mut part = Counts::new();
@@ -372,14 +462,19 @@ async fn drive(
                 before,
                 released,
             }) => {
-                let Some(e) = eps.get_mut(k as usize) else {
+                if k >= total {
                     continue;
-                };
+                }
+                if eps.len() <= k as usize {
+                    eps.resize(k as usize + 1, NONE);
+                }
+                let e = &mut eps[k as usize];
                 e.0 += 1;
                 e.1 = e.1.min(first);
                 e.2 = e.2.max(before);
                 e.3 = e.3.max(released);
-                while complete < total && eps[complete as usize].0 == groups {
+                while complete < total && eps.get(complete as usize).is_some_and(|e| e.0 == groups)
+                {
                     if complete == 0 {
                         let w = window.clone();
                         coord_start = Some(tokio::spawn(async move {
@@ -388,8 +483,25 @@ async fn drive(
                         }));
                     }
                     complete += 1;
-                    deadline = tokio::time::Instant::now() + limit;
-                    if total >= 20 && complete.is_multiple_of(step) {
+                    progress.complete.store(complete, Ordering::Relaxed);
+                    let now = tokio::time::Instant::now();
+                    deadline = now + limit;
+                    if let (Some((permits, _)), Some(d)) = (&gate, duration) {
+                        // The time counts from the end of the warm-up.
+                        let end = *ends.get_or_insert(now + SETTLE + d);
+                        let note = next_note.get_or_insert(now + SETTLE + d / 10);
+                        if now >= *note {
+                            *note += d / 10;
+                            let left = end.saturating_duration_since(now).as_secs();
+                            eprintln!("sqs-barrier bench: {complete} episodes, {left} s to go");
+                        }
+                        if now < end {
+                            permits.send_modify(|p| p.upto = p.upto.max(complete + AHEAD));
+                        } else if !permits.borrow().last {
+                            permits.send_modify(|p| p.last = true);
+                            total = permits.borrow().upto + 1;
+                        }
+                    } else if total >= 20 && complete.is_multiple_of(step) {
                         eprintln!("sqs-barrier bench: {complete}/{total} episodes");
                     }
                 }
@@ -409,7 +521,10 @@ async fn drive(
     }
     window.lock().expect("lock").end();
     Ok((
-        eps.into_iter().map(|(_, f, b, r)| (f, b, r)).collect(),
+        eps.into_iter()
+            .take(total as usize)
+            .map(|(_, f, b, r)| (f, b, r))
+            .collect(),
         part,
         waiting,
     ))

@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Counts;
+use super::sampler::QueueSeries;
 use super::stats::{per, r3, r6};
 
 /// The JSON report (`--json`, and what `bench-report` reads).
@@ -32,6 +33,13 @@ pub(super) struct Report {
     pub(super) requests_by_operation: BTreeMap<String, f64>,
     pub(super) requests_total: u64,
     pub(super) episodes_per_second: f64,
+    /// `--duration`: the run's time limit in seconds (`episodes` is then
+    /// what was run in it).
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) duration_limit_s: Option<f64>,
+    /// `--sample-queues`: the barrier's queue counts over the run.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) queue_series: Option<QueueSeries>,
     pub(super) handoff_p50_ms: f64,
     pub(super) handoff_p99_ms: f64,
     pub(super) handoff_samples: usize,
@@ -153,6 +161,21 @@ pub(super) fn print_report(r: &Report, json: bool) {
     }
     if let Some(i) = &r.coordinator_idle {
         i.line("coordinator while no generation was open");
+    }
+    if let Some(q) = &r.queue_series {
+        println!(
+            "  queues sampled every {} s: {} samples, {} failed reads; most messages seen (visible / in flight):",
+            q.interval_s,
+            q.samples.len(),
+            q.errors
+        );
+        let (vis, fly) = (q.max_of(|s| &s.visible), q.max_of(|s| &s.in_flight));
+        for (i, name) in q.queues.iter().enumerate() {
+            println!("    {name:<40} {} / {}", vis[i], fly[i]);
+        }
+        if let Some(e) = &q.first_error {
+            println!("    first failed read: {e}");
+        }
     }
     if json {
         println!("{}", serde_json::to_string(r).expect("report serialises"));

@@ -12,17 +12,21 @@
 //! * `REQ {"Operation": count, ...}`: the group's requests during the
 //!   measured episodes; the last line of a worker that succeeded;
 //! * `FAIL why`: the group failed; the last line.
+//!
+//! With `--gated` (`bench --duration`) a worker starts an episode only when
+//! its stdin has permitted it: `PERMIT k` (episodes up to k may start) and
+//! `LAST k` (episode k is the last one), one per line.
 
 use std::process::Stdio;
 use std::sync::Arc;
 
 use sqs_barrier::{ClientOptions, Sqs};
-use tokio::io::{AsyncBufReadExt, BufReader};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 use tokio::process::Command;
-use tokio::sync::mpsc;
+use tokio::sync::{mpsc, watch};
 
 use super::baseline::BaselineQueues;
-use super::group::{Msg, Plan, Work, connect_members, run_group};
+use super::group::{Gate, Msg, Permit, Plan, Work, connect_members, run_group};
 use super::{Failure, Target, seconds, work_seconds};
 use crate::cli::{BenchArgs, BenchWorkerArgs};
 use crate::exit;
@@ -46,8 +50,16 @@ pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
             None
         };
         let members = connect_members(&sqs, &a.barrier, a.first, a.count, queues).await?;
+        // The sender stays here, so that the gate stays open after the last
+        // permit until the group is done.
+        let permits = Arc::new(watch::channel(Permit::default()).0);
+        let gate = a.gated.then(|| {
+            let p = permits.clone();
+            std::thread::spawn(move || read_permits(&p));
+            permits.subscribe()
+        });
         let (tx, mut rx) = mpsc::unbounded_channel();
-        tokio::spawn(run_group(sqs, members, plan, tx));
+        tokio::spawn(run_group(sqs, members, plan, gate, tx));
         while let Some(m) = rx.recv().await {
             match m {
                 Msg::Episode {
@@ -74,6 +86,46 @@ pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
         Err(f) => {
             println!("FAIL {}", f.msg);
             f.code
+        }
+    }
+}
+
+/// Reads `PERMIT k` and `LAST k` lines from stdin into `permits` (on a
+/// thread of its own: a blocking read).
+fn read_permits(permits: &watch::Sender<Permit>) {
+    for l in std::io::stdin().lines() {
+        let Ok(l) = l else { return };
+        if let Some(p) = parse_permit(&l) {
+            permits.send_modify(|q| {
+                q.upto = q.upto.max(p.upto);
+                q.last |= p.last;
+            });
+        }
+    }
+}
+
+fn parse_permit(l: &str) -> Option<Permit> {
+    let (word, k) = l.split_once(' ')?;
+    let upto = k.trim().parse().ok()?;
+    match word {
+        "PERMIT" => Some(Permit { upto, last: false }),
+        "LAST" => Some(Permit { upto, last: true }),
+        _ => None,
+    }
+}
+
+/// Sends a worker the permits of `gate` on its stdin as they change, until
+/// the last one.
+async fn send_permits(mut stdin: tokio::process::ChildStdin, mut gate: Gate) {
+    loop {
+        let p = *gate.borrow_and_update();
+        let word = if p.last { "LAST" } else { "PERMIT" };
+        let line = format!("{word} {}\n", p.upto);
+        if stdin.write_all(line.as_bytes()).await.is_err() || stdin.flush().await.is_err() {
+            return;
+        }
+        if p.last || gate.changed().await.is_err() {
+            return;
         }
     }
 }
@@ -120,19 +172,19 @@ fn child(exe: &std::path::Path, target: &Target) -> Command {
             .env("AWS_REGION", "us-east-1")
             .env_remove("AWS_PROFILE");
     }
-    c.stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .kill_on_drop(true);
+    c.stdout(Stdio::piped()).kill_on_drop(true);
     c
 }
 
 /// Starts `--processes` worker processes, each with its share of the
-/// participants, and forwards their reports to `tx`; the number of workers.
+/// participants, and forwards their reports to `tx` (and the permits of
+/// `gate` to them); the number of workers.
 pub(super) fn spawn(
     a: &BenchArgs,
     target: &Target,
     name: &str,
     plan: Plan,
+    gate: Option<&Gate>,
     tx: &mpsc::UnboundedSender<Msg>,
 ) -> Result<usize, Failure> {
     let n = a.parties;
@@ -153,10 +205,18 @@ pub(super) fn spawn(
         if a.baseline {
             c.arg("--baseline");
         }
+        if gate.is_some() {
+            c.arg("--gated").stdin(Stdio::piped());
+        } else {
+            c.stdin(Stdio::null());
+        }
         first += count;
         let mut ch = c
             .spawn()
             .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot start worker {g}: {e}")))?;
+        if let (Some(gate), Some(stdin)) = (gate, ch.stdin.take()) {
+            tokio::spawn(send_permits(stdin, gate.clone()));
+        }
         let out = ch.stdout.take().expect("piped");
         let tx = tx.clone();
         tokio::spawn(async move {
@@ -207,5 +267,25 @@ mod tests {
         assert!(parse_line("WAIT {}").is_none());
         assert!(parse_line("EP 1 2 3").is_none());
         assert!(parse_line("noise").is_none());
+    }
+
+    #[test]
+    fn permit_lines() {
+        assert_eq!(
+            parse_permit("PERMIT 7"),
+            Some(Permit {
+                upto: 7,
+                last: false
+            })
+        );
+        assert_eq!(
+            parse_permit("LAST 9"),
+            Some(Permit {
+                upto: 9,
+                last: true
+            })
+        );
+        assert_eq!(parse_permit("LAST x"), None);
+        assert_eq!(parse_permit("STOP 1"), None);
     }
 }
