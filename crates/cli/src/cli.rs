@@ -198,7 +198,7 @@ pub struct WaitArgs {
     /// the check-in again (SQS lost it), whether the phase was released
     /// although the release notice went missing, and whether a coordinator
     /// is alive.
-    #[arg(long, default_value_t = 80.0, value_name = "SECS")]
+    #[arg(long, default_value_t = 120.0, value_name = "SECS")]
     pub status_interval: f64,
 }
 

@@ -60,7 +60,7 @@ impl Default for ParticipantOptions {
     fn default() -> Self {
         Self {
             silence_after: Duration::from_secs(60),
-            status_interval: Duration::from_secs(80),
+            status_interval: Duration::from_secs(120),
             status_grace: Duration::from_secs(5),
         }
     }
@@ -701,7 +701,7 @@ mod tests {
         q.handle_timeout(early);
         q.handle_status(None, early);
         assert_eq!(q.poll_event(), None, "{early:?} is not yet silent");
-        // The default first read (80 s) comes after `silence_after` (60 s):
+        // The default first read (120 s) comes after `silence_after` (60 s):
         // no state at all by then is a silent coordinator.
         let first = T + opts.status_interval;
         assert!(first >= T + opts.silence_after);

@@ -21,7 +21,7 @@ fn released(py: Python<'_>, r: Released) -> PyResult<Py<PyAny>> {
 /// A member's handle on a barrier.
 ///
 /// Barrier(name, member, *, endpoint_url=None, region=None, profile=None,
-///         silence=60.0, status_interval=80.0)
+///         silence=60.0, status_interval=120.0)
 ///
 /// Reads the barrier's configuration from SQS and checks that `member` is
 /// one of its members. Keywords left out come from the standard AWS
@@ -32,9 +32,9 @@ fn released(py: Python<'_>, r: Released) -> PyResult<Py<PyAny>> {
 /// `silence` and `status_interval` are those of `sqs-barrier wait`: a wait
 /// raises CoordinatorSilent when the coordinator published nothing new for
 /// `silence` seconds, and it reads the coordinator's published state every
-/// `status_interval` seconds (the first read half of that after arriving),
-/// which also makes it send its check-in again if SQS lost it or its
-/// release notice.
+/// `status_interval` seconds (the first read that long after arriving),
+/// which also makes it send its check-in again if SQS lost it, and pass if
+/// its phase was released while the release notice went missing.
 ///
 /// Each wait() or arrive() arrives at the next phase (0 first). Raises
 /// NotSetUp if the barrier does not exist, ConfigError if `member` is not
@@ -66,7 +66,7 @@ impl Barrier {
 #[pymethods]
 impl Barrier {
     #[new]
-    #[pyo3(signature = (name, member, *, endpoint_url=None, region=None, profile=None, silence=60.0, status_interval=80.0))]
+    #[pyo3(signature = (name, member, *, endpoint_url=None, region=None, profile=None, silence=60.0, status_interval=120.0))]
     #[allow(clippy::too_many_arguments)]
     fn new(
         py: Python<'_>,

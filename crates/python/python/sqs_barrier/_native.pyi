@@ -19,7 +19,7 @@ class Barrier:
         region: Optional[str] = None,
         profile: Optional[str] = None,
         silence: float = 60.0,
-        status_interval: float = 80.0,
+        status_interval: float = 120.0,
     ) -> None: ...
     @property
     def name(self) -> str: ...
