@@ -14,7 +14,8 @@ waits at the same phase once more.
 Modes: "wait" (Barrier.wait), "arrive" (Barrier.arrive, then
 Arrival.wait), "async" (await Barrier.wait_async in asyncio).
 --coordinator runs sqs_barrier.run_coordinator instead of a member and
-prints "stopped" after Ctrl-C stopped it.
+prints "stopped" after Ctrl-C (KeyboardInterrupt) or SIGTERM (it returns)
+stopped it.
 """
 
 import argparse
@@ -72,10 +73,10 @@ def main() -> int:
         try:
             sqs_barrier.run_coordinator(args.barrier)
         except KeyboardInterrupt:
-            say("stopped")
+            say("stopped", by="KeyboardInterrupt")
             return 0
-        say("returned")
-        return 1
+        say("stopped", by="return")
+        return 0
 
     barrier = sqs_barrier.Barrier(
         args.barrier, args.member, status_interval=args.status_interval

@@ -443,7 +443,8 @@ def test_local_endpoint_in_process(procs_for, aws_env, name):
     assert "cannot reach SQS" in str(e.value)
 
 
-def test_python_coordinator_with_cli_members(sqs_url, procs_for, name):
+@pytest.mark.parametrize("stop_signal", [signal.SIGINT, signal.SIGTERM], ids=["SIGINT", "SIGTERM"])
+def test_python_coordinator_with_cli_members(sqs_url, procs_for, name, stop_signal):
     procs = procs_for(sqs_url)
     sqs_barrier.setup(name, 3, endpoint_url=sqs_url)
     coordinator = procs.member(name, "-", "--coordinator")
@@ -453,8 +454,10 @@ def test_python_coordinator_with_cli_members(sqs_url, procs_for, name):
         for w in waits:
             code, out, err = finish(w)
             assert code == 0 and f"phase {phase} released" in out, err
-    coordinator.send_signal(signal.SIGINT)
-    events(coordinator, "stopped", 15)
+    coordinator.send_signal(stop_signal)
+    stopped = events(coordinator, "stopped", 15)[-1]
+    # Ctrl-C raises KeyboardInterrupt after the clean stop; SIGTERM returns.
+    assert stopped["by"] == ("KeyboardInterrupt" if stop_signal == signal.SIGINT else "return")
     code, out, err = finish(coordinator, 15)
     assert code == 0, err
     st = sqs_barrier.status(name, probe=False, endpoint_url=sqs_url)

@@ -25,14 +25,20 @@ CoordinatorSilent, NotSetUp, EndpointError and ConfigError.
 from __future__ import annotations
 
 import contextlib
-from typing import Iterator
+import signal
+import threading
+from typing import TYPE_CHECKING, Iterator, Optional
+
+from . import _native
+
+if TYPE_CHECKING:
+    from ._native import _Event
 
 from ._native import (
     Arrival,
     Barrier,
     LocalEndpoint,
     abort,
-    run_coordinator,
     setup,
     status,
     teardown,
@@ -67,6 +73,67 @@ __all__ = [
     "status",
     "teardown",
 ]
+
+
+class _StopWhen:
+    """Set when SIGTERM came or the caller's own stop object is set."""
+
+    def __init__(self, stop) -> None:
+        self.terminated = threading.Event()
+        self.stop = stop
+
+    def is_set(self) -> bool:
+        return self.terminated.is_set() or (self.stop is not None and bool(self.stop.is_set()))
+
+
+def run_coordinator(
+    name: str,
+    *,
+    stop: Optional[_Event] = None,
+    force: bool = False,
+    endpoint_url: Optional[str] = None,
+    region: Optional[str] = None,
+    profile: Optional[str] = None,
+) -> None:
+    """Runs the coordinator of barrier `name` until it is stopped; blocks.
+
+    It stops cleanly, as `sqs-barrier coordinator` does (the check-ins it
+    holds are handed back and a last state marked "stopped" is published,
+    so that a successor takes over at once):
+    - on SIGTERM (`kill PID`, what systemd, Docker and Kubernetes send),
+      when called in the main thread and SIGTERM has no handler of the
+      program's own; then it returns None;
+    - when `stop` is set (any object with an is_set() method, e.g. a
+      threading.Event, looked at every 50 ms); then it returns None;
+    - on Ctrl-C (SIGINT) in the main thread; then it raises
+      KeyboardInterrupt. A second Ctrl-C during the clean stop abandons it.
+      (A shell script's background jobs ignore SIGINT: stop those with
+      SIGTERM.)
+
+    Like the command it never refuses to start: while another coordinator
+    is active it stands by and takes over when that one is gone. `force`
+    takes over at once. Raises NotSetUp or EndpointError on a permanent
+    error.
+    """
+    when = _StopWhen(stop)
+    previous = None
+    if (
+        threading.current_thread() is threading.main_thread()
+        and signal.getsignal(signal.SIGTERM) is signal.SIG_DFL
+    ):
+        previous = signal.signal(signal.SIGTERM, lambda _sig, _frame: when.terminated.set())
+    try:
+        _native.run_coordinator(
+            name,
+            stop=when,
+            force=force,
+            endpoint_url=endpoint_url,
+            region=region,
+            profile=profile,
+        )
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
