@@ -10,6 +10,8 @@ mod demo;
 mod exit;
 mod table;
 
+use std::io::IsTerminal as _;
+
 use clap::Parser;
 
 fn main() -> std::process::ExitCode {
@@ -30,6 +32,9 @@ fn main() -> std::process::ExitCode {
                 .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(filter)),
         )
         .with_writer(std::io::stderr)
+        // Colour only for a terminal: logs piped to a file or a journal
+        // stay plain text.
+        .with_ansi(std::io::stderr().is_terminal())
         .init();
     let rt = match tokio::runtime::Builder::new_multi_thread()
         .enable_all()

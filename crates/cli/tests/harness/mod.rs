@@ -506,6 +506,7 @@ impl ProcessSupervisor {
             let mut stopping = stopping.clone();
             tasks.push(tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(seed ^ k as u64);
+                let traced = std::env::var_os("SOAK_LOG").is_some();
                 tokio::time::sleep(Duration::from_millis(500 * k as u64)).await;
                 loop {
                     let mut child = tokio::process::Command::new(bin)
@@ -516,11 +517,14 @@ impl ProcessSupervisor {
                         .env("AWS_REGION", "us-east-1")
                         .env("AWS_EC2_METADATA_DISABLED", "true")
                         .env_remove("AWS_PROFILE")
+                        // With SOAK_LOG, its debug log goes into the timeline.
+                        .env("SQS_BARRIER_LOG", if traced { "sqs_barrier=debug" } else { "info" })
                         .stdout(std::process::Stdio::null())
                         .stderr(std::process::Stdio::piped())
                         .kill_on_drop(true)
                         .spawn()
                         .expect("spawn sqs-barrier coordinator");
+                    let pid = child.id();
                     pids.lock().unwrap()[k] = child.id();
                     // Drain stderr (the coordinator logs at info): keep the
                     // last line, for an unexpected exit.
@@ -531,6 +535,9 @@ impl ProcessSupervisor {
                         if let Some(e) = stderr {
                             let mut lines = tokio::io::BufReader::new(e).lines();
                             while let Ok(Some(l)) = lines.next_line().await {
+                                if traced {
+                                    tracing::info!(target: "soak", slot = k, ?pid, "coordinator: {l}");
+                                }
                                 last = l;
                             }
                         }
