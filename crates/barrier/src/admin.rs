@@ -4,6 +4,7 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sqs::types::QueueAttributeName as A;
+use sqs_barrier_core::coordinator::WriteGuard;
 use sqs_barrier_core::names::{QueueNames, validate_barrier_name};
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
@@ -377,6 +378,27 @@ pub(crate) async fn write_state(
     }
     req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
     Ok(())
+}
+
+/// A coordinator's state write: reads the published state and writes
+/// `state` over it if `guard` allows; else returns what it read (another
+/// coordinator wrote it, and the caller stands down).
+///
+/// Tags are last-writer-wins, so the current state is read first: a
+/// coordinator writes only over a state it knows completely (see
+/// [`sqs_barrier_core::Coordinator::write_guard`]).
+pub(crate) async fn write_state_guarded(
+    sqs: &Sqs,
+    checkin_url: &str,
+    guard: &WriteGuard,
+    state: &PublishedState,
+) -> Result<Option<Box<PublishedState>>> {
+    let current = decode_state(&list_tags(sqs, checkin_url).await?);
+    if !guard.allows(current.as_ref()) {
+        return Ok(current.map(Box::new));
+    }
+    write_state(sqs, checkin_url, state).await?;
+    Ok(None)
 }
 
 /// The milliseconds since the Unix epoch.

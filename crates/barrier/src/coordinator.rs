@@ -1,16 +1,14 @@
 //! Running a barrier's coordinator: the driver of the core's coordinator
 //! state machine over SQS.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, VecDeque};
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
-};
+use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
 use sqs_barrier_core::standby::{
     Event as StandbyEvent, Standby, StandbyOptions, Transmit as StandbyTransmit,
@@ -48,11 +46,13 @@ pub struct CoordinatorOptions {
     /// answers nothing although check-ins are waiting (SQS warns of rare
     /// empty answers) delays a release by this much at most.
     pub busy_wait: Duration,
-    /// Concurrent long polls on the check-in queue while check-ins come in
-    /// (default: `max(2, min(8, N/50))`): two at least, so that one empty
-    /// answer does not leave the coordinator deaf. While nothing comes in
-    /// (idle, or members working or waiting for a straggler), one long poll
-    /// of 20 s listens: three requests a minute.
+    /// Concurrent long polls on the check-in queue during a burst of
+    /// check-ins (three or more within a second); default:
+    /// `max(64/N, N/50)` clamped to 2..=8, so 8 up to N = 8 and from
+    /// N = 400, 2 from N = 32 to 149. Two while check-ins come in one by
+    /// one, so that one empty answer does not leave the coordinator deaf.
+    /// While nothing comes in (idle, or members working or waiting for a
+    /// straggler), one long poll of 20 s listens: three requests a minute.
     pub receivers: Option<usize>,
     /// Live figures of the running coordinator, if wanted (soak tests,
     /// monitoring); share the `Arc` and read it while it runs.
@@ -93,6 +93,18 @@ impl Default for CoordinatorOptions {
 struct Received {
     receipt: String,
     body: String,
+}
+
+/// What a request run beside the coordinator's loop came to.
+enum Done {
+    /// A state write: written, or not written because another coordinator
+    /// wrote the state read before it.
+    Write {
+        version: u64,
+        outcome: Result<Option<Box<PublishedState>>>,
+    },
+    /// The deletes of check-ins a write recorded.
+    Delete(Result<()>),
 }
 
 /// How an active coordinator's run ended without an error.
@@ -157,6 +169,7 @@ pub async fn run_coordinator(
             info: info.clone(),
             core,
             held: HashMap::new(),
+            background: JoinSet::new(),
             opts: opts.clone(),
             events: events.clone(),
         };
@@ -250,6 +263,10 @@ struct Driver {
     core: sqs_barrier_core::Coordinator<String>,
     /// Receipt handles held, with when their visibility was last set.
     held: HashMap<String, Instant>,
+    /// State writes and check-in deletes under way. They run beside the
+    /// loop, so that counting and releasing never wait for them (a write
+    /// is two round trips, a large barrier's deletes several).
+    background: JoinSet<Done>,
     opts: CoordinatorOptions,
     events: Option<mpsc::UnboundedSender<Event>>,
 }
@@ -264,15 +281,16 @@ struct Polling {
 impl Driver {
     async fn run<S: Future<Output = ()>>(&mut self, mut shutdown: Pin<&mut S>) -> Result<Ended> {
         let n = self.info.config.members.len();
-        let receivers = self.opts.receivers.unwrap_or((n / 50).clamp(2, 8)).max(1);
+        let receivers = self.opts.receivers.unwrap_or(default_receivers(n)).max(1);
         let (tx, mut rx) = mpsc::channel::<Result<Vec<Received>>>(receivers * 4);
-        // Busy (a batch within the last `busy_wait`): every receiver, short
-        // polls. Quiet: one receiver, 20 s polls.
+        // Quiet: one receiver, 20 s polls. Busy (a batch within the last
+        // `busy_wait`): two receivers, short polls. In a burst (check-ins
+        // coming fast, within the last `busy_wait`): every receiver.
         let busy_wait = self.opts.busy_wait.as_secs().clamp(1, 20) as i32;
-        let polling_for = move |busy: bool| {
+        let polling_for = move |busy: bool, burst: bool| {
             if busy {
                 Polling {
-                    receivers,
+                    receivers: if burst { receivers } else { receivers.min(2) },
                     wait: busy_wait,
                 }
             } else {
@@ -283,7 +301,9 @@ impl Driver {
             }
         };
         let mut last_batch: Option<Instant> = None;
-        let (polling_tx, polling_rx) = watch::channel(polling_for(false));
+        let mut last_burst: Option<Instant> = None;
+        let mut recent: VecDeque<(Instant, usize)> = VecDeque::new();
+        let (polling_tx, polling_rx) = watch::channel(polling_for(false, false));
         let mut pollers = JoinSet::new();
         for index in 0..receivers {
             pollers.spawn(poll_checkins(
@@ -307,7 +327,15 @@ impl Driver {
                 _ = shutdown.as_mut() => break Ok(Ended::Shutdown),
                 batch = rx.recv() => match batch {
                     Some(Ok(batch)) => {
-                        last_batch = Some(Instant::now());
+                        let at = Instant::now();
+                        last_batch = Some(at);
+                        recent.push_back((at, batch.len()));
+                        while recent.front().is_some_and(|(t, _)| at.duration_since(*t) > BURST_WINDOW) {
+                            recent.pop_front();
+                        }
+                        if recent.iter().map(|(_, n)| n).sum::<usize>() >= BURST_CHECKINS {
+                            last_burst = Some(at);
+                        }
                         let now = wall_now();
                         for m in batch {
                             self.held.insert(m.receipt.clone(), Instant::now());
@@ -317,6 +345,11 @@ impl Driver {
                     Some(Err(e)) => break Err(e),
                     None => break Ok(Ended::Shutdown),
                 },
+                Some(done) = self.background.join_next(), if !self.background.is_empty() => {
+                    if let Err(e) = self.finished(done) {
+                        break Err(e);
+                    }
+                }
                 _ = tokio::time::sleep(wake) => {}
             }
             self.core.handle_timeout(wall_now());
@@ -342,10 +375,14 @@ impl Driver {
             // keeps it busy, a lone arrival costs a few receives. Two short
             // polls rather than one long one while check-ins come in: a
             // false empty answer (SQS warns of them; the chaos soak injects
-            // them) then delays a check-in 5 s at most, not 20.
+            // them) then delays a check-in 5 s at most, not 20. Every
+            // receiver only in a burst: while a receiver's answer travels
+            // back it hears nothing, and the last check-in of a burst that
+            // finds every receiver so is counted a round trip later.
             let busy = last_batch.is_some_and(|t| t.elapsed() < self.opts.busy_wait);
+            let burst = last_burst.is_some_and(|t| t.elapsed() < self.opts.busy_wait);
             polling_tx.send_if_modified(|p| {
-                let want = polling_for(busy);
+                let want = polling_for(busy, burst);
                 std::mem::replace(p, want) != want
             });
             let took = step.elapsed();
@@ -359,6 +396,18 @@ impl Driver {
             }
         };
         pollers.abort_all();
+        // Let the writes and deletes under way land first: a write that
+        // landed after the last word below would hide it.
+        let settle = async {
+            while let Some(done) = self.background.join_next().await {
+                if let Err(e) = self.finished(done) {
+                    tracing::warn!(error = %e, "a request under way at the stop failed");
+                }
+            }
+        };
+        if tokio::time::timeout(SETTLE, settle).await.is_err() {
+            self.background.abort_all();
+        }
         // Hand the held check-ins to a successor now rather than after the
         // visibility timeout.
         let held: Vec<String> = self.held.drain().map(|(r, _)| r).collect();
@@ -401,7 +450,9 @@ impl Driver {
                     for r in &receipts {
                         self.held.remove(r);
                     }
-                    self.delete(receipts).await?;
+                    let (sqs, url) = (self.sqs.clone(), self.info.urls.checkin.clone());
+                    self.background
+                        .spawn(async move { Done::Delete(delete(&sqs, &url, receipts).await) });
                 }
                 Transmit::DeadLetter {
                     token,
@@ -413,17 +464,16 @@ impl Driver {
                         g.dead_lettered.fetch_add(1, Ordering::Relaxed);
                     }
                     self.held.remove(&token);
-                    self.delete(vec![token]).await?;
+                    delete(&self.sqs, &self.info.urls.checkin, vec![token]).await?;
                 }
-                Transmit::WriteState { version, state } => match self.write_state(*state).await {
-                    Ok(true) => self.core.handle_state_written(version),
-                    // Superseded: the core asks nothing more.
-                    Ok(false) => {}
-                    Err(e) => {
-                        tracing::warn!(error = %e, "could not publish the coordinator state; retrying");
-                        self.core.handle_state_write_failed();
-                    }
-                },
+                Transmit::WriteState { version, state } => {
+                    let guard = self.core.write_guard();
+                    let (sqs, url) = (self.sqs.clone(), self.info.urls.checkin.clone());
+                    self.background.spawn(async move {
+                        let outcome = admin::write_state_guarded(&sqs, &url, &guard, &state).await;
+                        Done::Write { version, outcome }
+                    });
+                }
             }
         }
         self.publish_events();
@@ -442,26 +492,41 @@ impl Driver {
         }
     }
 
-    /// Publishes the state: read, check (or stand down), write. Returns
-    /// whether it wrote.
-    ///
-    /// Tags are last-writer-wins, so the current state is read first: a
-    /// coordinator writes only over a state it knows completely (the core
-    /// decides, see
-    /// [`sqs_barrier_core::Coordinator::handle_state_observed`]); anything
-    /// else means another coordinator is active, and this one stands down.
-    async fn write_state(&mut self, state: PublishedState) -> Result<bool> {
-        let current = admin::list_tags(&self.sqs, &self.info.urls.checkin).await?;
-        if let Some(other) =
-            admin::decode_state(&current).filter(|o| o.coordinator != self.core.id())
-        {
-            self.core.handle_state_observed(&other, wall_now());
-            if self.core.superseded().is_some() {
-                return Ok(false);
+    /// Takes in what a request run beside the loop came to. Errors that
+    /// end the run (permanent ones) are returned.
+    fn finished(&mut self, done: std::result::Result<Done, tokio::task::JoinError>) -> Result<()> {
+        let done = done.map_err(|e| Error::Sqs {
+            endpoint: self.sqs.endpoint().into(),
+            operation: "a background request",
+            detail: e.to_string(),
+        })?;
+        match done {
+            Done::Write {
+                version,
+                outcome: Ok(None),
+            } => self.core.handle_state_written(version),
+            Done::Write {
+                outcome: Ok(Some(other)),
+                ..
+            } => self.core.handle_state_observed(&other, wall_now()),
+            Done::Write {
+                outcome: Err(e), ..
+            } if e.is_transient() => {
+                tracing::warn!(error = %e, "could not publish the coordinator state; retrying");
+                self.core.handle_state_write_failed();
             }
+            // Harmless: a check-in not deleted comes back and is recognised
+            // as counted.
+            Done::Delete(Err(e)) if e.is_transient() => {
+                tracing::warn!(error = %e, "could not delete counted check-ins; they come back and are recognised");
+            }
+            Done::Write {
+                outcome: Err(e), ..
+            }
+            | Done::Delete(Err(e)) => return Err(e),
+            Done::Delete(Ok(())) => {}
         }
-        admin::write_state(&self.sqs, &self.info.urls.checkin, &state).await?;
-        Ok(true)
+        Ok(())
     }
 
     /// On a clean stop: publishes the last state, marked `stopped`, unless
@@ -474,56 +539,6 @@ impl Driver {
             admin::write_state(&self.sqs, &self.info.urls.checkin, &state).await?;
         }
         Ok(())
-    }
-
-    async fn delete(&self, receipts: Vec<String>) -> Result<()> {
-        // The batches go out several at a time: one after another, the
-        // check-ins of a large barrier would hold the coordinator's loop (and
-        // with it the counting of the next generation and its release) for
-        // N / 10 round trips after every state write.
-        let mut chunks = receipts.chunks(10);
-        let mut running = JoinSet::new();
-        loop {
-            while running.len() < DELETES_IN_FLIGHT {
-                let Some(chunk) = chunks.next() else { break };
-                let entries: Vec<_> = chunk
-                    .iter()
-                    .enumerate()
-                    .map(|(i, r)| {
-                        DeleteMessageBatchRequestEntry::builder()
-                            .id(i.to_string())
-                            .receipt_handle(r)
-                            .build()
-                            .expect("id and handle set")
-                    })
-                    .collect();
-                let (sqs, url) = (self.sqs.clone(), self.info.urls.checkin.clone());
-                running.spawn(async move {
-                    let out = sqs
-                        .client()
-                        .delete_message_batch()
-                        .queue_url(&url)
-                        .set_entries(Some(entries))
-                        .send()
-                        .await
-                        .map_err(|e| sqs.error("DeleteMessageBatch", e))?;
-                    for f in out.failed {
-                        // Harmless: the message comes back and is recognised
-                        // as already counted.
-                        tracing::debug!(code = %f.code, "delete of a check-in failed");
-                    }
-                    Ok::<(), Error>(())
-                });
-            }
-            let Some(done) = running.join_next().await else {
-                return Ok(());
-            };
-            done.map_err(|e| Error::Sqs {
-                endpoint: self.sqs.endpoint().into(),
-                operation: "DeleteMessageBatch",
-                detail: e.to_string(),
-            })??;
-        }
     }
 
     async fn dead_letter(&self, body: &str, reason: &str) -> Result<()> {
@@ -579,8 +594,49 @@ impl Driver {
     }
 }
 
+/// A burst: at least this many check-ins received within [`BURST_WINDOW`].
+const BURST_CHECKINS: usize = 3;
+const BURST_WINDOW: Duration = Duration::from_secs(1);
+
+/// The receivers of a barrier of `n` members in a burst: many for small
+/// barriers, where a round trip lost is most of a release and the extra
+/// receives are few, and for large ones, which need them to count N
+/// check-ins ten at a time; two in between, where each extra receiver
+/// costs a request per participant-episode more than it saves.
+fn default_receivers(n: usize) -> usize {
+    (64 / n.max(1)).max(n / 50).clamp(2, 8)
+}
+
 /// `DeleteMessageBatch` requests of the check-in queue in flight at once.
 const DELETES_IN_FLIGHT: usize = 8;
+
+/// How long a stopping coordinator waits for its writes and deletes under
+/// way.
+const SETTLE: Duration = Duration::from_secs(10);
+
+/// Deletes counted check-ins (their receipt handles) from the check-in
+/// queue `url`.
+async fn delete(sqs: &Sqs, url: &str, receipts: Vec<String>) -> Result<()> {
+    // The batches go out several at a time: one after another, the
+    // check-ins of a large barrier would take N / 10 round trips.
+    let mut chunks = receipts.chunks(10).map(<[String]>::to_vec);
+    let mut running = JoinSet::new();
+    loop {
+        while running.len() < DELETES_IN_FLIGHT {
+            let Some(chunk) = chunks.next() else { break };
+            let (sqs, url) = (sqs.clone(), url.to_owned());
+            running.spawn(async move { sqs.delete_batch(&url, &chunk).await });
+        }
+        let Some(done) = running.join_next().await else {
+            return Ok(());
+        };
+        done.map_err(|e| Error::Sqs {
+            endpoint: sqs.endpoint().into(),
+            operation: "DeleteMessageBatch",
+            detail: e.to_string(),
+        })??;
+    }
+}
 
 async fn poll_checkins(
     index: usize,
@@ -664,5 +720,33 @@ fn log_event(e: &Event) {
             tracing::warn!(other = %by, "another coordinator wrote the state after us")
         }
         _ => {}
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::default_receivers;
+
+    #[test]
+    fn receivers_are_many_for_small_and_large_barriers_and_two_between() {
+        let by_n: Vec<_> = [1, 2, 8, 16, 32, 64, 149, 200, 400, 10_000]
+            .into_iter()
+            .map(|n| (n, default_receivers(n)))
+            .collect();
+        assert_eq!(
+            by_n,
+            [
+                (1, 8),
+                (2, 8),
+                (8, 8),
+                (16, 4),
+                (32, 2),
+                (64, 2),
+                (149, 2),
+                (200, 4),
+                (400, 8),
+                (10_000, 8)
+            ]
+        );
     }
 }

@@ -317,15 +317,14 @@ async fn write_state(
     core: &mut Coordinator<String>,
     state: &PublishedState,
 ) -> Result<bool> {
-    let current = admin::list_tags(sqs, &info.urls.checkin).await?;
-    if let Some(other) = admin::decode_state(&current).filter(|o| o.coordinator != core.id()) {
-        core.handle_state_observed(&other, wall_now());
-        if core.superseded().is_some() {
-            return Ok(false);
+    let guard = core.write_guard();
+    match admin::write_state_guarded(sqs, &info.urls.checkin, &guard, state).await? {
+        None => Ok(true),
+        Some(other) => {
+            core.handle_state_observed(&other, wall_now());
+            Ok(false)
         }
     }
-    admin::write_state(sqs, &info.urls.checkin, state).await?;
-    Ok(true)
 }
 
 /// The records to report as failures: every one neither deletable nor

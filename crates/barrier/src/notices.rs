@@ -12,9 +12,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{
-    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry, MessageAttributeValue,
-};
+use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
 use sqs_barrier_core::BarrierConfig;
 use sqs_barrier_core::coordinator::sweepable;
 
@@ -96,13 +94,7 @@ pub(crate) async fn sweep(sqs: Sqs, url: String, cfg: BarrierConfig, below: u64)
                 continue;
             };
             if sweepable(&cfg, m.body.as_deref().unwrap_or_default(), below) {
-                gone.push(
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(format!("s{i}"))
-                        .receipt_handle(handle)
-                        .build()
-                        .expect("id and handle set"),
-                );
+                gone.push(handle);
             } else {
                 kept.push(
                     ChangeMessageVisibilityBatchRequestEntry::builder()
@@ -129,18 +121,8 @@ pub(crate) async fn sweep(sqs: Sqs, url: String, cfg: BarrierConfig, below: u64)
                 tracing::warn!(queue = %url, error = %e, "a sweep could not make a notice visible again; it reappears within {SWEEP_HIDE} s");
             }
         }
-        if !gone.is_empty() {
-            let r = sqs
-                .client()
-                .delete_message_batch()
-                .queue_url(&url)
-                .set_entries(Some(gone))
-                .send()
-                .await;
-            if let Err(e) = r {
-                let e = sqs.error("DeleteMessageBatch", e);
-                tracing::warn!(queue = %url, error = %e, "a sweep could not delete old notices; they expire within 60 s");
-            }
+        if let Err(e) = sqs.delete_batch(&url, &gone).await {
+            tracing::warn!(queue = %url, error = %e, "a sweep could not delete old notices; they expire within 60 s");
         }
         if !full {
             return;

@@ -568,30 +568,9 @@ async fn wait_step(
 
 /// Deletes messages nobody needs from a release queue; failures are only
 /// logged (they expire within 60 s).
-async fn delete_old(inner: &Inner, queue: &str, handles: Vec<String>) {
-    use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
-    let entries: Vec<_> = handles
-        .into_iter()
-        .take(10)
-        .enumerate()
-        .map(|(i, h)| {
-            DeleteMessageBatchRequestEntry::builder()
-                .id(format!("o{i}"))
-                .receipt_handle(h)
-                .build()
-                .expect("id and handle set")
-        })
-        .collect();
-    let r = inner
-        .sqs
-        .client()
-        .delete_message_batch()
-        .queue_url(queue)
-        .set_entries(Some(entries))
-        .send()
-        .await;
-    if let Err(e) = r {
-        let e = inner.sqs.error("DeleteMessageBatch", e);
+async fn delete_old(inner: &Inner, queue: &str, mut handles: Vec<String>) {
+    handles.truncate(10);
+    if let Err(e) = inner.sqs.delete_batch(queue, &handles).await {
         tracing::debug!(queue = %queue, error = %e, "could not delete an old notice");
     }
 }

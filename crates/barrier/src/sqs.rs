@@ -9,6 +9,7 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_sqs::config::Region;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -226,6 +227,41 @@ impl Sqs {
             counter,
             endpoint: self.endpoint.clone(),
         }
+    }
+
+    /// Deletes up to ten messages of the queue `url` by their receipt
+    /// handles in one `DeleteMessageBatch`; returns how many were deleted.
+    /// Entries the queue refused (an outdated handle, a message already
+    /// gone) are logged at debug, not errors: a message not deleted comes
+    /// back and is recognised.
+    pub async fn delete_batch(&self, url: &str, receipts: &[String]) -> Result<usize> {
+        debug_assert!(receipts.len() <= 10, "at most ten entries a batch");
+        if receipts.is_empty() {
+            return Ok(0);
+        }
+        let entries = receipts
+            .iter()
+            .enumerate()
+            .map(|(i, r)| {
+                DeleteMessageBatchRequestEntry::builder()
+                    .id(i.to_string())
+                    .receipt_handle(r)
+                    .build()
+                    .expect("id and handle set")
+            })
+            .collect();
+        let out = self
+            .client
+            .delete_message_batch()
+            .queue_url(url)
+            .set_entries(Some(entries))
+            .send()
+            .await
+            .map_err(|e| self.error("DeleteMessageBatch", e))?;
+        for f in &out.failed {
+            tracing::debug!(queue = %url, code = %f.code, "a delete in a batch failed");
+        }
+        Ok(out.successful.len())
     }
 
     /// The endpoint, for messages.

@@ -136,6 +136,24 @@ impl Default for CoordinatorOptions {
     }
 }
 
+/// Whether a coordinator may write over the published state it just read
+/// (see [`Coordinator::write_guard`]): only over its own last write, or,
+/// before its first write, over the state it started from. Anything else
+/// was written by another coordinator, whose records it would overwrite.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct WriteGuard {
+    id: String,
+    start: Option<Beat>,
+}
+
+impl WriteGuard {
+    /// Whether a write may go over `current` (`None`: nothing published, or
+    /// nothing readable).
+    pub fn allows(&self, current: Option<&PublishedState>) -> bool {
+        current.is_none_or(|s| s.coordinator == self.id || self.start.as_ref() == Some(&s.beat()))
+    }
+}
+
 /// Something the driver must do.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Transmit<T> {
@@ -933,11 +951,7 @@ impl<T> Coordinator<T> {
     /// write first stands down, so one stands back within a heartbeat.
     pub fn handle_state_observed(&mut self, state: &PublishedState, now: Duration) {
         self.begin(now);
-        if state.coordinator == self.id || self.superseded.is_some() {
-            return;
-        }
-        if !self.written && self.expected.as_ref() == Some(&state.beat()) {
-            // The state this coordinator started from: nothing new.
+        if self.superseded.is_some() || self.write_guard().allows(Some(state)) {
             return;
         }
         self.superseded = Some(state.coordinator.clone());
@@ -948,6 +962,24 @@ impl<T> Coordinator<T> {
         // generations it counted complete are still true.
         self.transmits
             .retain(|t| matches!(t, Transmit::Notify { .. } | Transmit::DeadLetter { .. }));
+    }
+
+    /// What a driver that reads the published state and writes over it
+    /// away from this machine (on another task, while it goes on counting)
+    /// needs to know of it: whether the state it read lets the write go
+    /// ahead. It stays true while the write is under way, since only the
+    /// write's own outcome changes it ([`Self::handle_state_written`]).
+    /// A state it does not allow goes to [`Self::handle_state_observed`],
+    /// which stands this coordinator down.
+    pub fn write_guard(&self) -> WriteGuard {
+        WriteGuard {
+            id: self.id.clone(),
+            start: if self.written {
+                None
+            } else {
+                self.expected.clone()
+            },
+        }
     }
 
     /// Reports that a state write failed. It is retried after

@@ -867,7 +867,7 @@ impl Sim {
                     }
                 }
                 CTransmit::DeadLetter { token, .. } => self.delete(k, token),
-                CTransmit::WriteState { version, .. } => {
+                CTransmit::WriteState { version, state } => {
                     if self.faults.write_fail > 0.0 && self.rng.random_bool(self.faults.write_fail)
                     {
                         self.coordinator(k).handle_state_write_failed();
@@ -880,8 +880,7 @@ impl Sim {
                     if self.coordinator(k).superseded().is_some() {
                         continue;
                     }
-                    let state = self.coordinator(k).snapshot(at(now));
-                    self.sqs.tags = Some(state);
+                    self.sqs.tags = Some(*state);
                     self.coordinator(k).handle_state_written(version);
                 }
             }

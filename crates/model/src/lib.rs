@@ -49,7 +49,12 @@
 //!   can; docs/PROTOCOL.md, section 9, says what that can cost). A write
 //!   reports `handle_state_written` in the same step (a crash between the write and the report is the same as a crash
 //!   just after the report, since the deletes it unlocks are queued, not
-//!   done). Receives may interleave with pending transmits.
+//!   done). Receives may interleave with pending transmits, and the state
+//!   written is the transmit's, which they may have overtaken: the process
+//!   driver writes and deletes beside its loop, which goes on counting. (It
+//!   may also send a notice before an earlier write lands, an order the
+//!   work list does not take; a notice is true whenever it is sent, as its
+//!   generation is complete.)
 //! * **Coordinators**: up to two at once, in slots 0 and 1. A *crash*
 //!   discards a machine and its work list and makes every check-in it held
 //!   visible again; a standby (the same slot, new id) takes over from the
@@ -469,8 +474,11 @@ impl BarrierModel {
             Transmit::DeadLetter { reason, .. } => {
                 flag(s, format!("coordinator dead-lettered: {reason}"));
             }
-            Transmit::WriteState { version, .. } => {
-                // Read, then merge or stand down, as the driver does.
+            Transmit::WriteState { version, state } => {
+                // Read, then merge or stand down, as the driver does. The
+                // state written is the one the core asked for, which steps
+                // in between (receives, releases) may have overtaken: the
+                // process driver writes beside its loop.
                 if let Some(other) = s.tags.clone() {
                     Self::slot(s, k).machine.handle_state_observed(&other, NOW);
                 }
@@ -478,7 +486,6 @@ impl BarrierModel {
                     self.stand_down(s, k);
                     return;
                 }
-                let state = Self::slot(s, k).machine.snapshot(NOW);
                 self.write(s, k, &state, version);
             }
         }

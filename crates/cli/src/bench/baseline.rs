@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, QueueAttributeName};
+use aws_sdk_sqs::types::QueueAttributeName;
 use sqs_barrier::Sqs;
 
 use super::{Failure, now_us, sdk};
@@ -216,32 +216,16 @@ pub(super) async fn monitor(
                 .send()
                 .await
                 .map_err(|e| sdk("ReceiveMessage", e))?;
-            let entries: Vec<_> = out
+            let receipts: Vec<String> = out
                 .messages
                 .unwrap_or_default()
                 .into_iter()
                 .filter_map(|m| m.receipt_handle)
-                .enumerate()
-                .map(|(i, r)| {
-                    DeleteMessageBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(r)
-                        .build()
-                        .expect("id and handle set")
-                })
                 .collect();
-            if entries.is_empty() {
-                continue;
-            }
-            let out = sqs
-                .client()
-                .delete_message_batch()
-                .queue_url(&queues.checkin[q])
-                .set_entries(Some(entries))
-                .send()
+            deleted += sqs
+                .delete_batch(&queues.checkin[q], &receipts)
                 .await
-                .map_err(|e| sdk("DeleteMessageBatch", e))?;
-            deleted += out.successful.len();
+                .map_err(|e| e.to_string())?;
         }
     }
     Ok(())
