@@ -55,6 +55,10 @@ pub enum Command {
     Status(StatusArgs),
     /// List queues with the columns of the SQS console.
     Queues(QueuesArgs),
+    /// Serve a live web console of the endpoint's queues and barriers
+    /// (phase, arrivals, missing members, coordinator, dead letters, recent
+    /// phases, abort) and their Prometheus metrics at /metrics.
+    Console(crate::console::ConsoleArgs),
     /// Run N processes through K phases on the embedded endpoint and show
     /// that nobody started phase k+1 before everyone finished phase k.
     Demo(DemoArgs),
@@ -172,6 +176,11 @@ pub struct CoordinatorArgs {
     /// most this long. 1 to 3600.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub visibility: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (arrivals, releases,
+    /// release latency, held check-ins, rejects, SQS requests and errors,
+    /// takeovers; see docs/METRICS.md), e.g. 127.0.0.1:9326.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]
