@@ -5,9 +5,13 @@
 //! the recent phases (who was seen arrived when, when the phase was seen
 //! released) and the metrics.
 //!
-//! Times of arrivals and releases are when the console *saw* them: the
-//! published state records who has arrived, not when, so their resolution
-//! is the interval (and arrivals published together share one time).
+//! The published state records who has arrived, not when: the time of an
+//! arrival or a release is the heartbeat time (the coordinator's clock) of
+//! the first state the console read that shows it. The coordinator writes a
+//! state within moments of each change, so that is close when the console
+//! reads every write; changes written between two reads share the later
+//! write's time, and members whose arrival the console never saw before the
+//! release are drawn as "arrived between reads".
 
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
@@ -405,7 +409,7 @@ impl Watch {
                 }
                 None => t.beat = Some((beat, Instant::now())),
             }
-            self.track_episodes(t, s, &info, now);
+            self.track_episodes(t, s, &info);
             if let Some(prev) = t.rejected
                 && s.rejected > prev
             {
@@ -465,7 +469,9 @@ impl Watch {
     }
 
     /// Updates the recent phases from a new read of the state.
-    fn track_episodes(&self, t: &mut Tracker, s: &PublishedState, info: &BarrierInfo, now: u64) {
+    fn track_episodes(&self, t: &mut Tracker, s: &PublishedState, info: &BarrierInfo) {
+        // When the coordinator wrote this state, by its clock.
+        let now = s.heartbeat_ms;
         let members = &info.config.members;
         let labels = barrier_label(&info.config.name);
         let m = &self.metrics.barrier;
@@ -483,7 +489,13 @@ impl Watch {
                     }
                 };
                 if ep.released_ms.is_none() {
-                    ep.released_ms = Some(now);
+                    // A later phase's first check-in came from a member
+                    // released from this one: the release was no later.
+                    let at = match &s.open {
+                        Some(o) if o.generation > g => now.min(o.since_ms),
+                        _ => now,
+                    };
+                    ep.released_ms = Some(at);
                     for i in 0..members.len() {
                         let name = members.name(i);
                         if !ep.arrivals.iter().any(|(n, _)| *n == name) {
