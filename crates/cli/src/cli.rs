@@ -178,7 +178,7 @@ pub struct CoordinatorArgs {
     pub visibility: u64,
     /// Serve Prometheus metrics at http://ADDR/metrics (arrivals, releases,
     /// release latency, held check-ins, rejects, SQS requests and errors,
-    /// takeovers; see docs/METRICS.md), e.g. 127.0.0.1:9326.
+    /// takeovers; see docs/CONSOLE.md), e.g. 127.0.0.1:9326.
     #[arg(long, value_name = "ADDR")]
     pub metrics_bind: Option<SocketAddr>,
 }

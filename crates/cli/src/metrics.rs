@@ -1,6 +1,6 @@
 //! Prometheus metrics (text format 0.0.4, encoded by `prometheus-client`):
 //! the coordinator's (`coordinator --metrics-bind`) and the console's.
-//! The names are listed in docs/METRICS.md.
+//! The names are listed in docs/CONSOLE.md.
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
