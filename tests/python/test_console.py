@@ -300,6 +300,9 @@ def test_console_in_a_browser(stack, browser):
     assert status == 403
     status, _ = _post(abort_url, body, {"Content-Type": "text/plain", "X-Console-Token": token})
     assert status == 415
+    status, _ = _post(abort_url, {"barrier": "not-watched", "reason": "x"},
+                      {"Content-Type": "application/json", "X-Console-Token": token})
+    assert status == 404
     assert ann.poll() is None and bob.poll() is None, "a refused request must not abort"
 
     # Abort from the page, behind a confirmation.

@@ -217,6 +217,12 @@ impl Console {
                 "a barrier and a reason are required",
             );
         }
+        if !self.watch.watches(barrier) {
+            return Self::refuse(
+                StatusCode::NOT_FOUND,
+                "this console does not watch that barrier",
+            );
+        }
         let by = format!(
             "console@{}",
             std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())

@@ -267,6 +267,13 @@ impl Watch {
         &self.sqs
     }
 
+    /// Whether `barrier` is one of the barriers in the newest snapshot.
+    pub fn watches(&self, barrier: &str) -> bool {
+        self.snapshot.lock().expect("lock")["barriers"]
+            .as_array()
+            .is_some_and(|bs| bs.iter().any(|b| b["name"] == barrier))
+    }
+
     /// The newest snapshot, as JSON.
     pub fn snapshot(&self) -> Value {
         self.snapshot.lock().expect("lock").clone()
