@@ -355,6 +355,20 @@ mod tests {
         assert_eq!(a.requests().snapshot()["ListQueues"], 2);
         assert_eq!(b.requests().total(), 1);
         assert_eq!(sqs.requests().total(), 3);
+        assert!(sqs.requests().errors().is_empty());
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_are_counted_by_operation() {
+        let server = sqs_barrier_testkit::embedded().await;
+        let sqs = Sqs::local(&server.endpoint_url());
+        let missing = sqs.client().get_queue_url().queue_name("nope").send().await;
+        assert!(missing.is_err());
+        sqs.client().list_queues().send().await.expect("ListQueues");
+        assert_eq!(sqs.requests().errors()["GetQueueUrl"], 1);
+        assert!(!sqs.requests().errors().contains_key("ListQueues"));
+        assert_eq!(sqs.requests().total(), 2);
         server.shutdown().await;
     }
 }
