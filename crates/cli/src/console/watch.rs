@@ -57,6 +57,8 @@ struct Episode {
     arrivals: Vec<(String, Option<u64>)>,
     released_ms: Option<u64>,
     broken: bool,
+    /// When the console first read it broken (the coordinator's clock).
+    broken_ms: Option<u64>,
     /// The local instant the phase opened (for the release latency).
     opened_at: Option<Instant>,
 }
@@ -69,6 +71,7 @@ impl Episode {
             arrivals: Vec::new(),
             released_ms: None,
             broken: false,
+            broken_ms: None,
             opened_at: None,
         }
     }
@@ -80,6 +83,7 @@ impl Episode {
             "arrivals": self.arrivals.iter().map(|(m, t)| json!({"member": m, "at_ms": t})).collect::<Vec<_>>(),
             "released_ms": self.released_ms,
             "broken": self.broken,
+            "broken_ms": self.broken_ms,
         })
     }
 }
@@ -563,6 +567,9 @@ impl Watch {
                     t.episodes.back_mut().expect("pushed")
                 }
             };
+            if !ep.broken && !first {
+                ep.broken_ms = Some(now);
+            }
             ep.broken = true;
             if newly_broken && !first {
                 m.breaks.get_or_create(&labels).inc();
