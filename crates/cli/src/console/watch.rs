@@ -314,6 +314,8 @@ impl Watch {
     async fn read(&self, trackers: &mut HashMap<String, Tracker>) -> Result<Value, Error> {
         let rows = admin::list_queues(&self.sqs, self.prefix.as_deref()).await?;
         self.queue_metrics(&rows);
+        // A barrier: a check-in queue beside its first release queue (a
+        // queue that only happens to end in -checkin is not one).
         let mut names: Vec<String> = rows
             .iter()
             .filter_map(|r| {
@@ -321,6 +323,10 @@ impl Watch {
                     .strip_suffix("-checkin")
                     .or_else(|| r.name.strip_suffix("-checkin.fifo"))
                     .map(str::to_owned)
+            })
+            .filter(|n| {
+                let release = format!("{n}-release-0");
+                rows.iter().any(|r| r.name == release)
             })
             .collect();
         names.sort();
