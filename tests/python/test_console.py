@@ -290,6 +290,7 @@ def test_console_in_a_browser(stack, browser):
     _until(browser, lambda d: d.execute_script(
         "return document.querySelectorAll(`.card[data-barrier='${arguments[0]}'] svg circle.arrival`).length",
         name) >= 2)
+    browser.execute_script("document.activeElement.blur()")
     time.sleep(0.5)
     DOCS.mkdir(exist_ok=True)
     browser.save_screenshot(str(DOCS / "console.png"))
