@@ -114,6 +114,9 @@ struct Tracker {
     dead_letters: Option<u64>,
     last_peek: Option<(Instant, Option<u64>)>,
     first_read: bool,
+    /// When the check-in queue was created: another value means another
+    /// barrier of the same name.
+    created: Option<u64>,
 }
 
 impl Tracker {
@@ -133,6 +136,7 @@ impl Tracker {
             dead_letters: None,
             last_peek: None,
             first_read: true,
+            created: None,
         }
     }
 }
@@ -378,6 +382,17 @@ impl Watch {
     }
 
     async fn read_barrier(&self, name: &str, t: &mut Tracker, rows: &[QueueRow]) {
+        // Torn down and set up again (perhaps with other members): start over.
+        let created = rows
+            .iter()
+            .find(|r| {
+                r.name == format!("{name}-checkin") || r.name == format!("{name}-checkin.fifo")
+            })
+            .and_then(|r| r.created);
+        if t.created.is_some() && created != t.created {
+            *t = Tracker::new();
+        }
+        t.created = created;
         if t.info.is_none() {
             if Instant::now() < t.next_open_attempt {
                 return;
