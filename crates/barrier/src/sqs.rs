@@ -13,7 +13,9 @@ use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
-use aws_smithy_runtime_api::client::interceptors::context::BeforeTransmitInterceptorContextRef;
+use aws_smithy_runtime_api::client::interceptors::context::{
+    BeforeTransmitInterceptorContextRef, FinalizerInterceptorContextRef,
+};
 use aws_smithy_runtime_api::client::orchestrator::Metadata;
 use aws_smithy_runtime_api::client::runtime_components::RuntimeComponents;
 use aws_smithy_types::config_bag::ConfigBag;
@@ -46,9 +48,13 @@ impl ClientOptions {
     }
 }
 
-/// Counts of SQS requests by operation, retries included: what SQS bills.
+/// Counts of SQS requests by operation, retries included: what SQS bills;
+/// and of the attempts among them that failed.
 #[derive(Clone, Debug, Default)]
-pub struct RequestCounter(Arc<Mutex<BTreeMap<String, u64>>>);
+pub struct RequestCounter(
+    Arc<Mutex<BTreeMap<String, u64>>>,
+    Arc<Mutex<BTreeMap<String, u64>>>,
+);
 
 impl RequestCounter {
     /// A snapshot of the counts so far.
@@ -61,10 +67,15 @@ impl RequestCounter {
         self.0.lock().expect("counter lock").values().sum()
     }
 
-    fn add(&self, op: &str) {
-        *self
-            .0
-            .lock()
+    /// The attempts that failed so far, by operation: no response (a
+    /// connection or timeout error) or an HTTP status other than 2xx. Each
+    /// retry that failed counts.
+    pub fn errors(&self) -> BTreeMap<String, u64> {
+        self.1.lock().expect("counter lock").clone()
+    }
+
+    fn add(map: &Mutex<BTreeMap<String, u64>>, op: &str) {
+        *map.lock()
             .expect("counter lock")
             .entry(op.to_owned())
             .or_default() += 1;
@@ -86,7 +97,21 @@ impl Intercept for CountRequests {
         cfg: &mut ConfigBag,
     ) -> Result<(), BoxError> {
         let op = cfg.load::<Metadata>().map_or("unknown", |m| m.name());
-        self.0.add(op);
+        RequestCounter::add(&self.0.0, op);
+        Ok(())
+    }
+
+    fn read_after_attempt(
+        &self,
+        ctx: &FinalizerInterceptorContextRef<'_>,
+        _rc: &RuntimeComponents,
+        cfg: &mut ConfigBag,
+    ) -> Result<(), BoxError> {
+        let ok = ctx.response().is_some_and(|r| r.status().is_success());
+        if !ok {
+            let op = cfg.load::<Metadata>().map_or("unknown", |m| m.name());
+            RequestCounter::add(&self.0.1, op);
+        }
         Ok(())
     }
 }
@@ -366,6 +391,20 @@ mod tests {
         assert_eq!(a.requests().snapshot()["ListQueues"], 2);
         assert_eq!(b.requests().total(), 1);
         assert_eq!(sqs.requests().total(), 3);
+        assert!(sqs.requests().errors().is_empty());
+        server.shutdown().await;
+    }
+
+    #[tokio::test]
+    async fn failed_attempts_are_counted_by_operation() {
+        let server = sqs_barrier_testkit::embedded().await;
+        let sqs = Sqs::local(&server.endpoint_url());
+        let missing = sqs.client().get_queue_url().queue_name("nope").send().await;
+        assert!(missing.is_err());
+        sqs.client().list_queues().send().await.expect("ListQueues");
+        assert_eq!(sqs.requests().errors()["GetQueueUrl"], 1);
+        assert!(!sqs.requests().errors().contains_key("ListQueues"));
+        assert_eq!(sqs.requests().total(), 2);
         server.shutdown().await;
     }
 }

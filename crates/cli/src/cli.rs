@@ -55,6 +55,20 @@ pub enum Command {
     Status(StatusArgs),
     /// List queues with the columns of the SQS console.
     Queues(QueuesArgs),
+    /// Serve a live web console of the endpoint's queues and barriers
+    /// (phase, arrivals, missing members, coordinator, dead letters, recent
+    /// phases, abort) and their Prometheus metrics at /metrics.
+    ///
+    /// Open the address it prints (http://127.0.0.1:9325/ by default). The
+    /// page reads the console's view every second: the queue table with the
+    /// SQS console's columns (filter by name prefix), and for each barrier
+    /// its phase, who has arrived and who is missing and for how long, the
+    /// coordinator's liveness and heartbeat, the deadline, the broken state,
+    /// the dead letters with the latest reasons, a chart of the recent
+    /// phases and an abort button (a reason, then a confirmation). It binds
+    /// to loopback unless --allow-remote, and state-changing requests need
+    /// the token of a page it served. See docs/CONSOLE.md.
+    Console(crate::console::ConsoleArgs),
     /// Run N processes through K phases on the embedded endpoint and show
     /// that nobody started phase k+1 before everyone finished phase k.
     Demo(DemoArgs),
@@ -172,6 +186,11 @@ pub struct CoordinatorArgs {
     /// most this long. 1 to 3600.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     pub visibility: u64,
+    /// Serve Prometheus metrics at http://ADDR/metrics (arrivals, releases,
+    /// release latency, held check-ins, rejects, SQS requests and errors,
+    /// takeovers; see docs/CONSOLE.md), e.g. 127.0.0.1:9326.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_bind: Option<SocketAddr>,
 }
 
 #[derive(Args, Debug)]

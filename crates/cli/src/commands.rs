@@ -7,7 +7,7 @@ use sqs_barrier::core::participant::ParticipantOptions;
 use sqs_barrier::{Barrier, ClientOptions, CoordinatorOptions, Error, Sqs, admin};
 
 use crate::cli::*;
-use crate::{bench, demo, exit, table};
+use crate::{bench, console, demo, exit, metrics, table};
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: Cli) -> u8 {
@@ -22,6 +22,7 @@ pub async fn run(args: Cli) -> u8 {
         Command::Bench(a) => return bench::run(a, &client).await,
         Command::BenchWorker(a) => return bench::worker(a, &client).await,
         Command::BenchReport(a) => return bench::report(a),
+        Command::Console(a) => return console::run(a, &client).await,
         cmd => match Sqs::connect(&client).await {
             Ok(sqs) => dispatch(cmd, &sqs).await,
             Err(e) => Err(e),
@@ -86,7 +87,8 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
         | Command::DemoWorker(_)
         | Command::Bench(_)
         | Command::BenchWorker(_)
-        | Command::BenchReport(_) => unreachable!(),
+        | Command::BenchReport(_)
+        | Command::Console(_) => unreachable!(),
     }
 }
 
@@ -139,12 +141,26 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
         )));
     }
     opts.visibility = Duration::from_secs(a.visibility);
+    let mut events = None;
+    if let Some(addr) = a.metrics_bind {
+        let (gauges, tx, local) =
+            metrics::serve_coordinator(addr, &a.barrier.barrier, sqs.requests().clone())
+                .await
+                .map_err(|e| {
+                    Error::Config(sqs_barrier::core::ConfigError::Invalid(format!(
+                        "--metrics-bind: cannot listen on {addr}: {e}"
+                    )))
+                })?;
+        opts.gauges = Some(gauges);
+        events = Some(tx);
+        eprintln!("sqs-barrier: metrics at http://{local}/metrics");
+    }
     eprintln!(
         "sqs-barrier: coordinator of barrier {} at {} (stop with Ctrl-C); it stands by while another is active",
         a.barrier.barrier,
         sqs.endpoint()
     );
-    sqs_barrier::run_coordinator(sqs, &a.barrier.barrier, opts, None, shutdown_signal()).await
+    sqs_barrier::run_coordinator(sqs, &a.barrier.barrier, opts, events, shutdown_signal()).await
 }
 
 /// Resolves on SIGINT or SIGTERM.

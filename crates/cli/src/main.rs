@@ -6,8 +6,11 @@
 mod bench;
 mod cli;
 mod commands;
+mod console;
 mod demo;
 mod exit;
+mod http;
+mod metrics;
 mod table;
 
 use std::io::IsTerminal as _;

@@ -1,0 +1,392 @@
+"""`sqs-barrier console` in a real browser, and the Prometheus metrics.
+
+Headless Chromium (Debian's `chromium` and `chromium-driver`, which
+scripts/test installs when missing) driven by Selenium opens the console
+that watches a barrier on the embedded endpoint while its members wait:
+the queue table and its columns render, an arrival appears without a
+reload, the missing member is named, a request without the page's token is
+refused, and the abort button breaks the barrier for its waiters. The same
+run writes the screenshots in docs/. The metrics of the coordinator
+(`--metrics-bind`) and of the console are scraped and parsed with the
+Prometheus client's text parser. A missing browser fails the suite; nothing
+is skipped.
+"""
+
+import json
+import os
+import selectors
+import shutil
+import subprocess
+import time
+import urllib.error
+import urllib.request
+import uuid
+from pathlib import Path
+
+import pytest
+from prometheus_client.parser import text_string_to_metric_families
+from selenium import webdriver
+from selenium.common.exceptions import StaleElementReferenceException
+from selenium.webdriver.chrome.options import Options
+from selenium.webdriver.chrome.service import Service
+from selenium.webdriver.common.by import By
+from selenium.webdriver.support.ui import WebDriverWait
+
+from conftest import _server_binary
+
+ROOT = Path(__file__).resolve().parents[2]
+DOCS = ROOT / "docs"
+COLUMNS = [
+    "Name",
+    "Type",
+    "Created",
+    "Messages available",
+    "Messages in flight",
+    "Encryption",
+    "Content-based deduplication",
+]
+
+
+def _find(program: str, *candidates: str) -> str:
+    for name in (program, *candidates):
+        found = shutil.which(name)
+        if found:
+            return found
+    pytest.fail(f"{program} not found: scripts/test installs Debian's chromium and chromium-driver")
+
+
+def _env(endpoint_url: str) -> dict:
+    env = dict(os.environ)
+    env.update(
+        AWS_ENDPOINT_URL=endpoint_url,
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+    )
+    env.pop("AWS_PROFILE", None)
+    return env
+
+
+def _line_with(stream, needle: str, timeout_s: float = 30) -> str:
+    """Reads lines from `stream` until one contains `needle`."""
+    selector = selectors.DefaultSelector()
+    selector.register(stream, selectors.EVENT_READ)
+    deadline = time.monotonic() + timeout_s
+    seen = []
+    while time.monotonic() < deadline:
+        if not selector.select(max(0.0, deadline - time.monotonic())):
+            break
+        line = stream.readline()
+        if not line:
+            break
+        seen.append(line)
+        if needle in line:
+            return line.strip()
+    pytest.fail(f"no line with {needle!r} within {timeout_s} s; got {seen!r}")
+
+
+def _url_in(line: str) -> str:
+    return next(w for w in line.split() if w.startswith("http://")).rstrip(";")
+
+
+def _get(url: str) -> str:
+    with urllib.request.urlopen(url, timeout=10) as r:
+        return r.read().decode()
+
+
+def _post(url: str, body: dict, headers: dict) -> tuple[int, dict]:
+    req = urllib.request.Request(
+        url, data=json.dumps(body).encode(), method="POST", headers=headers
+    )
+    try:
+        with urllib.request.urlopen(req, timeout=10) as r:
+            return r.status, json.loads(r.read())
+    except urllib.error.HTTPError as e:
+        return e.code, json.loads(e.read() or b"{}")
+
+
+def _metrics(url: str) -> dict:
+    """Scrapes `url` and parses it: {(sample name, labels): value}."""
+    text = _get(url)
+    samples = {}
+    families = list(text_string_to_metric_families(text))
+    assert families, text
+    for family in families:
+        for s in family.samples:
+            samples[(s.name, tuple(sorted(s.labels.items())))] = s.value
+    return samples
+
+
+def _eventually(probe, timeout_s: float = 15.0):
+    """Returns probe()'s first truthy answer, failing after timeout_s."""
+    deadline = time.monotonic() + timeout_s
+    while True:
+        answer = probe()
+        if answer:
+            return answer
+        if time.monotonic() > deadline:
+            pytest.fail(f"not so within {timeout_s} s")
+        time.sleep(0.2)
+
+
+def _value(samples: dict, name: str, **labels) -> float:
+    key = (name, tuple(sorted(labels.items())))
+    assert key in samples, f"{key} not in {sorted(k for k in samples if k[0] == name)}"
+    return samples[key]
+
+
+@pytest.fixture
+def stack(endpoint_url, tmp_path):
+    """A barrier of three members with a coordinator (metrics on) and a
+    console watching it; yields what the test needs and stops everything."""
+    exe = str(_server_binary())
+    env = _env(endpoint_url)
+    name = f"console-{uuid.uuid4().hex[:8]}"
+    subprocess.run(
+        [exe, "setup", "--barrier", name, "--parties", "3", "--members", "ann,bob,cy"],
+        env=env, check=True, capture_output=True, timeout=30,
+    )
+    procs = []
+
+    def spawn(*args, **kw):
+        p = subprocess.Popen([exe, *args], env=env, stdin=subprocess.DEVNULL, text=True, **kw)
+        procs.append(p)
+        return p
+
+    coordinator = spawn(
+        "coordinator", "--barrier", name, "--heartbeat", "2",
+        "--metrics-bind", "127.0.0.1:0", stderr=subprocess.PIPE,
+    )
+    metrics_url = _url_in(_line_with(coordinator.stderr, "metrics at"))
+    console = spawn(
+        "console", "--bind", "127.0.0.1:0", "--prefix", name, stdout=subprocess.PIPE,
+    )
+    console_url = _url_in(_line_with(console.stdout, "sqs-barrier console:"))
+
+    def wait(member: str, phase: int):
+        return spawn(
+            "wait", "--barrier", name, "--id", member, "--phase", str(phase), "--timeout", "120",
+            stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        )
+
+    try:
+        yield {
+            "name": name, "console": console_url, "metrics": metrics_url, "wait": wait,
+        }
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run([exe, "teardown", "--barrier", name], env=env, capture_output=True, timeout=30)
+
+
+@pytest.fixture
+def browser():
+    options = Options()
+    options.binary_location = _find("chromium", "chromium-browser")
+    for arg in (
+        "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
+        "--window-size=1280,800", "--hide-scrollbars",
+    ):
+        options.add_argument(arg)
+    driver = webdriver.Chrome(
+        service=Service(executable_path=_find("chromedriver", "chromium-driver")), options=options
+    )
+    try:
+        yield driver
+    finally:
+        driver.quit()
+
+
+def _until(driver, what, timeout_s=20):
+    return WebDriverWait(
+        driver, timeout_s, poll_frequency=0.1, ignored_exceptions=(StaleElementReferenceException,)
+    ).until(lambda d: what(d))
+
+
+def _card(driver, name):
+    return driver.find_element(By.CSS_SELECTOR, f'.card[data-barrier="{name}"]')
+
+
+# The page redraws its tables every second: read them in one script call.
+def _queue_rows(driver):
+    return driver.execute_script(
+        "return [...document.querySelectorAll('#queues tbody tr')]"
+        ".map(tr => [tr.dataset.queue, ...[...tr.cells].map(td => td.textContent)])"
+    )
+
+
+def _chips(driver, name, kind):
+    return driver.execute_script(
+        "const card = document.querySelector(`.card[data-barrier='${arguments[0]}']`);"
+        "return card ? [...card.querySelectorAll(`.chips.${arguments[1]} .chip`)]"
+        ".map(c => c.textContent.split(' ')[0]) : [];",
+        name, kind,
+    )
+
+
+def _text(driver, name, selector):
+    return driver.execute_script(
+        "const card = document.querySelector(`.card[data-barrier='${arguments[0]}']`);"
+        "const el = card && card.querySelector(arguments[1]); return el ? el.textContent : '';",
+        name, selector,
+    )
+
+
+def test_console_in_a_browser(stack, browser):
+    name, url = stack["name"], stack["console"]
+
+    # Phase 0 completes before the page opens: a release to chart and count.
+    # (Arrivals a little more than one read apart, for the chart.)
+    members = []
+    for m in ("ann", "bob", "cy"):
+        members.append(stack["wait"](m, 0))
+        time.sleep(1.2)
+    for m in members:
+        assert m.wait(timeout=60) == 0, m.stderr.read()
+    time.sleep(1.2)
+
+    # Phase 1: ann arrives; bob and cy are missing.
+    ann = stack["wait"]("ann", 1)
+    browser.get(url)
+    browser.execute_script("window.__sameDocument = true")
+
+    # The queue table with the SQS console's columns and the barrier's queues.
+    heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queues thead th")]
+    assert heads == COLUMNS
+    rows = _until(browser, lambda d: (r := _queue_rows(d)) and len(r) == 4 and r)
+    assert sorted(r[0] for r in rows) == sorted(
+        [f"{name}-checkin", f"{name}-dlq", f"{name}-release-0", f"{name}-release-1"]
+    )
+    for queue, *cells in rows:
+        assert len(cells) == 7 and cells[0] == queue
+        assert cells[1] == "Standard" and cells[5] == "SSE-SQS" and cells[6] == "-"
+        assert cells[3].isdigit() and cells[4].isdigit(), cells
+
+    # The filter by name prefix.
+    box = browser.find_element(By.ID, "filter")
+    box.send_keys(f"{name}-release")
+    _until(browser, lambda d: len(_queue_rows(d)) == 2)
+    box.clear()
+    box.send_keys(" ")  # clear() fires no input event
+    _until(browser, lambda d: len(_queue_rows(d)) == 4)
+
+    # ann arrived; bob and cy are named as missing, with the coordinator alive.
+    _until(browser, lambda d: _chips(d, name, "arrived") == ["ann"])
+    assert _chips(browser, name, "missing") == ["bob", "cy"]
+    assert "coordinator alive" in _text(browser, name, "h3")
+
+    # bob's arrival appears without a reload; cy is the one missing.
+    bob = stack["wait"]("bob", 1)
+    _until(browser, lambda d: _chips(d, name, "arrived") == ["ann", "bob"])
+    assert _chips(browser, name, "missing") == ["cy"]
+    assert browser.execute_script("return window.__sameDocument === true")
+    # The chart shows phase 0 released and phase 1's arrivals.
+    _until(browser, lambda d: d.execute_script(
+        "return document.querySelectorAll(`.card[data-barrier='${arguments[0]}'] svg circle.arrival`).length",
+        name) >= 2)
+    browser.execute_script("document.activeElement.blur()")
+    time.sleep(0.5)
+    DOCS.mkdir(exist_ok=True)
+    browser.save_screenshot(str(DOCS / "console.png"))
+    browser.set_window_size(390, 844)
+    time.sleep(1.2)  # one poll: the chart is drawn for the new width
+    browser.save_screenshot(str(DOCS / "console-phone.png"))
+    browser.set_window_size(1280, 800)
+
+    # State-changing requests need the page's token, from this origin.
+    token = browser.execute_script("return TOKEN")
+    abort_url = url + "api/abort"
+    body = {"barrier": name, "reason": "forged"}
+    status, answer = _post(abort_url, body, {"Content-Type": "application/json"})
+    assert status == 403 and not answer["ok"], answer
+    status, _ = _post(abort_url, body, {"Content-Type": "application/json", "X-Console-Token": "0" * 32})
+    assert status == 403
+    status, _ = _post(abort_url, body, {
+        "Content-Type": "application/json", "X-Console-Token": token, "Origin": "http://evil.example",
+    })
+    assert status == 403
+    status, _ = _post(abort_url, body, {"Content-Type": "text/plain", "X-Console-Token": token})
+    assert status == 415
+    status, _ = _post(abort_url, {"barrier": "not-watched", "reason": "x"},
+                      {"Content-Type": "application/json", "X-Console-Token": token})
+    assert status == 404
+    assert ann.poll() is None and bob.poll() is None, "a refused request must not abort"
+
+    # Abort from the page, behind a confirmation.
+    card = _card(browser, name)
+    card.find_element(By.CSS_SELECTOR, ".abort-form input[name=reason]").send_keys("bad input file")
+    card.find_element(By.CSS_SELECTOR, ".abort-form button[type=submit]").click()
+    yes = card.find_element(By.CSS_SELECTOR, ".confirm .yes")
+    assert yes.is_displayed()
+    yes.click()
+    _until(browser, lambda d: "abort sent" in _text(d, name, ".abort-result"))
+    for p in (ann, bob):
+        assert p.wait(timeout=60) == 4
+        assert "bad input file" in p.stderr.read()
+    _until(browser, lambda d: "BROKEN" in _text(d, name, "h3"))
+    assert "bad input file" in _text(browser, name, ".broken")
+
+    # The coordinator's metrics, parsed as Prometheus text (once it has
+    # handled the abort and let go of the check-ins).
+    b = {"barrier": name}
+
+    def settled():
+        m = _metrics(stack["metrics"])
+        done = m.get(("sqs_barrier_breaks_total", (("barrier", name),))) == 1 and m.get(
+            ("sqs_barrier_held_checkins", (("barrier", name),))) == 0
+        return m if done else None
+
+    m = _eventually(settled)
+    assert _value(m, "sqs_barrier_arrivals_total", **b) == 5
+    assert _value(m, "sqs_barrier_releases_total", **b) == 1
+    assert _value(m, "sqs_barrier_breaks_total", **b) == 1
+    assert _value(m, "sqs_barrier_release_latency_seconds_count", **b) == 1
+    assert _value(m, "sqs_barrier_release_latency_seconds_bucket", le="+Inf", **b) == 1
+    assert _value(m, "sqs_barrier_coordinator_takeovers_total", **b) == 1
+    assert _value(m, "sqs_barrier_coordinator_active", **b) == 1
+    assert _value(m, "sqs_barrier_held_checkins", **b) == 0
+    assert _value(m, "sqs_barrier_sqs_requests_total", operation="ReceiveMessage") > 0
+    assert _value(m, "sqs_barrier_sqs_errors_total", operation="ReceiveMessage") >= 0
+
+    # The console's, for the barrier it watches (once it has read the break).
+    c = _eventually(lambda: (c := _metrics(url + "metrics")).get(
+        ("sqs_barrier_broken", (("barrier", name),))) == 1 and c)
+    assert _value(c, "sqs_barrier_parties", **b) == 3
+    assert _value(c, "sqs_barrier_broken", **b) == 1
+    assert _value(c, "sqs_barrier_coordinator_alive", **b) == 1
+    assert _value(c, "sqs_barrier_queue_messages_available", queue=f"{name}-checkin") >= 0
+    assert _value(c, "sqs_barrier_sqs_requests_total", operation="ListQueues") > 0
+
+
+def test_console_refuses_other_hosts_and_remote_binds(endpoint_url):
+    exe = str(_server_binary())
+    env = _env(endpoint_url)
+    refused = subprocess.run(
+        [exe, "console", "--bind", "0.0.0.0:0"], env=env, capture_output=True, text=True, timeout=30
+    )
+    assert refused.returncode == 2
+    assert "--allow-remote" in refused.stderr
+    console = subprocess.Popen(
+        [exe, "console", "--bind", "127.0.0.1:0", "--prefix", "none-"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        url = _url_in(_line_with(console.stdout, "sqs-barrier console:"))
+        page = _get(url)
+        assert 'name="console-token"' in page
+        req = urllib.request.Request(url + "api/state", headers={"Host": "evil.example"})
+        with pytest.raises(urllib.error.HTTPError) as e:
+            urllib.request.urlopen(req, timeout=10)
+        assert e.value.code == 421
+        # Nothing in the page or the state is a credential.
+        state = _get(url + "api/state")
+        assert "local" not in json.loads(state).get("endpoint", "")
+    finally:
+        console.terminate()
+        assert console.wait(timeout=10) == 0
