@@ -300,10 +300,14 @@ impl Driver {
                 }
             }
         };
-        let mut last_batch: Option<Instant> = None;
+        // Busy from the start: a coordinator that takes over expects the
+        // check-ins its predecessor held or never received, and one long
+        // poll that answers empty (SQS warns of them) would leave it deaf
+        // for 20 s.
+        let mut last_batch: Option<Instant> = Some(Instant::now());
         let mut last_burst: Option<Instant> = None;
         let mut recent: VecDeque<(Instant, usize)> = VecDeque::new();
-        let (polling_tx, polling_rx) = watch::channel(polling_for(false, false));
+        let (polling_tx, polling_rx) = watch::channel(polling_for(true, false));
         let mut pollers = JoinSet::new();
         for index in 0..receivers {
             pollers.spawn(poll_checkins(

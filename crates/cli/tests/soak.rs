@@ -1,7 +1,8 @@
 //! Soak: consecutive episodes of a 16-member barrier on the embedded
 //! endpoint under combined fault injection, with two coordinators (one
 //! active, one standing by, both started the plain way), the active one
-//! killed and restarted again and again, and participants restarting
+//! killed a random time after it took over and restarted, again and again
+//! (the recovery of each kill is reported), and participants restarting
 //! mid-wait. Every
 //! arrival and release goes into a history that `harness::check` verifies:
 //! no early release, no lost member, only expected errors.
@@ -18,7 +19,7 @@
 //! it; `coordinator --visibility 2` for the process) and a 0.5 s heartbeat,
 //! the in-process ones long-poll 2 s while busy (default 5 s, which the
 //! process keeps), and participants read the coordinator's state every 2 s
-//! (default 80 s), which is what recovers a lost check-in or notice.
+//! (default 120 s), which is what recovers a lost check-in or notice.
 //! `SOAK_LOG=FILE` writes a timeline of the run.
 
 mod harness;
@@ -168,9 +169,16 @@ async fn soak(setup: Setup) {
     let verdict = harness::check(&records, setup.members, setup.episodes);
     let counts = server.chaos_counts().unwrap();
     let exits = stats.coordinator_exits.lock().unwrap().clone();
+    let recoveries = harness::recoveries(&history, &records, &stats.killed_at.lock().unwrap());
+    let pct = |p: f64| {
+        recoveries
+            .get(((recoveries.len() as f64 * p).ceil() as usize).saturating_sub(1))
+            .map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+    };
     println!(
         "soak: {} episodes x {} members ({} as processes), coordinator as a {} in {:.1} s; seed {}\n\
          releases {}, arrivals {}, coordinator kills {}, participant restarts {}\n\
+         recovery (a kill to the next release): p50 {}, p99 {}, max {} over {} kills\n\
          coordinator exits by themselves: {exits:?}\n\
          faults injected: {counts} (total {})\n\
          retries by kind: {:?}\n\
@@ -191,6 +199,10 @@ async fn soak(setup: Setup) {
         verdict.arrivals,
         stats.coordinator_kills.load(Ordering::Relaxed),
         stats.participant_restarts.load(Ordering::Relaxed),
+        pct(0.5),
+        pct(0.99),
+        pct(1.0),
+        recoveries.len(),
         counts.total(),
         verdict.retries,
         peak.0,

@@ -71,6 +71,29 @@ impl History {
     pub fn snapshot(&self) -> Vec<Record> {
         self.records.lock().unwrap().clone()
     }
+
+    /// `at` on the history's clock (records' `at`).
+    pub fn since_start(&self, at: Instant) -> Duration {
+        at.saturating_duration_since(self.t0)
+    }
+}
+
+/// For each coordinator kill, how long until the next release (any
+/// member's): the recovery it cost, since episodes follow each other with
+/// little work between. Sorted.
+pub fn recoveries(history: &History, records: &[Record], killed_at: &[Instant]) -> Vec<Duration> {
+    let mut out: Vec<Duration> = killed_at
+        .iter()
+        .filter_map(|k| {
+            let k = history.since_start(*k);
+            records
+                .iter()
+                .find(|r| r.at >= k && r.event == Event::Release)
+                .map(|r| r.at - k)
+        })
+        .collect();
+    out.sort();
+    out
 }
 
 /// What the checker found.
@@ -192,6 +215,8 @@ pub fn check(history: &[Record], members: usize, episodes: u64) -> Verdict {
 pub struct Stats {
     pub participant_restarts: AtomicU64,
     pub coordinator_kills: AtomicU64,
+    /// When each active coordinator was killed.
+    pub killed_at: Mutex<Vec<Instant>>,
     /// Coordinator runs that ended by themselves, by error kind.
     pub coordinator_exits: Mutex<BTreeMap<String, u64>>,
 }
@@ -422,6 +447,7 @@ impl Supervisor {
                             let _ = run.await;
                             tracing::info!(target: "soak", slot = k, "active coordinator killed");
                             stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
+                            stats.killed_at.lock().unwrap().push(Instant::now());
                             let pause = rng.random_range(0..300);
                             tokio::time::sleep(Duration::from_millis(pause)).await;
                         }
@@ -437,15 +463,35 @@ impl Supervisor {
             let (gauges, mut stopping) = (gauges.clone(), stopping.clone());
             tasks.push(tokio::spawn(async move {
                 let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
+                // Each active coordinator lives a random time from when it
+                // took over: a kill during a takeover would only measure
+                // the next one.
+                let active = |g: &[Arc<CoordinatorGauges>]| {
+                    (0..2)
+                        .find(|k| g[*k].active.load(Ordering::Relaxed))
+                        .map(|k| (k, g[k].takeovers.load(Ordering::Relaxed)))
+                };
                 loop {
+                    let target = loop {
+                        if let Some(t) = active(&gauges) {
+                            break t;
+                        }
+                        tokio::select! {
+                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+                            _ = stopped(&mut stopping) => return,
+                        }
+                    };
                     let pause = Duration::from_millis(rng.random_range(a..=b));
                     tokio::select! {
                         _ = tokio::time::sleep(pause) => {}
                         _ = stopped(&mut stopping) => return,
                     }
-                    // Kill whichever is active (none during a takeover).
-                    if let Some(k) = (0..2).find(|k| gauges[*k].active.load(Ordering::Relaxed)) {
-                        kills[k].notify_one();
+                    if active(&gauges) == Some(target) {
+                        kills[target.0].notify_one();
+                        // Until it is gone.
+                        while active(&gauges) == Some(target) {
+                            tokio::time::sleep(Duration::from_millis(10)).await;
+                        }
                     }
                 }
             }));
@@ -560,6 +606,7 @@ impl ProcessSupervisor {
                             let _ = child.wait().await;
                             tracing::info!(target: "soak", slot = k, "active coordinator process killed");
                             stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
+                            stats.killed_at.lock().unwrap().push(Instant::now());
                             let pause = rng.random_range(0..300);
                             tokio::time::sleep(Duration::from_millis(pause)).await;
                         }
@@ -582,24 +629,44 @@ impl ProcessSupervisor {
                 }
             };
             let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
+            // The active coordinator, as the published state names it (its
+            // id ends in `/PID`): slot and id.
+            let active = async |sqs: &Sqs| {
+                let state = sqs_barrier::admin::read_state(sqs, &info.urls.checkin)
+                    .await
+                    .ok()
+                    .flatten()
+                    .filter(|s| !s.stopped)?;
+                let current = *pids.lock().unwrap();
+                (0..2)
+                    .find(|k| {
+                        current[*k]
+                            .is_some_and(|pid| state.coordinator.ends_with(&format!("/{pid}")))
+                    })
+                    .map(|k| (k, state.coordinator))
+            };
+            // Each active coordinator lives a random time from when it took
+            // over (first named by the state): a kill during a takeover
+            // would only measure the next one.
+            let mut killed: Option<String> = None;
             loop {
+                let target = loop {
+                    if let Some(t) = active(&sqs).await.filter(|t| Some(&t.1) != killed.as_ref()) {
+                        break t;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
+                        _ = stopped(&mut stopping) => return,
+                    }
+                };
                 let pause = Duration::from_millis(rng.random_range(kill_every.0..=kill_every.1));
                 tokio::select! {
                     _ = tokio::time::sleep(pause) => {}
                     _ = stopped(&mut stopping) => return,
                 }
-                // Kill whichever is active, as the published state names it.
-                let Ok(Some(state)) =
-                    sqs_barrier::admin::read_state(&sqs, &info.urls.checkin).await
-                else {
-                    continue;
-                };
-                let current = *pids.lock().unwrap();
-                let active = (0..2).find(|k| {
-                    current[*k].is_some_and(|pid| state.coordinator.ends_with(&format!("/{pid}")))
-                });
-                if let (Some(k), false) = (active, state.stopped) {
-                    kills[k].notify_one();
+                if active(&sqs).await.as_ref() == Some(&target) {
+                    kills[target.0].notify_one();
+                    killed = Some(target.1);
                 }
             }
         }));
