@@ -10,8 +10,8 @@ use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sqs_barrier::lambda::emulator::{self as esm, EsmConfig, EventSourceMapping};
 use sqs_barrier::{Barrier, Sqs, admin};
-use sqs_barrier_testkit::esm::{self, EsmConfig, EventSourceMapping};
 use sqs_barrier_testkit::runtime_api::RuntimeApi;
 use sqs_barrier_testkit::{REGION, Target, start};
 use tokio::process::{Child, Command};

@@ -34,6 +34,11 @@
 //! fires the barrier deadline.
 //!
 //! Nothing here decides anything about the protocol: the core does.
+//!
+//! [`emulator`] runs this handler behind an emulated event source mapping
+//! and schedule, outside AWS.
+
+pub mod emulator;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -104,6 +109,8 @@ pub struct BatchOutcome {
     pub races: usize,
     /// Generations released by this invocation.
     pub released: Vec<u64>,
+    /// The core's events, in order (of every round, lost ones included).
+    pub events: Vec<sqs_barrier_core::coordinator::Event>,
 }
 
 /// The barriers' queues, looked up once per warm function instance.
@@ -169,6 +176,7 @@ pub async fn handle_batch(
         outcome.failures.extend(one.failures);
         outcome.races += one.races;
         outcome.released.extend(one.released);
+        outcome.events.extend(one.events);
     }
     Ok(outcome)
 }
@@ -231,20 +239,14 @@ async fn coordinate(
         // timeout. (A process coordinator knows its own releases and
         // sends first.)
         let mut notices: Vec<(u64, String)> = Vec::new();
+        let mut sweeps: Vec<(u64, u64)> = Vec::new();
         while let Some(t) = core.poll_transmit() {
             match t {
                 Transmit::Notify { generation, body } => notices.push((generation, body)),
-                Transmit::Sweep { generation, below } => {
-                    // Awaited: a function instance may be frozen as soon as
-                    // it returns.
-                    notices::sweep(
-                        sqs.clone(),
-                        info.urls.release_for(generation).to_owned(),
-                        info.config.clone(),
-                        below,
-                    )
-                    .await;
-                }
+                // After the round: a sweep long-polls for a second or
+                // more, and a write that waited for it would mostly find
+                // another invocation's (or a tick's) write first.
+                Transmit::Sweep { generation, below } => sweeps.push((generation, below)),
                 Transmit::Delete(ids) => done.extend(ids),
                 Transmit::DeadLetter {
                     token,
@@ -277,6 +279,7 @@ async fn coordinate(
                 outcome.released.push(generation);
             }
             tracing::debug!(event = ?e, "coordinator event");
+            outcome.events.push(e);
         }
         if let (false, Some(mine)) = (lost, &written) {
             tokio::time::sleep(VERIFY_AFTER).await;
@@ -287,6 +290,16 @@ async fn coordinate(
             outcome.races += 1;
             tracing::info!(barrier = %info.config.name, "another invocation wrote the state first; starting again from it");
             continue;
+        }
+        // Awaited: a function instance may be frozen as soon as it returns.
+        for (generation, below) in sweeps {
+            notices::sweep(
+                sqs.clone(),
+                info.urls.release_for(generation).to_owned(),
+                info.config.clone(),
+                below,
+            )
+            .await;
         }
         outcome.failures = keep(records, &done, &dead, info.config.fifo);
         return Ok(outcome);
