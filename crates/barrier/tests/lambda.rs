@@ -33,6 +33,7 @@ both!(
     abort_breaks_every_waiter,
     killed_and_failed_invocations_lose_nothing,
     ticks_keep_participants_from_calling_it_silent,
+    a_deadline_breaks_the_barrier_at_a_tick,
 );
 
 /// The chaos endpoint's faults (as the soak's): duplicated, empty and
@@ -59,7 +60,8 @@ async fn chaos_endpoint_loses_nothing() {
         seed: 11,
         ..EsmConfig::default()
     };
-    let f = fixture_at(TestEndpoint::Embedded(server), 4, esm, None).await;
+    let setup = admin::SetupOptions::new(4);
+    let f = fixture_at(TestEndpoint::Embedded(server), setup, esm, None).await;
     run_phases(&f, 4, 6).await;
     eprintln!("chaos: {:?}", f.mapping());
     f.stop().await;
@@ -95,20 +97,19 @@ fn rand_u32() -> u32 {
 
 /// A barrier of `parties` with its check-in queue mapped to the handler.
 async fn fixture(target: Target, parties: usize, esm: EsmConfig) -> Fixture {
-    fixture_at(start(target).await, parties, esm, None).await
+    let setup = admin::SetupOptions::new(parties);
+    fixture_at(start(target).await, setup, esm, None).await
 }
 
 async fn fixture_at(
     endpoint: TestEndpoint,
-    parties: usize,
+    setup: admin::SetupOptions,
     esm: EsmConfig,
     ticks: Option<Duration>,
 ) -> Fixture {
     let sqs = Sqs::local(&endpoint.endpoint_url());
     let name = format!("l{:08x}", rand_u32());
-    admin::setup(&sqs, &name, &admin::SetupOptions::new(parties))
-        .await
-        .expect("setup");
+    admin::setup(&sqs, &name, &setup).await.expect("setup");
     let info = admin::open(&sqs, &name).await.unwrap();
     // Set up through the library's client (with the SDK's retries: the
     // chaos endpoint fails some requests); the mapping polls with a client
@@ -241,7 +242,7 @@ async fn killed_and_failed_invocations_lose_nothing(target: Target) {
 async fn ticks_keep_participants_from_calling_it_silent(target: Target) {
     let f = fixture_at(
         start(target).await,
-        2,
+        admin::SetupOptions::new(2),
         EsmConfig::default(),
         Some(Duration::from_secs(1)),
     )
@@ -262,5 +263,28 @@ async fn ticks_keep_participants_from_calling_it_silent(target: Target) {
     tokio::time::sleep(Duration::from_secs(8)).await;
     b1.wait(LONG).await.expect("released");
     assert_eq!(a0.await.expect("released").generation, 0);
+    f.stop().await;
+}
+
+/// The barrier's deadline under the Lambda coordinator: every invocation is
+/// a new coordinator, yet the generation's age goes on between them, and a
+/// tick breaks it (after the deadline and the queue's visibility timeout),
+/// naming the member that never arrived.
+async fn a_deadline_breaks_the_barrier_at_a_tick(target: Target) {
+    let mut setup = admin::SetupOptions::new(2);
+    setup.deadline = Some(Duration::from_secs(3));
+    let f = fixture_at(
+        start(target).await,
+        setup,
+        EsmConfig::default(),
+        Some(Duration::from_secs(1)),
+    )
+    .await;
+    let b0 = member(&f, "0").await;
+    let err = b0.wait(LONG).await.unwrap_err();
+    match &err {
+        Error::Broken { missing, .. } => assert_eq!(missing, &vec!["1".to_owned()], "{err}"),
+        other => panic!("expected the deadline to break it, got {other}"),
+    }
     f.stop().await;
 }

@@ -200,6 +200,8 @@ fn core_options(opts: &LambdaOptions) -> CoordinatorOptions {
     // gives a dead predecessor's held check-ins is the slack below.
     core.restart_grace = Duration::ZERO;
     core.deadline_slack = opts.queue_visibility;
+    // The generation's age goes on between invocations: `now` is wall time.
+    core.age_since_write = true;
     core
 }
 
