@@ -158,6 +158,8 @@ pub struct EsmStats {
     pub reported: AtomicU64,
     /// Invocations killed, timed out or failed (their batch came back).
     pub failed: AtomicU64,
+    /// The invocations' time, summed (µs): what Lambda bills as duration.
+    pub busy_us: AtomicU64,
 }
 
 /// A running mapping; it stops when dropped or with [`Self::stop`].
@@ -299,7 +301,12 @@ async fn poll(mut p: Poller, mut stopped: watch::Receiver<bool>) {
             p.config.function_timeout
         };
         let run = (p.handler)(records.clone());
-        let failures = match tokio::time::timeout(limit, run).await {
+        let began = std::time::Instant::now();
+        let ran = tokio::time::timeout(limit, run).await;
+        p.stats
+            .busy_us
+            .fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let failures = match ran {
             Ok(Ok(failures)) if !error => failures,
             _ => {
                 // Killed, timed out or failed: nothing is deleted.
@@ -350,13 +357,17 @@ pub struct Deployment {
 }
 
 impl Deployment {
-    /// As `deploy/template.yaml` deploys it: the mapping's defaults (batches
-    /// of 10, `MaximumConcurrency` 2), the function's (a 60 s heartbeat, the
-    /// 30 s visibility `setup` gives the check-in queue), a tick every 60 s.
+    /// As `deploy/template.yaml` deploys it: batches of 10,
+    /// `MaximumConcurrency` 2, a function timeout of 5 s, the function's
+    /// defaults (a 60 s heartbeat, the 30 s visibility `setup` gives the
+    /// check-in queue), a tick every 60 s.
     pub fn as_in_template() -> Self {
         let function = LambdaOptions::default();
         Self {
-            mapping: EsmConfig::default(),
+            mapping: EsmConfig {
+                function_timeout: Duration::from_secs(5),
+                ..EsmConfig::default()
+            },
             ticks: Some(function.heartbeat),
             function,
         }
@@ -506,6 +517,7 @@ impl Counters {
             failed: m.failed.load(Ordering::Relaxed) + f.errors.load(Ordering::Relaxed),
             ticks: f.ticks.load(Ordering::Relaxed),
             races: f.races.load(Ordering::Relaxed),
+            busy_us: m.busy_us.load(Ordering::Relaxed),
         }
     }
 }
@@ -527,6 +539,8 @@ pub struct Counts {
     pub ticks: u64,
     /// Races lost to a concurrent invocation.
     pub races: u64,
+    /// The batch invocations' time, summed (µs).
+    pub busy_us: u64,
 }
 
 impl Counts {
@@ -539,6 +553,7 @@ impl Counts {
             failed: self.failed.saturating_sub(earlier.failed),
             ticks: self.ticks.saturating_sub(earlier.ticks),
             races: self.races.saturating_sub(earlier.races),
+            busy_us: self.busy_us.saturating_sub(earlier.busy_us),
         }
     }
 }

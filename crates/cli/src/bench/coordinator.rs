@@ -96,6 +96,8 @@ pub(super) struct LambdaFigures {
     /// Races lost to a concurrent invocation: each cost a round more.
     pub(super) races_lost: u64,
     pub(super) races_lost_per_episode: f64,
+    /// The mean time of a batch invocation (what Lambda bills), ms.
+    pub(super) invocation_mean_ms: f64,
 }
 
 impl Window {
@@ -141,6 +143,9 @@ impl Window {
             invocations_failed: d.failed,
             races_lost: d.races,
             races_lost_per_episode: per(d.races),
+            invocation_mean_ms: super::stats::r3(
+                d.busy_us as f64 / 1e3 / d.invocations.max(1) as f64,
+            ),
         })
     }
 
