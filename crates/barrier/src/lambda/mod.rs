@@ -261,13 +261,33 @@ async fn coordinate(
                     }
                 }
                 Transmit::WriteState { version, state } => {
-                    if write_state(sqs, info, &mut core, &state).await? {
-                        core.handle_state_written(version);
-                        written = Some(*state);
-                        send_notices(sqs, info, &mut notices).await?;
-                    } else {
-                        lost = true;
-                        break;
+                    match write_state(sqs, info, &mut core, &state).await {
+                        Ok(true) => {
+                            core.handle_state_written(version);
+                            written = Some(*state);
+                            send_notices(sqs, info, &mut notices).await?;
+                        }
+                        Ok(false) => {
+                            lost = true;
+                            break;
+                        }
+                        Err(e) => {
+                            // The write may have taken effect although it
+                            // failed, and an invocation that finds a release
+                            // in the state does not announce it again: its
+                            // members would wait for their next status read.
+                            // So if the state now holds what this write
+                            // recorded, send its notices (only then: a
+                            // release announced but not recorded could
+                            // still be broken by a deadline).
+                            let landed = admin::read_state(sqs, &info.urls.checkin).await;
+                            if let Ok(Some(now)) = landed
+                                && now.includes(&state)
+                            {
+                                let _ = send_notices(sqs, info, &mut notices).await;
+                            }
+                            return Err(e);
+                        }
                     }
                 }
             }
