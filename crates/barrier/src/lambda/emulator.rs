@@ -381,6 +381,9 @@ pub struct FunctionStats {
     pub ticks: AtomicU64,
     /// Races lost to a concurrent invocation (each cost a round more).
     pub races: AtomicU64,
+    /// Of `races`, writes erased by a concurrent invocation's (found at
+    /// the re-read).
+    pub erased: AtomicU64,
     /// Invocations that returned an error (their batch came back whole).
     pub errors: AtomicU64,
 }
@@ -517,6 +520,7 @@ impl Counters {
             failed: m.failed.load(Ordering::Relaxed) + f.errors.load(Ordering::Relaxed),
             ticks: f.ticks.load(Ordering::Relaxed),
             races: f.races.load(Ordering::Relaxed),
+            erased: f.erased.load(Ordering::Relaxed),
             busy_us: m.busy_us.load(Ordering::Relaxed),
         }
     }
@@ -539,6 +543,8 @@ pub struct Counts {
     pub ticks: u64,
     /// Races lost to a concurrent invocation.
     pub races: u64,
+    /// Of `races`, writes erased by a concurrent invocation's.
+    pub erased: u64,
     /// The batch invocations' time, summed (µs).
     pub busy_us: u64,
 }
@@ -553,6 +559,7 @@ impl Counts {
             failed: self.failed.saturating_sub(earlier.failed),
             ticks: self.ticks.saturating_sub(earlier.ticks),
             races: self.races.saturating_sub(earlier.races),
+            erased: self.erased.saturating_sub(earlier.erased),
             busy_us: self.busy_us.saturating_sub(earlier.busy_us),
         }
     }
@@ -562,8 +569,14 @@ impl std::fmt::Display for Counts {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         write!(
             f,
-            "{} batch invocations ({} records, {} handed back, {} failed), {} ticks, {} races lost",
-            self.invocations, self.records, self.handed_back, self.failed, self.ticks, self.races
+            "{} batch invocations ({} records, {} handed back, {} failed), {} ticks, {} races lost ({} writes erased)",
+            self.invocations,
+            self.records,
+            self.handed_back,
+            self.failed,
+            self.ticks,
+            self.races,
+            self.erased
         )
     }
 }
@@ -577,6 +590,7 @@ fn settle(
     match out {
         Ok(mut o) => {
             stats.races.fetch_add(o.races as u64, Ordering::Relaxed);
+            stats.erased.fetch_add(o.erased as u64, Ordering::Relaxed);
             for e in o.events.drain(..) {
                 if let Some(tx) = events {
                     let _ = tx.send(e);

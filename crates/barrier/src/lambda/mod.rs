@@ -107,6 +107,10 @@ pub struct BatchOutcome {
     pub failures: Vec<String>,
     /// Races lost to another invocation (each cost one more round).
     pub races: usize,
+    /// Of `races`, those found at the re-read after a write: the write was
+    /// erased by another invocation's (the others were found before
+    /// writing).
+    pub erased: usize,
     /// Generations released by this invocation.
     pub released: Vec<u64>,
     /// The core's events, in order (of every round, lost ones included).
@@ -175,6 +179,7 @@ pub async fn handle_batch(
         let one = coordinate(sqs, &info, &records, opts).await?;
         outcome.failures.extend(one.failures);
         outcome.races += one.races;
+        outcome.erased += one.erased;
         outcome.released.extend(one.released);
         outcome.events.extend(one.events);
     }
@@ -307,6 +312,7 @@ async fn coordinate(
             tokio::time::sleep(VERIFY_AFTER).await;
             let now = admin::read_state(sqs, &info.urls.checkin).await?;
             lost = !now.is_some_and(|s| s.includes(mine));
+            outcome.erased += usize::from(lost);
         }
         if lost {
             outcome.races += 1;

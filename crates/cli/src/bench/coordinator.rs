@@ -96,6 +96,9 @@ pub(super) struct LambdaFigures {
     /// Races lost to a concurrent invocation: each cost a round more.
     pub(super) races_lost: u64,
     pub(super) races_lost_per_episode: f64,
+    /// Of `races_lost`, those found at the re-read after a write (the
+    /// write erased); the rest were found before writing.
+    pub(super) races_erased: u64,
     /// The mean time of a batch invocation (what Lambda bills), ms.
     pub(super) invocation_mean_ms: f64,
 }
@@ -143,6 +146,7 @@ impl Window {
             invocations_failed: d.failed,
             races_lost: d.races,
             races_lost_per_episode: per(d.races),
+            races_erased: d.erased,
             invocation_mean_ms: super::stats::r3(
                 d.busy_us as f64 / 1e3 / d.invocations.max(1) as f64,
             ),

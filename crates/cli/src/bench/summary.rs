@@ -171,7 +171,7 @@ pub(super) fn print_report(r: &Report, json: bool) {
     r.coordinator.line("coordinator over the measured window");
     if let Some(l) = &r.lambda {
         println!(
-            "  lambda: {:.2} invocations per episode ({} batches of {:.1} records, {:.0} ms on average; {} ticks); {} records handed back, {} invocations failed; {} races lost ({:.2} per episode)",
+            "  lambda: {:.2} invocations per episode ({} batches of {:.1} records, {:.0} ms on average; {} ticks); {} records handed back, {} invocations failed; {} races lost ({:.2} per episode; {} writes erased)",
             l.invocations_per_episode,
             l.batch_invocations,
             l.records as f64 / l.batch_invocations.max(1) as f64,
@@ -180,7 +180,8 @@ pub(super) fn print_report(r: &Report, json: bool) {
             l.records_handed_back,
             l.invocations_failed,
             l.races_lost,
-            l.races_lost_per_episode
+            l.races_lost_per_episode,
+            l.races_erased
         );
     }
     if let Some(o) = &r.coordinator_open {
