@@ -225,7 +225,7 @@ async fn create(
     })
 }
 
-async fn queue_arn(sqs: &Sqs, url: &str) -> Result<String> {
+pub(crate) async fn queue_arn(sqs: &Sqs, url: &str) -> Result<String> {
     let out = sqs
         .client()
         .get_queue_attributes()

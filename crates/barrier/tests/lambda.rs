@@ -1,5 +1,5 @@
 //! The Lambda coordinator's handler (`sqs_barrier::lambda`), the real code,
-//! invoked by an emulated SQS event source mapping (the test kit's `esm`):
+//! invoked by an emulated SQS event source mapping (`lambda::emulator`):
 //! batches of up to 10, two invocations at once, partial-batch failures,
 //! failed and killed invocations, redelivery after the queue's visibility
 //! timeout. Real participants (`Barrier`) wait at the barrier; every test
@@ -10,9 +10,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::atomic::Ordering::Relaxed;
 use std::time::{Duration, Instant};
 
-use sqs_barrier::lambda::{self, Barriers, LambdaOptions, Record};
+use sqs_barrier::lambda::emulator::{Deployment, EmulatedCoordinator, EsmConfig, EsmStats};
 use sqs_barrier::{Barrier, Error, Sqs, admin};
-use sqs_barrier_testkit::esm::{EsmConfig, EventSourceMapping, Handler};
 use sqs_barrier_testkit::{Target, TestEndpoint, start};
 
 macro_rules! both {
@@ -34,6 +33,7 @@ both!(
     abort_breaks_every_waiter,
     killed_and_failed_invocations_lose_nothing,
     ticks_keep_participants_from_calling_it_silent,
+    a_deadline_breaks_the_barrier_at_a_tick,
 );
 
 /// The chaos endpoint's faults (as the soak's): duplicated, empty and
@@ -60,9 +60,10 @@ async fn chaos_endpoint_loses_nothing() {
         seed: 11,
         ..EsmConfig::default()
     };
-    let f = fixture_at(TestEndpoint::Embedded(server), 4, esm).await;
+    let setup = admin::SetupOptions::new(4);
+    let f = fixture_at(TestEndpoint::Embedded(server), setup, esm, None).await;
     run_phases(&f, 4, 6).await;
-    eprintln!("chaos: {:?}", f.esm.as_ref().unwrap().stats());
+    eprintln!("chaos: {:?}", f.mapping());
     f.stop().await;
 }
 
@@ -74,18 +75,17 @@ struct Fixture {
     _endpoint: TestEndpoint,
     sqs: Sqs,
     name: String,
-    esm: Option<EventSourceMapping>,
-    ticks: Option<tokio::task::JoinHandle<()>>,
-    opts: LambdaOptions,
+    lambda: Option<EmulatedCoordinator>,
 }
 
 impl Fixture {
+    fn mapping(&self) -> Arc<EsmStats> {
+        self.lambda.as_ref().expect("running").mapping()
+    }
+
     async fn stop(mut self) {
-        if let Some(t) = self.ticks.take() {
-            t.abort();
-        }
-        if let Some(esm) = self.esm.take() {
-            esm.stop().await;
+        if let Some(l) = self.lambda.take() {
+            l.stop().await;
         }
     }
 }
@@ -97,15 +97,19 @@ fn rand_u32() -> u32 {
 
 /// A barrier of `parties` with its check-in queue mapped to the handler.
 async fn fixture(target: Target, parties: usize, esm: EsmConfig) -> Fixture {
-    fixture_at(start(target).await, parties, esm).await
+    let setup = admin::SetupOptions::new(parties);
+    fixture_at(start(target).await, setup, esm, None).await
 }
 
-async fn fixture_at(endpoint: TestEndpoint, parties: usize, esm: EsmConfig) -> Fixture {
+async fn fixture_at(
+    endpoint: TestEndpoint,
+    setup: admin::SetupOptions,
+    esm: EsmConfig,
+    ticks: Option<Duration>,
+) -> Fixture {
     let sqs = Sqs::local(&endpoint.endpoint_url());
     let name = format!("l{:08x}", rand_u32());
-    admin::setup(&sqs, &name, &admin::SetupOptions::new(parties))
-        .await
-        .expect("setup");
+    admin::setup(&sqs, &name, &setup).await.expect("setup");
     let info = admin::open(&sqs, &name).await.unwrap();
     // Set up through the library's client (with the SDK's retries: the
     // chaos endpoint fails some requests); the mapping polls with a client
@@ -121,68 +125,20 @@ async fn fixture_at(endpoint: TestEndpoint, parties: usize, esm: EsmConfig) -> F
         .send()
         .await
         .unwrap();
-    let arn = sqs
-        .client()
-        .get_queue_attributes()
-        .queue_url(&info.urls.checkin)
-        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-        .send()
+    let mut deployment = Deployment::default();
+    deployment.mapping = esm;
+    deployment.function.heartbeat = Duration::from_secs(2);
+    deployment.function.queue_visibility = VISIBILITY;
+    deployment.ticks = ticks;
+    let lambda = EmulatedCoordinator::start(&sqs, client, &name, deployment, None)
         .await
-        .unwrap()
-        .attributes
-        .and_then(|a| {
-            a.get(&aws_sdk_sqs::types::QueueAttributeName::QueueArn)
-                .cloned()
-        })
-        .expect("the queue has an ARN");
-    let mut opts = LambdaOptions::default();
-    opts.heartbeat = Duration::from_secs(2);
-    opts.queue_visibility = VISIBILITY;
-    let handler = handler(sqs.clone(), opts.clone());
-    let esm = EventSourceMapping::start(client, &info.urls.checkin, &arn, esm, handler);
+        .expect("mapped");
     Fixture {
         _endpoint: endpoint,
         sqs,
         name,
-        esm: Some(esm),
-        ticks: None,
-        opts,
+        lambda: Some(lambda),
     }
-}
-
-/// The function: the real handler, as the binary calls it.
-fn handler(sqs: Sqs, opts: LambdaOptions) -> Handler {
-    let barriers = Barriers::new();
-    Arc::new(move |records| {
-        let (sqs, barriers, opts) = (sqs.clone(), barriers.clone(), opts.clone());
-        Box::pin(async move {
-            let records = records
-                .into_iter()
-                .map(|r| Record {
-                    message_id: r.message_id,
-                    body: r.body,
-                    event_source_arn: r.event_source_arn,
-                    message_group_id: r.message_group_id,
-                })
-                .collect();
-            lambda::handle_batch(&sqs, &barriers, records, &opts)
-                .await
-                .map(|o| o.failures)
-                .map_err(|e| e.to_string())
-        })
-    })
-}
-
-/// The schedule's ticks, every `every`.
-fn ticks(f: &mut Fixture, every: Duration) {
-    let (sqs, name, opts) = (f.sqs.clone(), f.name.clone(), f.opts.clone());
-    f.ticks = Some(tokio::spawn(async move {
-        let barriers = Barriers::new();
-        loop {
-            tokio::time::sleep(every).await;
-            let _ = lambda::handle_tick(&sqs, &barriers, &name, &opts).await;
-        }
-    }));
 }
 
 async fn member(f: &Fixture, id: &str) -> Barrier {
@@ -226,7 +182,7 @@ async fn phases_release_only_when_all_arrived(target: Target) {
     let f = fixture(target, 4, EsmConfig::default()).await;
     let started = Instant::now();
     run_phases(&f, 4, 5).await;
-    let esm = f.esm.as_ref().unwrap().stats();
+    let esm = f.mapping();
     assert!(esm.invocations.load(Relaxed) >= 5, "{esm:?}");
     eprintln!(
         "{target}: 5 phases of 4 in {:?}; {esm:?}",
@@ -275,7 +231,7 @@ async fn killed_and_failed_invocations_lose_nothing(target: Target) {
     };
     let f = fixture(target, 4, esm).await;
     run_phases(&f, 4, 4).await;
-    let stats = f.esm.as_ref().unwrap().stats();
+    let stats = f.mapping();
     assert!(
         stats.failed.load(Relaxed) > 0,
         "no invocation was killed or failed: {stats:?}"
@@ -284,8 +240,13 @@ async fn killed_and_failed_invocations_lose_nothing(target: Target) {
 }
 
 async fn ticks_keep_participants_from_calling_it_silent(target: Target) {
-    let mut f = fixture(target, 2, EsmConfig::default()).await;
-    ticks(&mut f, Duration::from_secs(1));
+    let f = fixture_at(
+        start(target).await,
+        admin::SetupOptions::new(2),
+        EsmConfig::default(),
+        Some(Duration::from_secs(1)),
+    )
+    .await;
     let mut opts = sqs_barrier::core::participant::ParticipantOptions::default();
     opts.silence_after = Duration::from_secs(3);
     opts.status_interval = Duration::from_secs(1);
@@ -302,5 +263,28 @@ async fn ticks_keep_participants_from_calling_it_silent(target: Target) {
     tokio::time::sleep(Duration::from_secs(8)).await;
     b1.wait(LONG).await.expect("released");
     assert_eq!(a0.await.expect("released").generation, 0);
+    f.stop().await;
+}
+
+/// The barrier's deadline under the Lambda coordinator: every invocation is
+/// a new coordinator, yet the generation's age goes on between them, and a
+/// tick breaks it (after the deadline and the queue's visibility timeout),
+/// naming the member that never arrived.
+async fn a_deadline_breaks_the_barrier_at_a_tick(target: Target) {
+    let mut setup = admin::SetupOptions::new(2);
+    setup.deadline = Some(Duration::from_secs(3));
+    let f = fixture_at(
+        start(target).await,
+        setup,
+        EsmConfig::default(),
+        Some(Duration::from_secs(1)),
+    )
+    .await;
+    let b0 = member(&f, "0").await;
+    let err = b0.wait(LONG).await.unwrap_err();
+    match &err {
+        Error::Broken { missing, .. } => assert_eq!(missing, &vec!["1".to_owned()], "{err}"),
+        other => panic!("expected the deadline to break it, got {other}"),
+    }
     f.stop().await;
 }

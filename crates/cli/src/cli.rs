@@ -2,7 +2,7 @@
 
 use std::net::SocketAddr;
 
-use clap::{Args, Parser, Subcommand};
+use clap::{Args, Parser, Subcommand, ValueEnum};
 
 use crate::exit;
 
@@ -271,6 +271,23 @@ pub struct DemoArgs {
     /// The random seed of the work lengths (default: random).
     #[arg(long)]
     pub seed: Option<u64>,
+    /// Who coordinates: a `sqs-barrier coordinator` process, or the Lambda
+    /// function's handler invoked by an emulated event source mapping.
+    #[arg(long, value_enum, default_value_t = CoordinatorKind::Process)]
+    pub coordinator: CoordinatorKind,
+}
+
+/// Who coordinates a demo or benchmark barrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, ValueEnum)]
+pub enum CoordinatorKind {
+    /// A long-running coordinator (`sqs-barrier coordinator`).
+    Process,
+    /// The Lambda function's handler (`sqs_barrier::lambda`), invoked in
+    /// this process by an emulated SQS event source mapping (batches of up
+    /// to 10, two invocations at once, partial batch failures, redelivery
+    /// after the check-in queue's 30 s visibility timeout) and by a
+    /// schedule every 60 s.
+    Lambda,
 }
 
 #[derive(Args, Debug)]
@@ -348,6 +365,14 @@ pub struct BenchArgs {
     /// (default: the library's, by party count).
     #[arg(long)]
     pub receivers: Option<usize>,
+    /// Who coordinates (see `demo --help`); with `lambda` the figures add
+    /// invocations per episode and races lost between invocations.
+    #[arg(long, value_enum, default_value_t = CoordinatorKind::Process, conflicts_with = "baseline")]
+    pub coordinator: CoordinatorKind,
+    /// With `--coordinator lambda`: the mapping's maximum concurrency
+    /// (invocations at once; Lambda's minimum is 2).
+    #[arg(long, default_value_t = 2, value_name = "N")]
+    pub lambda_concurrency: usize,
 }
 
 #[derive(Args, Debug)]

@@ -6,11 +6,12 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
+use sqs_barrier::lambda::emulator::{Deployment, EmulatedCoordinator};
 use sqs_barrier::{Barrier, ClientOptions, Sqs, admin};
 use tokio::io::{AsyncBufReadExt, BufReader};
 use tokio::process::{Child, Command};
 
-use crate::cli::{DemoArgs, DemoWorkerArgs};
+use crate::cli::{CoordinatorKind, DemoArgs, DemoWorkerArgs};
 use crate::exit;
 
 /// The longest a demo participant waits at one phase before giving up.
@@ -70,20 +71,24 @@ pub async fn run(a: DemoArgs, endpoint: Option<&str>) -> u8 {
     let seed = a.seed.unwrap_or_else(rand::random);
     let name = format!("demo-{:08x}", rand::random::<u32>());
     println!(
-        "sqs-barrier demo: {} processes, {} phases, barrier {name} at {url}{} (seed {seed})",
+        "sqs-barrier demo: {} processes, {} phases, barrier {name} at {url}{} (seed {seed}){}",
         a.parties,
         a.phases,
         if server.is_some() {
             " (embedded endpoint)"
         } else {
             ""
+        },
+        match a.coordinator {
+            CoordinatorKind::Process => "",
+            CoordinatorKind::Lambda => "; coordinated by the Lambda handler",
         }
     );
     if let Err(e) = admin::setup(&sqs, &name, &admin::SetupOptions::new(a.parties)).await {
         eprintln!("sqs-barrier demo: {e}");
         return exit::of(&e);
     }
-    let code = run_processes(&a, &url, server.is_some(), &name, seed).await;
+    let code = run_processes(&a, &sqs, &url, server.is_some(), &name, seed).await;
     if let Err(e) = admin::teardown(&sqs, &name).await {
         eprintln!("sqs-barrier demo: teardown failed: {e}");
     }
@@ -108,7 +113,74 @@ fn child(exe: &std::path::Path, url: &str, embedded: bool) -> Command {
     c
 }
 
-async fn run_processes(a: &DemoArgs, url: &str, embedded: bool, name: &str, seed: u64) -> u8 {
+/// The demo's coordinator: a process, or the Lambda handler behind an
+/// emulated event source mapping in this process.
+enum Coordinating {
+    Process(Child),
+    Lambda(EmulatedCoordinator),
+}
+
+impl Coordinating {
+    async fn start(
+        a: &DemoArgs,
+        sqs: &Sqs,
+        exe: &std::path::Path,
+        url: &str,
+        embedded: bool,
+        name: &str,
+    ) -> Result<Self, String> {
+        match a.coordinator {
+            CoordinatorKind::Process => child(exe, url, embedded)
+                .args(["coordinator", "--barrier", name, "--heartbeat", "1"])
+                .stdout(Stdio::null())
+                .spawn()
+                .map(Self::Process)
+                .map_err(|e| e.to_string()),
+            CoordinatorKind::Lambda => {
+                let poller = sqs.with_own_counter();
+                EmulatedCoordinator::start(
+                    sqs,
+                    poller.client().clone(),
+                    name,
+                    Deployment::as_in_template(),
+                    None,
+                )
+                .await
+                .map(Self::Lambda)
+                .map_err(|e| e.to_string())
+            }
+        }
+    }
+
+    /// Stops it as an operator would: SIGTERM to a process; a mapping is
+    /// disabled.
+    async fn stop(self) {
+        match self {
+            Self::Process(mut c) => {
+                if let Some(pid) = c.id() {
+                    let _ = std::process::Command::new("kill")
+                        .args(["-TERM", &pid.to_string()])
+                        .status();
+                }
+                let _ = tokio::time::timeout(Duration::from_secs(5), c.wait()).await;
+                let _ = c.start_kill();
+            }
+            Self::Lambda(l) => {
+                println!("lambda: {}", l.counters().read());
+                l.stop().await;
+            }
+        }
+    }
+}
+
+async fn run_processes(
+    a: &DemoArgs,
+    sqs: &Sqs,
+    url: &str,
+    embedded: bool,
+    name: &str,
+    seed: u64,
+) -> u8 {
     let exe = match std::env::current_exe() {
         Ok(e) => e,
         Err(e) => {
@@ -116,11 +188,7 @@ async fn run_processes(a: &DemoArgs, url: &str, embedded: bool, name: &str, seed
             return exit::INTERNAL;
         }
     };
-    let mut coordinator = match child(&exe, url, embedded)
-        .args(["coordinator", "--barrier", name, "--heartbeat", "1"])
-        .stdout(Stdio::null())
-        .spawn()
-    {
+    let coordinator = match Coordinating::start(a, sqs, &exe, url, embedded, name).await {
         Ok(c) => c,
         Err(e) => {
             eprintln!("sqs-barrier demo: cannot start the coordinator: {e}");
@@ -178,14 +246,7 @@ async fn run_processes(a: &DemoArgs, url: &str, embedded: bool, name: &str, seed
             "participants still running after {budget:?}; killed"
         ));
     }
-    // Stop the coordinator as an operator would: SIGTERM.
-    if let Some(pid) = coordinator.id() {
-        let _ = std::process::Command::new("kill")
-            .args(["-TERM", &pid.to_string()])
-            .status();
-    }
-    let _ = tokio::time::timeout(Duration::from_secs(5), coordinator.wait()).await;
-    let _ = coordinator.start_kill();
+    coordinator.stop().await;
 
     let mut events = Vec::new();
     while let Some(e) = rx.recv().await {

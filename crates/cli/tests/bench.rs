@@ -104,6 +104,34 @@ fn bench_in_process() {
 }
 
 #[test]
+fn bench_with_the_lambda_coordinator() {
+    let v = report(&[
+        "--parties",
+        "4",
+        "--episodes",
+        "5",
+        "--coordinator",
+        "lambda",
+        "--json",
+    ]);
+    check_sane(&v);
+    assert_eq!(v["coordinator_kind"], "lambda", "{v}");
+    let l = &v["lambda"];
+    // Every episode's check-ins reach the function: at least one batch
+    // invocation per episode, each record at least once.
+    assert!(f(l, "invocations_per_episode") >= 1.0, "{v}");
+    assert!(l["records"].as_u64().unwrap() >= 4 * 5, "{v}");
+    assert_eq!(l["invocations_failed"], 0, "{v}");
+    // The mapping deletes the check-ins, not the function.
+    assert!(
+        v["requests_by_operation"]
+            .get("DeleteMessageBatch")
+            .is_some(),
+        "{v}"
+    );
+}
+
+#[test]
 fn bench_over_processes() {
     let v = report(&[
         "--parties",

@@ -564,6 +564,31 @@ fn demo_checks_its_own_timeline() {
     );
 }
 
+#[test]
+fn demo_with_the_lambda_coordinator_checks_its_own_timeline() {
+    let o = run(Command::new(BIN)
+        .args([
+            "demo",
+            "--parties",
+            "3",
+            "--phases",
+            "2",
+            "--max-work-ms",
+            "100",
+            "--coordinator",
+            "lambda",
+        ])
+        .env_remove("AWS_ENDPOINT_URL"));
+    assert!(o.status.success(), "{}", text(&o));
+    let out = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        out.contains("coordinated by the Lambda handler")
+            && out.contains("lambda: ")
+            && out.contains("OK: in every phase"),
+        "{out}"
+    );
+}
+
 fn sigterm_stops_the_coordinator_and_wait_survives_a_crash(target: Target) {
     let rt = runtime();
     let (_e, url) = endpoint(target, &rt);

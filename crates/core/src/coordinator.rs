@@ -121,6 +121,17 @@ pub struct CoordinatorOptions {
     /// set to that timeout, a deadline never names a member whose check-in
     /// was on its way.
     pub deadline_slack: Duration,
+    /// Whether `now` is wall-clock time on the scale of the published
+    /// state's `heartbeat_ms` (ms since the Unix epoch), so that a restored
+    /// open generation's age also counts the time since that state was
+    /// written. A coordinator rebuilt for every batch (the Lambda handler)
+    /// needs it: without it each invocation would count the generation's
+    /// age from the last write, and a deadline would advance only by the
+    /// invocations' own time. It compares the writer's clock with this
+    /// one's: a skew of S moves a deadline by S. Off by default (a process
+    /// that takes over counts from its own start, which only delays a
+    /// deadline).
+    pub age_since_write: bool,
 }
 
 impl Default for CoordinatorOptions {
@@ -132,6 +143,7 @@ impl Default for CoordinatorOptions {
             min_write_interval: Duration::from_millis(500),
             restart_grace: Duration::from_secs(5),
             deadline_slack: Duration::ZERO,
+            age_since_write: false,
         }
     }
 }
@@ -313,10 +325,11 @@ pub struct Coordinator<T> {
     /// parity): a queue it sent nothing to for longer than a notice lives
     /// holds nothing to sweep.
     notice_sent: [Option<Duration>; 2],
-    /// The restored open generation and how long it had been open when its
-    /// state was written: a deadline counts from then, not from this
-    /// coordinator's start. Applied at the first call with a `now`.
-    restored_age: Option<(u64, Duration)>,
+    /// The restored open generation, how long it had been open when its
+    /// state was written, and when that was (the writer's clock): a
+    /// deadline counts from then, not from this coordinator's start.
+    /// Applied at the first call with a `now`.
+    restored_age: Option<(u64, Duration, Duration)>,
     /// Whether a state write of this coordinator succeeded.
     written: bool,
     /// Writes issued (the published `seq`).
@@ -382,7 +395,7 @@ impl<T> Coordinator<T> {
             c.broken = st.broken.clone();
             c.rejected = st.rejected;
             if let Some(o) = &st.open {
-                c.restore_open(o);
+                c.restore_open(o, st.heartbeat_ms);
             }
         }
         c
@@ -392,7 +405,7 @@ impl<T> Coordinator<T> {
     /// generation: its check-ins may be deleted, so this is their record.
     /// Ignored if the generation is released or broken. Called at
     /// construction; [`Self::begin`] fixes its start on this clock.
-    fn restore_open(&mut self, o: &OpenGeneration) {
+    fn restore_open(&mut self, o: &OpenGeneration, written_ms: u64) {
         let g = o.generation;
         if self.is_released(g) || self.broken.as_ref().is_some_and(|b| g >= b.from_gen) {
             return;
@@ -406,7 +419,11 @@ impl<T> Coordinator<T> {
             self.version += 1;
         }
         self.open.insert(g, open);
-        self.restored_age = Some((g, Duration::from_millis(o.age_ms.unwrap_or(0))));
+        self.restored_age = Some((
+            g,
+            Duration::from_millis(o.age_ms.unwrap_or(0)),
+            Duration::from_millis(written_ms),
+        ));
         if complete {
             // At construction there is no clock yet; the sweep this may ask
             // for is decided by `started` (unset), so the instant is unused.
@@ -418,10 +435,15 @@ impl<T> Coordinator<T> {
     fn begin(&mut self, now: Duration) -> Duration {
         if self.started.is_none() {
             self.started = Some(now);
-            if let Some((g, age)) = self.restored_age.take()
+            if let Some((g, age, written)) = self.restored_age.take()
                 && let Some(o) = self.open.get_mut(&g)
             {
-                o.since = now.saturating_sub(age);
+                let since_write = if self.opts.age_since_write {
+                    now.saturating_sub(written)
+                } else {
+                    Duration::ZERO
+                };
+                o.since = now.saturating_sub(age + since_write);
             }
         }
         self.started.unwrap_or(now)
@@ -1335,6 +1357,39 @@ mod tests {
         // Only the last member's check-in is needed to release.
         second.handle_message(9, &checkin(0, "2", "s2", 0), later);
         assert_eq!(notifies(&drain(&mut second)), vec![0]);
+    }
+
+    #[test]
+    fn rebuilt_per_batch_the_age_goes_on_between_writes() {
+        // As the Lambda handler runs it: a new coordinator for every
+        // invocation, on wall time; the deadline must come although no
+        // single one lives long.
+        let d = Duration::from_secs(100);
+        let o = CoordinatorOptions {
+            restart_grace: Duration::ZERO,
+            age_since_write: true,
+            ..CoordinatorOptions::default()
+        };
+        let mut first = Coordinator::new(cfg(2, Some(d)), "a", o.clone(), None);
+        first.handle_message(1, &checkin(0, "0", "s0", 0), T);
+        let (_, mut st) = write(&mut first, T);
+        // An invocation a minute, each writing a heartbeat.
+        for k in 1..=3u64 {
+            let now = T + Duration::from_secs(60 * k);
+            let mut c =
+                Coordinator::<u32>::new(cfg(2, Some(d)), format!("i{k}"), o.clone(), Some(&st));
+            c.handle_timeout(now);
+            if k < 2 {
+                assert!(c.broken().is_none(), "broken at {k} minutes");
+                st = write(&mut c, now).1;
+                assert_eq!(st.open.as_ref().unwrap().age_ms, Some(60_000 * k));
+            } else {
+                let b = c.broken().expect("broken by the deadline");
+                assert_eq!(b.missing, vec!["1".to_owned()]);
+                return;
+            }
+        }
+        unreachable!();
     }
 
     #[test]

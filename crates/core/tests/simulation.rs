@@ -23,6 +23,10 @@
 //! standby sometimes takes over although the active one lives (two active
 //! at once, until one finds the other's write and stands down);
 //! participants crash mid-wait and re-run the same phase with a new session.
+//! The scenarios of `lambda` (simulation/lambda.rs) replace the processes
+//! with the coordinator as AWS Lambda runs it: short-lived invocations,
+//! several at once, each rebuilt from the published state, fed batches by
+//! an event source mapping with partial-batch answers and redelivery.
 //!
 //! Every run is seeded and reproducible: a failure prints its seed, and
 //! `SIM_SEED=<n>` replays just that run with a trace. `SIM_SEEDS=<n>` sets
@@ -58,6 +62,9 @@ use sqs_barrier_core::standby::{Event as SEvent, Standby, StandbyOptions, Transm
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Coordinator, Membership, Participant};
+
+#[path = "simulation/lambda.rs"]
+mod lambda;
 
 const SEC: u64 = 1_000;
 /// Visibility timeout of received check-ins (the driver's default).
@@ -236,6 +243,8 @@ enum Actor {
     Member(usize),
     /// Coordinator process 0 or 1.
     Coordinator(usize),
+    /// The Lambda coordinator's parts (`lambda`).
+    Lambda(lambda::Actor),
 }
 
 /// What a coordinator process is doing.
@@ -297,6 +306,9 @@ struct Sim {
     sweeps: u64,
     /// Ghost: waits that ended released by a status read, not a notice.
     released_by_status: u64,
+    /// The Lambda coordinator, when it coordinates instead of the
+    /// processes (`lambda`).
+    lambda: lambda::Deployment,
 }
 
 impl Sim {
@@ -359,6 +371,7 @@ impl Sim {
             missed_deletes: 0,
             sweeps: 0,
             released_by_status: 0,
+            lambda: lambda::Deployment::default(),
         };
         for m in 0..n {
             let work = sim.rng.random_range(0..2 * SEC);
@@ -406,6 +419,7 @@ impl Sim {
             match actor {
                 Actor::Member(m) => self.step_member(m),
                 Actor::Coordinator(k) => self.step_process(k),
+                Actor::Lambda(a) => self.step_lambda(a),
             }
             self.measure_release_queues();
             let all_done = self.members.iter().all(|m| matches!(m.state, PState::Done));
@@ -815,29 +829,9 @@ impl Sim {
 
     fn step_coordinator(&mut self, k: usize) {
         let now = self.now;
-        // Receive up to 10 visible check-ins, in any order.
-        if !self.chance(self.faults.empty) {
-            let mut visible: Vec<usize> = (0..self.sqs.checkin.len())
-                .filter(|&i| {
-                    let msg = &self.sqs.checkin[i];
-                    !msg.deleted && msg.visible_at <= now
-                })
-                .collect();
-            for i in (1..visible.len()).rev() {
-                let j = self.rng.random_range(0..=i);
-                visible.swap(i, j);
-            }
-            visible.truncate(10);
-            for i in visible {
-                self.sqs.next_id += 1;
-                let receipt = self.sqs.next_id;
-                let msg = &mut self.sqs.checkin[i];
-                msg.receipt = Some(receipt);
-                msg.visible_at = now + VISIBILITY;
-                let body = msg.body.clone();
-                self.procs[k].held.insert(receipt);
-                self.coordinator(k).handle_message(receipt, &body, at(now));
-            }
+        for (_, receipt, body) in self.receive_checkins() {
+            self.procs[k].held.insert(receipt);
+            self.coordinator(k).handle_message(receipt, &body, at(now));
         }
         // The driver extends the visibility of everything it holds (not of
         // what a crashed predecessor held: that comes back when it lapses).
@@ -849,6 +843,36 @@ impl Sim {
         }
         self.coordinator(k).handle_timeout(at(now));
         self.carry_out(k);
+    }
+
+    /// Receives up to 10 visible check-ins, in any order, hidden for the
+    /// queue's visibility timeout: (message id, receipt handle, body).
+    fn receive_checkins(&mut self) -> Vec<(u64, u64, String)> {
+        let now = self.now;
+        if self.chance(self.faults.empty) {
+            return Vec::new();
+        }
+        let mut visible: Vec<usize> = (0..self.sqs.checkin.len())
+            .filter(|&i| {
+                let msg = &self.sqs.checkin[i];
+                !msg.deleted && msg.visible_at <= now
+            })
+            .collect();
+        for i in (1..visible.len()).rev() {
+            let j = self.rng.random_range(0..=i);
+            visible.swap(i, j);
+        }
+        visible.truncate(10);
+        let mut got = Vec::new();
+        for i in visible {
+            self.sqs.next_id += 1;
+            let receipt = self.sqs.next_id;
+            let msg = &mut self.sqs.checkin[i];
+            msg.receipt = Some(receipt);
+            msg.visible_at = now + VISIBILITY;
+            got.push((msg.id, receipt, msg.body.clone()));
+        }
+        got
     }
 
     fn carry_out(&mut self, k: usize) {
@@ -900,10 +924,15 @@ impl Sim {
         }
     }
 
-    /// A delete works only with the latest receipt handle. A deleted message
-    /// may be delivered once more, as AWS allows.
+    /// Coordinator process `k` deletes a check-in it holds.
     fn delete(&mut self, k: usize, receipt: u64) {
         self.procs[k].held.remove(&receipt);
+        self.delete_checkin(receipt);
+    }
+
+    /// A delete works only with the latest receipt handle. A deleted message
+    /// may be delivered once more, as AWS allows.
+    fn delete_checkin(&mut self, receipt: u64) {
         let resurrect = self.chance(self.faults.resurrect);
         let now = self.now;
         let delay = self.delay();

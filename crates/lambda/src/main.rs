@@ -100,6 +100,7 @@ async fn handle(
             records = n,
             kept = out.failures.len(),
             races = out.races,
+            erased = out.erased,
             released = ?out.released,
             "batch"
         );

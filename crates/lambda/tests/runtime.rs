@@ -5,18 +5,27 @@
 //! deletes what their partial-batch responses do not name; a schedule
 //! invokes them with `{"barrier": NAME}` every second. Real participants
 //! pass several phases, on the embedded endpoint and on moto.
+//!
+//! `SQS_BARRIER_LAMBDA_BIN=PATH` runs another build of the function instead
+//! of the one Cargo built for the test, e.g. the `bootstrap` of a zip made
+//! by `scripts/package-lambda --arch x86_64`.
 
 use std::process::Stdio;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use sqs_barrier::lambda::emulator::{self as esm, EsmConfig, EventSourceMapping};
 use sqs_barrier::{Barrier, Sqs, admin};
-use sqs_barrier_testkit::esm::{self, EsmConfig, EventSourceMapping};
 use sqs_barrier_testkit::runtime_api::RuntimeApi;
 use sqs_barrier_testkit::{REGION, Target, start};
 use tokio::process::{Child, Command};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier-lambda");
+
+/// The function's binary: `SQS_BARRIER_LAMBDA_BIN`, else Cargo's build.
+fn bin() -> String {
+    std::env::var("SQS_BARRIER_LAMBDA_BIN").unwrap_or_else(|_| BIN.to_owned())
+}
 
 /// The check-in queue's visibility timeout here (setup makes it 30 s).
 const VISIBILITY: u64 = 2;
@@ -61,7 +70,7 @@ async fn an_unknown_event_is_an_error_not_a_crash() {
 
 /// One function instance: the binary with the Lambda environment.
 fn function(api: &RuntimeApi, endpoint_url: &str) -> Child {
-    Command::new(BIN)
+    Command::new(bin())
         .env("AWS_LAMBDA_RUNTIME_API", api.address())
         .env("AWS_LAMBDA_FUNCTION_NAME", "sqs-barrier")
         .env("AWS_LAMBDA_FUNCTION_MEMORY_SIZE", "128")

@@ -16,7 +16,6 @@
 //! # }
 //! ```
 
-pub mod esm;
 mod moto;
 pub mod runtime_api;
 

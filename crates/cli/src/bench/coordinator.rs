@@ -15,8 +15,10 @@
 
 use std::time::{Duration, Instant};
 
+use serde::Serialize;
 use sqs_barrier::Sqs;
 use sqs_barrier::core::coordinator::Event;
+use sqs_barrier::lambda::emulator::{Counters, Counts as LambdaCounts};
 
 use super::Counts;
 
@@ -65,6 +67,40 @@ pub(super) struct Window {
     /// The part of `opened` from `SETTLE` after an arrival on.
     pub(super) quiet_open: Span,
     pub(super) idle: Span,
+    /// With the Lambda coordinator: its counters, and their readings at
+    /// the window's start and end.
+    lambda: Option<LambdaCounters>,
+}
+
+#[derive(Debug)]
+struct LambdaCounters {
+    counters: Counters,
+    start: LambdaCounts,
+    end: LambdaCounts,
+}
+
+/// The Lambda coordinator over the measured window.
+#[derive(Serialize, Debug)]
+pub(super) struct LambdaFigures {
+    /// Invocations (batches and ticks) per episode.
+    pub(super) invocations_per_episode: f64,
+    /// Batch invocations, scheduled ones (ticks), and records handed to
+    /// the function (redeliveries included).
+    pub(super) batch_invocations: u64,
+    pub(super) ticks: u64,
+    pub(super) records: u64,
+    /// Records the function handed back (`batchItemFailures`).
+    pub(super) records_handed_back: u64,
+    /// Invocations that failed (an error, a timeout): their batch came back.
+    pub(super) invocations_failed: u64,
+    /// Races lost to a concurrent invocation: each cost a round more.
+    pub(super) races_lost: u64,
+    pub(super) races_lost_per_episode: f64,
+    /// Of `races_lost`, those found at the re-read after a write (the
+    /// write erased); the rest were found before writing.
+    pub(super) races_erased: u64,
+    /// The mean time of a batch invocation (what Lambda bills), ms.
+    pub(super) invocation_mean_ms: f64,
 }
 
 impl Window {
@@ -83,7 +119,38 @@ impl Window {
             opened: Span::default(),
             quiet_open: Span::default(),
             idle: Span::default(),
+            lambda: None,
         }
+    }
+
+    /// Reads the Lambda coordinator's counters with the request counter.
+    pub(super) fn follow_lambda(&mut self, counters: Counters) {
+        self.lambda = Some(LambdaCounters {
+            counters,
+            start: LambdaCounts::default(),
+            end: LambdaCounts::default(),
+        });
+    }
+
+    /// The Lambda coordinator's figures over the window, for `episodes`.
+    pub(super) fn lambda_figures(&self, episodes: u64) -> Option<LambdaFigures> {
+        let l = self.lambda.as_ref()?;
+        let d = l.end.since(&l.start);
+        let per = |v: u64| super::stats::r3(v as f64 / episodes.max(1) as f64);
+        Some(LambdaFigures {
+            invocations_per_episode: per(d.invocations + d.ticks),
+            batch_invocations: d.invocations,
+            ticks: d.ticks,
+            records: d.records,
+            records_handed_back: d.handed_back,
+            invocations_failed: d.failed,
+            races_lost: d.races,
+            races_lost_per_episode: per(d.races),
+            races_erased: d.erased,
+            invocation_mean_ms: super::stats::r3(
+                d.busy_us as f64 / 1e3 / d.invocations.max(1) as f64,
+            ),
+        })
     }
 
     /// Reads the counter: what happened since the last reading goes to the
@@ -124,12 +191,18 @@ impl Window {
     pub(super) fn start(&mut self) {
         self.mark(self.open);
         self.counting = true;
+        if let Some(l) = &mut self.lambda {
+            l.start = l.counters.read();
+        }
     }
 
     /// Ends the measured window.
     pub(super) fn end(&mut self) {
         self.mark(self.open);
         self.counting = false;
+        if let Some(l) = &mut self.lambda {
+            l.end = l.counters.read();
+        }
     }
 
     /// Follows a coordinator's event.

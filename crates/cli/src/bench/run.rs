@@ -7,6 +7,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use sqs_barrier::core::coordinator::Event;
+use sqs_barrier::lambda::emulator::{Deployment, EmulatedCoordinator};
 use sqs_barrier::{ClientOptions, CoordinatorOptions, admin};
 use tokio::sync::{mpsc, watch};
 
@@ -18,7 +19,7 @@ use super::sampler::Sampler;
 use super::stats::{Waiting, add, pct, r3, sorted};
 use super::summary::{PerMinute, Report, print_report};
 use super::{COORD_START, Counts, Failure, SETTLE, Target, now_us, seconds, work_seconds, worker};
-use crate::cli::BenchArgs;
+use crate::cli::{BenchArgs, CoordinatorKind};
 use crate::exit;
 
 /// Runs the benchmark; the exit code.
@@ -62,6 +63,9 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
     }
     if a.receivers == Some(0) {
         return usage("--receivers must be at least 1".into());
+    }
+    if !(1..=1000).contains(&a.lambda_concurrency) {
+        return usage("--lambda-concurrency must be between 1 and 1000".into());
     }
     if a.handoff_samples == 0 {
         return usage("--handoff-samples must be at least 1".into());
@@ -209,16 +213,39 @@ async fn bench(
                 }
             });
             let (sqs, name) = (coord_sqs.clone(), name.clone());
-            let mut opts = CoordinatorOptions::default();
-            opts.receivers = a.receivers;
-            tokio::spawn(async move {
-                let stop = async {
-                    let _ = stop_rx.await;
-                };
-                sqs_barrier::run_coordinator(&sqs, &name, opts, Some(ev_tx), stop)
-                    .await
-                    .map_err(|e| format!("the coordinator stopped: {e}"))
-            })
+            match a.coordinator {
+                CoordinatorKind::Process => {
+                    let mut opts = CoordinatorOptions::default();
+                    opts.receivers = a.receivers;
+                    tokio::spawn(async move {
+                        let stop = async {
+                            let _ = stop_rx.await;
+                        };
+                        sqs_barrier::run_coordinator(&sqs, &name, opts, Some(ev_tx), stop)
+                            .await
+                            .map_err(|e| format!("the coordinator stopped: {e}"))
+                    })
+                }
+                CoordinatorKind::Lambda => {
+                    // The mapping polls on the same counter: its requests
+                    // are the coordinator's too.
+                    let mut deployment = Deployment::as_in_template();
+                    deployment.mapping.max_concurrency = a.lambda_concurrency;
+                    let poller = sqs.client().clone();
+                    let lambda =
+                        EmulatedCoordinator::start(&sqs, poller, &name, deployment, Some(ev_tx))
+                            .await?;
+                    window
+                        .lock()
+                        .expect("lock")
+                        .follow_lambda(lambda.counters());
+                    tokio::spawn(async move {
+                        let _ = stop_rx.await;
+                        lambda.stop().await;
+                        Ok(())
+                    })
+                }
+            }
         }
     };
 
@@ -295,6 +322,12 @@ async fn bench(
     let h50 = pct(&hand, 0.5);
     Ok(Report {
         mode: if a.baseline { "baseline" } else { "barrier" },
+        coordinator_kind: match (a.baseline, a.coordinator) {
+            (true, _) => "monitor",
+            (false, CoordinatorKind::Process) => "process",
+            (false, CoordinatorKind::Lambda) => "lambda",
+        },
+        lambda: window.lambda_figures(episodes),
         endpoint: if target.embedded {
             "embedded".into()
         } else {

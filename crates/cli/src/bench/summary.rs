@@ -5,6 +5,7 @@ use std::collections::BTreeMap;
 use serde::Serialize;
 
 use super::Counts;
+use super::coordinator::LambdaFigures;
 use super::sampler::QueueSeries;
 use super::stats::{per, r3, r6};
 
@@ -12,6 +13,14 @@ use super::stats::{per, r3, r6};
 #[derive(Serialize, Debug)]
 pub(super) struct Report {
     pub(super) mode: &'static str,
+    /// Who decided: `process` (a coordinator), `lambda` (the Lambda
+    /// handler behind an emulated event source mapping) or `monitor`
+    /// (`--baseline`).
+    pub(super) coordinator_kind: &'static str,
+    /// With `--coordinator lambda`: its invocations over the measured
+    /// window.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) lambda: Option<LambdaFigures>,
     pub(super) endpoint: String,
     pub(super) endpoint_url: String,
     pub(super) parties: usize,
@@ -110,8 +119,15 @@ impl PerMinute {
 
 pub(super) fn print_report(r: &Report, json: bool) {
     println!(
-        "sqs-barrier bench ({}): N={} E={} on {} ({}), {} process(es); warm-up episode {:.2} ms, excluded",
-        r.mode, r.parties, r.episodes, r.endpoint, r.endpoint_url, r.processes, r.warmup_release_ms
+        "sqs-barrier bench ({}, {} coordinator): N={} E={} on {} ({}), {} process(es); warm-up episode {:.2} ms, excluded",
+        r.mode,
+        r.coordinator_kind,
+        r.parties,
+        r.episodes,
+        r.endpoint,
+        r.endpoint_url,
+        r.processes,
+        r.warmup_release_ms
     );
     println!(
         "  release latency  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
@@ -153,6 +169,21 @@ pub(super) fn print_report(r: &Report, json: bool) {
     r.waiting
         .line("participants while waiting, per participant-minute of waiting");
     r.coordinator.line("coordinator over the measured window");
+    if let Some(l) = &r.lambda {
+        println!(
+            "  lambda: {:.2} invocations per episode ({} batches of {:.1} records, {:.0} ms on average; {} ticks); {} records handed back, {} invocations failed; {} races lost ({:.2} per episode; {} writes erased)",
+            l.invocations_per_episode,
+            l.batch_invocations,
+            l.records as f64 / l.batch_invocations.max(1) as f64,
+            l.invocation_mean_ms,
+            l.ticks,
+            l.records_handed_back,
+            l.invocations_failed,
+            l.races_lost,
+            l.races_lost_per_episode,
+            l.races_erased
+        );
+    }
     if let Some(o) = &r.coordinator_open {
         o.line("coordinator while a generation was open");
     }

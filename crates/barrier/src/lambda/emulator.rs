@@ -1,7 +1,8 @@
 //! An emulator of an SQS event source mapping: what AWS Lambda runs to
 //! invoke a function with batches of messages from a queue. It behaves as
 //! the Lambda documentation says a mapping does, so that a function's real
-//! handler can be tested against any SQS endpoint:
+//! handler can be run (by `sqs-barrier bench` and `demo` with
+//! `--coordinator lambda`, and by the tests) against any SQS endpoint:
 //!
 //! * pollers long-poll the queue and invoke the handler with batches of up
 //!   to `batch_size` records (at most 10 here: the FIFO maximum, and one
@@ -20,6 +21,11 @@
 //! its run (the handler's future is dropped, as a crashed or timed-out
 //! function stops), `error_rate` fails an invocation after the handler
 //! finished (its work done, its batch returned anyway).
+//!
+//! [`EmulatedCoordinator`] puts the pieces together for one barrier: the
+//! mapping on its check-in queue invoking [`handle_batch`], and the
+//! schedule invoking [`handle_tick`], as `deploy/template.yaml` sets them
+//! up in AWS.
 
 use std::collections::BTreeMap;
 use std::future::Future;
@@ -29,8 +35,15 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
 use aws_sdk_sqs::types::{DeleteMessageBatchRequestEntry, MessageSystemAttributeName};
+use sqs_barrier_core::coordinator::Event;
+use tokio::sync::mpsc::UnboundedSender;
 use tokio::sync::watch;
-use tokio::task::JoinSet;
+use tokio::task::{JoinHandle, JoinSet};
+
+use super::{Barriers, BatchOutcome, LambdaOptions, Record, handle_batch, handle_tick};
+use crate::admin;
+use crate::error::Result;
+use crate::sqs::Sqs;
 
 /// One record of a batch, as the mapping hands it to the function.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -145,6 +158,8 @@ pub struct EsmStats {
     pub reported: AtomicU64,
     /// Invocations killed, timed out or failed (their batch came back).
     pub failed: AtomicU64,
+    /// The invocations' time, summed (µs): what Lambda bills as duration.
+    pub busy_us: AtomicU64,
 }
 
 /// A running mapping; it stops when dropped or with [`Self::stop`].
@@ -286,7 +301,12 @@ async fn poll(mut p: Poller, mut stopped: watch::Receiver<bool>) {
             p.config.function_timeout
         };
         let run = (p.handler)(records.clone());
-        let failures = match tokio::time::timeout(limit, run).await {
+        let began = std::time::Instant::now();
+        let ran = tokio::time::timeout(limit, run).await;
+        p.stats
+            .busy_us
+            .fetch_add(began.elapsed().as_micros() as u64, Ordering::Relaxed);
+        let failures = match ran {
             Ok(Ok(failures)) if !error => failures,
             _ => {
                 // Killed, timed out or failed: nothing is deleted.
@@ -318,6 +338,269 @@ async fn poll(mut p: Poller, mut stopped: watch::Receiver<bool>) {
                 .set_entries(Some(entries))
                 .send()
                 .await;
+        }
+    }
+}
+
+/// How an [`EmulatedCoordinator`] is deployed: the mapping, the function's
+/// settings, and the schedule.
+#[derive(Clone, Debug, Default)]
+#[non_exhaustive]
+pub struct Deployment {
+    /// The event source mapping on the check-in queue.
+    pub mapping: EsmConfig,
+    /// The function's settings (its environment in AWS).
+    pub function: LambdaOptions,
+    /// The schedule's interval: the function is invoked with a tick this
+    /// often (`None`: never).
+    pub ticks: Option<Duration>,
+}
+
+impl Deployment {
+    /// As `deploy/template.yaml` deploys it: batches of 10,
+    /// `MaximumConcurrency` 2, a function timeout of 5 s, the function's
+    /// defaults (a 60 s heartbeat, the 30 s visibility `setup` gives the
+    /// check-in queue), a tick every 60 s.
+    pub fn as_in_template() -> Self {
+        let function = LambdaOptions::default();
+        Self {
+            mapping: EsmConfig {
+                function_timeout: Duration::from_secs(5),
+                ..EsmConfig::default()
+            },
+            ticks: Some(function.heartbeat),
+            function,
+        }
+    }
+}
+
+/// What the function did so far, over its invocations.
+#[derive(Debug, Default)]
+pub struct FunctionStats {
+    /// Scheduled invocations (ticks).
+    pub ticks: AtomicU64,
+    /// Races lost to a concurrent invocation (each cost a round more).
+    pub races: AtomicU64,
+    /// Of `races`, writes erased by a concurrent invocation's (found at
+    /// the re-read).
+    pub erased: AtomicU64,
+    /// Invocations that returned an error (their batch came back whole).
+    pub errors: AtomicU64,
+}
+
+/// The Lambda coordinator of one barrier, emulated: an
+/// [`EventSourceMapping`] on the check-in queue invoking [`handle_batch`],
+/// and a schedule invoking [`handle_tick`]. Every invocation rebuilds the
+/// coordinator from the published state (the handler keeps nothing but the
+/// queue URLs between invocations, as a warm function instance does).
+pub struct EmulatedCoordinator {
+    mapping: EventSourceMapping,
+    schedule: Option<JoinHandle<()>>,
+    function: Arc<FunctionStats>,
+}
+
+impl EmulatedCoordinator {
+    /// Maps barrier `name`'s check-in queue to the function. The function
+    /// makes its requests with `function`; the mapping polls and deletes
+    /// with `mapping` (which may share `function`'s counter or not). The
+    /// core's events of every invocation go to `events`.
+    pub async fn start(
+        function: &Sqs,
+        mapping: aws_sdk_sqs::Client,
+        name: &str,
+        deployment: Deployment,
+        events: Option<UnboundedSender<Event>>,
+    ) -> Result<Self> {
+        let info = admin::open(function, name).await?;
+        let arn = admin::queue_arn(function, &info.urls.checkin).await?;
+        let stats = Arc::new(FunctionStats::default());
+        let barriers = Barriers::new();
+        let handler: Handler = {
+            let (sqs, barriers, opts) = (
+                function.clone(),
+                barriers.clone(),
+                deployment.function.clone(),
+            );
+            let (stats, events) = (stats.clone(), events.clone());
+            Arc::new(move |records| {
+                let (sqs, barriers, opts) = (sqs.clone(), barriers.clone(), opts.clone());
+                let (stats, events) = (stats.clone(), events.clone());
+                Box::pin(async move {
+                    let records = records
+                        .into_iter()
+                        .map(|r| Record {
+                            message_id: r.message_id,
+                            body: r.body,
+                            event_source_arn: r.event_source_arn,
+                            message_group_id: r.message_group_id,
+                        })
+                        .collect();
+                    let out = handle_batch(&sqs, &barriers, records, &opts).await;
+                    settle(&stats, events.as_ref(), out).map(|o| o.failures)
+                })
+            })
+        };
+        let schedule = deployment.ticks.map(|every| {
+            let (sqs, name, opts) = (
+                function.clone(),
+                name.to_owned(),
+                deployment.function.clone(),
+            );
+            let stats = stats.clone();
+            tokio::spawn(async move {
+                let mut interval = tokio::time::interval(every);
+                interval.tick().await;
+                loop {
+                    interval.tick().await;
+                    stats.ticks.fetch_add(1, Ordering::Relaxed);
+                    let out = handle_tick(&sqs, &barriers, &name, &opts).await;
+                    let _ = settle(&stats, events.as_ref(), out);
+                }
+            })
+        });
+        let mapping = EventSourceMapping::start(
+            mapping,
+            &info.urls.checkin,
+            &arn,
+            deployment.mapping,
+            handler,
+        );
+        Ok(Self {
+            mapping,
+            schedule,
+            function: stats,
+        })
+    }
+
+    /// What the mapping did so far (counted on as it goes on).
+    pub fn mapping(&self) -> Arc<EsmStats> {
+        self.mapping.stats.clone()
+    }
+
+    /// What the function did so far (counted on as it goes on).
+    pub fn function(&self) -> Arc<FunctionStats> {
+        self.function.clone()
+    }
+
+    /// Its counters, to read as it goes on.
+    pub fn counters(&self) -> Counters {
+        Counters {
+            mapping: self.mapping.stats.clone(),
+            function: self.function.clone(),
+        }
+    }
+
+    /// Stops the schedule and the mapping (an invocation under way is
+    /// stopped as a killed one).
+    pub async fn stop(self) {
+        if let Some(s) = self.schedule {
+            s.abort();
+            let _ = s.await;
+        }
+        self.mapping.stop().await;
+    }
+}
+
+/// The counters of an [`EmulatedCoordinator`] (the mapping's and the
+/// function's), readable while it runs and after.
+#[derive(Clone, Debug)]
+pub struct Counters {
+    mapping: Arc<EsmStats>,
+    function: Arc<FunctionStats>,
+}
+
+impl Counters {
+    /// Reads them.
+    pub fn read(&self) -> Counts {
+        let (m, f) = (&self.mapping, &self.function);
+        Counts {
+            invocations: m.invocations.load(Ordering::Relaxed),
+            records: m.records.load(Ordering::Relaxed),
+            handed_back: m.reported.load(Ordering::Relaxed),
+            failed: m.failed.load(Ordering::Relaxed) + f.errors.load(Ordering::Relaxed),
+            ticks: f.ticks.load(Ordering::Relaxed),
+            races: f.races.load(Ordering::Relaxed),
+            erased: f.erased.load(Ordering::Relaxed),
+            busy_us: m.busy_us.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// A reading of [`Counters`].
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Counts {
+    /// Batch invocations.
+    pub invocations: u64,
+    /// Records handed to the function (redeliveries included).
+    pub records: u64,
+    /// Records the function handed back (`batchItemFailures`).
+    pub handed_back: u64,
+    /// Invocations that failed, timed out or were killed (their batch came
+    /// back whole).
+    pub failed: u64,
+    /// Scheduled invocations.
+    pub ticks: u64,
+    /// Races lost to a concurrent invocation.
+    pub races: u64,
+    /// Of `races`, writes erased by a concurrent invocation's.
+    pub erased: u64,
+    /// The batch invocations' time, summed (µs).
+    pub busy_us: u64,
+}
+
+impl Counts {
+    /// What was counted since `earlier`.
+    pub fn since(&self, earlier: &Counts) -> Counts {
+        Counts {
+            invocations: self.invocations.saturating_sub(earlier.invocations),
+            records: self.records.saturating_sub(earlier.records),
+            handed_back: self.handed_back.saturating_sub(earlier.handed_back),
+            failed: self.failed.saturating_sub(earlier.failed),
+            ticks: self.ticks.saturating_sub(earlier.ticks),
+            races: self.races.saturating_sub(earlier.races),
+            erased: self.erased.saturating_sub(earlier.erased),
+            busy_us: self.busy_us.saturating_sub(earlier.busy_us),
+        }
+    }
+}
+
+impl std::fmt::Display for Counts {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} batch invocations ({} records, {} handed back, {} failed), {} ticks, {} races lost ({} writes erased)",
+            self.invocations,
+            self.records,
+            self.handed_back,
+            self.failed,
+            self.ticks,
+            self.races,
+            self.erased
+        )
+    }
+}
+
+/// Counts an invocation's races or error and passes its events on.
+fn settle(
+    stats: &FunctionStats,
+    events: Option<&UnboundedSender<Event>>,
+    out: Result<BatchOutcome>,
+) -> std::result::Result<BatchOutcome, String> {
+    match out {
+        Ok(mut o) => {
+            stats.races.fetch_add(o.races as u64, Ordering::Relaxed);
+            stats.erased.fetch_add(o.erased as u64, Ordering::Relaxed);
+            for e in o.events.drain(..) {
+                if let Some(tx) = events {
+                    let _ = tx.send(e);
+                }
+            }
+            Ok(o)
+        }
+        Err(e) => {
+            stats.errors.fetch_add(1, Ordering::Relaxed);
+            Err(e.to_string())
         }
     }
 }

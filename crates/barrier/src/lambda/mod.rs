@@ -34,6 +34,11 @@
 //! fires the barrier deadline.
 //!
 //! Nothing here decides anything about the protocol: the core does.
+//!
+//! [`emulator`] runs this handler behind an emulated event source mapping
+//! and schedule, outside AWS.
+
+pub mod emulator;
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -102,8 +107,14 @@ pub struct BatchOutcome {
     pub failures: Vec<String>,
     /// Races lost to another invocation (each cost one more round).
     pub races: usize,
+    /// Of `races`, those found at the re-read after a write: the write was
+    /// erased by another invocation's (the others were found before
+    /// writing).
+    pub erased: usize,
     /// Generations released by this invocation.
     pub released: Vec<u64>,
+    /// The core's events, in order (of every round, lost ones included).
+    pub events: Vec<sqs_barrier_core::coordinator::Event>,
 }
 
 /// The barriers' queues, looked up once per warm function instance.
@@ -168,7 +179,9 @@ pub async fn handle_batch(
         let one = coordinate(sqs, &info, &records, opts).await?;
         outcome.failures.extend(one.failures);
         outcome.races += one.races;
+        outcome.erased += one.erased;
         outcome.released.extend(one.released);
+        outcome.events.extend(one.events);
     }
     Ok(outcome)
 }
@@ -192,6 +205,8 @@ fn core_options(opts: &LambdaOptions) -> CoordinatorOptions {
     // gives a dead predecessor's held check-ins is the slack below.
     core.restart_grace = Duration::ZERO;
     core.deadline_slack = opts.queue_visibility;
+    // The generation's age goes on between invocations: `now` is wall time.
+    core.age_since_write = true;
     core
 }
 
@@ -231,20 +246,14 @@ async fn coordinate(
         // timeout. (A process coordinator knows its own releases and
         // sends first.)
         let mut notices: Vec<(u64, String)> = Vec::new();
+        let mut sweeps: Vec<(u64, u64)> = Vec::new();
         while let Some(t) = core.poll_transmit() {
             match t {
                 Transmit::Notify { generation, body } => notices.push((generation, body)),
-                Transmit::Sweep { generation, below } => {
-                    // Awaited: a function instance may be frozen as soon as
-                    // it returns.
-                    notices::sweep(
-                        sqs.clone(),
-                        info.urls.release_for(generation).to_owned(),
-                        info.config.clone(),
-                        below,
-                    )
-                    .await;
-                }
+                // After the round: a sweep long-polls for a second or
+                // more, and a write that waited for it would mostly find
+                // another invocation's (or a tick's) write first.
+                Transmit::Sweep { generation, below } => sweeps.push((generation, below)),
                 Transmit::Delete(ids) => done.extend(ids),
                 Transmit::DeadLetter {
                     token,
@@ -257,13 +266,33 @@ async fn coordinate(
                     }
                 }
                 Transmit::WriteState { version, state } => {
-                    if write_state(sqs, info, &mut core, &state).await? {
-                        core.handle_state_written(version);
-                        written = Some(*state);
-                        send_notices(sqs, info, &mut notices).await?;
-                    } else {
-                        lost = true;
-                        break;
+                    match write_state(sqs, info, &mut core, &state).await {
+                        Ok(true) => {
+                            core.handle_state_written(version);
+                            written = Some(*state);
+                            send_notices(sqs, info, &mut notices).await?;
+                        }
+                        Ok(false) => {
+                            lost = true;
+                            break;
+                        }
+                        Err(e) => {
+                            // The write may have taken effect although it
+                            // failed, and an invocation that finds a release
+                            // in the state does not announce it again: its
+                            // members would wait for their next status read.
+                            // So if the state now holds what this write
+                            // recorded, send its notices (only then: a
+                            // release announced but not recorded could
+                            // still be broken by a deadline).
+                            let landed = admin::read_state(sqs, &info.urls.checkin).await;
+                            if let Ok(Some(now)) = landed
+                                && now.includes(&state)
+                            {
+                                let _ = send_notices(sqs, info, &mut notices).await;
+                            }
+                            return Err(e);
+                        }
                     }
                 }
             }
@@ -277,16 +306,28 @@ async fn coordinate(
                 outcome.released.push(generation);
             }
             tracing::debug!(event = ?e, "coordinator event");
+            outcome.events.push(e);
         }
         if let (false, Some(mine)) = (lost, &written) {
             tokio::time::sleep(VERIFY_AFTER).await;
             let now = admin::read_state(sqs, &info.urls.checkin).await?;
             lost = !now.is_some_and(|s| s.includes(mine));
+            outcome.erased += usize::from(lost);
         }
         if lost {
             outcome.races += 1;
             tracing::info!(barrier = %info.config.name, "another invocation wrote the state first; starting again from it");
             continue;
+        }
+        // Awaited: a function instance may be frozen as soon as it returns.
+        for (generation, below) in sweeps {
+            notices::sweep(
+                sqs.clone(),
+                info.urls.release_for(generation).to_owned(),
+                info.config.clone(),
+                below,
+            )
+            .await;
         }
         outcome.failures = keep(records, &done, &dead, info.config.fifo);
         return Ok(outcome);
