@@ -1,0 +1,454 @@
+//! Unit tests of the coordinator machine.
+
+use super::*;
+use crate::config::Membership;
+
+fn cfg(n: usize, deadline: Option<Duration>) -> BarrierConfig {
+    BarrierConfig::new("b", "i", Membership::new(n, None).unwrap(), deadline, false).unwrap()
+}
+
+fn checkin(g: u64, m: &str, session: &str, attempt: u32) -> String {
+    Message::Checkin {
+        barrier: "b".into(),
+        instance: "i".into(),
+        generation: g,
+        member: m.into(),
+        session: session.into(),
+        attempt,
+    }
+    .encode()
+}
+
+fn drain(c: &mut Coordinator<u32>) -> Vec<Transmit<u32>> {
+    std::iter::from_fn(|| c.poll_transmit()).collect()
+}
+
+fn notifies(t: &[Transmit<u32>]) -> Vec<u64> {
+    t.iter()
+        .filter_map(|t| match t {
+            Transmit::Notify { generation, .. } => Some(*generation),
+            _ => None,
+        })
+        .collect()
+}
+
+const T: Duration = Duration::from_secs(100);
+
+#[test]
+fn releases_when_the_last_distinct_member_arrives() {
+    let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    c.handle_message(1, &checkin(0, "0", "s0", 0), T);
+    c.handle_message(2, &checkin(0, "0", "s0", 0), T); // redelivery
+    c.handle_message(3, &checkin(0, "0", "s0", 1), T); // re-send
+    c.handle_message(4, &checkin(0, "1", "s1", 0), T);
+    let t = drain(&mut c);
+    assert!(notifies(&t).is_empty(), "released with 2 of 3: {t:?}");
+    // The re-send is deleted at once. The redelivery may be the counted
+    // message itself under a new receipt handle: it is held too.
+    assert_eq!(t, vec![Transmit::Delete(vec![3])]);
+    assert_eq!(c.held(), 3);
+    c.handle_message(5, &checkin(0, "2", "s2", 0), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![0]);
+    assert!(c.is_released(0));
+}
+
+#[test]
+fn collecting_from_the_first_check_in_until_the_release() {
+    let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+    assert!(!c.is_collecting());
+    c.handle_message(1, &checkin(0, "0", "s0", 0), T);
+    assert!(c.is_collecting());
+    c.handle_message(2, &checkin(0, "1", "s1", 0), T);
+    assert!(!c.is_collecting());
+    // A late re-send for the released generation opens nothing.
+    c.handle_message(3, &checkin(0, "1", "s1", 1), T);
+    assert!(!c.is_collecting());
+}
+
+#[test]
+fn deletes_wait_for_a_durable_state() {
+    let mut c = Coordinator::new(cfg(1, None), "c", CoordinatorOptions::default(), None);
+    c.handle_message(7, &checkin(0, "0", "s", 0), T);
+    drain(&mut c);
+    c.handle_timeout(T);
+    let t = drain(&mut c);
+    let Some(Transmit::WriteState { version, state }) = t.last().cloned() else {
+        panic!("no state write: {t:?}");
+    };
+    assert_eq!(state.released_below, 1);
+    assert!(!t.iter().any(|t| matches!(t, Transmit::Delete(_))));
+    c.handle_state_written(version);
+    assert_eq!(drain(&mut c), vec![Transmit::Delete(vec![7])]);
+    assert_eq!(c.held(), 0);
+}
+
+#[test]
+fn rejects_what_is_not_a_check_in_of_a_member() {
+    let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+    let foreign = checkin(0, "0", "s", 0).replace("\"i\"", "\"other\"");
+    for (tok, body) in [
+        (1, "junk".to_owned()),
+        (2, checkin(0, "9", "s", 0)),
+        (3, foreign),
+        (4, checkin(MAX_AHEAD + 1, "0", "s", 0)),
+    ] {
+        c.handle_message(tok, &body, T);
+    }
+    let t = drain(&mut c);
+    let dead: Vec<u32> = t
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::DeadLetter { token, .. } => Some(*token),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(dead, vec![1, 2, 3, 4]);
+    assert_eq!(c.snapshot(T).rejected, 4);
+    assert!(c.snapshot(T).open.is_none(), "nothing was counted");
+}
+
+#[test]
+fn a_check_in_for_a_released_generation_sends_nothing() {
+    let mut c = Coordinator::new(cfg(1, None), "c", CoordinatorOptions::default(), None);
+    c.handle_message(1, &checkin(0, "0", "s", 0), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![0]);
+    // A redelivery of the released generation's check-in, and a re-run
+    // of the member: no notice (the one sent is on its queue, and the
+    // state says released); deleted only once the release is published.
+    c.handle_message(2, &checkin(0, "0", "s", 0), T);
+    assert_eq!(drain(&mut c), vec![]);
+    c.handle_message(3, &checkin(0, "0", "s-rerun", 0), T);
+    assert_eq!(drain(&mut c), vec![]);
+}
+
+#[test]
+fn a_release_sweeps_the_other_queue_while_a_notice_there_may_live() {
+    let mut c = Coordinator::new(cfg(1, None), "c", CoordinatorOptions::default(), None);
+    let sweeps = |t: &[Transmit<u32>]| -> Vec<(u64, u64)> {
+        t.iter()
+            .filter_map(|t| match t {
+                Transmit::Sweep { generation, below } => Some((*generation, *below)),
+                _ => None,
+            })
+            .collect()
+    };
+    // Just started: a predecessor may have sent there.
+    c.handle_message(1, &checkin(0, "0", "s", 0), T);
+    assert_eq!(sweeps(&drain(&mut c)), vec![(1, 1)]);
+    // Generation 0's notice went to release-0 just now: releasing 1
+    // sweeps it.
+    let t1 = T + Duration::from_secs(1);
+    c.handle_message(2, &checkin(1, "0", "s", 0), t1);
+    assert_eq!(sweeps(&drain(&mut c)), vec![(2, 2)]);
+    // Long after: nothing sent to release-1 can still be alive.
+    let later = T + NOTICE_LIFE + Duration::from_secs(10);
+    c.handle_message(3, &checkin(2, "0", "s", 0), later);
+    assert_eq!(sweeps(&drain(&mut c)), vec![]);
+}
+
+#[test]
+fn check_ins_awaiting_a_write_stay_within_twice_the_members() {
+    let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+    write(&mut c, T);
+    // One generation: its two check-ins wait for the write due after
+    // the minimum write interval.
+    c.handle_message(1, &checkin(0, "0", "s", 0), T);
+    c.handle_message(2, &checkin(0, "1", "s", 0), T);
+    drain(&mut c);
+    assert_eq!(
+        c.poll_timeout(),
+        Some(T + CoordinatorOptions::default().min_write_interval)
+    );
+    // Generation after generation within the write interval: every
+    // check-in awaits the next write.
+    let mut token = 2;
+    for g in 1..2u64 {
+        for m in ["0", "1"] {
+            token += 1;
+            c.handle_message(token, &checkin(g, m, "s", 0), T);
+        }
+        drain(&mut c);
+    }
+    // 4 = 2 N awaiting: the next write is due now, not after the
+    // minimum write interval.
+    assert_eq!(c.poll_timeout(), Some(T));
+}
+
+#[test]
+fn what_a_sweep_may_delete() {
+    let c = cfg(2, None);
+    let release = |g: u64, instance: &str| {
+        Message::Release {
+            barrier: "b".into(),
+            instance: instance.into(),
+            generation: g,
+        }
+        .encode()
+    };
+    assert!(sweepable(&c, &release(1, "i"), 3));
+    assert!(!sweepable(&c, &release(3, "i"), 3));
+    assert!(sweepable(&c, &release(5, "other"), 3), "another instance");
+    assert!(sweepable(&c, "junk", 3));
+    assert!(sweepable(&c, &checkin(5, "0", "s", 0), 3));
+}
+
+#[test]
+fn abort_breaks_waiters_and_later_arrivals() {
+    let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    c.handle_message(1, &checkin(0, "0", "s", 0), T);
+    c.handle_message(2, &checkin(0, "1", "s", 0), T);
+    drain(&mut c);
+    let abort = Message::Abort {
+        barrier: "b".into(),
+        instance: "i".into(),
+        generation: None,
+        by: "op".into(),
+        reason: "r".repeat(10_000),
+    }
+    .encode();
+    c.handle_message(3, &abort, T);
+    assert_eq!(notifies(&drain(&mut c)), vec![0]);
+    let b = c.broken().unwrap();
+    assert_eq!(b.missing, vec!["2".to_owned()]);
+    assert!(b.cause.to_string().len() < MAX_REASON + 64, "reason is cut");
+    c.handle_message(4, &checkin(0, "2", "s", 0), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![0]);
+    // The same send again (a redelivery) is answered already.
+    c.handle_message(5, &checkin(0, "2", "s", 0), T);
+    assert_eq!(notifies(&drain(&mut c)), Vec::<u64>::new());
+}
+
+#[test]
+fn deadline_waits_for_a_predecessor_then_names_the_missing() {
+    let d = Duration::from_secs(2);
+    let grace = CoordinatorOptions::default().restart_grace;
+    let mut c = Coordinator::new(cfg(2, Some(d)), "c", CoordinatorOptions::default(), None);
+    c.handle_timeout(T);
+    c.handle_message(1, &checkin(0, "1", "s", 0), T);
+    drain(&mut c);
+    // Not at since + deadline: the restart grace comes first.
+    c.handle_timeout(T + d);
+    assert!(c.broken().is_none());
+    assert_eq!(c.poll_timeout().map(|t| t <= T + grace), Some(true));
+    c.handle_timeout(T + grace);
+    let b = c.broken().expect("broken by the deadline");
+    assert_eq!(b.missing, vec!["0".to_owned()]);
+}
+
+#[test]
+fn resumes_from_a_published_state() {
+    let mut first = Coordinator::<u32>::new(cfg(1, None), "a", CoordinatorOptions::default(), None);
+    first.handle_message(1, &checkin(0, "0", "s", 0), T);
+    let st = first.snapshot(T);
+    let mut second = Coordinator::new(cfg(1, None), "b", CoordinatorOptions::default(), Some(&st));
+    assert!(second.is_released(0));
+    // A redelivered check-in of the released generation is stale: no
+    // notice, although this coordinator has not seen the session.
+    second.handle_message(9, &checkin(0, "0", "s", 0), T);
+    let t = drain(&mut second);
+    assert_eq!(notifies(&t), Vec::<u64>::new());
+}
+
+fn write(c: &mut Coordinator<u32>, now: Duration) -> (Vec<Transmit<u32>>, PublishedState) {
+    c.handle_timeout(now);
+    let t = drain(c);
+    let Some(Transmit::WriteState { version, state }) = t.last().cloned() else {
+        panic!("no state write at {now:?}: {t:?}");
+    };
+    c.handle_state_written(version);
+    (t, *state)
+}
+
+fn deletes(t: &[Transmit<u32>]) -> Vec<u32> {
+    t.iter()
+        .flat_map(|t| match t {
+            Transmit::Delete(v) => v.clone(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+#[test]
+fn published_arrivals_free_their_check_ins() {
+    let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    c.handle_message(1, &checkin(4, "0", "s0", 0), T);
+    c.handle_message(2, &checkin(4, "1", "s1", 0), T);
+    assert_eq!(c.held(), 2, "held until a state records them");
+    let (_, st) = write(&mut c, T);
+    let open = st.open.as_ref().expect("the open generation is published");
+    assert_eq!((open.generation, open.arrived.len()), (4, 2));
+    assert_eq!(deletes(&drain(&mut c)), vec![1, 2]);
+    assert_eq!(c.held(), 0, "nothing in flight while the generation waits");
+    // A later arrival goes after the next write; a redelivery of a
+    // published one goes at once.
+    c.handle_message(3, &checkin(4, "0", "s0", 0), T);
+    assert_eq!(deletes(&drain(&mut c)), vec![3]);
+    c.handle_message(5, &checkin(4, "2", "s2", 0), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![4]);
+    let (t, st) = write(&mut c, T + Duration::from_secs(1));
+    assert!(st.is_released(4) && st.open.is_none());
+    let mut after = deletes(&t);
+    after.extend(deletes(&drain(&mut c)));
+    assert_eq!(after, vec![5]);
+}
+
+#[test]
+fn a_successor_restores_published_arrivals() {
+    let d = Duration::from_secs(100);
+    let mut first = Coordinator::new(cfg(3, Some(d)), "a", CoordinatorOptions::default(), None);
+    first.handle_message(1, &checkin(0, "0", "s0", 0), T);
+    first.handle_message(2, &checkin(0, "1", "s1", 0), T);
+    let (_, st) = write(&mut first, T + Duration::from_secs(40));
+    assert_eq!(st.open.as_ref().unwrap().age_ms, Some(40_000));
+    // The successor's clock is an hour off: the deadline counts from the
+    // published age on its own clock, not from the writer's clock.
+    let later = T + Duration::from_secs(3_600);
+    let mut second = Coordinator::new(
+        cfg(3, Some(d)),
+        "b",
+        CoordinatorOptions::default(),
+        Some(&st),
+    );
+    second.handle_timeout(later);
+    assert!(second.broken().is_none());
+    assert_eq!(second.poll_timeout(), Some(later + Duration::from_secs(60)));
+    // Only the last member's check-in is needed to release.
+    second.handle_message(9, &checkin(0, "2", "s2", 0), later);
+    assert_eq!(notifies(&drain(&mut second)), vec![0]);
+}
+
+#[test]
+fn rebuilt_per_batch_the_age_goes_on_between_writes() {
+    // As the Lambda handler runs it: a new coordinator for every
+    // invocation, on wall time; the deadline must come although no
+    // single one lives long.
+    let d = Duration::from_secs(100);
+    let o = CoordinatorOptions {
+        restart_grace: Duration::ZERO,
+        age_since_write: true,
+        ..CoordinatorOptions::default()
+    };
+    let mut first = Coordinator::new(cfg(2, Some(d)), "a", o.clone(), None);
+    first.handle_message(1, &checkin(0, "0", "s0", 0), T);
+    let (_, mut st) = write(&mut first, T);
+    // An invocation a minute, each writing a heartbeat.
+    for k in 1..=3u64 {
+        let now = T + Duration::from_secs(60 * k);
+        let mut c = Coordinator::<u32>::new(cfg(2, Some(d)), format!("i{k}"), o.clone(), Some(&st));
+        c.handle_timeout(now);
+        if k < 2 {
+            assert!(c.broken().is_none(), "broken at {k} minutes");
+            st = write(&mut c, now).1;
+            assert_eq!(st.open.as_ref().unwrap().age_ms, Some(60_000 * k));
+        } else {
+            let b = c.broken().expect("broken by the deadline");
+            assert_eq!(b.missing, vec!["1".to_owned()]);
+            return;
+        }
+    }
+    unreachable!();
+}
+
+#[test]
+fn probes_are_answered_at_once_and_speed_the_heartbeat() {
+    let o = CoordinatorOptions::default();
+    let mut c = Coordinator::new(cfg(2, None), "c", o.clone(), None);
+    let (_, st) = write(&mut c, T);
+    assert_eq!(
+        st.heartbeat_every_ms,
+        2 * o.heartbeat.as_millis() as u64,
+        "idle"
+    );
+    assert_eq!(c.poll_timeout(), Some(T + 2 * o.heartbeat));
+    c.handle_message(1, &checkin(0, "0", "s", 0), T);
+    let (_, st) = write(&mut c, T + Duration::from_secs(1));
+    assert_eq!(
+        st.heartbeat_every_ms,
+        o.heartbeat.as_millis() as u64,
+        "open"
+    );
+    assert_eq!(deletes(&drain(&mut c)), vec![1], "published: freed");
+    let probe = Message::Probe {
+        barrier: "b".into(),
+        instance: "i".into(),
+        from: "standby".into(),
+        watch: true,
+    }
+    .encode();
+    let t = T + Duration::from_secs(2);
+    c.handle_message(2, &probe, t);
+    let tr = drain(&mut c);
+    assert_eq!(deletes(&tr), vec![2], "a probe is not kept");
+    assert_eq!(
+        c.poll_timeout(),
+        Some(T + Duration::from_secs(1)),
+        "answer now"
+    );
+    let (_, st) = write(&mut c, t);
+    assert_eq!(
+        st.heartbeat_every_ms,
+        o.standby_heartbeat.as_millis() as u64
+    );
+    assert_eq!(st.standbys, vec!["standby".to_owned()]);
+    assert!(matches!(c.poll_event(), Some(Event::Arrived { .. })));
+    assert!(matches!(c.poll_event(), Some(Event::Watched { .. })));
+    // Without more probes it slows down again after the watch window.
+    let quiet = t + o.watch_window;
+    c.handle_timeout(quiet);
+    let (_, st) = write(&mut c, quiet + o.standby_heartbeat);
+    assert!(st.standbys.is_empty());
+    assert_eq!(st.heartbeat_every_ms, o.heartbeat.as_millis() as u64);
+}
+
+#[test]
+fn a_coordinator_that_finds_another_write_stands_down() {
+    let mut a = Coordinator::new(cfg(2, None), "a", CoordinatorOptions::default(), None);
+    a.handle_message(1, &checkin(0, "0", "s", 0), T);
+    write(&mut a, T);
+    drain(&mut a);
+    let mut other = a.snapshot(T);
+    other.coordinator = "b".into();
+    a.handle_message(2, &checkin(0, "1", "s1", 0), T);
+    a.handle_state_observed(&other, T);
+    assert_eq!(a.superseded(), Some("b"));
+    let t = drain(&mut a);
+    assert!(
+        deletes(&t).is_empty(),
+        "no deletes after standing down: {t:?}"
+    );
+    assert_eq!(notifies(&t), vec![0], "its complete count is still true");
+    a.handle_message(3, &checkin(1, "0", "s", 0), T);
+    a.handle_timeout(T + Duration::from_secs(60));
+    assert!(drain(&mut a).is_empty(), "inert");
+    assert_eq!(a.poll_timeout(), None);
+}
+
+#[test]
+fn a_first_write_stands_down_over_a_state_it_did_not_start_from() {
+    let mut first = Coordinator::new(cfg(3, None), "a", CoordinatorOptions::default(), None);
+    first.handle_message(1, &checkin(0, "0", "s", 0), T);
+    let (_, st) = write(&mut first, T);
+    // Started from that state: reading it again before the first write
+    // is nothing new.
+    let mut b =
+        Coordinator::<u32>::new(cfg(3, None), "b", CoordinatorOptions::default(), Some(&st));
+    b.handle_state_observed(&st, T);
+    assert!(b.superseded().is_none());
+    // The first one wrote again meanwhile: it is active; this one stands
+    // down rather than overwrite what it has not seen.
+    first.handle_message(2, &checkin(0, "1", "s1", 0), T);
+    let (_, newer) = write(&mut first, T + Duration::from_secs(1));
+    b.handle_state_observed(&newer, T);
+    assert_eq!(b.superseded(), Some("a"));
+    // Likewise one that started with no state and finds one.
+    let mut c = Coordinator::<u32>::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    c.handle_state_observed(&newer, T);
+    assert_eq!(c.superseded(), Some("a"));
+}
+
+#[test]
+fn a_clean_stop_is_published() {
+    let c = Coordinator::<u32>::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+    assert!(c.final_snapshot(T).stopped);
+    assert!(!c.snapshot(T).stopped);
+}
