@@ -12,21 +12,7 @@ use sqs_barrier::{Barrier, CoordinatorGauges, CoordinatorOptions, Error, Sqs, ad
 use sqs_barrier_testkit::{Target, TestEndpoint, start};
 use tokio::sync::{mpsc, oneshot};
 
-/// Generates `mod embedded` and `mod moto` variants of each test.
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(sqs_barrier_testkit::Target::Embedded).await } )*
-        }
-        mod moto {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(sqs_barrier_testkit::Target::Moto).await } )*
-        }
-    };
-}
-
-both!(
+sqs_barrier_testkit::both_endpoints!(
     phases_release_only_when_all_arrived,
     setup_is_idempotent_and_checks_rules,
     missing_barrier_is_a_clear_error,

@@ -14,20 +14,7 @@ use sqs_barrier::lambda::emulator::{Deployment, EmulatedCoordinator, EsmConfig, 
 use sqs_barrier::{Barrier, Error, Sqs, admin};
 use sqs_barrier_testkit::{Target, TestEndpoint, start};
 
-macro_rules! both {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(sqs_barrier_testkit::Target::Embedded).await } )*
-        }
-        mod moto {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(sqs_barrier_testkit::Target::Moto).await } )*
-        }
-    };
-}
-
-both!(
+sqs_barrier_testkit::both_endpoints!(
     phases_release_only_when_all_arrived,
     a_member_that_never_arrives_is_named,
     abort_breaks_every_waiter,

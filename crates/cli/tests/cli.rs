@@ -11,16 +11,7 @@ const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier");
 
 /// A command for the binary, pointed at `url` with placeholder credentials.
 fn cmd(url: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--endpoint-url")
-        .arg(url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .stdin(Stdio::null());
-    c
+    sqs_barrier_testkit::cli_command(BIN, url)
 }
 
 fn run(c: &mut Command) -> Output {

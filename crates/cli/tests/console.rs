@@ -18,16 +18,7 @@ impl Drop for Killer {
 }
 
 fn cmd(url: &str) -> Command {
-    let mut c = Command::new(BIN);
-    c.arg("--endpoint-url")
-        .arg(url)
-        .env("AWS_ACCESS_KEY_ID", "test")
-        .env("AWS_SECRET_ACCESS_KEY", "test")
-        .env("AWS_REGION", "us-east-1")
-        .env_remove("AWS_PROFILE")
-        .env_remove("AWS_ENDPOINT_URL")
-        .stdin(Stdio::null());
-    c
+    sqs_barrier_testkit::cli_command(BIN, url)
 }
 
 /// Reads lines of `from` until one contains `needle`; returns its URL. The

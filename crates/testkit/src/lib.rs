@@ -70,6 +70,38 @@ pub fn sdk_client(endpoint_url: &str) -> aws_sdk_sqs::Client {
     aws_sdk_sqs::Client::from_conf(config)
 }
 
+/// Generates `mod embedded` and `mod moto`, each with a tokio test per
+/// name that runs `super::name(Target)`: one test body, both endpoints.
+#[macro_export]
+macro_rules! both_endpoints {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Target::Embedded).await } )*
+        }
+        mod moto {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name($crate::Target::Moto).await } )*
+        }
+    };
+}
+
+/// A command for the `sqs-barrier` binary at `bin` (a test's
+/// `env!("CARGO_BIN_EXE_sqs-barrier")`), pointed at `url` with placeholder
+/// credentials and nothing of the caller's AWS configuration.
+pub fn cli_command(bin: &str, url: &str) -> std::process::Command {
+    let mut c = std::process::Command::new(bin);
+    c.arg("--endpoint-url")
+        .arg(url)
+        .env("AWS_ACCESS_KEY_ID", "test")
+        .env("AWS_SECRET_ACCESS_KEY", "test")
+        .env("AWS_REGION", REGION)
+        .env_remove("AWS_PROFILE")
+        .env_remove("AWS_ENDPOINT_URL")
+        .stdin(std::process::Stdio::null());
+    c
+}
+
 /// Which SQS implementation a test runs against.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub enum Target {
