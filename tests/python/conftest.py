@@ -22,6 +22,22 @@ ROOT = Path(__file__).resolve().parents[2]
 STARTUP_TIMEOUT_S = 30
 
 
+def cli_env(endpoint_url: str) -> dict:
+    """The environment of a child process (the CLI, a Python member) that
+    reaches `endpoint_url` through the standard AWS settings, with
+    placeholder credentials and nothing of the caller's profile."""
+    env = dict(os.environ)
+    env.update(
+        AWS_ENDPOINT_URL=endpoint_url,
+        AWS_REGION="us-east-1",
+        AWS_ACCESS_KEY_ID="local",
+        AWS_SECRET_ACCESS_KEY="local",
+    )
+    env.pop("AWS_PROFILE", None)
+    env.pop("AWS_ENDPOINT_URL_SQS", None)
+    return env
+
+
 def _server_binary() -> Path:
     configured = os.environ.get("SQS_BARRIER_BIN")
     if configured:

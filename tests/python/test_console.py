@@ -13,7 +13,6 @@ is skipped.
 """
 
 import json
-import os
 import selectors
 import shutil
 import subprocess
@@ -32,7 +31,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import _server_binary
+from conftest import _server_binary, cli_env
 
 ROOT = Path(__file__).resolve().parents[2]
 DOCS = ROOT / "docs"
@@ -53,18 +52,6 @@ def _find(program: str, *candidates: str) -> str:
         if found:
             return found
     pytest.fail(f"{program} not found: scripts/test installs Debian's chromium and chromium-driver")
-
-
-def _env(endpoint_url: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        AWS_ENDPOINT_URL=endpoint_url,
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-    )
-    env.pop("AWS_PROFILE", None)
-    return env
 
 
 def _line_with(stream, needle: str, timeout_s: float = 30) -> str:
@@ -140,7 +127,7 @@ def stack(endpoint_url, tmp_path):
     """A barrier of three members with a coordinator (metrics on) and a
     console watching it; yields what the test needs and stops everything."""
     exe = str(_server_binary())
-    env = _env(endpoint_url)
+    env = cli_env(endpoint_url)
     name = f"console-{uuid.uuid4().hex[:8]}"
     subprocess.run(
         [exe, "setup", "--barrier", name, "--parties", "3", "--members", "ann,bob,cy"],
@@ -366,7 +353,7 @@ def test_console_in_a_browser(stack, browser):
 
 def test_console_refuses_other_hosts_and_remote_binds(endpoint_url):
     exe = str(_server_binary())
-    env = _env(endpoint_url)
+    env = cli_env(endpoint_url)
     refused = subprocess.run(
         [exe, "console", "--bind", "0.0.0.0:0"], env=env, capture_output=True, text=True, timeout=30
     )

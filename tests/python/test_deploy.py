@@ -23,7 +23,6 @@ sqs:ListQueues), and the test asserts that before relying on it.
 
 import http.client
 import json
-import os
 import subprocess
 import threading
 import uuid
@@ -33,7 +32,7 @@ from urllib.parse import urlsplit
 import pytest
 from cfnlint.decode.cfn_yaml import load as load_cfn_yaml
 
-from conftest import ROOT, _server_binary, make_client
+from conftest import ROOT, _server_binary, cli_env, make_client
 
 TEMPLATE = ROOT / "deploy" / "template.yaml"
 
@@ -287,19 +286,6 @@ def grants(stmts: list[dict], prefix: str = "sqs:") -> set[tuple[str, str]]:
 
 # --------------------------------------------------------------------------
 # The barrier on the embedded endpoint
-
-
-def cli_env(endpoint_url: str) -> dict:
-    env = dict(os.environ)
-    env.update(
-        AWS_ENDPOINT_URL=endpoint_url,
-        AWS_REGION="us-east-1",
-        AWS_ACCESS_KEY_ID="local",
-        AWS_SECRET_ACCESS_KEY="local",
-    )
-    env.pop("AWS_PROFILE", None)
-    env.pop("AWS_ENDPOINT_URL_SQS", None)
-    return env
 
 
 def cli(endpoint_url: str, *args: str, timeout: float = 60) -> subprocess.CompletedProcess:
