@@ -145,6 +145,8 @@ fn checkin(generation: u64, member: &str, session: u8, attempt: u32) -> String {
         member: member.to_owned(),
         session: format!("s{session}"),
         attempt,
+        leave: false,
+        data: None,
     }
     .encode()
 }
@@ -247,6 +249,8 @@ fuzz_target!(|data: &[u8]| {
                         member: "0".to_owned(),
                         session: "s".to_owned(),
                         attempt: 0,
+                        leave: false,
+                        data: None,
                     },
                     1 => Message::Checkin {
                         barrier: NAME.to_owned(),
@@ -255,11 +259,15 @@ fuzz_target!(|data: &[u8]| {
                         member: "0".to_owned(),
                         session: "s".to_owned(),
                         attempt: 0,
+                        leave: false,
+                        data: None,
                     },
                     _ => Message::Release {
                         barrier: NAME.to_owned(),
                         instance: INSTANCE.to_owned(),
                         generation: u64::from(arg >> 2) % 5,
+                        without: vec![],
+                        data: None,
                     },
                 }
                 .encode();

@@ -8,7 +8,7 @@ use sqs_barrier_core::coordinator::WriteGuard;
 use sqs_barrier_core::names::{QueueNames, validate_barrier_name};
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
-use sqs_barrier_core::{BarrierConfig, Membership, tags};
+use sqs_barrier_core::{BarrierConfig, Membership, Roll, tags};
 
 use crate::error::{Error, Result};
 use crate::sqs::{Sqs, is_missing_queue};
@@ -52,6 +52,8 @@ pub struct SetupOptions {
     pub deadline: Option<Duration>,
     /// A FIFO check-in queue.
     pub fifo: bool,
+    /// A quorum release: `(min, grace)` (see [`sqs_barrier_core::Quorum`]).
+    pub quorum: Option<(usize, Duration)>,
 }
 
 impl SetupOptions {
@@ -62,6 +64,7 @@ impl SetupOptions {
             members: None,
             deadline: None,
             fifo: false,
+            quorum: None,
         }
     }
 }
@@ -113,7 +116,10 @@ fn random_id() -> String {
 pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOutcome> {
     validate_barrier_name(name)?;
     let members = Membership::new(opts.parties, opts.members.clone())?;
-    let wanted = BarrierConfig::new(name, &random_id(), members, opts.deadline, opts.fifo)?;
+    let mut wanted = BarrierConfig::new(name, &random_id(), members, opts.deadline, opts.fifo)?;
+    if let Some((min, grace)) = opts.quorum {
+        wanted = wanted.with_quorum(min, grace)?;
+    }
     let names = QueueNames::new(name, opts.fifo);
 
     if let Ok(existing) = open(sqs, name).await {
@@ -209,6 +215,12 @@ fn describe_difference(have: &BarrierConfig, want: &BarrierConfig) -> String {
     }
     if have.fifo != want.fifo {
         d.push(format!("fifo {}", have.fifo));
+    }
+    if have.quorum != want.quorum {
+        d.push(match have.quorum {
+            Some(q) => format!("quorum {} with grace {:?}", q.min, q.grace),
+            None => "no quorum".into(),
+        });
     }
     d.join(", ")
 }
@@ -467,17 +479,52 @@ impl Status {
         )
     }
 
+    /// Who is expected at which generation: the configured membership as
+    /// the coordinator's published state changed it.
+    pub fn roll(&self) -> Roll {
+        match &self.state {
+            Some(s) => s.roll(&self.config.members),
+            None => Roll::new(self.config.members.clone()),
+        }
+    }
+
+    /// The members of every phase from the current one on, as far as the
+    /// published roll tells: `(first phase, members)`, the last entry
+    /// holding for every later phase.
+    pub fn members_by_phase(&self) -> Vec<(u64, Vec<String>)> {
+        let roll = self.roll();
+        let start = self.generation().unwrap_or(0);
+        let mut bounds: Vec<u64> = (0..roll.len())
+            .flat_map(|i| {
+                let s = roll.span(i);
+                [Some(s.from), s.end].into_iter().flatten()
+            })
+            .filter(|g| *g > start)
+            .collect();
+        bounds.sort_unstable();
+        bounds.dedup();
+        let names = |g: u64| roll.expected(g).map(|i| roll.name(i)).collect::<Vec<_>>();
+        let mut out = vec![(start, names(start))];
+        for g in bounds {
+            let m = names(g);
+            if out.last().is_some_and(|(_, l)| *l != m) {
+                out.push((g, m));
+            }
+        }
+        out
+    }
+
     /// The members that have arrived at the open generation (none if no
     /// generation is open).
     pub fn arrived(&self) -> Vec<String> {
-        let members = &self.config.members;
+        let roll = self.roll();
         self.state
             .as_ref()
             .and_then(|s| s.open.as_ref())
             .map(|o| {
-                (0..members.len())
+                (0..roll.len())
                     .filter(|i| o.arrived.contains(*i))
-                    .map(|i| members.name(i))
+                    .map(|i| roll.name(i))
                     .collect()
             })
             .unwrap_or_default()
@@ -486,13 +533,11 @@ impl Status {
     /// The members that have not arrived at the open generation (`None` if
     /// no generation is open).
     pub fn missing(&self) -> Option<Vec<String>> {
-        let members = &self.config.members;
-        self.state.as_ref().and_then(|s| s.open.as_ref()).map(|o| {
-            o.arrived
-                .missing(members.len())
-                .map(|i| members.name(i))
-                .collect()
-        })
+        let roll = self.roll();
+        self.state
+            .as_ref()
+            .and_then(|s| s.open.as_ref())
+            .map(|o| roll.missing(o.generation, &o.arrived))
     }
 
     /// The generation the barrier is at: the open one, else the lowest not
@@ -514,6 +559,14 @@ impl Status {
             "parties": cfg.members.len(),
             "fifo": cfg.fifo,
             "deadline_secs": cfg.deadline.map(|d| d.as_secs_f64()),
+            "quorum": cfg.quorum.map(|q| serde_json::json!({
+                "min": q.min,
+                "grace_secs": q.grace.as_secs_f64(),
+            })),
+            "roll_version": state.and_then(|s| s.roll.as_ref()).map_or(0, |r| r.v),
+            "members_by_phase": self.members_by_phase().into_iter().map(|(from, members)| {
+                serde_json::json!({"from_phase": from, "members": members})
+            }).collect::<Vec<_>>(),
             "generation": self.generation(),
             "released_below": state.map(|s| s.released_below),
             "arrived": self.arrived(),

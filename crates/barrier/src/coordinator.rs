@@ -723,6 +723,17 @@ fn log_event(e: &Event) {
         Event::Superseded { by } => {
             tracing::warn!(other = %by, "another coordinator wrote the state after us")
         }
+        Event::Joined { member, from } => tracing::info!(%member, from, "member joined"),
+        Event::JoinRefused { member, reason } => {
+            tracing::warn!(member = ?member, %reason, "join refused")
+        }
+        Event::Left { member, generation } => tracing::info!(%member, generation, "member left"),
+        Event::Dropped {
+            generation,
+            members,
+        } => {
+            tracing::warn!(generation, members = ?members, "released on a quorum without these members, who are dropped")
+        }
         _ => {}
     }
 }

@@ -133,6 +133,43 @@ pub enum Error {
         /// How long nothing new was published, by this host's clock.
         silent_for: Duration,
     },
+    /// The member is not expected at the phase: it left, or a quorum
+    /// release went on without it.
+    #[error(
+        "{member:?} is not a member of barrier {barrier:?} at phase {generation}: {}; run `sqs-barrier join --barrier {barrier}` to take part again",
+        if since == generation { "the phase was released without it, on a quorum, and it is a member no more" } else { "it left, or a quorum release went on without it" }
+    )]
+    NotExpected {
+        /// The barrier.
+        barrier: String,
+        /// The member.
+        member: String,
+        /// The generation waited at.
+        generation: u64,
+        /// The first generation that does not expect it, as far as the
+        /// published state tells (0 once that is forgotten).
+        since: u64,
+    },
+    /// The wait asked for the data gathered at the barrier, but passed on
+    /// the coordinator's published state: the release notice that carried
+    /// the data was gone (it lives 60 s) before this participant read it.
+    #[error(
+        "phase {generation} of barrier {barrier:?} was released, but its release notice, which carries the gathered data, expired before this member read it"
+    )]
+    GatherLost {
+        /// The barrier.
+        barrier: String,
+        /// The generation released.
+        generation: u64,
+    },
+    /// A join was refused, or not counted in time.
+    #[error("could not join barrier {barrier:?}: {detail}")]
+    Join {
+        /// The barrier.
+        barrier: String,
+        /// Why.
+        detail: String,
+    },
     /// A Lambda record came from a queue that is not a barrier's check-in
     /// queue (the function is mapped to the wrong queue).
     #[error(
@@ -185,7 +222,11 @@ impl Error {
     pub fn is_infrastructure(&self) -> bool {
         !matches!(
             self,
-            Error::TimedOut { .. } | Error::Broken { .. } | Error::CoordinatorSilent { .. }
+            Error::TimedOut { .. }
+                | Error::Broken { .. }
+                | Error::CoordinatorSilent { .. }
+                | Error::NotExpected { .. }
+                | Error::GatherLost { .. }
         )
     }
 }

@@ -9,7 +9,9 @@
 //! * [`admin::setup`] creates a barrier's queues; [`admin::teardown`] removes
 //!   them; [`admin::status`] tells who has arrived.
 //! * [`Barrier`] is a member's handle: [`Barrier::wait`], split-phase
-//!   [`Barrier::arrive`] + `.await`, [`Barrier::abort`].
+//!   [`Barrier::arrive`] + `.await`, [`Barrier::abort`]; data gathered at
+//!   the barrier ([`Barrier::wait_with`] and [`WaitOptions`]); membership
+//!   changes ([`Barrier::join`], [`Barrier::leave`]).
 //! * [`run_coordinator`] runs the coordinator, in its own process or inside
 //!   one participant's.
 //!
@@ -44,12 +46,14 @@ pub mod admin;
 mod coordinator;
 mod error;
 pub mod lambda;
+mod membership;
 mod notices;
 mod participant;
 mod sqs;
 
 pub use coordinator::{CoordinatorGauges, CoordinatorOptions, run_coordinator};
 pub use error::{Error, Result};
-pub use participant::{Arrival, Barrier, Released, abort_barrier};
+pub use membership::Joined;
+pub use participant::{Arrival, Barrier, Released, WaitOptions, abort_barrier};
 pub use sqs::{ClientOptions, RequestCounter, Sqs};
 pub use sqs_barrier_core as core;

@@ -7,10 +7,14 @@ use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use sqs_barrier_core::participant::{Notice, Outcome, ParticipantOptions, Transmit};
+use std::collections::BTreeMap;
+
+use sqs_barrier_core::participant::{
+    self as core_p, Notice, Outcome, ParticipantOptions, Transmit,
+};
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::{BreakCause, Message};
-use sqs_barrier_core::{BarrierConfig, Participant};
+use sqs_barrier_core::{BarrierConfig, Participant, Roll};
 use tokio::sync::watch;
 
 use crate::admin::{self, BarrierInfo};
@@ -67,34 +71,92 @@ pub struct Barrier {
 }
 
 #[derive(Debug)]
-struct Inner {
-    sqs: Sqs,
-    info: BarrierInfo,
-    member: String,
-    session: String,
-    opts: ParticipantOptions,
+pub(crate) struct Inner {
+    pub(crate) sqs: Sqs,
+    pub(crate) info: BarrierInfo,
+    pub(crate) member: String,
+    pub(crate) session: String,
+    /// Who is expected where, as the handle last learnt it: the
+    /// configuration, or the published state for a member that joined.
+    pub(crate) roll: Roll,
+    pub(crate) opts: ParticipantOptions,
     /// The next generation to arrive at, and the one being waited at.
-    phase: Mutex<Phase>,
+    pub(crate) phase: Mutex<Phase>,
     /// Waits started by this handle.
     waits: AtomicU64,
     abort_tx: watch::Sender<Option<String>>,
 }
 
 #[derive(Debug, Default)]
-struct Phase {
-    next: u64,
+pub(crate) struct Phase {
+    pub(crate) next: u64,
     /// The generation waited at, and which wait of this handle it is.
-    waiting: Option<(u64, u64)>,
+    pub(crate) waiting: Option<(u64, u64)>,
+    /// The last generation of a member that left through this handle.
+    pub(crate) left_after: Option<u64>,
 }
 
 /// A released wait.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 #[non_exhaustive]
 pub struct Released {
     /// The generation (phase) released.
     pub generation: u64,
     /// How long this participant waited.
     pub waited: Duration,
+    /// The data members brought to the generation, by member (empty if
+    /// nobody brought any). `None` if the wait passed on the coordinator's
+    /// published state without reading the release notice (a wait that
+    /// asked to [`gather`](WaitOptions::gather) fails then instead).
+    pub data: Option<BTreeMap<String, String>>,
+}
+
+/// What a wait brings and asks for besides the arrival.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct WaitOptions {
+    /// Give up after this long.
+    pub timeout: Option<Duration>,
+    /// Data for the others: every member receives what each brought with
+    /// the release ([`Released::data`]). Its size in the notice is limited
+    /// to what SQS's largest message leaves each member
+    /// ([`sqs_barrier_core::wire::data_limit`]); a larger one fails before
+    /// anything is sent.
+    pub data: Option<String>,
+    /// Fail with [`Error::GatherLost`] rather than pass without the
+    /// gathered data.
+    pub gather: bool,
+    /// This is the member's last phase: no later phase expects it.
+    pub leave: bool,
+}
+
+impl WaitOptions {
+    /// Options with a timeout.
+    pub fn timeout(timeout: Option<Duration>) -> Self {
+        Self {
+            timeout,
+            ..Self::default()
+        }
+    }
+
+    /// Brings `data` to the barrier (and asks for everyone's).
+    pub fn with_data(mut self, data: impl Into<String>) -> Self {
+        self.data = Some(data.into());
+        self.gather = true;
+        self
+    }
+
+    /// Asks for the data the others bring, bringing none.
+    pub fn gather(mut self) -> Self {
+        self.gather = true;
+        self
+    }
+
+    /// Leaves the barrier after this phase's release.
+    pub fn leaving(mut self) -> Self {
+        self.leave = true;
+        self
+    }
 }
 
 impl Barrier {
@@ -111,21 +173,43 @@ impl Barrier {
         opts: ParticipantOptions,
     ) -> Result<Self> {
         let info = admin::open(sqs, name).await?;
-        // Validate membership now, not at the first wait.
-        Participant::new(&info.config, member, "", opts.clone())?;
+        // Validate membership now, not at the first wait. A member that
+        // joined is in the published roll, not in the configuration.
+        let mut roll = Roll::new(info.config.members.clone());
+        if roll.index_of(member).is_none()
+            && let Some(st) = admin::read_state(sqs, &info.urls.checkin).await?
+        {
+            roll = st.roll(&info.config.members);
+        }
+        Participant::with_roll(&info.config, roll.clone(), member, "", opts.clone())?;
+        Ok(Self::from_parts(sqs, info, roll, member, opts))
+    }
+
+    pub(crate) fn from_parts(
+        sqs: &Sqs,
+        info: BarrierInfo,
+        roll: Roll,
+        member: &str,
+        opts: ParticipantOptions,
+    ) -> Self {
         let (abort_tx, _) = watch::channel(None);
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
                 sqs: sqs.clone(),
                 info,
                 member: member.to_owned(),
                 session: format!("{:016x}", rand::random::<u64>()),
+                roll,
                 opts,
                 phase: Mutex::new(Phase::default()),
                 waits: AtomicU64::new(0),
                 abort_tx,
             }),
-        })
+        }
+    }
+
+    pub(crate) fn inner(&self) -> &Inner {
+        &self.inner
     }
 
     /// The barrier's configuration.
@@ -155,12 +239,31 @@ impl Barrier {
         self.arrive(timeout).await?.await
     }
 
+    /// [`Self::wait`] bringing data, leaving, or asking for the data the
+    /// others bring (see [`WaitOptions`]).
+    pub async fn wait_with(&self, opts: WaitOptions) -> Result<Released> {
+        self.arrive_with(opts).await?.await
+    }
+
+    /// Arrives at the next generation now (the check-in is sent when this
+    /// returns) and returns a future that resolves when the generation is
+    /// released. See [`Self::arrive_with`].
+    pub async fn arrive(&self, timeout: Option<Duration>) -> Result<Arrival> {
+        self.arrive_with(WaitOptions::timeout(timeout)).await
+    }
+
     /// Arrives at the next generation now (the check-in is sent when this
     /// returns) and returns a future that resolves when the generation is
     /// released. The wait runs in a background task from here on, so
     /// awaiting the [`Arrival`] late loses nothing; dropping it cancels the
     /// wait.
-    pub async fn arrive(&self, timeout: Option<Duration>) -> Result<Arrival> {
+    pub async fn arrive_with(&self, opts: WaitOptions) -> Result<Arrival> {
+        let WaitOptions {
+            timeout,
+            data,
+            gather,
+            leave,
+        } = opts;
         // Each wait is a session of its own: a wait re-run after a timeout or
         // a crash is then told from a redelivery of the earlier check-in.
         let waits = self.inner.waits.fetch_add(1, Ordering::Relaxed);
@@ -170,6 +273,14 @@ impl Barrier {
                 return Err(
                     sqs_barrier_core::participant::ParticipantError::AlreadyWaiting(g).into(),
                 );
+            }
+            if let Some(last) = ph.left_after {
+                return Err(Error::NotExpected {
+                    barrier: self.inner.info.config.name.clone(),
+                    member: self.inner.member.clone(),
+                    generation: ph.next,
+                    since: last + 1,
+                });
             }
             ph.waiting = Some((ph.next, waits));
             ph.next
@@ -184,23 +295,42 @@ impl Barrier {
             released: false,
         };
         let started = Instant::now();
-        let mut p = Participant::new(
+        let mut p = Participant::with_roll(
             &self.inner.info.config,
+            self.inner.roll.clone(),
             &self.inner.member,
             format!("{}.{waits}", self.inner.session),
             self.inner.opts.clone(),
         )?;
-        p.arrive(generation, timeout, mono_now())?;
+        let arrival = core_p::Arrival { leave, data };
+        p.arrive_with(generation, timeout, arrival, mono_now())?;
         // The check-in goes out before `arrive` returns.
         flush(&self.inner, &mut p).await?;
         let abort_rx = self.inner.abort_tx.subscribe();
         let task = tokio::spawn(async move {
             let r = drive(&guard.barrier.inner, &mut p, generation, timeout, abort_rx).await;
             guard.released = r.is_ok();
+            if r.is_ok() && leave {
+                guard
+                    .barrier
+                    .inner
+                    .phase
+                    .lock()
+                    .expect("phase lock")
+                    .left_after = Some(generation);
+            }
             drop(guard);
-            r.map(|generation| Released {
+            let (generation, data) = r?;
+            if gather && data.is_none() {
+                return Err(Error::GatherLost {
+                    barrier: guard_name(&p),
+                    generation,
+                });
+            }
+            Ok(Released {
                 generation,
                 waited: started.elapsed(),
+                data,
             })
         });
         Ok(Arrival {
@@ -381,13 +511,19 @@ fn status_read(p: &mut Participant, read: Result<Option<PublishedState>>) -> Res
     Ok(())
 }
 
+fn guard_name(p: &Participant) -> String {
+    p.barrier().to_owned()
+}
+
+pub(crate) type Gathered = Option<BTreeMap<String, String>>;
+
 async fn drive(
     inner: &Inner,
     p: &mut Participant,
     generation: u64,
     timeout: Option<Duration>,
     mut abort_rx: watch::Receiver<Option<String>>,
-) -> Result<u64> {
+) -> Result<(u64, Gathered)> {
     let cfg = &inner.info.config;
     let queue = inner.info.urls.release_for(generation).to_owned();
     // Transient SQS failures are retried while the wait lasts, but not for
@@ -398,7 +534,9 @@ async fn drive(
     loop {
         let step = wait_step(inner, p, &queue, &mut abort_rx, &mut pause).await;
         match step {
-            Ok(Some(outcome)) => return outcome_to_result(cfg, outcome, timeout),
+            Ok(Some(outcome)) => {
+                return outcome_to_result(cfg, &inner.member, outcome, timeout);
+            }
             Ok(None) => {
                 failing_since = None;
                 backoff = Duration::from_millis(100);
@@ -575,10 +713,21 @@ async fn delete_old(inner: &Inner, queue: &str, mut handles: Vec<String>) {
     }
 }
 
-fn outcome_to_result(cfg: &BarrierConfig, o: Outcome, timeout: Option<Duration>) -> Result<u64> {
+fn outcome_to_result(
+    cfg: &BarrierConfig,
+    member: &str,
+    o: Outcome,
+    timeout: Option<Duration>,
+) -> Result<(u64, Gathered)> {
     let barrier = cfg.name.clone();
     match o {
-        Outcome::Released { generation } => Ok(generation),
+        Outcome::Released { generation, data } => Ok((generation, data)),
+        Outcome::Dropped { generation, since } => Err(Error::NotExpected {
+            barrier,
+            member: member.to_owned(),
+            generation,
+            since,
+        }),
         Outcome::Broken {
             generation,
             cause,

@@ -48,6 +48,14 @@ pub enum Command {
     Coordinator(CoordinatorArgs),
     /// Arrive at a phase and wait until everyone has.
     Wait(WaitArgs),
+    /// Become a member: expected from the first phase that has no arrival
+    /// counted when the coordinator counts the join. Prints the member's
+    /// name (on a numbered barrier, the number it was given) and its first
+    /// phase, separated by a space.
+    Join(JoinArgs),
+    /// Arrive at a phase and leave the barrier, without waiting: no later
+    /// phase expects this member. (`wait --leave` waits for the release.)
+    Leave(LeaveArgs),
     /// Break the barrier for everyone waiting at the current phase.
     Abort(AbortArgs),
     /// Show a barrier's generation, who has arrived, who is missing, and
@@ -164,6 +172,45 @@ pub struct SetupArgs {
     /// Use a FIFO check-in queue.
     #[arg(long)]
     pub fifo: bool,
+    /// Release a phase once at least K members have arrived and --grace
+    /// seconds have passed since the K-th, without the others: they are
+    /// named in the release, are members no more, and a late one's wait
+    /// fails (exit code 7) rather than pass. At most 4096 parties.
+    #[arg(long, value_name = "K", requires = "grace")]
+    pub quorum: Option<usize>,
+    /// With --quorum: seconds to wait for the others once K have arrived.
+    #[arg(long, value_name = "SECS", requires = "quorum")]
+    pub grace: Option<f64>,
+}
+
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    #[command(flatten)]
+    pub barrier: BarrierArg,
+    /// The name to join as (a roster barrier); a numbered barrier gives the
+    /// next number when this is left out.
+    #[arg(long)]
+    pub id: Option<String>,
+    /// Give up if the coordinator has not counted the join after this many
+    /// seconds.
+    #[arg(long, default_value_t = 30.0, value_name = "SECS")]
+    pub timeout: f64,
+}
+
+#[derive(Args, Debug)]
+pub struct LeaveArgs {
+    #[command(flatten)]
+    pub barrier: BarrierArg,
+    /// This member's name (or number).
+    #[arg(long)]
+    pub id: String,
+    /// The phase arrived at: the member's last.
+    #[arg(long)]
+    pub phase: u64,
+    /// Bring the contents of FILE (`-`: standard input, UTF-8 text) to the
+    /// phase's gathered data.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<std::path::PathBuf>,
 }
 
 #[derive(Args, Debug)]
@@ -219,6 +266,22 @@ pub struct WaitArgs {
     /// is alive.
     #[arg(long, default_value_t = 120.0, value_name = "SECS")]
     pub status_interval: f64,
+    /// Bring the contents of FILE (`-`: standard input; UTF-8 text) to the
+    /// phase: every member receives what each brought with the release.
+    /// Each member may bring what SQS's largest message (1 MiB) leaves it
+    /// beside the others: about (1 MiB - 16 KiB) / N bytes, counted as a
+    /// JSON string with the member's name; a larger one fails at once.
+    #[arg(long, value_name = "FILE")]
+    pub data: Option<std::path::PathBuf>,
+    /// On release, print the data every member brought as one JSON object
+    /// ({"member": "data", ...}) on stdout, instead of the usual line. Exit
+    /// code 8 if the release notice that carried it expired unread.
+    #[arg(long)]
+    pub gather: bool,
+    /// This is the member's last phase: wait for its release, then no
+    /// later phase expects this member.
+    #[arg(long)]
+    pub leave: bool,
 }
 
 #[derive(Args, Debug)]

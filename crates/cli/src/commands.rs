@@ -4,7 +4,7 @@ use std::io::Write as _;
 use std::time::Duration;
 
 use sqs_barrier::core::participant::ParticipantOptions;
-use sqs_barrier::{Barrier, ClientOptions, CoordinatorOptions, Error, Sqs, admin};
+use sqs_barrier::{Barrier, ClientOptions, CoordinatorOptions, Error, Sqs, WaitOptions, admin};
 
 use crate::cli::*;
 use crate::{bench, console, demo, exit, metrics, table};
@@ -55,6 +55,8 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
         }
         Command::Coordinator(a) => coordinator(a, sqs).await,
         Command::Wait(a) => wait(a, sqs).await,
+        Command::Join(a) => join(a, sqs).await,
+        Command::Leave(a) => leave(a, sqs).await,
         Command::Abort(a) => {
             let by = a.by.unwrap_or_else(|| {
                 format!(
@@ -105,10 +107,13 @@ async fn setup(a: SetupArgs, sqs: &Sqs) -> Result<(), Error> {
     opts.members = a.members;
     opts.deadline = a.deadline.map(|d| secs(d, "--deadline")).transpose()?;
     opts.fifo = a.fifo;
+    if let (Some(k), Some(g)) = (a.quorum, a.grace) {
+        opts.quorum = Some((k, secs(g, "--grace")?));
+    }
     let out = admin::setup(sqs, &a.barrier.barrier, &opts).await?;
     let cfg = &out.info.config;
     println!(
-        "barrier {}: {} ({} members{}{}; check-in queue {})",
+        "barrier {}: {} ({} members{}{}{}; check-in queue {})",
         cfg.name,
         if out.created {
             "created"
@@ -120,6 +125,7 @@ async fn setup(a: SetupArgs, sqs: &Sqs) -> Result<(), Error> {
             .map(|d| format!(", deadline {:.1} s", d.as_secs_f64()))
             .unwrap_or_default(),
         if cfg.fifo { ", FIFO" } else { "" },
+        quorum_text(cfg),
         out.info.urls.checkin
     );
     Ok(())
@@ -195,17 +201,93 @@ async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
     opts.status_interval =
         secs(a.status_interval, "--status-interval")?.max(Duration::from_millis(100));
     let timeout = a.timeout.map(|t| secs(t, "--timeout")).transpose()?;
+    let mut wait = WaitOptions::timeout(timeout);
+    if let Some(path) = &a.data {
+        wait = wait.with_data(read_data(path)?);
+    }
+    if a.gather {
+        wait = wait.gather();
+    }
+    if a.leave {
+        wait = wait.leaving();
+    }
     let barrier = Barrier::connect_with(sqs, &a.barrier.barrier, &a.id, opts).await?;
     barrier.set_phase(a.phase);
-    let released = barrier.wait(timeout).await?;
+    let released = barrier.wait_with(wait).await?;
+    if a.gather {
+        let data = released.data.unwrap_or_default();
+        println!(
+            "{}",
+            serde_json::to_string(&data).expect("a map of strings serialises")
+        );
+        return Ok(());
+    }
     println!(
-        "barrier {}: phase {} released for {} after {:.3} s",
+        "barrier {}: phase {} released for {} after {:.3} s{}",
         a.barrier.barrier,
         released.generation,
         a.id,
-        released.waited.as_secs_f64()
+        released.waited.as_secs_f64(),
+        if a.leave { "; left the barrier" } else { "" }
     );
     Ok(())
+}
+
+/// Reads `--data FILE` (`-`: standard input) as UTF-8 text.
+fn read_data(path: &std::path::Path) -> Result<String, Error> {
+    let bytes = if path.as_os_str() == "-" {
+        let mut b = Vec::new();
+        std::io::Read::read_to_end(&mut std::io::stdin(), &mut b).map(|_| b)
+    } else {
+        std::fs::read(path)
+    }
+    .map_err(|e| {
+        Error::Config(sqs_barrier::core::ConfigError::Invalid(format!(
+            "--data {}: {e}",
+            path.display()
+        )))
+    })?;
+    String::from_utf8(bytes).map_err(|_| {
+        Error::Config(sqs_barrier::core::ConfigError::Invalid(format!(
+            "--data {}: not UTF-8 text; encode binary data (base64) first",
+            path.display()
+        )))
+    })
+}
+
+async fn join(a: JoinArgs, sqs: &Sqs) -> Result<(), Error> {
+    let timeout = secs(a.timeout, "--timeout")?;
+    let joined = Barrier::join(sqs, &a.barrier.barrier, a.id.as_deref(), timeout).await?;
+    eprintln!(
+        "sqs-barrier: joined barrier {} as {}; its first phase is {}",
+        a.barrier.barrier, joined.member, joined.first_phase
+    );
+    println!("{} {}", joined.member, joined.first_phase);
+    Ok(())
+}
+
+async fn leave(a: LeaveArgs, sqs: &Sqs) -> Result<(), Error> {
+    let data = a.data.as_deref().map(read_data).transpose()?;
+    let barrier = Barrier::connect(sqs, &a.barrier.barrier, &a.id).await?;
+    barrier.set_phase(a.phase);
+    let g = barrier.leave(data).await?;
+    println!(
+        "barrier {}: {} arrived at phase {g} and left; no later phase expects it",
+        a.barrier.barrier, a.id
+    );
+    Ok(())
+}
+
+fn quorum_text(cfg: &sqs_barrier::core::BarrierConfig) -> String {
+    cfg.quorum
+        .map(|q| {
+            format!(
+                ", quorum {} with {:.1} s grace",
+                q.min,
+                q.grace.as_secs_f64()
+            )
+        })
+        .unwrap_or_default()
 }
 
 async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
@@ -220,7 +302,7 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
     let arrived = st.arrived();
     let missing = st.missing().unwrap_or_default();
     println!(
-        "barrier {}: {} members{}{}",
+        "barrier {}: {} members{}{}{}",
         cfg.name,
         members.len(),
         if cfg.fifo {
@@ -230,7 +312,8 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
         },
         cfg.deadline
             .map(|d| format!(", deadline {:.1} s", d.as_secs_f64()))
-            .unwrap_or_default()
+            .unwrap_or_default(),
+        quorum_text(cfg)
     );
     match (&st.state, st.heartbeat_age) {
         (Some(s), Some(age)) => {
@@ -264,12 +347,26 @@ async fn status(a: StatusArgs, sqs: &Sqs) -> Result<(), Error> {
                     "phase {}: {} of {} arrived",
                     o.generation,
                     arrived.len(),
-                    members.len()
+                    arrived.len() + missing.len()
                 );
                 println!("  arrived: {}", list(&arrived));
                 println!("  missing: {}", list(&missing));
             }
             None => println!("phase {}: nobody has arrived yet", s.released_below),
+        }
+        if s.roll.is_some() {
+            let by_phase = st.members_by_phase();
+            let last = by_phase.len() - 1;
+            for (k, (from, names)) in by_phase.iter().enumerate() {
+                let when = if k == last {
+                    format!("from phase {from} on")
+                } else if by_phase[k + 1].0 - 1 == *from {
+                    format!("phase {from}")
+                } else {
+                    format!("phases {from} to {}", by_phase[k + 1].0 - 1)
+                };
+                println!("members, {when}: {} ({})", list(names), names.len());
+            }
         }
         if let Some(b) = &s.broken {
             println!(

@@ -34,6 +34,8 @@ fn junk(rng: &mut StdRng, i: usize, name: &str, instance: &str) -> (&'static str
             member: member.into(),
             session: tag.clone(),
             attempt: 0,
+            leave: false,
+            data: None,
         }
         .encode()
     };
@@ -82,6 +84,8 @@ fn junk(rng: &mut StdRng, i: usize, name: &str, instance: &str) -> (&'static str
                 barrier: name.into(),
                 instance: instance.into(),
                 generation: i as u64,
+                without: vec![],
+                data: None,
             }
             .encode(),
         ),
@@ -189,6 +193,8 @@ async fn bad_input(messages: usize) {
                             barrier: "other-barrier".into(),
                             instance: instance.clone(),
                             generation: 0,
+                            without: vec![],
+                            data: None,
                         }
                         .encode()
                     };

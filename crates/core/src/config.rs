@@ -46,6 +46,29 @@ pub enum ConfigError {
     Corrupt(String),
 }
 
+/// Checks a member's name: 1 to 64 characters, no `,`, no control characters.
+pub fn validate_member_name(name: &str) -> Result<(), ConfigError> {
+    let bad = name.is_empty()
+        || name.len() > 64
+        || name.contains(',')
+        || name.chars().any(char::is_control);
+    if bad {
+        return Err(ConfigError::InvalidMember(name.to_owned()));
+    }
+    Ok(())
+}
+
+/// A quorum release: a generation at which at least `min` of its members
+/// have arrived is released `grace` after the `min`-th arrived, without
+/// the members still missing, who are then dropped from the barrier.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub struct Quorum {
+    /// How many members suffice.
+    pub min: usize,
+    /// How long to wait for the others once `min` have arrived.
+    pub grace: Duration,
+}
+
 /// Who takes part in a barrier.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub enum Membership {
@@ -73,11 +96,8 @@ impl Membership {
         }
         let mut seen = std::collections::HashSet::new();
         for name in &roster {
-            let bad = name.is_empty()
-                || name.len() > 64
-                || name.contains(',')
-                || name.chars().any(char::is_control);
-            if bad || !seen.insert(name.as_str()) {
+            validate_member_name(name)?;
+            if !seen.insert(name.as_str()) {
                 return Err(ConfigError::InvalidMember(name.clone()));
             }
         }
@@ -139,9 +159,12 @@ pub struct BarrierConfig {
     pub deadline: Option<Duration>,
     /// Whether the check-in queue is a FIFO queue.
     pub fifo: bool,
+    /// A quorum release, if set (see [`Quorum`]).
+    pub quorum: Option<Quorum>,
 }
 
-/// The stored form of [`BarrierConfig`] (version 1).
+/// The stored form of [`BarrierConfig`]: version 1, or 2 with a quorum
+/// (builds that read only version 1 refuse it rather than wait for all).
 #[derive(Serialize, Deserialize)]
 struct StoredConfig {
     v: u32,
@@ -154,6 +177,10 @@ struct StoredConfig {
     deadline_ms: Option<u64>,
     #[serde(default)]
     fifo: bool,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    quorum: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    grace_ms: Option<u64>,
 }
 
 impl BarrierConfig {
@@ -172,13 +199,39 @@ impl BarrierConfig {
             members,
             deadline,
             fifo,
+            quorum: None,
         })
+    }
+
+    /// Sets a quorum release: at least `min` members (1 to the party
+    /// count, and at most [`crate::roll::MAX_ELASTIC`] parties: dropping
+    /// members changes the roll) and a grace of at most a day.
+    pub fn with_quorum(mut self, min: usize, grace: Duration) -> Result<Self, ConfigError> {
+        let n = self.members.len();
+        if min == 0 || min > n {
+            return Err(ConfigError::Invalid(format!(
+                "invalid quorum {min}: must be between 1 and the {n} parties"
+            )));
+        }
+        if n > crate::roll::MAX_ELASTIC {
+            return Err(ConfigError::Invalid(format!(
+                "a quorum needs a barrier of at most {} parties",
+                crate::roll::MAX_ELASTIC
+            )));
+        }
+        if grace > Duration::from_secs(86_400) {
+            return Err(ConfigError::Invalid(
+                "invalid grace: at most 86400 seconds".into(),
+            ));
+        }
+        self.quorum = Some(Quorum { min, grace });
+        Ok(self)
     }
 
     /// Serialises the configuration to JSON (the payload stored in tags).
     pub fn to_json(&self) -> String {
         let stored = StoredConfig {
-            v: 1,
+            v: if self.quorum.is_some() { 2 } else { 1 },
             name: self.name.clone(),
             instance: self.instance.clone(),
             parties: self.members.len(),
@@ -188,6 +241,8 @@ impl BarrierConfig {
             },
             deadline_ms: self.deadline.map(|d| d.as_millis() as u64),
             fifo: self.fifo,
+            quorum: self.quorum.map(|q| q.min),
+            grace_ms: self.quorum.map(|q| q.grace.as_millis() as u64),
         };
         serde_json::to_string(&stored).expect("config serialises")
     }
@@ -196,20 +251,24 @@ impl BarrierConfig {
     pub fn from_json(json: &str) -> Result<Self, ConfigError> {
         let s: StoredConfig =
             serde_json::from_str(json).map_err(|e| ConfigError::Corrupt(e.to_string()))?;
-        if s.v != 1 {
+        if s.v != 1 && s.v != 2 {
             return Err(ConfigError::Corrupt(format!(
                 "configuration version {} is not supported by this version of sqs-barrier",
                 s.v
             )));
         }
         let members = Membership::new(s.parties, s.members)?;
-        Self::new(
+        let cfg = Self::new(
             &s.name,
             &s.instance,
             members,
             s.deadline_ms.map(Duration::from_millis),
             s.fifo,
-        )
+        )?;
+        match s.quorum {
+            Some(min) => cfg.with_quorum(min, Duration::from_millis(s.grace_ms.unwrap_or(0))),
+            None => Ok(cfg),
+        }
     }
 
     /// Whether two configurations describe the same barrier rules, ignoring
@@ -219,6 +278,7 @@ impl BarrierConfig {
             && self.members == other.members
             && self.deadline == other.deadline
             && self.fifo == other.fifo
+            && self.quorum == other.quorum
     }
 }
 
@@ -259,9 +319,16 @@ mod tests {
         .unwrap();
         let back = BarrierConfig::from_json(&c.to_json()).unwrap();
         assert_eq!(c, back);
+        assert!(c.to_json().starts_with("{\"v\":1,"));
+        let q = c.clone().with_quorum(1, Duration::from_secs(30)).unwrap();
+        assert!(q.to_json().starts_with("{\"v\":2,"), "{}", q.to_json());
+        assert_eq!(BarrierConfig::from_json(&q.to_json()).unwrap(), q);
+        assert!(!q.same_rules(&c));
+        assert!(c.clone().with_quorum(3, Duration::ZERO).is_err());
+        assert!(c.clone().with_quorum(0, Duration::ZERO).is_err());
         assert!(BarrierConfig::from_json("{").is_err());
         assert!(
-            BarrierConfig::from_json(r#"{"v":2,"name":"a","instance":"i","parties":1}"#).is_err()
+            BarrierConfig::from_json(r#"{"v":3,"name":"a","instance":"i","parties":1}"#).is_err()
         );
     }
 }

@@ -34,10 +34,11 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::config::BarrierConfig;
+use crate::roll::{MAX_ELASTIC, Roll};
 use crate::state::{
     Beat, BrokenState, MAX_NAMED_MISSING, MemberSet, OpenGeneration, PublishedState,
 };
-use crate::wire::{BreakCause, Message};
+use crate::wire::{BreakCause, MAX_BODY, Message};
 
 /// How far ahead of the barrier a check-in's generation may be. A
 /// participant can only be one generation past the last released one (more
@@ -62,6 +63,7 @@ pub fn sweepable(cfg: &BarrierConfig, body: &str, below: u64) -> bool {
                 barrier,
                 instance,
                 generation,
+                ..
             }
             | Message::Broken {
                 barrier,
@@ -259,6 +261,41 @@ pub enum Event {
         /// The other coordinator's id.
         by: String,
     },
+    /// A member joined: it is expected from generation `from` on.
+    Joined {
+        /// The member.
+        member: String,
+        /// The first generation that expects it.
+        from: u64,
+    },
+    /// A join was refused.
+    JoinRefused {
+        /// The name asked for, if any.
+        member: Option<String>,
+        /// Why.
+        reason: String,
+    },
+    /// A member left: `generation` is the last one that expects it.
+    Left {
+        /// The member.
+        member: String,
+        /// Its last generation.
+        generation: u64,
+    },
+    /// A quorum release went on without these members, who are members
+    /// from `generation` on no more.
+    Dropped {
+        /// The generation released without them.
+        generation: u64,
+        /// Who.
+        members: Vec<String>,
+    },
+}
+
+/// What a check-in brings besides the arrival.
+struct Arrival {
+    leave: bool,
+    data: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -271,7 +308,20 @@ struct Seen {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Open<T> {
     arrived: MemberSet,
+    /// How many of the arrived the roll expects here.
+    have: usize,
     since: Duration,
+    /// When the quorum was reached (a quorum barrier).
+    quorum_at: Option<Duration>,
+    /// Data members brought, by position.
+    data: BTreeMap<usize, String>,
+    /// Members a predecessor published as having brought data: their
+    /// check-ins come back (they stay in the queue until the release), and
+    /// the generation is released only once each one's data is here.
+    data_expected: MemberSet,
+    /// The check-ins that carry the data: kept, whatever the pinning,
+    /// until the release (or the break) is durable.
+    kept: Vec<T>,
     tokens: Vec<T>,
     /// Which send of each arrived member is held: `(member, send)`.
     held: Vec<(usize, Seen)>,
@@ -286,7 +336,12 @@ impl<T> Open<T> {
     fn new(n: usize, since: Duration) -> Self {
         Self {
             arrived: MemberSet::new(n),
+            have: 0,
             since,
+            quorum_at: None,
+            data: BTreeMap::new(),
+            data_expected: MemberSet::new(0),
+            kept: Vec::new(),
             tokens: Vec::new(),
             held: Vec::new(),
             pinned: false,
@@ -302,6 +357,8 @@ impl<T> Open<T> {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Coordinator<T> {
     cfg: BarrierConfig,
+    /// Who is expected at which generation.
+    roll: Roll,
     opts: CoordinatorOptions,
     id: String,
     released_below: u64,
@@ -330,6 +387,8 @@ pub struct Coordinator<T> {
     /// deadline counts from then, not from this coordinator's start.
     /// Applied at the first call with a `now`.
     restored_age: Option<(u64, Duration, Duration)>,
+    /// How long the restored generation's quorum had been reached.
+    restored_quorum_age: Option<Duration>,
     /// Whether a state write of this coordinator succeeded.
     written: bool,
     /// Writes issued (the published `seq`).
@@ -360,9 +419,14 @@ impl<T> Coordinator<T> {
         opts: CoordinatorOptions,
         restored: Option<&PublishedState>,
     ) -> Self {
-        let n = cfg.members.len();
+        let roll = match restored {
+            Some(st) => st.roll(&cfg.members),
+            None => Roll::new(cfg.members.clone()),
+        };
+        let n = roll.len();
         let mut c = Self {
             cfg,
+            roll,
             opts,
             id: id.into(),
             released_below: 0,
@@ -379,6 +443,7 @@ impl<T> Coordinator<T> {
             started: None,
             notice_sent: [None, None],
             restored_age: None,
+            restored_quorum_age: None,
             written: false,
             writes: 0,
             expected: restored.map(PublishedState::beat),
@@ -410,24 +475,57 @@ impl<T> Coordinator<T> {
         if self.is_released(g) || self.broken.as_ref().is_some_and(|b| g >= b.from_gen) {
             return;
         }
-        let n = self.cfg.members.len();
+        let n = self.roll.len();
         let mut open = Open::new(n, Duration::ZERO);
         open.arrived = o.arrived.within(n);
+        open.data_expected = o.data.as_ref().map_or(MemberSet::new(0), |d| d.within(n));
         open.pinned = true;
-        let complete = open.arrived.len() == n;
         if !open.arrived.is_empty() {
             self.version += 1;
         }
         self.open.insert(g, open);
+        self.recount(g);
         self.restored_age = Some((
             g,
             Duration::from_millis(o.age_ms.unwrap_or(0)),
             Duration::from_millis(written_ms),
         ));
-        if complete {
-            // At construction there is no clock yet; the sweep this may ask
-            // for is decided by `started` (unset), so the instant is unused.
-            self.release(g, Duration::ZERO);
+        self.restored_quorum_age = o.quorum_age_ms.map(Duration::from_millis);
+        // At construction there is no clock yet; the sweep a release may
+        // ask for is decided by `started` (unset), so the instant is unused.
+        self.check_complete(g, Duration::ZERO);
+    }
+
+    /// Recounts how many of `g`'s arrived the roll expects (after the roll
+    /// changed).
+    fn recount(&mut self, g: u64) {
+        let Some(o) = self.open.get_mut(&g) else {
+            return;
+        };
+        o.have = self
+            .roll
+            .expected(g)
+            .filter(|i| o.arrived.contains(*i))
+            .count();
+    }
+
+    /// Releases `g` if every member it expects has arrived and the data of
+    /// each that brought some is here; on a quorum barrier, starts the
+    /// grace once enough have.
+    fn check_complete(&mut self, g: u64, now: Duration) {
+        let need = self.roll.expected_count(g);
+        let Some(o) = self.open.get_mut(&g) else {
+            return;
+        };
+        if let Some(q) = self.cfg.quorum
+            && o.quorum_at.is_none()
+            && o.have >= q.min
+            && self.started.is_some()
+        {
+            o.quorum_at = Some(now);
+        }
+        if o.have >= need && self.data_here(g) {
+            self.release(g, now);
         }
     }
 
@@ -444,6 +542,16 @@ impl<T> Coordinator<T> {
                     Duration::ZERO
                 };
                 o.since = now.saturating_sub(age + since_write);
+                if let Some(q) = self.restored_quorum_age.take() {
+                    o.quorum_at = Some(now.saturating_sub(q + since_write));
+                }
+            }
+            if let Some(q) = self.cfg.quorum {
+                for o in self.open.values_mut() {
+                    if o.quorum_at.is_none() && o.have >= q.min {
+                        o.quorum_at = Some(now);
+                    }
+                }
             }
         }
         self.started.unwrap_or(now)
@@ -494,7 +602,16 @@ impl<T> Coordinator<T> {
 
     /// How many received messages the coordinator holds (not yet deletable).
     pub fn held(&self) -> usize {
-        self.open.values().map(|o| o.tokens.len()).sum::<usize>() + self.awaiting.len()
+        self.open
+            .values()
+            .map(|o| o.tokens.len() + o.kept.len())
+            .sum::<usize>()
+            + self.awaiting.len()
+    }
+
+    /// Who is expected at which generation.
+    pub fn roll(&self) -> &Roll {
+        &self.roll
     }
 
     /// Feeds one message received from the check-in queue.
@@ -521,19 +638,30 @@ impl<T> Coordinator<T> {
                 member,
                 session,
                 attempt,
+                leave,
+                data,
                 ..
             } => {
-                let Some(m) = self.cfg.members.index_of(&member) else {
+                let Some(m) = self.roll.index_of(&member) else {
                     let reason = format!("check-in from {member:?}, who is not a member");
                     return self.reject(token, body, reason);
                 };
+                if leave && self.roll.len() > MAX_ELASTIC {
+                    let reason = format!(
+                        "leave of {member:?}: a barrier of more than {MAX_ELASTIC} members cannot change its membership"
+                    );
+                    return self.reject(token, body, reason);
+                }
                 let seen = Seen {
                     generation,
                     session,
                     attempt,
                 };
-                self.checkin(token, body, m, seen, now);
+                self.checkin(token, body, m, seen, Arrival { leave, data }, now);
             }
+            Message::Join {
+                member, session, ..
+            } => self.join(token, member, session, now),
             Message::Abort {
                 generation,
                 by,
@@ -559,7 +687,47 @@ impl<T> Coordinator<T> {
         }
     }
 
-    fn checkin(&mut self, token: T, body: &str, m: usize, seen: Seen, now: Duration) {
+    /// Counts a join: the member is expected from the first generation
+    /// that has no check-in counted yet. The join goes once a state that
+    /// records it is durable: the joining process learns its first
+    /// generation (and its number) from there.
+    fn join(&mut self, token: T, member: Option<String>, session: String, _now: Duration) {
+        let from = self
+            .open
+            .keys()
+            .next_back()
+            .map_or(0, |g| g + 1)
+            .max(self.frontier());
+        let before = self.roll.version();
+        match self.roll.join(member.as_deref(), &session, from) {
+            Ok(j) if j.new => {
+                self.last_seen.resize(self.roll.len(), None);
+                self.events.push_back(Event::Joined {
+                    member: self.roll.name(j.position),
+                    from,
+                });
+            }
+            Ok(_) => {}
+            Err(e) => self.events.push_back(Event::JoinRefused {
+                member,
+                reason: e.to_string(),
+            }),
+        }
+        if self.roll.version() != before {
+            self.version += 1;
+        }
+        self.await_write(token);
+    }
+
+    fn checkin(
+        &mut self,
+        token: T,
+        body: &str,
+        m: usize,
+        seen: Seen,
+        arrival: Arrival,
+        now: Duration,
+    ) {
         let g = seen.generation;
         if let Some(b) = self.broken.as_ref().filter(|b| g >= b.from_gen) {
             // Tell this participant too (a new send: a redelivered copy of
@@ -597,7 +765,16 @@ impl<T> Coordinator<T> {
             );
             return self.reject(token, body, reason);
         }
-        let n = self.cfg.members.len();
+        if !self.roll.expects(m, g) {
+            // A member that left or was dropped before g, or that joined
+            // after it: g does not wait for it, and its check-in counts for
+            // nothing. The participant learns why from the published state
+            // (or from the release notice that went on without it).
+            self.remember(m, seen);
+            self.await_write(token);
+            return;
+        }
+        let n = self.roll.len();
         let open = self.open.entry(g).or_insert_with(|| Open::new(n, now));
         let new = open.arrived.insert(m);
         // The same send as the held check-in: possibly the held message
@@ -606,18 +783,32 @@ impl<T> Coordinator<T> {
         let same_send = !new && open.held.iter().any(|(i, s)| *i == m && *s == seen);
         if new {
             open.held.push((m, seen.clone()));
+            open.have += 1;
         }
-        let (count, pinned) = (open.arrived.len(), open.pinned);
+        // The data a member brings stays in its check-in, in the queue,
+        // until the release that hands it out is durable.
+        let keep = match arrival.data {
+            Some(d) if (new || same_send || !open.data.contains_key(&m)) => {
+                open.data.insert(m, d);
+                true
+            }
+            _ => false,
+        };
+        let (count, pinned) = (open.have, open.pinned);
         if new {
             self.version += 1;
             self.events.push_back(Event::Arrived {
                 generation: g,
-                member: self.cfg.members.name(m),
+                member: self.roll.name(m),
                 count,
-                of: n,
+                of: self.roll.expected_count(g),
             });
         }
-        if !new && !same_send {
+        if keep {
+            if let Some(open) = self.open.get_mut(&g) {
+                open.kept.push(token);
+            }
+        } else if !new && !same_send {
             // The member's first check-in counts; a re-send or a new session
             // adds nothing, so it need not be kept.
             self.transmits.push_back(Transmit::Delete(vec![token]));
@@ -630,9 +821,21 @@ impl<T> Coordinator<T> {
             open.tokens.push(token);
         }
         self.remember(m, seen);
-        if count == n {
-            self.release(g, now);
+        if arrival.leave && self.roll.end(m, g + 1) {
+            // Expected at no later generation: one with gaps in the phase
+            // numbers may be open above g, and waits for one fewer.
+            self.version += 1;
+            self.events.push_back(Event::Left {
+                member: self.roll.name(m),
+                generation: g,
+            });
+            let later: Vec<u64> = self.open.range(g + 1..).map(|(g, _)| *g).collect();
+            for h in later {
+                self.recount(h);
+                self.check_complete(h, now);
+            }
         }
+        self.check_complete(g, now);
     }
 
     /// Deletes `token` once everything changed so far is published (at once
@@ -670,9 +873,54 @@ impl<T> Coordinator<T> {
     }
 
     fn release(&mut self, g: u64, now: Duration) {
-        let Some(open) = self.open.remove(&g) else {
+        let Some(open) = self.open.get(&g) else {
             return;
         };
+        // Those g expects that have not arrived: none, unless a quorum
+        // release goes on without them.
+        let without: Vec<usize> = self
+            .roll
+            .expected(g)
+            .filter(|i| !open.arrived.contains(*i))
+            .collect();
+        let data = (!open.data.is_empty()).then(|| {
+            open.data
+                .iter()
+                .filter(|(i, _)| self.roll.expects(**i, g))
+                .map(|(i, d)| (self.roll.name(*i), d.clone()))
+                .collect()
+        });
+        let body = Message::Release {
+            barrier: self.cfg.name.clone(),
+            instance: self.cfg.instance.clone(),
+            generation: g,
+            without: without.iter().map(|&i| self.roll.name(i)).collect(),
+            data,
+        }
+        .encode();
+        if body.len() > MAX_BODY {
+            // Members joined after the data's size was checked against the
+            // membership: no message can carry it.
+            let cause = BreakCause::TooMuchData {
+                bytes: body.len() as u64,
+                max: MAX_BODY as u64,
+            };
+            return self.break_from(g, cause, now);
+        }
+        let open = self.open.remove(&g).expect("looked up above");
+        if !without.is_empty() {
+            for &i in &without {
+                self.roll.end(i, g);
+            }
+            self.events.push_back(Event::Dropped {
+                generation: g,
+                members: without.iter().map(|&i| self.roll.name(i)).collect(),
+            });
+            let later: Vec<u64> = self.open.range(g + 1..).map(|(g, _)| *g).collect();
+            for h in later {
+                self.recount(h);
+            }
+        }
         if g == self.released_below {
             self.released_below += 1;
             while self.released_above.remove(&self.released_below) {
@@ -684,7 +932,7 @@ impl<T> Coordinator<T> {
         self.version += 1;
         let v = self.version;
         self.awaiting
-            .extend(open.tokens.into_iter().map(|t| (v, t)));
+            .extend(open.tokens.into_iter().chain(open.kept).map(|t| (v, t)));
         // Every member checked in at g, so every member has passed g - 1
         // (and anything before it): the notices on the other queue are
         // needed by nobody, and the participants about to wait at g + 1
@@ -694,7 +942,6 @@ impl<T> Coordinator<T> {
         let parity = (other % 2) as usize;
         let fresh = self.notice_sent[parity].is_some_and(|t| now < t + NOTICE_LIFE)
             || self.started.is_none_or(|s| now < s + NOTICE_LIFE);
-        let body = self.release_notice(g);
         self.notify(g, body, now);
         if fresh {
             self.transmits.push_back(Transmit::Sweep {
@@ -738,10 +985,13 @@ impl<T> Coordinator<T> {
     }
 
     fn break_from(&mut self, from: u64, cause: BreakCause, now: Duration) {
-        let n = self.cfg.members.len();
         let missing_idx: Vec<usize> = match self.open.get(&from) {
-            Some(o) => o.arrived.missing(n).collect(),
-            None => (0..n).collect(),
+            Some(o) => self
+                .roll
+                .expected(from)
+                .filter(|i| !o.arrived.contains(*i))
+                .collect(),
+            None => self.roll.expected(from).collect(),
         };
         let broken = BrokenState {
             from_gen: from,
@@ -749,7 +999,7 @@ impl<T> Coordinator<T> {
             missing: missing_idx
                 .iter()
                 .take(MAX_NAMED_MISSING)
-                .map(|&i| self.cfg.members.name(i))
+                .map(|&i| self.roll.name(i))
                 .collect(),
             missing_count: missing_idx.len(),
         };
@@ -761,15 +1011,12 @@ impl<T> Coordinator<T> {
             let body = self.broken_notice(g, &broken);
             self.notify(g, body, now);
             self.awaiting
-                .extend(open.tokens.into_iter().map(|t| (v, t)));
+                .extend(open.tokens.into_iter().chain(open.kept).map(|t| (v, t)));
         }
         self.events.push_back(Event::Broken {
             from_gen: from,
             cause,
-            missing: missing_idx
-                .iter()
-                .map(|&i| self.cfg.members.name(i))
-                .collect(),
+            missing: missing_idx.iter().map(|&i| self.roll.name(i)).collect(),
         });
         self.broken = Some(broken);
     }
@@ -791,15 +1038,6 @@ impl<T> Coordinator<T> {
         self.notice_sent[(generation % 2) as usize] = Some(now);
         self.transmits
             .push_back(Transmit::Notify { generation, body });
-    }
-
-    fn release_notice(&self, generation: u64) -> String {
-        Message::Release {
-            barrier: self.cfg.name.clone(),
-            instance: self.cfg.instance.clone(),
-            generation,
-        }
-        .encode()
     }
 
     fn broken_notice(&self, generation: u64, b: &BrokenState) -> String {
@@ -832,6 +1070,21 @@ impl<T> Coordinator<T> {
                 self.break_from(g, BreakCause::Deadline { after_ms }, now);
             }
         }
+        if let Some(due) = self.quorum_due()
+            && due <= now
+        {
+            let ready: Vec<u64> = self
+                .open
+                .iter()
+                .filter(|(_, o)| o.quorum_at.is_some_and(|t| self.quorum_end(t) <= now))
+                .map(|(g, _)| *g)
+                .collect();
+            for g in ready {
+                if self.broken.is_none() && self.data_here(g) {
+                    self.release(g, now);
+                }
+            }
+        }
         let window = self.opts.watch_window;
         self.standbys.retain(|_, t| now.saturating_sub(*t) < window);
         if self.writing.is_none() && self.next_write().is_some_and(|t| t <= now) {
@@ -856,6 +1109,37 @@ impl<T> Coordinator<T> {
                 state,
             });
         }
+    }
+
+    /// When a quorum reached at `t` releases its generation: after the
+    /// grace, and never before a predecessor's held check-ins are back.
+    fn quorum_end(&self, t: Duration) -> Duration {
+        let grace = self.cfg.quorum.map_or(Duration::ZERO, |q| q.grace);
+        let floor =
+            self.deadline_floor(self.started.unwrap_or_default()) + self.opts.deadline_slack;
+        (t + grace).max(floor)
+    }
+
+    /// The next quorum release due, if any.
+    fn quorum_due(&self) -> Option<Duration> {
+        if self.broken.is_some() {
+            return None;
+        }
+        self.open
+            .values()
+            .filter_map(|o| o.quorum_at)
+            .map(|t| self.quorum_end(t))
+            .min()
+    }
+
+    /// Whether the data of every member of `g` known to have brought some
+    /// is here.
+    fn data_here(&self, g: u64) -> bool {
+        self.open.get(&g).is_some_and(|o| {
+            (0..self.roll.len())
+                .filter(|i| o.data_expected.contains(*i))
+                .all(|i| o.data.contains_key(&i))
+        })
     }
 
     /// The open generation whose arrivals the state publishes: the pinned
@@ -890,7 +1174,7 @@ impl<T> Coordinator<T> {
         };
         if self.probed {
             Some(last)
-        } else if self.version > self.durable && self.awaiting.len() >= 2 * self.cfg.members.len() {
+        } else if self.version > self.durable && self.awaiting.len() >= 2 * self.roll.len() {
             // Episodes faster than the write interval: the check-ins that
             // wait for a write (in flight until it lands) would pile up with
             // the episode rate. Writing now keeps them within 2 N.
@@ -905,7 +1189,7 @@ impl<T> Coordinator<T> {
 
     /// The state this coordinator would publish now.
     pub fn snapshot(&self, now: Duration) -> PublishedState {
-        PublishedState {
+        let mut st = PublishedState {
             v: 1,
             coordinator: self.id.clone(),
             heartbeat_ms: now.as_millis() as u64,
@@ -922,16 +1206,27 @@ impl<T> Coordinator<T> {
             released_above: self.released_above.iter().copied().collect(),
             open: self.published_generation().map(|g| {
                 let o = &self.open[&g];
+                let mut data = o.data_expected.within(self.roll.len());
+                for i in o.data.keys() {
+                    data.insert(*i);
+                }
                 OpenGeneration {
                     generation: g,
                     arrived: o.arrived.clone(),
                     since_ms: o.since.as_millis() as u64,
                     age_ms: Some(now.saturating_sub(o.since).as_millis() as u64),
+                    data: (!data.is_empty()).then_some(data),
+                    quorum_age_ms: o
+                        .quorum_at
+                        .map(|t| now.saturating_sub(t).as_millis() as u64),
                 }
             }),
             broken: self.broken.clone(),
             rejected: self.rejected,
-        }
+            roll: self.roll.to_state(self.released_below),
+        };
+        st.v = st.needed_version();
+        st
     }
 
     /// The state to publish when this coordinator stops cleanly: its last
@@ -1024,7 +1319,10 @@ impl<T> Coordinator<T> {
             }
             _ => None,
         };
-        [deadline, self.next_write()].into_iter().flatten().min()
+        [deadline, self.quorum_due(), self.next_write()]
+            .into_iter()
+            .flatten()
+            .min()
     }
 
     /// The next thing the driver must do.

@@ -36,11 +36,13 @@ pub mod config;
 pub mod coordinator;
 pub mod names;
 pub mod participant;
+pub mod roll;
 pub mod standby;
 pub mod state;
 pub mod tags;
 pub mod wire;
 
-pub use config::{BarrierConfig, ConfigError, Membership};
+pub use config::{BarrierConfig, ConfigError, Membership, Quorum};
 pub use coordinator::Coordinator;
 pub use participant::Participant;
+pub use roll::Roll;

@@ -33,12 +33,13 @@
 //! reads: they run beside the poll, so a waiting participant costs one
 //! receive per 20 s and one status read per `status_interval`.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, VecDeque};
 use std::time::Duration;
 
 use crate::config::{BarrierConfig, Membership};
+use crate::roll::{MAX_ELASTIC, Roll};
 use crate::state::{Liveness, PublishedState};
-use crate::wire::{BreakCause, Message};
+use crate::wire::{BreakCause, Message, data_entry_size, data_limit};
 
 /// Tunables of a participant.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -83,6 +84,30 @@ pub enum ParticipantError {
     /// `arrive` while already waiting.
     #[error("already waiting at phase {0}")]
     AlreadyWaiting(u64),
+    /// The data is larger than a release notice leaves each member.
+    #[error(
+        "the data takes {size} bytes in the release notice, more than the {limit} that SQS's largest message (1 MiB) leaves each of the barrier's {members} members"
+    )]
+    DataTooLarge {
+        /// Its size, as the notice would carry it.
+        size: usize,
+        /// The most each member may bring.
+        limit: usize,
+        /// The members it was shared among.
+        members: usize,
+    },
+    /// A membership change on a barrier too large for it.
+    #[error("a barrier of more than {MAX_ELASTIC} members cannot change its membership")]
+    TooLargeToChange,
+}
+
+/// What an arrival brings besides itself.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Arrival {
+    /// The member is expected at no later generation.
+    pub leave: bool,
+    /// Data for the others, handed to everyone with the release.
+    pub data: Option<String>,
 }
 
 /// Something the driver must do.
@@ -103,6 +128,19 @@ pub enum Outcome {
     Released {
         /// The generation released.
         generation: u64,
+        /// The data the members brought, by member, as the release notice
+        /// carried it (empty if nobody brought any). `None` when the wait
+        /// passed on the published state, without reading the notice.
+        data: Option<BTreeMap<String, String>>,
+    },
+    /// This member is not expected at the generation: a quorum release
+    /// went on without it, or it left or was dropped earlier. It is a
+    /// member from `since` on no more; it may join again.
+    Dropped {
+        /// The generation waited at.
+        generation: u64,
+        /// The first generation that does not expect it.
+        since: u64,
     },
     /// The barrier is broken; nobody passes.
     Broken {
@@ -167,6 +205,7 @@ impl Notice {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Waiting {
     generation: u64,
+    arrival: Arrival,
     attempt: u32,
     next_status: Duration,
     /// Whether the coordinators publish anything new, by this clock.
@@ -185,7 +224,9 @@ struct Waiting {
 pub struct Participant {
     barrier: String,
     instance: String,
-    members: Membership,
+    /// Who is expected where, as far as this participant knows (the
+    /// configuration, then each published state read).
+    roll: Roll,
     member: String,
     session: String,
     opts: ParticipantOptions,
@@ -205,9 +246,22 @@ impl Participant {
         session: impl Into<String>,
         opts: ParticipantOptions,
     ) -> Result<Self, ParticipantError> {
-        if cfg.members.index_of(member).is_none() {
+        Self::with_roll(cfg, Roll::new(cfg.members.clone()), member, session, opts)
+    }
+
+    /// A participant for `member` of the barrier `cfg` whose membership
+    /// changed: `roll` is the one a published state records (a member
+    /// that joined is in it, not in the configuration).
+    pub fn with_roll(
+        cfg: &BarrierConfig,
+        roll: Roll,
+        member: &str,
+        session: impl Into<String>,
+        opts: ParticipantOptions,
+    ) -> Result<Self, ParticipantError> {
+        if roll.index_of(member).is_none() {
             let hint = match &cfg.members {
-                Membership::Count(n) => format!("0 to {}", n - 1),
+                Membership::Count(n) => format!("0 to {}", roll.len().max(*n) - 1),
                 Membership::Roster(r) if r.len() <= 8 => r.join(", "),
                 Membership::Roster(r) => format!("{}, ... ({} in all)", r[..8].join(", "), r.len()),
             };
@@ -220,7 +274,7 @@ impl Participant {
         Ok(Self {
             barrier: cfg.name.clone(),
             instance: cfg.instance.clone(),
-            members: cfg.members.clone(),
+            roll,
             member: member.to_owned(),
             session: session.into(),
             opts,
@@ -229,6 +283,11 @@ impl Participant {
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         })
+    }
+
+    /// The barrier's name.
+    pub fn barrier(&self) -> &str {
+        &self.barrier
     }
 
     /// The member's name.
@@ -248,11 +307,46 @@ impl Participant {
         timeout: Option<Duration>,
         now: Duration,
     ) -> Result<(), ParticipantError> {
+        self.arrive_with(generation, timeout, Arrival::default(), now)
+    }
+
+    /// Checks what an arrival brings before anything is sent: the data
+    /// must fit in the release notice beside every other member's.
+    pub fn check_arrival(&self, arrival: &Arrival) -> Result<(), ParticipantError> {
+        if arrival.leave && self.roll.len() > MAX_ELASTIC {
+            return Err(ParticipantError::TooLargeToChange);
+        }
+        if let Some(d) = &arrival.data {
+            let members = self.roll.len();
+            let (size, limit) = (data_entry_size(&self.member, d), data_limit(members));
+            if size > limit {
+                return Err(ParticipantError::DataTooLarge {
+                    size,
+                    limit,
+                    members,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// Arrives at `generation` bringing `arrival` (data, a leave), giving
+    /// up after `timeout` if set. A leaving member may also just
+    /// [`Self::leave`] without waiting.
+    pub fn arrive_with(
+        &mut self,
+        generation: u64,
+        timeout: Option<Duration>,
+        arrival: Arrival,
+        now: Duration,
+    ) -> Result<(), ParticipantError> {
         if let Some(w) = &self.waiting {
             return Err(ParticipantError::AlreadyWaiting(w.generation));
         }
+        self.check_arrival(&arrival)?;
         self.waiting = Some(Waiting {
             generation,
+            arrival,
             attempt: 0,
             next_status: now + self.opts.status_interval,
             liveness: Liveness::new(now),
@@ -265,7 +359,31 @@ impl Participant {
         Ok(())
     }
 
+    /// Arrives at `generation` and leaves the barrier, without waiting for
+    /// the others: the check-in counts as this member's arrival at
+    /// `generation`, and no later generation expects it. (To wait for the
+    /// release too, [`Self::arrive_with`] with `leave` set.)
+    pub fn leave(&mut self, generation: u64, data: Option<String>) -> Result<(), ParticipantError> {
+        if let Some(w) = &self.waiting {
+            return Err(ParticipantError::AlreadyWaiting(w.generation));
+        }
+        let arrival = Arrival { leave: true, data };
+        self.check_arrival(&arrival)?;
+        self.last_generation = Some(generation);
+        self.push_checkin(generation, 0, &arrival);
+        Ok(())
+    }
+
     fn send_checkin(&mut self, generation: u64, attempt: u32) {
+        let arrival = self
+            .waiting
+            .as_ref()
+            .map(|w| w.arrival.clone())
+            .unwrap_or_default();
+        self.push_checkin(generation, attempt, &arrival);
+    }
+
+    fn push_checkin(&mut self, generation: u64, attempt: u32, arrival: &Arrival) {
         let body = Message::Checkin {
             barrier: self.barrier.clone(),
             instance: self.instance.clone(),
@@ -273,6 +391,8 @@ impl Participant {
             member: self.member.clone(),
             session: self.session.clone(),
             attempt,
+            leave: arrival.leave,
+            data: arrival.data.clone(),
         }
         .encode();
         self.transmits.push_back(Transmit::Send(body));
@@ -326,9 +446,20 @@ impl Participant {
         };
         let current = w.generation;
         let outcome = match msg {
-            Message::Release { generation, .. } if generation == current => {
-                Outcome::Released { generation }
-            }
+            Message::Release {
+                generation,
+                without,
+                ..
+            } if generation == current && without.contains(&self.member) => Outcome::Dropped {
+                generation,
+                since: generation,
+            },
+            Message::Release {
+                generation, data, ..
+            } if generation == current => Outcome::Released {
+                generation,
+                data: Some(data.unwrap_or_default()),
+            },
             Message::Broken {
                 generation,
                 from_gen,
@@ -380,12 +511,30 @@ impl Participant {
         w.liveness.observe(state, now);
         let generation = w.generation;
         let heartbeat = state.map(|s| s.heartbeat_ms);
-        if state.is_some_and(|s| s.is_released(generation)) {
-            self.finish(Outcome::Released { generation });
+        if let Some(s) = state {
+            self.roll = s.roll(self.roll.base());
+        }
+        let me = self.roll.index_of(&self.member);
+        if let Some(i) = me.filter(|i| !self.roll.expects(*i, generation)) {
+            // Dropped by a quorum release (of this generation or an earlier
+            // one), or left: passing would pass a generation that did not
+            // wait for this member.
+            let since = self.roll.span(i).end.unwrap_or(generation);
+            self.finish(Outcome::Dropped { generation, since });
             return;
         }
+        if state.is_some_and(|s| s.is_released(generation)) {
+            self.finish(Outcome::Released {
+                generation,
+                data: None,
+            });
+            return;
+        }
+        let Some(w) = &mut self.waiting else {
+            return;
+        };
         if w.timing_out.is_some() {
-            let missing = state.and_then(|s| s.missing_at(generation, &self.members));
+            let missing = state.and_then(|s| s.missing_at(generation, &self.roll));
             self.finish(Outcome::TimedOut {
                 generation,
                 missing,
@@ -414,7 +563,6 @@ impl Participant {
             });
             return;
         }
-        let me = self.members.index_of(&self.member);
         let counted = state
             .and_then(|s| s.open.as_ref())
             .filter(|o| o.generation == generation)
@@ -539,6 +687,8 @@ mod tests {
             barrier: "b".into(),
             instance: "i".into(),
             generation: g,
+            without: vec![],
+            data: None,
         }
         .encode()
     }
@@ -575,7 +725,13 @@ mod tests {
         assert!(!Notice::Later.deletable());
         assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
         assert_eq!(p.handle_notice(&notice(4)), Notice::Accepted);
-        assert_eq!(p.poll_event(), Some(Outcome::Released { generation: 4 }));
+        assert_eq!(
+            p.poll_event(),
+            Some(Outcome::Released {
+                generation: 4,
+                data: Some(Default::default())
+            })
+        );
         assert_eq!(p.waiting_at(), None);
     }
 
@@ -601,9 +757,12 @@ mod tests {
                 arrived: set,
                 since_ms: 0,
                 age_ms: Some(0),
+                data: None,
+                quorum_age_ms: None,
             }),
             broken: None,
             rejected: 0,
+            roll: None,
         }
     }
 
@@ -650,7 +809,13 @@ mod tests {
         p.handle_timeout(t);
         p.handle_status(Some(&state(3, 3, &[], 3)), t);
         assert!(sends(&mut p).is_empty());
-        assert_eq!(p.poll_event(), Some(Outcome::Released { generation: 2 }));
+        assert_eq!(
+            p.poll_event(),
+            Some(Outcome::Released {
+                generation: 2,
+                data: None
+            })
+        );
     }
 
     #[test]
@@ -661,7 +826,13 @@ mod tests {
         p.handle_timeout(T + Duration::from_secs(3));
         assert_eq!(p.poll_transmit(), Some(Transmit::QueryStatus));
         p.handle_status(Some(&state(1, 3, &[], 3)), T + Duration::from_secs(3));
-        assert_eq!(p.poll_event(), Some(Outcome::Released { generation: 2 }));
+        assert_eq!(
+            p.poll_event(),
+            Some(Outcome::Released {
+                generation: 2,
+                data: None
+            })
+        );
     }
 
     #[test]

@@ -358,6 +358,7 @@ mod tests {
             open: None,
             broken: None,
             rejected: 0,
+            roll: None,
         }
     }
 

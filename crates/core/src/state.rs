@@ -16,7 +16,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::config::Membership;
+use crate::roll::{Roll, RollState};
 use crate::wire::BreakCause;
 
 /// The most missing members a published broken state names; the count is
@@ -125,6 +125,20 @@ pub struct OpenGeneration {
     /// earlier versions, which then count from `since_ms`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub age_ms: Option<u64>,
+    /// Of the arrived, those who brought data to gather. Their check-ins
+    /// stay in the queue until the release (the data is there, not here),
+    /// and a successor releases only once it holds the data of each.
+    #[serde(
+        default,
+        skip_serializing_if = "Option::is_none",
+        with = "opt_member_set_b64"
+    )]
+    pub data: Option<MemberSet>,
+    /// How long ago (ms, by the writer's clock) a quorum barrier's quorum
+    /// was reached at this generation: a successor lets the rest of the
+    /// grace run from it.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub quorum_age_ms: Option<u64>,
 }
 
 /// A broken barrier.
@@ -189,6 +203,10 @@ pub struct PublishedState {
     /// Messages moved to the dead-letter queue since the barrier was set up.
     #[serde(default)]
     pub rejected: u64,
+    /// The roll, once the membership changed (joins, leaves, members
+    /// dropped by a quorum release). States that carry one are version 2.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub roll: Option<RollState>,
 }
 
 fn default_interval() -> u64 {
@@ -326,7 +344,9 @@ impl PublishedState {
                     mine.generation == g && o.arrived.is_subset_of(&mine.arrived)
                 })
         });
-        released && broken && arrivals
+        let roll =
+            earlier.roll.as_ref().map_or(0, |r| r.v) <= self.roll.as_ref().map_or(0, |r| r.v);
+        released && broken && arrivals && roll
     }
 
     /// Whether generation `g` was released.
@@ -339,25 +359,58 @@ impl PublishedState {
         serde_json::to_string(self).expect("state serialises")
     }
 
-    /// Parses a published state; `None` if it is unreadable.
-    pub fn from_json(s: &str) -> Option<Self> {
-        serde_json::from_str::<Self>(s).ok().filter(|st| st.v == 1)
+    /// The document version a state needs: 2 if it records a roll or
+    /// gathered data (which builds that read only version 1 must not
+    /// mistake for a barrier whose membership never changed), else 1.
+    pub fn needed_version(&self) -> u32 {
+        let data = self
+            .open
+            .as_ref()
+            .is_some_and(|o| o.data.is_some() || o.quorum_age_ms.is_some());
+        if self.roll.is_some() || data { 2 } else { 1 }
     }
 
-    /// The members of `members` missing from the open generation `g`, if the
+    /// Parses a published state; `None` if it is unreadable.
+    pub fn from_json(s: &str) -> Option<Self> {
+        serde_json::from_str::<Self>(s)
+            .ok()
+            .filter(|st| st.v == 1 || st.v == 2)
+    }
+
+    /// The roll this state records over the configured membership.
+    pub fn roll(&self, base: &crate::config::Membership) -> Roll {
+        Roll::from_state(base.clone(), self.roll.as_ref())
+    }
+
+    /// The members of `roll` missing from the open generation `g`, if the
     /// state knows it.
-    pub fn missing_at(&self, g: u64, members: &Membership) -> Option<Vec<String>> {
+    pub fn missing_at(&self, g: u64, roll: &Roll) -> Option<Vec<String>> {
         let open = self.open.as_ref().filter(|o| o.generation == g)?;
-        Some(
-            open.arrived
-                .missing(members.len())
-                .map(|i| members.name(i))
-                .collect(),
-        )
+        Some(roll.missing(g, &open.arrived))
     }
 }
 
-mod member_set_b64 {
+pub(crate) mod opt_member_set_b64 {
+    use super::MemberSet;
+    use serde::{Deserialize, Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(set: &Option<MemberSet>, s: S) -> Result<S::Ok, S::Error> {
+        match set {
+            Some(set) => s.serialize_str(&set.to_base64()),
+            None => s.serialize_none(),
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<MemberSet>, D::Error> {
+        let s = Option::<String>::deserialize(d)?;
+        s.map(|s| {
+            MemberSet::from_base64(&s).ok_or_else(|| serde::de::Error::custom("bad member bitmap"))
+        })
+        .transpose()
+    }
+}
+
+pub(crate) mod member_set_b64 {
     use super::MemberSet;
     use serde::{Deserialize, Deserializer, Serializer};
 
@@ -408,14 +461,17 @@ mod tests {
                 arrived,
                 since_ms: 1,
                 age_ms: Some(7),
+                data: None,
+                quorum_age_ms: None,
             }),
             broken: None,
             rejected: 2,
+            roll: None,
         };
         let back = PublishedState::from_json(&st.to_json()).unwrap();
         assert_eq!(back.to_json(), st.to_json());
         assert!(back.is_released(3) && back.is_released(6) && !back.is_released(4));
-        let m = Membership::new(3, None).unwrap();
+        let m = st.roll(&crate::config::Membership::new(3, None).unwrap());
         assert_eq!(st.missing_at(4, &m).unwrap(), vec!["0", "2"]);
         assert_eq!(st.missing_at(5, &m), None);
         assert_eq!(PublishedState::from_json("{}"), None);
@@ -442,10 +498,13 @@ mod tests {
                     arrived,
                     since_ms: 0,
                     age_ms: None,
+                    data: None,
+                    quorum_age_ms: None,
                 }
             }),
             broken: None,
             rejected: 0,
+            roll: None,
         }
     }
 

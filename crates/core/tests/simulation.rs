@@ -587,6 +587,8 @@ impl Sim {
                             barrier: "sim".into(),
                             instance: "an-earlier-instance".into(),
                             generation: g,
+                            without: vec![],
+                            data: None,
                         }
                         .encode()
                     };
@@ -710,7 +712,7 @@ impl Sim {
         self.log(|| format!("member {m} outcome {outcome:?}"));
         self.outcomes.push((m, outcome.clone(), self.now));
         match outcome {
-            Outcome::Released { generation } => {
+            Outcome::Released { generation, .. } => {
                 // Safety, checked at the moment of release.
                 for (other, a) in self.arrivals[generation as usize].iter().enumerate() {
                     assert!(
@@ -1244,9 +1246,9 @@ fn an_abort_reaches_every_waiter_and_nobody_passes() {
                     "member {m} ended with {other:?}, not broken at {abort_at}"
                 )),
             }
-            let early = outcomes
-                .iter()
-                .any(|o| matches!(o, Outcome::Released { generation } if *generation >= abort_at));
+            let early = outcomes.iter().any(
+                |o| matches!(o, Outcome::Released { generation, .. } if *generation >= abort_at),
+            );
             if early {
                 sim.fail(&format!(
                     "member {m} released at or after the aborted generation"

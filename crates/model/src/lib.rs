@@ -396,6 +396,8 @@ impl BarrierModel {
             member: t.member.to_string(),
             session: format!("s{}", t.member),
             attempt: u32::from(t.attempt),
+            leave: false,
+            data: None,
         }
         .encode()
     }
@@ -578,7 +580,7 @@ impl BarrierModel {
     fn participant_outcomes(&self, s: &mut State, i: usize) {
         while let Some(o) = s.members[i].machine.poll_event() {
             match o {
-                Outcome::Released { generation } => {
+                Outcome::Released { generation, .. } => {
                     let m = &mut s.members[i];
                     if m.waiting != Some(generation) {
                         let w = m.waiting;

@@ -15,6 +15,8 @@ fn checkin(g: u64, m: &str, session: &str, attempt: u32) -> String {
         member: m.into(),
         session: session.into(),
         attempt,
+        leave: false,
+        data: None,
     }
     .encode()
 }
@@ -182,6 +184,8 @@ fn what_a_sweep_may_delete() {
             barrier: "b".into(),
             instance: instance.into(),
             generation: g,
+            without: vec![],
+            data: None,
         }
         .encode()
     };

@@ -610,7 +610,7 @@ fn lambda_abort_and_deadline_reach_every_waiter() {
             }
             if outcomes
                 .iter()
-                .any(|o| matches!(o, Outcome::Released { generation } if *generation >= b))
+                .any(|o| matches!(o, Outcome::Released { generation, .. } if *generation >= b))
             {
                 sim.fail(&format!("{plot:?}: member {m} released at or after {b}"));
             }
