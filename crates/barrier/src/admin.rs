@@ -94,6 +94,9 @@ pub struct BarrierInfo {
     pub config: BarrierConfig,
     /// The queues.
     pub urls: QueueUrls,
+    /// The coordinator's published state when the barrier was opened (the
+    /// same tags hold both), if any: who was expected where then.
+    pub state: Option<PublishedState>,
 }
 
 /// What `setup` did.
@@ -307,6 +310,7 @@ pub async fn open(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
         .ok_or_else(not_set_up)?;
     Ok(BarrierInfo {
         config,
+        state: decode_state(&tag_map),
         urls: QueueUrls {
             checkin,
             release: [r0, r1],

@@ -49,6 +49,9 @@ impl Barrier {
                     sqs_barrier_core::participant::ParticipantError::AlreadyWaiting(g).into(),
                 );
             }
+            if let Some(e) = self.not_expected(&ph) {
+                return Err(e);
+            }
             ph.next
         };
         let mut p = Participant::with_roll(

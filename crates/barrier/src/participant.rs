@@ -175,12 +175,10 @@ impl Barrier {
         let info = admin::open(sqs, name).await?;
         // Validate membership now, not at the first wait. A member that
         // joined is in the published roll, not in the configuration.
-        let mut roll = Roll::new(info.config.members.clone());
-        if roll.index_of(member).is_none()
-            && let Some(st) = admin::read_state(sqs, &info.urls.checkin).await?
-        {
-            roll = st.roll(&info.config.members);
-        }
+        let roll = match &info.state {
+            Some(st) => st.roll(&info.config.members),
+            None => Roll::new(info.config.members.clone()),
+        };
         Participant::with_roll(&info.config, roll.clone(), member, "", opts.clone())?;
         Ok(Self::from_parts(sqs, info, roll, member, opts))
     }
@@ -274,13 +272,8 @@ impl Barrier {
                     sqs_barrier_core::participant::ParticipantError::AlreadyWaiting(g).into(),
                 );
             }
-            if let Some(last) = ph.left_after {
-                return Err(Error::NotExpected {
-                    barrier: self.inner.info.config.name.clone(),
-                    member: self.inner.member.clone(),
-                    generation: ph.next,
-                    since: last + 1,
-                });
+            if let Some(e) = self.not_expected(&ph) {
+                return Err(e);
             }
             ph.waiting = Some((ph.next, waits));
             ph.next
@@ -338,6 +331,26 @@ impl Barrier {
             wait: waits,
             barrier: self.clone(),
             task,
+        })
+    }
+
+    /// Why the next phase does not expect this member, if it does not: it
+    /// left, or a quorum release dropped it, as the handle knows (the
+    /// published state read when it connected, or its own leave). A phase
+    /// that does not expect it would not wait for it, so passing it would
+    /// be no barrier at all.
+    pub(crate) fn not_expected(&self, ph: &Phase) -> Option<Error> {
+        let roll = &self.inner.roll;
+        let gone = roll
+            .index_of(&self.inner.member)
+            .filter(|i| !roll.expects(*i, ph.next))
+            .map(|i| roll.span(i).end.unwrap_or(ph.next));
+        let since = ph.left_after.map(|l| l + 1).or(gone)?;
+        Some(Error::NotExpected {
+            barrier: self.inner.info.config.name.clone(),
+            member: self.inner.member.clone(),
+            generation: ph.next,
+            since,
         })
     }
 

@@ -1,176 +1,14 @@
 //! The `sqs-barrier` binary as users run it: real OS processes against the
 //! embedded endpoint (`sqs-barrier local`) and against moto.
 
+mod common;
+
 use std::io::{BufRead, BufReader};
-use std::process::{Child, Command, ExitStatus, Output, Stdio};
+use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
-use sqs_barrier_testkit::{Target, TestEndpoint};
-
-const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier");
-
-/// A command for the binary, pointed at `url` with placeholder credentials.
-fn cmd(url: &str) -> Command {
-    sqs_barrier_testkit::cli_command(BIN, url)
-}
-
-fn run(c: &mut Command) -> Output {
-    c.output().expect("run sqs-barrier")
-}
-
-fn text(o: &Output) -> String {
-    format!(
-        "status {:?}\nstdout:\n{}\nstderr:\n{}",
-        o.status.code(),
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    )
-}
-
-/// Waits for `child` at most `limit`; kills it past that.
-fn wait_for(child: &mut Child, limit: Duration) -> ExitStatus {
-    let end = Instant::now() + limit;
-    loop {
-        if let Some(s) = child.try_wait().expect("try_wait") {
-            return s;
-        }
-        if Instant::now() > end {
-            let _ = child.kill();
-            panic!("process still running after {limit:?}");
-        }
-        std::thread::sleep(Duration::from_millis(20));
-    }
-}
-
-struct Killer(Child);
-impl Drop for Killer {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
-}
-
-/// `sqs-barrier local` on a free port: the process and its URL.
-fn local() -> (Killer, String) {
-    let mut child = Command::new(BIN)
-        .args(["local", "--bind", "127.0.0.1:0"])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start local");
-    let out = child.stdout.take().unwrap();
-    let mut line = String::new();
-    BufReader::new(out).read_line(&mut line).unwrap();
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
-    (Killer(child), url)
-}
-
-enum Endpoint {
-    Local(#[allow(dead_code)] Killer),
-    Other(#[allow(dead_code)] TestEndpoint),
-}
-
-fn endpoint(target: Target, rt: &tokio::runtime::Runtime) -> (Endpoint, String) {
-    match target {
-        Target::Embedded => {
-            let (k, url) = local();
-            (Endpoint::Local(k), url)
-        }
-        Target::Moto => {
-            let e = rt.block_on(sqs_barrier_testkit::start(Target::Moto));
-            let url = e.endpoint_url();
-            (Endpoint::Other(e), url)
-        }
-    }
-}
-
-fn runtime() -> tokio::runtime::Runtime {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .enable_all()
-        .build()
-        .unwrap()
-}
-
-fn name() -> String {
-    format!("cli{}", std::process::id() as u64 * 1000 + rand_small())
-}
-
-fn rand_small() -> u64 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(Instant::now()) % 1000
-}
-
-/// `sqs-barrier coordinator --barrier NAME`, the plain command.
-fn spawn_coordinator(url: &str, barrier: &str) -> Killer {
-    spawn_coordinator_with(url, barrier, None, &[])
-}
-
-/// The coordinator command with its wall clock `skew` off (see
-/// [`skewed`]) and `extra` arguments.
-fn spawn_coordinator_with(url: &str, barrier: &str, skew: Option<&str>, extra: &[&str]) -> Killer {
-    let mut c = cmd(url);
-    if let Some(skew) = skew {
-        skewed(&mut c, skew);
-    }
-    c.args(["coordinator", "--barrier", barrier]).args(extra);
-    Killer(
-        c.stdout(Stdio::null())
-            .stderr(Stdio::null())
-            .spawn()
-            .unwrap(),
-    )
-}
-
-/// Runs `c` with its wall clock off by `skew` (libfaketime's syntax, e.g.
-/// `+300s`), preloading libfaketime (Debian's `faketime` package, installed
-/// by scripts/test). Monotonic clocks are left alone. The process keeps its
-/// pid (the `faketime` wrapper would fork).
-fn skewed(c: &mut Command, skew: &str) {
-    c.env("LD_PRELOAD", libfaketime())
-        .env("FAKETIME", skew)
-        .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
-}
-
-/// The path of libfaketime; a missing one fails the test (scripts/test
-/// installs it), never skips it.
-fn libfaketime() -> String {
-    let o = Command::new("sh")
-        .args(["-c", "ls /usr/lib/*/faketime/libfaketime.so.1"])
-        .output()
-        .expect("sh");
-    let path = String::from_utf8_lossy(&o.stdout)
-        .lines()
-        .next()
-        .unwrap_or("")
-        .trim()
-        .to_owned();
-    assert!(
-        o.status.success() && !path.is_empty(),
-        "libfaketime is not installed (Debian's faketime package; scripts/test installs it)"
-    );
-    path
-}
-
-fn spawn_wait(url: &str, barrier: &str, id: &str, phase: u64, timeout: &str) -> Child {
-    cmd(url)
-        .args(["wait", "--barrier", barrier, "--id", id])
-        .args(["--phase", &phase.to_string(), "--timeout", timeout])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .unwrap()
-}
-
-fn finish(child: Child, limit: Duration) -> Output {
-    let mut child = child;
-    wait_for(&mut child, limit);
-    child.wait_with_output().unwrap()
-}
+use common::*;
+use sqs_barrier_testkit::Target;
 
 macro_rules! both {
     ($($name:ident),* $(,)?) => {
@@ -188,13 +26,6 @@ both!(
     status_and_queues_show_the_barrier,
     sigterm_stops_the_coordinator_and_wait_survives_a_crash,
 );
-
-fn setup(url: &str, barrier: &str, parties: &str, extra: &[&str]) {
-    let o = run(cmd(url)
-        .args(["setup", "--barrier", barrier, "--parties", parties])
-        .args(extra));
-    assert!(o.status.success(), "{}", text(&o));
-}
 
 fn three_processes_two_phases(target: Target) {
     let rt = runtime();
