@@ -82,6 +82,22 @@ impl Barrier {
     /// takes the next number): the member is expected from the first phase
     /// that has no arrival counted when the coordinator counts the join.
     /// Waits up to `timeout` for the coordinator to publish the join.
+    ///
+    /// ```no_run
+    /// use std::time::Duration;
+    /// use sqs_barrier::{admin, Barrier, ClientOptions, Sqs, WaitOptions};
+    ///
+    /// # async fn f() -> Result<(), sqs_barrier::Error> {
+    /// let sqs = Sqs::connect(&ClientOptions::default()).await?;
+    /// let mut opts = admin::SetupOptions::new(3);
+    /// opts.quorum = Some((2, Duration::from_secs(30)));            // 2 of 3 suffice, 30 s after the 2nd
+    /// admin::setup(&sqs, "pool", &opts).await?;
+    /// let joined = Barrier::join(&sqs, "pool", None, Duration::from_secs(30)).await?;  // member "3"
+    /// let released = joined.barrier.wait_with(WaitOptions::timeout(None).with_data("shard-7")).await?;
+    /// println!("{:?}", released.data);                              // every member's data, by name
+    /// joined.barrier.leave(None).await?;                            // arrive at the next phase and go
+    /// # Ok(()) }
+    /// ```
     pub async fn join(
         sqs: &Sqs,
         name: &str,

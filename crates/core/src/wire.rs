@@ -50,8 +50,8 @@ pub const NOTICE_RESERVE: usize = 16 * 1024;
 /// The most bytes one member's gathered data may take in a release notice
 /// of a barrier of `members` members: what SQS's largest message leaves
 /// for each, after [`NOTICE_RESERVE`]. The size counted is the data as a
-/// JSON string (quotes and escapes included) plus the member's name and
-/// 4 bytes of punctuation; [`data_entry_size`] computes it.
+/// JSON string (quotes and escapes included) plus the member's name as one
+/// and 2 bytes of punctuation; [`data_entry_size`] computes it.
 pub fn data_limit(members: usize) -> usize {
     (MAX_BODY - NOTICE_RESERVE) / members.max(1)
 }
