@@ -136,8 +136,7 @@ pub enum Error {
     /// The member is not expected at the phase: it left, or a quorum
     /// release went on without it.
     #[error(
-        "{member:?} is not a member of barrier {barrier:?} at phase {generation}: {}; run `sqs-barrier join --barrier {barrier}` to take part again",
-        if since == generation { "the phase was released without it, on a quorum, and it is a member no more" } else { "it left, or a quorum release went on without it" }
+        "{member:?} is not a member of barrier {barrier:?} at phase {generation}: it left, or a quorum release went on without it; run `sqs-barrier join --barrier {barrier}` to take part again"
     )]
     NotExpected {
         /// The barrier.

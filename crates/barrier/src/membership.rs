@@ -104,6 +104,17 @@ impl Barrier {
         member: Option<&str>,
         timeout: Duration,
     ) -> Result<Joined> {
+        Self::join_with(sqs, name, member, timeout, ParticipantOptions::default()).await
+    }
+
+    /// [`Self::join`] with the participant tunables of the joined handle.
+    pub async fn join_with(
+        sqs: &Sqs,
+        name: &str,
+        member: Option<&str>,
+        timeout: Duration,
+        opts: ParticipantOptions,
+    ) -> Result<Joined> {
         let info = admin::open(sqs, name).await?;
         let cfg = info.config.clone();
         let refuse = |detail: String| Error::Join {
@@ -126,13 +137,7 @@ impl Barrier {
         if roll.len() >= MAX_ELASTIC {
             return Err(refuse(JoinError::Full.to_string()));
         }
-        let barrier = Barrier::from_parts(
-            sqs,
-            info,
-            roll,
-            member.unwrap_or(""),
-            ParticipantOptions::default(),
-        );
+        let barrier = Barrier::from_parts(sqs, info, roll, member.unwrap_or(""), opts);
         let inner = barrier.inner();
         let session = inner.session.clone();
         let body = Message::Join {

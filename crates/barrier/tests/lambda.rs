@@ -21,6 +21,9 @@ sqs_barrier_testkit::both_endpoints!(
     killed_and_failed_invocations_lose_nothing,
     ticks_keep_participants_from_calling_it_silent,
     a_deadline_breaks_the_barrier_at_a_tick,
+    leaves_and_joins_under_the_handler,
+    gathering_under_the_handler_breaks_with_a_clear_cause,
+    a_quorum_release_under_the_handler,
 );
 
 /// The chaos endpoint's faults (as the soak's): duplicated, empty and
@@ -273,5 +276,105 @@ async fn a_deadline_breaks_the_barrier_at_a_tick(target: Target) {
         Error::Broken { missing, .. } => assert_eq!(missing, &vec!["1".to_owned()], "{err}"),
         other => panic!("expected the deadline to break it, got {other}"),
     }
+    f.stop().await;
+}
+
+/// A leave and a join, coordinated by the handler: the roll survives from
+/// one invocation to the next in the published state.
+async fn leaves_and_joins_under_the_handler(target: Target) {
+    let f = fixture(target, 3, EsmConfig::default()).await;
+    let members = [
+        member(&f, "0").await,
+        member(&f, "1").await,
+        member(&f, "2").await,
+    ];
+    let (a, b, c) = tokio::join!(
+        members[0].wait(LONG),
+        members[1].wait(LONG),
+        members[2].wait(LONG)
+    );
+    for r in [a, b, c] {
+        assert_eq!(r.unwrap().generation, 0);
+    }
+    // Member 2 arrives at phase 1 and leaves; 0 and 1 are released.
+    assert_eq!(members[2].leave(None).await.unwrap(), 1);
+    let (a, b) = tokio::join!(members[0].wait(LONG), members[1].wait(LONG));
+    assert_eq!(a.unwrap().generation, 1);
+    assert_eq!(b.unwrap().generation, 1);
+    // A new member joins: expected from phase 2.
+    let joined = Barrier::join(&f.sqs, &f.name, None, Duration::from_secs(30))
+        .await
+        .expect("joined");
+    assert_eq!((joined.member.as_str(), joined.first_phase), ("3", 2));
+    let (a, b, c) = tokio::join!(
+        members[0].wait(LONG),
+        members[1].wait(LONG),
+        joined.barrier.wait(LONG)
+    );
+    for r in [a, b, c] {
+        assert_eq!(r.unwrap().generation, 2);
+    }
+    assert!(matches!(
+        members[2].wait(LONG).await,
+        Err(Error::NotExpected { .. })
+    ));
+    f.stop().await;
+}
+
+/// Data gathered under the handler: no invocation sees the check-ins the
+/// others hold, so it cannot hand out everyone's data. The barrier breaks
+/// at once with a cause that says what to do, rather than leave the members
+/// waiting.
+async fn gathering_under_the_handler_breaks_with_a_clear_cause(target: Target) {
+    use sqs_barrier::WaitOptions;
+    let f = fixture(target, 2, EsmConfig::default()).await;
+    let (b0, b1) = (member(&f, "0").await, member(&f, "1").await);
+    let (a, b) = tokio::join!(
+        b0.wait_with(WaitOptions::timeout(LONG).with_data("x")),
+        b1.wait(LONG)
+    );
+    for r in [a, b] {
+        match r {
+            Err(Error::Broken { cause, .. }) => {
+                assert!(
+                    cause.to_string().contains("sqs-barrier coordinator"),
+                    "{cause}"
+                )
+            }
+            other => panic!("expected Broken, got {other:?}"),
+        }
+    }
+    f.stop().await;
+}
+
+/// A quorum of 2 of 3 under the handler: released without the straggler,
+/// whose late wait fails.
+async fn a_quorum_release_under_the_handler(target: Target) {
+    let mut setup = admin::SetupOptions::new(3);
+    setup.quorum = Some((2, Duration::from_secs(1)));
+    // The release comes at an invocation after the grace (and the queue's
+    // visibility timeout): the schedule's ticks, here every second.
+    let ticks = Some(Duration::from_secs(1));
+    let f = fixture_at(start(target).await, setup, EsmConfig::default(), ticks).await;
+    let (b0, b1, b2) = (
+        member(&f, "0").await,
+        member(&f, "1").await,
+        member(&f, "2").await,
+    );
+    let (a, b) = tokio::join!(b0.wait(LONG), b1.wait(LONG));
+    assert_eq!(a.unwrap().generation, 0);
+    assert_eq!(b.unwrap().generation, 0);
+    match b2.wait(LONG).await {
+        Err(Error::NotExpected {
+            generation: 0,
+            since: 0,
+            ..
+        }) => {}
+        other => panic!("expected NotExpected at phase 0, got {other:?}"),
+    }
+    // The next phase waits for the two only.
+    let (a, b) = tokio::join!(b0.wait(LONG), b1.wait(LONG));
+    assert_eq!(a.unwrap().generation, 1);
+    assert_eq!(b.unwrap().generation, 1);
     f.stop().await;
 }

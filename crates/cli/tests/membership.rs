@@ -196,7 +196,7 @@ fn a_quorum_release_goes_on_without_a_straggler(target: Target) {
     let o = finish(spawn(&url, &b, "2", 0, &[], None), LIMIT);
     assert_eq!(o.status.code(), Some(7), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("released without it"),
+        String::from_utf8_lossy(&o.stderr).contains("a quorum release went on without it"),
         "{}",
         text(&o)
     );

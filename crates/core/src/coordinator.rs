@@ -134,6 +134,13 @@ pub struct CoordinatorOptions {
     /// that takes over counts from its own start, which only delays a
     /// deadline).
     pub age_since_write: bool,
+    /// Whether this coordinator can keep the check-ins that carry data in
+    /// the queue until their generation's release. A coordinator rebuilt
+    /// for every batch (the Lambda handler) cannot: no invocation sees the
+    /// check-ins the others hold, so none could hand out everyone's data.
+    /// Without it, a check-in with data breaks the barrier with a cause
+    /// that says so, rather than leave everyone waiting.
+    pub holds_data: bool,
 }
 
 impl Default for CoordinatorOptions {
@@ -146,6 +153,7 @@ impl Default for CoordinatorOptions {
             restart_grace: Duration::from_secs(5),
             deadline_slack: Duration::ZERO,
             age_since_write: false,
+            holds_data: true,
         }
     }
 }
@@ -765,6 +773,14 @@ impl<T> Coordinator<T> {
             );
             return self.reject(token, body, reason);
         }
+        if arrival.data.is_some() && !self.opts.holds_data && self.broken.is_none() {
+            let what = "a member brought data to gather, and this coordinator (the Lambda function) cannot hold it between invocations: gather with a process coordinator (`sqs-barrier coordinator`)".to_owned();
+            self.break_from(g, BreakCause::Unsupported { what }, now);
+            self.remember(m, seen);
+            let v = self.version;
+            self.awaiting.push((v, token));
+            return;
+        }
         if !self.roll.expects(m, g) {
             // A member that left or was dropped before g, or that joined
             // after it: g does not wait for it, and its check-in counts for
@@ -1112,12 +1128,13 @@ impl<T> Coordinator<T> {
     }
 
     /// When a quorum reached at `t` releases its generation: after the
-    /// grace, and never before a predecessor's held check-ins are back.
+    /// grace, and never before a predecessor's held check-ins are back
+    /// (as a deadline: `restart_grace` after this coordinator's start, and
+    /// `deadline_slack` more for a coordinator rebuilt for every batch).
     fn quorum_end(&self, t: Duration) -> Duration {
         let grace = self.cfg.quorum.map_or(Duration::ZERO, |q| q.grace);
-        let floor =
-            self.deadline_floor(self.started.unwrap_or_default()) + self.opts.deadline_slack;
-        (t + grace).max(floor)
+        let floor = self.deadline_floor(self.started.unwrap_or_default());
+        (t + grace + self.opts.deadline_slack).max(floor)
     }
 
     /// The next quorum release due, if any.

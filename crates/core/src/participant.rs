@@ -530,18 +530,8 @@ impl Participant {
             });
             return;
         }
-        let Some(w) = &mut self.waiting else {
-            return;
-        };
-        if w.timing_out.is_some() {
-            let missing = state.and_then(|s| s.missing_at(generation, &self.roll));
-            self.finish(Outcome::TimedOut {
-                generation,
-                missing,
-                last_heartbeat_ms: heartbeat,
-            });
-            return;
-        }
+        // Broken says more than a timeout would, also to a wait whose own
+        // timeout has passed.
         if let Some(b) = state
             .and_then(|s| s.broken.as_ref())
             .filter(|b| generation >= b.from_gen)
@@ -551,6 +541,18 @@ impl Participant {
                 from_gen: b.from_gen,
                 cause: b.cause.clone(),
                 missing: b.missing.clone(),
+            });
+            return;
+        }
+        let Some(w) = &mut self.waiting else {
+            return;
+        };
+        if w.timing_out.is_some() {
+            let missing = state.and_then(|s| s.missing_at(generation, &self.roll));
+            self.finish(Outcome::TimedOut {
+                generation,
+                missing,
+                last_heartbeat_ms: heartbeat,
             });
             return;
         }

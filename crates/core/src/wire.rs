@@ -102,6 +102,13 @@ pub enum BreakCause {
         /// The largest message SQS accepts.
         max: u64,
     },
+    /// A member asked for something this coordinator cannot do (data
+    /// gathered by a coordinator that cannot hold messages between its
+    /// invocations).
+    Unsupported {
+        /// What, and what to do instead.
+        what: String,
+    },
 }
 
 impl std::fmt::Display for BreakCause {
@@ -117,6 +124,7 @@ impl std::fmt::Display for BreakCause {
                 f,
                 "the data gathered takes {bytes} bytes, more than the {max} one SQS message holds"
             ),
+            BreakCause::Unsupported { what } => f.write_str(what),
         }
     }
 }
@@ -243,7 +251,10 @@ impl Message {
             Message::Checkin { leave, data, .. } => *leave || data.is_some(),
             Message::Join { .. } => true,
             Message::Release { without, data, .. } => !without.is_empty() || data.is_some(),
-            Message::Broken { cause, .. } => matches!(cause, BreakCause::TooMuchData { .. }),
+            Message::Broken { cause, .. } => matches!(
+                cause,
+                BreakCause::TooMuchData { .. } | BreakCause::Unsupported { .. }
+            ),
             Message::Abort { .. } | Message::Probe { .. } => false,
         };
         if v2 { 2 } else { 1 }

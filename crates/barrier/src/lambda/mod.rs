@@ -207,6 +207,9 @@ fn core_options(opts: &LambdaOptions) -> CoordinatorOptions {
     core.deadline_slack = opts.queue_visibility;
     // The generation's age goes on between invocations: `now` is wall time.
     core.age_since_write = true;
+    // An invocation sees its batch only: the check-ins that carry data,
+    // handed back to the mapping, would never all meet in one.
+    core.holds_data = false;
     core
 }
 

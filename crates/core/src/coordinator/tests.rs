@@ -456,3 +456,57 @@ fn a_clean_stop_is_published() {
     assert!(c.final_snapshot(T).stopped);
     assert!(!c.snapshot(T).stopped);
 }
+
+fn lambda_opts() -> CoordinatorOptions {
+    CoordinatorOptions {
+        restart_grace: Duration::ZERO,
+        deadline_slack: Duration::from_secs(2),
+        age_since_write: true,
+        ..CoordinatorOptions::default()
+    }
+}
+
+/// The state a coordinator would write now.
+fn written(c: &mut Coordinator<u32>, now: Duration) -> PublishedState {
+    c.handle_timeout(now);
+    let state = drain(c)
+        .into_iter()
+        .find_map(|t| match t {
+            Transmit::WriteState { state, .. } => Some(*state),
+            _ => None,
+        })
+        .expect("a write is due");
+    c.handle_state_written(c.version);
+    state
+}
+
+#[test]
+fn a_quorum_release_survives_coordinators_rebuilt_for_every_batch() {
+    let q = cfg(3, None).with_quorum(2, Duration::from_secs(1)).unwrap();
+    // One invocation counts two of three and publishes the quorum's age.
+    let mut a = Coordinator::new(q.clone(), "a", lambda_opts(), None);
+    a.handle_message(1, &checkin(0, "0", "s0", 0), T);
+    a.handle_message(2, &checkin(0, "1", "s1", 0), T);
+    let st = written(&mut a, T);
+    assert_eq!(st.open.as_ref().unwrap().quorum_age_ms, Some(0), "{st:?}");
+    assert!(notifies(&drain(&mut a)).is_empty());
+    // Ticks: too early (grace 1 s + slack 2 s), then due.
+    let mut b = Coordinator::new(q.clone(), "b", lambda_opts(), Some(&st));
+    b.handle_timeout(T + Duration::from_secs(2));
+    assert!(notifies(&drain(&mut b)).is_empty());
+    let mut c = Coordinator::new(q, "c", lambda_opts(), Some(&st));
+    c.handle_timeout(T + Duration::from_millis(3_100));
+    let t = drain(&mut c);
+    let body = t
+        .iter()
+        .find_map(|t| match t {
+            Transmit::Notify { body, .. } => Some(body.clone()),
+            _ => None,
+        })
+        .unwrap_or_else(|| panic!("no release: {t:?}"));
+    match Message::decode(&body).unwrap() {
+        Message::Release { without, .. } => assert_eq!(without, vec!["2".to_owned()]),
+        other => panic!("{other:?}"),
+    }
+    assert!(!c.roll().expects(2, 1), "dropped");
+}
