@@ -210,6 +210,30 @@ def test_join_makes_a_member_the_barrier_waits_for(
     assert e.value.barrier == name and '"0" is already a member' in e.value.detail, e.value
 
 
+def test_join_by_name_on_a_roster_barrier(sqs_url, procs_for, name, pool):
+    procs = procs_for(sqs_url)
+    sqs_barrier.setup(name, 2, members=["a", "b"], endpoint_url=sqs_url)
+    procs.coordinator(name)
+    # A roster barrier names its members: a join needs a name.
+    with pytest.raises(sqs_barrier.JoinError) as e:
+        sqs_barrier.Barrier.join(name, timeout=10, endpoint_url=sqs_url)
+    assert "join with one" in str(e.value), e.value
+    # Nobody has arrived yet: the first phase is 0.
+    audit = sqs_barrier.Barrier.join(name, "audit", timeout=30, endpoint_url=sqs_url)
+    assert (audit.member, audit.first_phase, audit.phase) == ("audit", 0, 0)
+    a, b = (sqs_barrier.Barrier(name, m, endpoint_url=sqs_url) for m in "ab")
+    # A CLI member waits as "audit" too, at phase 1.
+    got = [pool.submit(m.wait, WAIT_S, payload=m.member) for m in (a, b, audit)]
+    for released in results(got):
+        assert released.phase == 0
+        assert released.data == {"a": "a", "b": "b", "audit": "audit"}, released
+    cli = procs.cli_wait(name, "audit", 1)
+    for released in results([pool.submit(a.wait, WAIT_S), pool.submit(b.wait, WAIT_S)]):
+        assert released.phase == 1
+    code, out, err = finish(cli)
+    assert code == 0 and "phase 1 released for audit" in out, err
+
+
 def test_join_without_a_coordinator_gives_up(sqs_url, aws_env, name):
     sqs_barrier.setup(name, 2, members=["a", "b"], endpoint_url=sqs_url)
     started = time.monotonic()
