@@ -14,185 +14,18 @@ import os
 import pydoc
 import selectors
 import signal
-import socket
 import subprocess
-import sys
 import threading
 import time
-import uuid
 from pathlib import Path
 
 import pytest
 
 import sqs_barrier
-from conftest import _server_binary
-
-HERE = Path(__file__).resolve().parent
-MEMBER = HERE / "member.py"
-PYTHON = sys.executable
-
+from conftest import _free_port, finish, wait_until_arrived
 
 # --------------------------------------------------------------------------
-# endpoints
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-@pytest.fixture(scope="session")
-def moto_url(tmp_path_factory):
-    program = os.environ.get("SQS_BARRIER_MOTO_SERVER")
-    if not program or not Path(program).is_file():
-        pytest.fail(
-            "SQS_BARRIER_MOTO_SERVER does not name moto_server: run scripts/test, "
-            "which installs moto into .venv and exports it"
-        )
-    log = tmp_path_factory.mktemp("moto") / "moto.log"
-    for _ in range(5):
-        port = _free_port()
-        with open(log, "w") as out:
-            proc = subprocess.Popen(
-                [program, "-H", "127.0.0.1", "-p", str(port)],
-                stdin=subprocess.DEVNULL,
-                stdout=out,
-                stderr=subprocess.STDOUT,
-            )
-        deadline = time.monotonic() + 30
-        up = False
-        while time.monotonic() < deadline and proc.poll() is None:
-            try:
-                socket.create_connection(("127.0.0.1", port), timeout=0.5).close()
-                up = True
-                break
-            except OSError:
-                time.sleep(0.1)
-        if up:
-            try:
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                proc.terminate()
-                try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
-            return
-        proc.kill()
-        proc.wait()
-    pytest.fail(f"moto_server did not start; its log:\n{log.read_text()}")
-
-
-@pytest.fixture(params=["embedded", "moto"])
-def sqs_url(request):
-    """Each test with this fixture runs on both endpoints."""
-    return request.getfixturevalue("endpoint_url" if request.param == "embedded" else "moto_url")
-
-
-@pytest.fixture
-def aws_env(monkeypatch):
-    """Placeholder credentials for this process (the keyword endpoint_url
-    picks the endpoint) and a function making the environment of child
-    processes, which find the endpoint through AWS_ENDPOINT_URL."""
-    creds = {
-        "AWS_ACCESS_KEY_ID": "test",
-        "AWS_SECRET_ACCESS_KEY": "test",
-        "AWS_REGION": "us-east-1",
-    }
-    for key, value in creds.items():
-        monkeypatch.setenv(key, value)
-    for key in ("AWS_PROFILE", "AWS_ENDPOINT_URL", "AWS_ENDPOINT_URL_SQS"):
-        monkeypatch.delenv(key, raising=False)
-
-    def child_env(url: str) -> dict:
-        env = dict(os.environ, AWS_ENDPOINT_URL=url, PYTHONUNBUFFERED="1")
-        env["PYTHONPATH"] = str(HERE)
-        return env
-
-    return child_env
-
-
-@pytest.fixture
-def name():
-    return f"py-{uuid.uuid4().hex[:10]}"
-
-
-# --------------------------------------------------------------------------
-# processes
-
-
-class Procs:
-    """Child processes, killed when the test ends however it ends."""
-
-    def __init__(self, env: dict):
-        self.env = env
-        self.children = []
-
-    def spawn(self, argv, stdin=subprocess.DEVNULL):
-        proc = subprocess.Popen(
-            [str(a) for a in argv],
-            env=self.env,
-            stdin=stdin,
-            stdout=subprocess.PIPE,
-            stderr=subprocess.PIPE,
-            text=True,
-        )
-        self.children.append(proc)
-        return proc
-
-    def member(self, barrier, member, *args, stdin=subprocess.DEVNULL):
-        return self.spawn([PYTHON, MEMBER, barrier, member, *args], stdin=stdin)
-
-    def cli(self, *args):
-        return self.spawn([_server_binary(), *args])
-
-    def cli_wait(self, barrier, member, phase, timeout=60, status_interval=80):
-        return self.cli(
-            "wait", "--barrier", barrier, "--id", member, "--phase", phase,
-            "--timeout", timeout, "--status-interval", status_interval,
-        )
-
-    def coordinator(self, barrier):
-        return self.cli("coordinator", "--barrier", barrier)
-
-    def stop_all(self):
-        for proc in self.children:
-            if proc.poll() is None:
-                proc.send_signal(signal.SIGINT)
-        deadline = time.monotonic() + 10
-        for proc in self.children:
-            try:
-                proc.wait(timeout=max(0.1, deadline - time.monotonic()))
-            except subprocess.TimeoutExpired:
-                proc.kill()
-                proc.wait()
-
-
-@pytest.fixture
-def procs_for(aws_env):
-    made = []
-
-    def make(url: str) -> Procs:
-        p = Procs(aws_env(url))
-        made.append(p)
-        return p
-
-    yield make
-    for p in made:
-        p.stop_all()
-
-
-def finish(proc, timeout=90):
-    """Waits for a child and returns (exit code, stdout, stderr)."""
-    try:
-        out, err = proc.communicate(timeout=timeout)
-    except subprocess.TimeoutExpired:
-        proc.kill()
-        out, err = proc.communicate()
-        pytest.fail(f"{proc.args} did not end within {timeout} s:\n{out}\n{err}")
-    return proc.returncode, out, err
+# a member's output
 
 
 # Bytes read from a child's stdout but not yet parsed, by pid: reading goes
@@ -233,17 +66,6 @@ def all_events(proc, timeout=90) -> list:
     text = _unread.pop(proc.pid, b"").decode() + out
     got = [json.loads(line) for line in text.splitlines() if line.strip()]
     return code, got, err
-
-
-def wait_until_arrived(name, url, members, limit=30.0):
-    """Until the coordinator has published the arrival of `members`."""
-    deadline = time.monotonic() + limit
-    while time.monotonic() < deadline:
-        st = sqs_barrier.status(name, probe=False, endpoint_url=url)
-        if set(members) <= set(st["arrived"]):
-            return st
-        time.sleep(0.2)
-    pytest.fail(f"{members} not published as arrived within {limit} s: {st}")
 
 
 # --------------------------------------------------------------------------

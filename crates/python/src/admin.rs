@@ -1,7 +1,8 @@
 //! The module's functions: setup, teardown, status, abort, run_coordinator.
 
 use pyo3::prelude::*;
-use sqs_barrier::{CoordinatorOptions, admin};
+use sqs_barrier::core::ConfigError;
+use sqs_barrier::{CoordinatorOptions, Error, admin};
 use tokio::sync::oneshot;
 
 use crate::{SIGNAL_SLICE, connect, errors, run, runtime, seconds};
@@ -11,11 +12,19 @@ use crate::{SIGNAL_SLICE, connect, errors, run, runtime, seconds};
 /// Members are named "0" .. "parties-1" unless `members` names them. With
 /// `deadline` (seconds), a phase breaks when that long has passed since its
 /// first check-in and someone is still missing. `fifo` makes the check-in
-/// queue a FIFO queue. Returns True if it was created, False if it already
-/// existed with the same settings; raises BarrierError if it exists with
-/// other settings.
+/// queue a FIFO queue.
+///
+/// `quorum` (K) with `grace` (seconds), both or neither: a phase is
+/// released once at least K members have arrived and `grace` seconds
+/// have passed since the K-th, without the others. Those are named in the
+/// release and are members no more: a late one's wait raises NotExpected
+/// rather than pass (it may take part again with Barrier.join()).
+///
+/// Returns True if it was created, False if it already existed with the
+/// same settings; raises BarrierError if it exists with other settings,
+/// ConfigError for settings that cannot be.
 #[pyfunction]
-#[pyo3(signature = (name, parties, *, members=None, deadline=None, fifo=false, endpoint_url=None, region=None, profile=None))]
+#[pyo3(signature = (name, parties, *, members=None, deadline=None, fifo=false, quorum=None, grace=None, endpoint_url=None, region=None, profile=None))]
 #[allow(clippy::too_many_arguments)]
 pub(crate) fn setup(
     py: Python<'_>,
@@ -24,6 +33,8 @@ pub(crate) fn setup(
     members: Option<Vec<String>>,
     deadline: Option<f64>,
     fifo: bool,
+    quorum: Option<usize>,
+    grace: Option<f64>,
     endpoint_url: Option<String>,
     region: Option<String>,
     profile: Option<String>,
@@ -32,6 +43,16 @@ pub(crate) fn setup(
     opts.members = members;
     opts.deadline = seconds(deadline, "deadline")?;
     opts.fifo = fifo;
+    opts.quorum = match (quorum, seconds(grace, "grace")?) {
+        (Some(min), Some(grace)) => Some((min, grace)),
+        (None, None) => None,
+        _ => {
+            let e = Error::Config(ConfigError::Invalid(
+                "quorum and grace go together: give both or neither".into(),
+            ));
+            return Err(errors::to_py(py, &e));
+        }
+    };
     let sqs = connect(py, endpoint_url, region, profile)?;
     let out = run(py, async move { admin::setup(&sqs, name, &opts).await })?;
     Ok(out.created)
@@ -56,9 +77,13 @@ pub(crate) fn teardown(
 /// The status of barrier `name` as a dict, with the fields that
 /// `sqs-barrier status --json` prints: phase ("generation"), who has
 /// arrived and who is missing, whether a coordinator is alive, whether the
-/// barrier is broken. With `probe` (the default) it asks the coordinator to
-/// answer, which takes up to 3 s; probe=False judges by the heartbeat's
-/// age on this host's clock.
+/// barrier is broken, the quorum ({"min", "grace_secs"} or None), and
+/// "members_by_phase": who is expected from which phase on, as members
+/// join, leave or are dropped by quorum releases, a list of
+/// {"from_phase": int, "members": [str]} from the current phase on, the
+/// last entry holding for every later phase. With `probe` (the default) it
+/// asks the coordinator to answer, which takes up to 3 s; probe=False
+/// judges by the heartbeat's age on this host's clock.
 #[pyfunction]
 #[pyo3(signature = (name, *, probe=true, endpoint_url=None, region=None, profile=None))]
 pub(crate) fn status(

@@ -7,6 +7,7 @@ use pyo3::exceptions::PyRuntimeError;
 use pyo3::prelude::*;
 use pyo3::types::PyDict;
 use sqs_barrier::Error;
+use sqs_barrier::core::participant::ParticipantError;
 use sqs_barrier::core::wire::BreakCause;
 
 /// The Python exception for `e`.
@@ -77,6 +78,41 @@ fn build(py: Python<'_>, e: &Error, message: &str) -> PyResult<PyErr> {
         | Error::Sqs { endpoint, .. } => {
             kw.set_item("endpoint", endpoint)?;
             "EndpointError"
+        }
+        Error::NotExpected {
+            barrier,
+            member,
+            generation,
+            since,
+        } => {
+            kw.set_item("barrier", barrier)?;
+            kw.set_item("phase", generation)?;
+            kw.set_item("member", member)?;
+            kw.set_item("since", since)?;
+            "NotExpected"
+        }
+        Error::GatherLost {
+            barrier,
+            generation,
+        } => {
+            kw.set_item("barrier", barrier)?;
+            kw.set_item("phase", generation)?;
+            "GatherLost"
+        }
+        Error::Join { barrier, detail } => {
+            kw.set_item("barrier", barrier)?;
+            kw.set_item("detail", detail)?;
+            "JoinError"
+        }
+        Error::Participant(ParticipantError::DataTooLarge {
+            size,
+            limit,
+            members,
+        }) => {
+            kw.set_item("size", size)?;
+            kw.set_item("limit", limit)?;
+            kw.set_item("members", members)?;
+            "PayloadTooLarge"
         }
         Error::NoCredentials { .. } | Error::NoRegion => "EndpointError",
         Error::Config(_) | Error::Participant(_) => "ConfigError",

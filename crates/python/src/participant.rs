@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use pyo3::prelude::*;
 use sqs_barrier::core::participant::ParticipantOptions;
-use sqs_barrier::{Error, Released};
+use sqs_barrier::{Error, Released, WaitOptions};
 use tokio::sync::watch;
 
 use crate::{block_on, connect, errors, run, runtime, seconds};
@@ -14,8 +14,29 @@ use crate::{block_on, connect, errors, run, runtime, seconds};
 fn released(py: Python<'_>, r: Released) -> PyResult<Py<PyAny>> {
     let class = py.import("sqs_barrier._types")?.getattr("Released")?;
     Ok(class
-        .call1((r.generation, r.waited.as_secs_f64()))?
+        .call1((r.generation, r.waited.as_secs_f64(), r.data))?
         .unbind())
+}
+
+/// The library's options for a wait from the keywords of wait() and
+/// arrive(). A payload asks for everyone's too, as in the library.
+fn wait_options(
+    timeout: Option<f64>,
+    payload: Option<String>,
+    gather: bool,
+    leave: bool,
+) -> PyResult<WaitOptions> {
+    let mut opts = WaitOptions::timeout(seconds(timeout, "timeout")?);
+    if let Some(payload) = payload {
+        opts = opts.with_data(payload);
+    }
+    if gather {
+        opts = opts.gather();
+    }
+    if leave {
+        opts = opts.leaving();
+    }
+    Ok(opts)
 }
 
 /// A member's handle on a barrier.
@@ -39,9 +60,13 @@ fn released(py: Python<'_>, r: Released) -> PyResult<Py<PyAny>> {
 /// Each wait() or arrive() arrives at the next phase (0 first). Raises
 /// NotSetUp if the barrier does not exist, ConfigError if `member` is not
 /// one of its members, EndpointError if SQS cannot be reached.
+///
+/// Barrier.join(name) makes a new member of a running barrier instead.
 #[pyclass(module = "sqs_barrier", frozen)]
 pub(crate) struct Barrier {
     inner: sqs_barrier::Barrier,
+    /// The first phase that expects the member, for a handle from join().
+    first_phase: Option<u64>,
 }
 
 impl Barrier {
@@ -49,13 +74,9 @@ impl Barrier {
     /// the check-in never drops it half done: the interrupted call returns
     /// at once, the task completes the arrival and drops the `Arrival`,
     /// which cancels the wait and frees the handle to arrive again.
-    fn arrive_whole(
-        &self,
-        py: Python<'_>,
-        timeout: Option<Duration>,
-    ) -> PyResult<sqs_barrier::Arrival> {
+    fn arrive_whole(&self, py: Python<'_>, opts: WaitOptions) -> PyResult<sqs_barrier::Arrival> {
         let barrier = self.inner.clone();
-        let task = runtime().spawn(async move { barrier.arrive(timeout).await });
+        let task = runtime().spawn(async move { barrier.arrive_with(opts).await });
         match block_on(py, task)? {
             Ok(arrived) => arrived.map_err(|e| errors::to_py(py, &e)),
             Err(_) => Err(errors::to_py(py, &Error::Cancelled)),
@@ -88,7 +109,50 @@ impl Barrier {
             py,
             sqs_barrier::Barrier::connect_with(&sqs, name, member, opts),
         )?;
-        Ok(Self { inner })
+        Ok(Self {
+            inner,
+            first_phase: None,
+        })
+    }
+
+    /// Joins barrier `name` as a new member and returns its handle.
+    ///
+    /// Barrier.join(name, member=None, *, timeout=30.0, endpoint_url=None,
+    ///              region=None, profile=None) -> Barrier
+    ///
+    /// `member` is the name to join as; on a numbered barrier (members "0"
+    /// .. "N-1") None takes the next number. The coordinator counts the
+    /// join: the member is expected from the first phase that has no
+    /// arrival counted by then, which is the handle's `phase` (and
+    /// `first_phase`) when this returns; its `member` is the name it got.
+    /// From that phase on the barrier waits for it.
+    ///
+    /// Blocks until the coordinator has published the join, at most
+    /// `timeout` seconds. Raises JoinError if the name is a member already
+    /// or unusable, if the barrier names its members and `member` is None,
+    /// if the barrier has no room, or if no coordinator counted the join
+    /// in time; NotSetUp or EndpointError as Barrier() does. Ctrl-C raises
+    /// KeyboardInterrupt; a join already sent may still be counted.
+    ///
+    /// The handle uses the default `silence` and `status_interval`.
+    #[staticmethod]
+    #[pyo3(signature = (name, member=None, *, timeout=30.0, endpoint_url=None, region=None, profile=None))]
+    fn join(
+        py: Python<'_>,
+        name: &str,
+        member: Option<&str>,
+        timeout: f64,
+        endpoint_url: Option<String>,
+        region: Option<String>,
+        profile: Option<String>,
+    ) -> PyResult<Self> {
+        let timeout = seconds(Some(timeout), "timeout")?.unwrap_or_default();
+        let sqs = connect(py, endpoint_url, region, profile)?;
+        let joined = run(py, sqs_barrier::Barrier::join(&sqs, name, member, timeout))?;
+        Ok(Self {
+            inner: joined.barrier,
+            first_phase: Some(joined.first_phase),
+        })
     }
 
     /// The barrier's name.
@@ -122,20 +186,49 @@ impl Barrier {
         self.inner.set_phase(phase);
     }
 
+    /// The first phase that expects this member, for a handle from
+    /// Barrier.join(); None for one made by Barrier().
+    #[getter]
+    fn first_phase(&self) -> Option<u64> {
+        self.first_phase
+    }
+
     /// Arrives at the next phase and blocks until every member has arrived
     /// there, or until `timeout` seconds have passed (None: no limit).
     ///
-    /// Returns Released(phase, waited): the phase passed and the seconds
-    /// waited. Raises TimedOut (naming the missing members), Broken (the
-    /// barrier was aborted or its deadline passed), CoordinatorSilent (no
-    /// live coordinator) or EndpointError. The GIL is released while it
-    /// waits; Ctrl-C raises KeyboardInterrupt within a fraction of a second
-    /// and cancels the wait (the check-in stays counted, as if the process
-    /// had crashed; the same phase may be waited at again).
-    #[pyo3(signature = (timeout=None))]
-    fn wait(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Py<PyAny>> {
-        let timeout = seconds(timeout, "timeout")?;
-        let arrival = self.arrive_whole(py, timeout)?;
+    /// wait(timeout=None, *, payload=None, gather=False, leave=False)
+    ///
+    /// Returns Released(phase, waited), with the attribute data: the phase
+    /// passed, the seconds waited, and the payloads the members brought,
+    /// {member: payload}. Raises TimedOut (naming the missing members),
+    /// Broken (the barrier was aborted or its deadline passed),
+    /// CoordinatorSilent (no live coordinator), NotExpected (this member
+    /// left, or a quorum release went on without it) or EndpointError. The
+    /// GIL is released while it waits; Ctrl-C raises KeyboardInterrupt
+    /// within a fraction of a second and cancels the wait (the check-in
+    /// stays counted, as if the process had crashed; the same phase may be
+    /// waited at again).
+    ///
+    /// `payload` (a str) is brought to the phase: every member's
+    /// Released.data holds what each brought. It may take about
+    /// (1 MiB - 16 KiB) / members bytes (as a JSON string with the
+    /// member's name); a larger one raises PayloadTooLarge before anything
+    /// is sent. `gather` (implied by a payload) raises GatherLost rather
+    /// than pass with data None when the release notice that carries the
+    /// payloads expired unread. `leave` makes this the member's last
+    /// phase: the wait passes with the others, and no later phase expects
+    /// this member (its next wait raises NotExpected).
+    #[pyo3(signature = (timeout=None, *, payload=None, gather=false, leave=false))]
+    fn wait(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        payload: Option<String>,
+        gather: bool,
+        leave: bool,
+    ) -> PyResult<Py<PyAny>> {
+        let opts = wait_options(timeout, payload, gather, leave)?;
+        let arrival = self.arrive_whole(py, opts)?;
         // Interrupted, the Arrival is dropped: the wait is cancelled.
         let r = run(py, arrival)?;
         released(py, r)
@@ -145,26 +238,63 @@ impl Barrier {
     /// returns) and returns an Arrival, to wait on later with
     /// Arrival.wait(): work that does not depend on the others may go on
     /// in between. Dropping the Arrival without waiting cancels the wait.
-    #[pyo3(signature = (timeout=None))]
-    fn arrive(&self, py: Python<'_>, timeout: Option<f64>) -> PyResult<Arrival> {
-        let timeout = seconds(timeout, "timeout")?;
-        Ok(Arrival::spawn(self.arrive_whole(py, timeout)?))
+    ///
+    /// arrive(timeout=None, *, payload=None, gather=False, leave=False):
+    /// the keywords are those of wait(); a payload that is too large
+    /// raises PayloadTooLarge here, before anything is sent.
+    #[pyo3(signature = (timeout=None, *, payload=None, gather=false, leave=false))]
+    fn arrive(
+        &self,
+        py: Python<'_>,
+        timeout: Option<f64>,
+        payload: Option<String>,
+        gather: bool,
+        leave: bool,
+    ) -> PyResult<Arrival> {
+        let opts = wait_options(timeout, payload, gather, leave)?;
+        Ok(Arrival::spawn(self.arrive_whole(py, opts)?))
     }
 
     /// wait() for asyncio programs: `released = await barrier.wait_async()`.
     ///
+    /// wait_async(timeout=None, *, payload=None, gather=False, leave=False)
+    ///
     /// The event loop is not blocked while it waits. Cancelling the task
     /// cancels the wait, as Ctrl-C does for wait().
-    #[pyo3(signature = (timeout=None))]
+    #[pyo3(signature = (timeout=None, *, payload=None, gather=false, leave=false))]
     fn wait_async<'py>(
         slf: &Bound<'py, Self>,
         timeout: Option<f64>,
+        payload: Option<String>,
+        gather: bool,
+        leave: bool,
     ) -> PyResult<Bound<'py, PyAny>> {
         let py = slf.py();
         seconds(timeout, "timeout")?;
         py.import("sqs_barrier._aio")?
             .getattr("barrier_wait")?
-            .call1((slf, timeout))
+            .call1((slf, timeout, payload, gather, leave))
+    }
+
+    /// Arrives at the next phase and leaves the barrier, without waiting
+    /// for the others: the check-in counts as this member's arrival there,
+    /// and no later phase expects it (a later wait raises NotExpected).
+    /// Returns the phase arrived at.
+    ///
+    /// leave(payload=None) -> int
+    ///
+    /// `payload` is brought to that phase, as with wait(payload=...); one
+    /// that is too large raises PayloadTooLarge before anything is sent.
+    /// To wait for the phase's release too, use wait(leave=True).
+    #[pyo3(signature = (payload=None))]
+    fn leave(&self, py: Python<'_>, payload: Option<String>) -> PyResult<u64> {
+        // In a task of its own, so that Ctrl-C never leaves it half done.
+        let barrier = self.inner.clone();
+        let task = runtime().spawn(async move { barrier.leave(payload).await });
+        match block_on(py, task)? {
+            Ok(left) => left.map_err(|e| errors::to_py(py, &e)),
+            Err(_) => Err(errors::to_py(py, &Error::Cancelled)),
+        }
     }
 
     /// Breaks the barrier for every member waiting at this member's current
@@ -282,7 +412,7 @@ impl Arrival {
     }
 
     /// Blocks until the phase is released and returns Released(phase,
-    /// waited), or raises what Barrier.wait() raises. Ctrl-C raises
+    /// waited) with its data, or raises what Barrier.wait() raises. Ctrl-C raises
     /// KeyboardInterrupt and cancels the wait. May be called again: it
     /// returns (or raises) the same outcome.
     fn wait(&self, py: Python<'_>) -> PyResult<Py<PyAny>> {

@@ -12,6 +12,14 @@ wait` processes and Rust programs can wait at the same barrier.
     barrier = sqs_barrier.Barrier("etl", "transform")
     phase, waited = barrier.wait(timeout=900)   # everyone finished phase 0
 
+Members may bring a payload (a str) to a phase and receive everyone's,
+join a running barrier, or leave it:
+
+    released = barrier.wait(timeout=900, payload=json.dumps(stats))
+    released.data                   # {"extract": "...", "transform": ...}
+    late = sqs_barrier.Barrier.join("etl", "audit")   # expected from late.phase
+    barrier.leave()                 # arrive at the next phase, expected no more
+
 A coordinator must run: `sqs-barrier coordinator --barrier etl`, or
 sqs_barrier.run_coordinator("etl") in some process. SQS is reached with the
 standard AWS configuration (AWS_ENDPOINT_URL, AWS_REGION, AWS_PROFILE,
@@ -19,7 +27,8 @@ credentials), overridden by the endpoint_url, region and profile keywords
 every function takes.
 
 Errors are BarrierError and its subclasses TimedOut, Broken,
-CoordinatorSilent, NotSetUp, EndpointError and ConfigError.
+CoordinatorSilent, NotExpected, GatherLost, JoinError, NotSetUp,
+EndpointError and ConfigError (with PayloadTooLarge).
 """
 
 from __future__ import annotations
@@ -49,7 +58,11 @@ from ._types import (
     ConfigError,
     CoordinatorSilent,
     EndpointError,
+    GatherLost,
+    JoinError,
+    NotExpected,
     NotSetUp,
+    PayloadTooLarge,
     Released,
     TimedOut,
 )
@@ -62,8 +75,12 @@ __all__ = [
     "ConfigError",
     "CoordinatorSilent",
     "EndpointError",
+    "GatherLost",
+    "JoinError",
     "LocalEndpoint",
+    "NotExpected",
     "NotSetUp",
+    "PayloadTooLarge",
     "Released",
     "TimedOut",
     "abort",

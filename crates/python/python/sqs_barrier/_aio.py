@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import functools
 from typing import TYPE_CHECKING, Optional
 
 if TYPE_CHECKING:
@@ -35,8 +36,17 @@ async def arrival_wait(arrival: Arrival) -> Released:
     return arrival.wait()  # ended: returns or raises at once
 
 
-async def barrier_wait(barrier: Barrier, timeout: Optional[float]) -> Released:
+async def barrier_wait(
+    barrier: Barrier,
+    timeout: Optional[float],
+    payload: Optional[str] = None,
+    gather: bool = False,
+    leave: bool = False,
+) -> Released:
     loop = asyncio.get_running_loop()
     # The check-in is a request to SQS: off the event loop.
-    arrival = await loop.run_in_executor(None, barrier.arrive, timeout)
+    arrive = functools.partial(
+        barrier.arrive, timeout, payload=payload, gather=gather, leave=leave
+    )
+    arrival = await loop.run_in_executor(None, arrive)
     return await arrival_wait(arrival)

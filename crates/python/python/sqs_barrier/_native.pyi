@@ -21,6 +21,16 @@ class Barrier:
         silence: float = 60.0,
         status_interval: float = 120.0,
     ) -> None: ...
+    @staticmethod
+    def join(
+        name: str,
+        member: Optional[str] = None,
+        *,
+        timeout: float = 30.0,
+        endpoint_url: Optional[str] = None,
+        region: Optional[str] = None,
+        profile: Optional[str] = None,
+    ) -> Barrier: ...
     @property
     def name(self) -> str: ...
     @property
@@ -31,9 +41,33 @@ class Barrier:
     def phase(self) -> int: ...
     @phase.setter
     def phase(self, phase: int) -> None: ...
-    def wait(self, timeout: Optional[float] = None) -> Released: ...
-    def arrive(self, timeout: Optional[float] = None) -> Arrival: ...
-    async def wait_async(self, timeout: Optional[float] = None) -> Released: ...
+    @property
+    def first_phase(self) -> Optional[int]: ...
+    def wait(
+        self,
+        timeout: Optional[float] = None,
+        *,
+        payload: Optional[str] = None,
+        gather: bool = False,
+        leave: bool = False,
+    ) -> Released: ...
+    def arrive(
+        self,
+        timeout: Optional[float] = None,
+        *,
+        payload: Optional[str] = None,
+        gather: bool = False,
+        leave: bool = False,
+    ) -> Arrival: ...
+    async def wait_async(
+        self,
+        timeout: Optional[float] = None,
+        *,
+        payload: Optional[str] = None,
+        gather: bool = False,
+        leave: bool = False,
+    ) -> Released: ...
+    def leave(self, payload: Optional[str] = None) -> int: ...
     def abort(self, reason: str) -> None: ...
 
 class Arrival:
@@ -61,6 +95,8 @@ def setup(
     members: Optional[List[str]] = None,
     deadline: Optional[float] = None,
     fifo: bool = False,
+    quorum: Optional[int] = None,
+    grace: Optional[float] = None,
     endpoint_url: Optional[str] = None,
     region: Optional[str] = None,
     profile: Optional[str] = None,

@@ -6,18 +6,47 @@ Every exception's message is the library's own text (the one the
 
 from __future__ import annotations
 
-from typing import List, NamedTuple, Optional
+from typing import Any, Dict, List, NamedTuple, Optional
 
 
-class Released(NamedTuple):
+class _Passed(NamedTuple):
+    phase: int
+    waited: float
+
+
+class Released(_Passed):
     """A passed barrier: what Barrier.wait() and Arrival.wait() return.
+
+    A named tuple (phase, waited), so that `phase, waited = barrier.wait()`
+    works, with one more attribute, data, outside the tuple:
 
     phase: the phase (generation) that was released, 0 for the first wait.
     waited: how long this member waited there, in seconds.
+    data: the payloads the members brought to the phase, {member: payload}
+    (an empty dict if nobody brought one); None if the wait passed on the
+    coordinator's published state without reading the release notice that
+    carries them (a wait with gather=True or a payload raises GatherLost
+    instead).
+
+    Comparisons and hashing look at the tuple (phase, waited) only.
     """
 
-    phase: int
-    waited: float
+    data: Optional[Dict[str, str]] = None
+
+    def __new__(
+        cls, phase: int, waited: float, data: Optional[Dict[str, str]] = None
+    ) -> "Released":
+        self = super().__new__(cls, phase, waited)
+        self.data = data
+        return self
+
+    def _replace(self, **changes: Any) -> "Released":
+        data = changes.pop("data", self.data)
+        phase, waited = super()._replace(**changes)
+        return Released(phase, waited, data)
+
+    def __repr__(self) -> str:
+        return f"Released(phase={self.phase!r}, waited={self.waited!r}, data={self.data!r})"
 
 
 class BarrierError(Exception):
@@ -116,3 +145,68 @@ class EndpointError(BarrierError):
 class ConfigError(BarrierError, ValueError):
     """An invalid argument: a bad barrier configuration, or a member that
     is not one of the barrier's members."""
+
+
+class PayloadTooLarge(ConfigError):
+    """A payload larger than a release notice leaves each member, raised
+    before anything is sent (the wait or leave did not happen).
+
+    size: the bytes it takes in the notice (as a JSON string, with the
+    member's name); limit: the most each member may bring, about
+    (1 MiB - 16 KiB) / members; members: the barrier's members.
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        size: Optional[int] = None,
+        limit: Optional[int] = None,
+        members: Optional[int] = None,
+        **kw,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.size = size
+        self.limit = limit
+        self.members = members
+
+
+class NotExpected(BarrierError):
+    """This member is not expected at the phase: it left the barrier
+    (Barrier.leave(), or wait(leave=True)), or a quorum release went on
+    without it, after which it is a member no more. A late member never
+    passes; it may take part again with Barrier.join().
+
+    member: the member; phase: the phase it tried to wait at; since: the
+    first phase that does not expect it, as far as the coordinator's
+    published state tells (0 once that is forgotten).
+    """
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        member: Optional[str] = None,
+        since: Optional[int] = None,
+        **kw,
+    ) -> None:
+        super().__init__(message, **kw)
+        self.member = member
+        self.since = since
+
+
+class GatherLost(BarrierError):
+    """The phase was released, but the wait asked for the gathered payloads
+    (gather=True, or a payload of its own) and the release notice that
+    carried them expired (it lives 60 s) before this member read it. The
+    phase is passed all the same: the next wait arrives at the next one."""
+
+
+class JoinError(BarrierError):
+    """Barrier.join() failed: the name is a member already or unusable, the
+    barrier has no room or names its members (join with a name), or no
+    coordinator counted the join within the timeout. detail: why."""
+
+    def __init__(self, message: str, *, detail: str = "", **kw) -> None:
+        super().__init__(message, **kw)
+        self.detail = detail
