@@ -1,5 +1,5 @@
 //! Bad input at scale: while a barrier runs episodes, thousands of malformed,
-//! oversized and forged messages go into its check-in queue (and junk into
+//! oversized, forged and future-version messages go into its check-in queue (and junk into
 //! its release queues). Nothing crashes, no episode is released early, and
 //! every message the check-in queue accepted is accounted for: it is in the
 //! dead-letter queue and counted in the published `rejected` counter
@@ -69,10 +69,25 @@ fn junk(rng: &mut StdRng, i: usize, name: &str, instance: &str) -> (&'static str
             "unknown member",
             checkin(name, instance, 0, &format!("mallory-{tag}")),
         ),
-        55..=64 => ("wrong barrier", checkin("other-barrier", instance, 0, "0")),
-        65..=74 => (
+        55..=59 => ("wrong barrier", checkin("other-barrier", instance, 0, "0")),
+        // A version this build does not read: refused, never guessed at.
+        60..=64 => (
+            "future version",
+            checkin(name, instance, 0, "0").replacen("{\"v\":1,", "{\"v\":9,", 1),
+        ),
+        65..=69 => (
             "wrong instance",
             checkin(name, &format!("forged-{tag}"), 0, "0"),
+        ),
+        70..=74 => (
+            "join of another instance",
+            Message::Join {
+                barrier: name.into(),
+                instance: format!("forged-{tag}"),
+                member: None,
+                session: tag.clone(),
+            }
+            .encode(),
         ),
         75..=84 => (
             "far-future generation",
