@@ -924,6 +924,7 @@ impl<T> Coordinator<T> {
             return self.break_from(g, cause, now);
         }
         let open = self.open.remove(&g).expect("looked up above");
+        let mut recheck = Vec::new();
         if !without.is_empty() {
             for &i in &without {
                 self.roll.end(i, g);
@@ -932,10 +933,13 @@ impl<T> Coordinator<T> {
                 generation: g,
                 members: without.iter().map(|&i| self.roll.name(i)).collect(),
             });
+            // Generations open above g (phase numbers with gaps) wait for
+            // the dropped no more: one may be complete now.
             let later: Vec<u64> = self.open.range(g + 1..).map(|(g, _)| *g).collect();
-            for h in later {
-                self.recount(h);
+            for h in &later {
+                self.recount(*h);
             }
+            recheck = later;
         }
         if g == self.released_below {
             self.released_below += 1;
@@ -966,6 +970,9 @@ impl<T> Coordinator<T> {
             });
         }
         self.events.push_back(Event::Released { generation: g });
+        for h in recheck {
+            self.check_complete(h, now);
+        }
     }
 
     fn abort(

@@ -510,3 +510,127 @@ fn a_quorum_release_survives_coordinators_rebuilt_for_every_batch() {
     }
     assert!(!c.roll().expects(2, 1), "dropped");
 }
+
+fn checkin_with(g: u64, m: &str, leave: bool, data: Option<&str>) -> String {
+    Message::Checkin {
+        barrier: "b".into(),
+        instance: "i".into(),
+        generation: g,
+        member: m.into(),
+        session: format!("s{m}"),
+        attempt: 0,
+        leave,
+        data: data.map(str::to_owned),
+    }
+    .encode()
+}
+
+fn join(member: Option<&str>, session: &str) -> String {
+    Message::Join {
+        barrier: "b".into(),
+        instance: "i".into(),
+        member: member.map(str::to_owned),
+        session: session.into(),
+    }
+    .encode()
+}
+
+fn release_of(t: &[Transmit<u32>]) -> Option<(Vec<String>, Option<BTreeMap<String, String>>)> {
+    t.iter().find_map(|t| match t {
+        Transmit::Notify { body, .. } => match Message::decode(body).unwrap() {
+            Message::Release { without, data, .. } => Some((without, data)),
+            _ => None,
+        },
+        _ => None,
+    })
+}
+
+fn deleted(t: &[Transmit<u32>]) -> Vec<u32> {
+    t.iter()
+        .flat_map(|t| match t {
+            Transmit::Delete(v) => v.clone(),
+            _ => vec![],
+        })
+        .collect()
+}
+
+#[test]
+fn data_stays_in_the_queue_until_the_release_and_a_successor_waits_for_it() {
+    let mut a = Coordinator::new(cfg(2, None), "a", CoordinatorOptions::default(), None);
+    a.handle_message(1, &checkin_with(0, "0", false, Some("zero")), T);
+    // Published (pinned): a plain check-in would be deleted after this
+    // write; one that carries data is kept.
+    let st = written(&mut a, T);
+    assert!(deleted(&drain(&mut a)).is_empty());
+    assert!(st.open.as_ref().unwrap().data.as_ref().unwrap().contains(0));
+    // A successor from that state: member 1 arrives, but 0's data is not
+    // here yet (its check-in comes back after the visibility timeout).
+    let mut b = Coordinator::new(cfg(2, None), "b", CoordinatorOptions::default(), Some(&st));
+    b.handle_message(2, &checkin_with(0, "1", false, Some("one")), T);
+    assert!(
+        release_of(&drain(&mut b)).is_none(),
+        "released without 0's data"
+    );
+    b.handle_message(3, &checkin_with(0, "0", false, Some("zero")), T);
+    let (without, data) = release_of(&drain(&mut b)).expect("released");
+    assert!(without.is_empty());
+    let data = data.unwrap();
+    assert_eq!(data["0"], "zero");
+    assert_eq!(data["1"], "one");
+    // Both check-ins go once the release is durable.
+    written(&mut b, T + Duration::from_secs(1));
+    let mut gone = deleted(&drain(&mut b));
+    gone.sort();
+    assert_eq!(gone, vec![2, 3]);
+}
+
+#[test]
+fn a_leaver_counts_once_and_a_joiner_from_the_first_unopened_generation() {
+    let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    c.handle_message(1, &checkin_with(0, "0", false, None), T);
+    c.handle_message(2, &checkin_with(0, "1", false, None), T);
+    c.handle_message(3, &checkin_with(0, "2", true, None), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![0]);
+    // 0 already arrived at 1: a join now is expected from 2.
+    c.handle_message(4, &checkin_with(1, "0", false, None), T);
+    c.handle_message(5, &join(None, "j"), T);
+    assert_eq!(c.roll().join_of("j"), Some(Some(3)));
+    assert_eq!(c.roll().span(3).from, 2);
+    // Duplicate join: nothing new.
+    c.handle_message(6, &join(None, "j"), T);
+    assert_eq!(c.roll().len(), 4);
+    // 2 left: its check-in at 1 counts for nothing; 1 completes phase 1.
+    c.handle_message(7, &checkin_with(1, "2", false, None), T);
+    assert!(notifies(&drain(&mut c)).is_empty());
+    c.handle_message(8, &checkin_with(1, "1", false, None), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![1]);
+    // Phase 2 waits for the joiner.
+    c.handle_message(9, &checkin_with(2, "0", false, None), T);
+    c.handle_message(10, &checkin_with(2, "1", false, None), T);
+    assert!(notifies(&drain(&mut c)).is_empty());
+    c.handle_message(11, &checkin_with(2, "3", false, None), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![2]);
+}
+
+#[test]
+fn a_quorum_waits_for_its_grace_and_drops_the_missing() {
+    let q = cfg(3, None)
+        .with_quorum(2, Duration::from_secs(10))
+        .unwrap();
+    let mut c = Coordinator::new(q, "c", CoordinatorOptions::default(), None);
+    c.handle_message(1, &checkin_with(0, "0", false, None), T);
+    c.handle_message(2, &checkin_with(0, "1", false, None), T);
+    c.handle_timeout(T + Duration::from_secs(9));
+    assert!(release_of(&drain(&mut c)).is_none(), "before the grace");
+    assert_eq!(c.poll_timeout(), Some(T + Duration::from_secs(10)));
+    c.handle_timeout(T + Duration::from_secs(10));
+    let (without, _) = release_of(&drain(&mut c)).expect("released");
+    assert_eq!(without, vec!["2".to_owned()]);
+    // Phase 1 expects 0 and 1 only: released when both arrive.
+    c.handle_message(3, &checkin_with(1, "0", false, None), T);
+    c.handle_message(4, &checkin_with(1, "2", false, None), T);
+    assert!(notifies(&drain(&mut c)).is_empty());
+    c.handle_message(5, &checkin_with(1, "1", false, None), T);
+    let (without, _) = release_of(&drain(&mut c)).expect("released");
+    assert!(without.is_empty());
+}
