@@ -535,7 +535,10 @@ fn join(member: Option<&str>, session: &str) -> String {
     .encode()
 }
 
-fn release_of(t: &[Transmit<u32>]) -> Option<(Vec<String>, Option<BTreeMap<String, String>>)> {
+/// A release notice's `without` and `data`.
+type ReleaseFields = (Vec<String>, Option<BTreeMap<String, String>>);
+
+fn release_of(t: &[Transmit<u32>]) -> Option<ReleaseFields> {
     t.iter().find_map(|t| match t {
         Transmit::Notify { body, .. } => match Message::decode(body).unwrap() {
             Message::Release { without, data, .. } => Some((without, data)),
