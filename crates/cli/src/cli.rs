@@ -175,7 +175,7 @@ pub struct SetupArgs {
     /// Release a phase once at least K members have arrived and --grace
     /// seconds have passed since the K-th, without the others: they are
     /// named in the release, are members no more, and a late one's wait
-    /// fails (exit code 7) rather than pass. At most 4096 parties.
+    /// fails (exit code 7) rather than pass. At most 2048 parties.
     #[arg(long, value_name = "K", requires = "grace")]
     pub quorum: Option<usize>,
     /// With --quorum: seconds to wait for the others once K have arrived.

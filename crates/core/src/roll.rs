@@ -30,7 +30,7 @@ use crate::state::MemberSet;
 /// The most positions (configured and joined members together) a barrier
 /// whose membership changes may have, so that its published state (arrival
 /// bitmaps, the roll) fits in the tags SQS allows on one queue.
-pub const MAX_ELASTIC: usize = 4096;
+pub const MAX_ELASTIC: usize = 2048;
 
 /// The most bytes of joined members' names a barrier keeps (a roster
 /// barrier's joins: the published state must fit in the queue's tags).

@@ -637,3 +637,47 @@ fn a_quorum_waits_for_its_grace_and_drops_the_missing() {
     let (without, _) = release_of(&drain(&mut c)).expect("released");
     assert!(without.is_empty());
 }
+
+/// The largest state a barrier whose membership changes can publish still
+/// fits in the check-in queue's tags: every position arrived, half with
+/// data, members gone, leaves and joins pending, the joins remembered.
+#[test]
+fn the_largest_elastic_state_fits_in_the_tags() {
+    use crate::roll::{JOINS_KEPT, MAX_ELASTIC};
+    let base = MAX_ELASTIC - JOINS_KEPT;
+    let mut c = Coordinator::new(cfg(base, None), "c", CoordinatorOptions::default(), None);
+    // Members gone below the frontier, and spans pending above it.
+    for i in 0..40 {
+        c.handle_message(i, &checkin_with(0, &i.to_string(), true, None), T);
+    }
+    for i in 40..base as u32 {
+        c.handle_message(i, &checkin_with(0, &i.to_string(), false, None), T);
+    }
+    assert!(c.is_released(0));
+    for k in 0..JOINS_KEPT {
+        c.handle_message(
+            100_000 + k as u32,
+            &join(None, &format!("session-{k:016x}")),
+            T,
+        );
+    }
+    assert_eq!(c.roll().len(), MAX_ELASTIC);
+    // Phase 1: everyone arrives with data, some leaving, except the last.
+    for i in 40..MAX_ELASTIC - 1 {
+        let leave = i % 500 == 0;
+        let data = (i % 2 == 0).then_some("d");
+        c.handle_message(
+            200_000 + i as u32,
+            &checkin_with(1, &i.to_string(), leave, data),
+            T,
+        );
+    }
+    let st = c.snapshot(T);
+    let json = st.to_json();
+    eprintln!("largest elastic state: {} bytes", json.len());
+    assert!(
+        crate::tags::encode(crate::tags::STATE_PREFIX, &json).is_ok(),
+        "{} bytes: {json}",
+        json.len()
+    );
+}
