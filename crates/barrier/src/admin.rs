@@ -409,12 +409,51 @@ pub(crate) async fn write_state_guarded(
     guard: &WriteGuard,
     state: &PublishedState,
 ) -> Result<Option<Box<PublishedState>>> {
-    let current = decode_state(&list_tags(sqs, checkin_url).await?);
+    let tag_map = list_tags(sqs, checkin_url).await?;
+    let current = decode_state(&tag_map);
     if !guard.allows(current.as_ref()) {
         return Ok(current.map(Box::new));
     }
+    if state.needed_version() >= 2 {
+        mark_extended(sqs, checkin_url, &tag_map).await?;
+    }
     write_state(sqs, checkin_url, state).await?;
     Ok(None)
+}
+
+/// Before the first state of version 2 (a roll, gathered data), makes the
+/// stored configuration version 2 too: builds that read only version 1
+/// then refuse to open the barrier (a clear error) rather than read the
+/// state as none and count against the configured membership. Once per
+/// barrier: `tag_map` (the tags just read) tells whether it is done.
+async fn mark_extended(
+    sqs: &Sqs,
+    checkin_url: &str,
+    tag_map: &HashMap<String, String>,
+) -> Result<()> {
+    let json = tags::decode(
+        tags::CONFIG_PREFIX,
+        tag_map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .ok()
+    .flatten();
+    let Some(mut cfg) = json.and_then(|j| BarrierConfig::from_json(&j).ok()) else {
+        return Ok(());
+    };
+    if cfg.extended || cfg.quorum.is_some() {
+        return Ok(());
+    }
+    cfg.extended = true;
+    let chunks = tags::encode(tags::CONFIG_PREFIX, &cfg.to_json()).map_err(|e| Error::Corrupt {
+        barrier: cfg.name.clone(),
+        detail: e.to_string(),
+    })?;
+    let mut req = sqs.client().tag_queue().queue_url(checkin_url);
+    for (k, v) in chunks {
+        req = req.tags(k, v);
+    }
+    req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
+    Ok(())
 }
 
 /// The milliseconds since the Unix epoch.

@@ -161,6 +161,13 @@ pub struct BarrierConfig {
     pub fifo: bool,
     /// A quorum release, if set (see [`Quorum`]).
     pub quorum: Option<Quorum>,
+    /// Whether the barrier has used a feature of wire version 2 (its
+    /// membership changed, or members brought data): the stored
+    /// configuration is then version 2, which builds that read only
+    /// version 1 refuse to open, rather than count against a membership
+    /// they do not know. The coordinator sets it before it first publishes
+    /// such a state.
+    pub extended: bool,
 }
 
 /// The stored form of [`BarrierConfig`]: version 1, or 2 with a quorum
@@ -200,6 +207,7 @@ impl BarrierConfig {
             deadline,
             fifo,
             quorum: None,
+            extended: false,
         })
     }
 
@@ -231,7 +239,11 @@ impl BarrierConfig {
     /// Serialises the configuration to JSON (the payload stored in tags).
     pub fn to_json(&self) -> String {
         let stored = StoredConfig {
-            v: if self.quorum.is_some() { 2 } else { 1 },
+            v: if self.quorum.is_some() || self.extended {
+                2
+            } else {
+                1
+            },
             name: self.name.clone(),
             instance: self.instance.clone(),
             parties: self.members.len(),
@@ -265,10 +277,12 @@ impl BarrierConfig {
             s.deadline_ms.map(Duration::from_millis),
             s.fifo,
         )?;
-        match s.quorum {
-            Some(min) => cfg.with_quorum(min, Duration::from_millis(s.grace_ms.unwrap_or(0))),
-            None => Ok(cfg),
-        }
+        let mut cfg = match s.quorum {
+            Some(min) => cfg.with_quorum(min, Duration::from_millis(s.grace_ms.unwrap_or(0)))?,
+            None => cfg,
+        };
+        cfg.extended = s.v == 2;
+        Ok(cfg)
     }
 
     /// Whether two configurations describe the same barrier rules, ignoring
@@ -324,6 +338,11 @@ mod tests {
         assert!(q.to_json().starts_with("{\"v\":2,"), "{}", q.to_json());
         assert_eq!(BarrierConfig::from_json(&q.to_json()).unwrap(), q);
         assert!(!q.same_rules(&c));
+        let mut e = c.clone();
+        e.extended = true;
+        assert!(e.to_json().starts_with("{\"v\":2,"));
+        assert_eq!(BarrierConfig::from_json(&e.to_json()).unwrap(), e);
+        assert!(e.same_rules(&c), "the version is not a rule");
         assert!(c.clone().with_quorum(3, Duration::ZERO).is_err());
         assert!(c.clone().with_quorum(0, Duration::ZERO).is_err());
         assert!(BarrierConfig::from_json("{").is_err());
