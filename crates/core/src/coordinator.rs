@@ -413,6 +413,12 @@ pub struct Coordinator<T> {
     standbys: BTreeMap<String, Duration>,
     /// Set once another coordinator took over: this one is inert.
     superseded: Option<String>,
+    /// Notices of quorum releases, `(version, generation, body)`: they go
+    /// once a state recording the release (and whom it went without) is
+    /// durable, so that a successor never decides that generation again,
+    /// differently (waiting for a member the notice dropped, or dropping
+    /// one that passed).
+    deferred: Vec<(u64, u64, String)>,
     transmits: VecDeque<Transmit<T>>,
     events: VecDeque<Event>,
 }
@@ -459,6 +465,7 @@ impl<T> Coordinator<T> {
             probed: false,
             standbys: BTreeMap::new(),
             superseded: None,
+            deferred: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -962,11 +969,25 @@ impl<T> Coordinator<T> {
         let parity = (other % 2) as usize;
         let fresh = self.notice_sent[parity].is_some_and(|t| now < t + NOTICE_LIFE)
             || self.started.is_none_or(|s| now < s + NOTICE_LIFE);
-        self.notify(g, body, now);
+        // A member that left at g - 1 (or that this release went on
+        // without: it may still wait at g - 1) checked in at g - 1 but not
+        // at g, so nothing says it has read g - 1's notice: that one stays
+        // (it brings the gathered data), and only older ones go.
+        let lingering = g > 0
+            && (0..self.roll.len()).any(|i| {
+                let span = self.roll.span(i);
+                span.end == Some(g) && span.from < g
+            });
+        let below = if lingering { g - 1 } else { other };
+        if without.is_empty() {
+            self.notify(g, body, now);
+        } else {
+            self.deferred.push((v, g, body));
+        }
         if fresh {
             self.transmits.push_back(Transmit::Sweep {
                 generation: other,
-                below: other,
+                below,
             });
         }
         self.events.push_back(Event::Released { generation: g });
@@ -1272,6 +1293,14 @@ impl<T> Coordinator<T> {
         let (done, keep): (Vec<_>, Vec<_>) =
             self.awaiting.drain(..).partition(|(v, _)| *v <= durable);
         self.awaiting = keep;
+        let (ready, later): (Vec<_>, Vec<_>) = std::mem::take(&mut self.deferred)
+            .into_iter()
+            .partition(|(v, _, _)| *v <= durable);
+        self.deferred = later;
+        let sent = self.last_write.unwrap_or_default();
+        for (_, g, body) in ready {
+            self.notify(g, body, sent);
+        }
         if !done.is_empty() {
             self.transmits
                 .push_back(Transmit::Delete(done.into_iter().map(|(_, t)| t).collect()));

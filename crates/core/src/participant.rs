@@ -227,6 +227,9 @@ pub struct Participant {
     /// Who is expected where, as far as this participant knows (the
     /// configuration, then each published state read).
     roll: Roll,
+    /// Whether the barrier has a quorum (only then may a release go on
+    /// without members).
+    quorum: bool,
     member: String,
     session: String,
     opts: ParticipantOptions,
@@ -275,6 +278,7 @@ impl Participant {
             barrier: cfg.name.clone(),
             instance: cfg.instance.clone(),
             roll,
+            quorum: cfg.quorum.is_some(),
             member: member.to_owned(),
             session: session.into(),
             opts,
@@ -515,7 +519,14 @@ impl Participant {
             self.roll = s.roll(self.roll.base());
         }
         let me = self.roll.index_of(&self.member);
-        if let Some(i) = me.filter(|i| !self.roll.expects(*i, generation)) {
+        // A leave counts as the arrival at its generation, so once that is
+        // released without a quorum (a barrier without one drops nobody),
+        // it was released with this member. The roll cannot say so: once
+        // the frontier passed the leave, the published roll keeps only that
+        // the member is gone, not since when.
+        let left_here =
+            w.arrival.leave && !self.quorum && state.is_some_and(|s| s.is_released(generation));
+        if let Some(i) = me.filter(|i| !left_here && !self.roll.expects(*i, generation)) {
             // Dropped by a quorum release (of this generation or an earlier
             // one), or left: passing would pass a generation that did not
             // wait for this member.
@@ -775,6 +786,53 @@ mod tests {
                 Transmit::QueryStatus => None,
             })
             .collect()
+    }
+
+    /// A member waiting for the release of the generation it leaves at,
+    /// whose notice it missed, passes on a state that shows it released,
+    /// although the frontier has moved past it and the published roll
+    /// keeps only that the member is gone.
+    #[test]
+    fn a_leaving_member_passes_its_last_generation_on_a_later_state() {
+        let c = cfg();
+        let mut p = Participant::new(&c, "2", "s", ParticipantOptions::default()).unwrap();
+        let arrival = Arrival {
+            leave: true,
+            data: None,
+        };
+        p.arrive_with(0, None, arrival, T).unwrap();
+        let mut roll = Roll::new(c.members.clone());
+        roll.end(2, 1);
+        let mut st = state(1, 3, &[0], 3);
+        st.roll = roll.to_state(3);
+        assert!(
+            !st.roll(&c.members).expects(2, 0),
+            "the roll forgot since when"
+        );
+        p.handle_status(Some(&st), T);
+        assert_eq!(
+            p.poll_event(),
+            Some(Outcome::Released {
+                generation: 0,
+                data: None
+            })
+        );
+        // On a quorum barrier the release may have gone on without it:
+        // the member is dropped.
+        let q = c.clone().with_quorum(2, Duration::ZERO).unwrap();
+        let mut p = Participant::new(&q, "2", "s", ParticipantOptions::default()).unwrap();
+        p.arrive_with(
+            0,
+            None,
+            Arrival {
+                leave: true,
+                data: None,
+            },
+            T,
+        )
+        .unwrap();
+        p.handle_status(Some(&st), T);
+        assert!(matches!(p.poll_event(), Some(Outcome::Dropped { .. })));
     }
 
     #[test]

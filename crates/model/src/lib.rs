@@ -111,6 +111,7 @@ use std::time::Duration;
 
 use sqs_barrier_core::config::{BarrierConfig, Membership};
 use sqs_barrier_core::coordinator::{Coordinator, CoordinatorOptions, Event, Transmit, sweepable};
+use sqs_barrier_core::participant::Arrival;
 use sqs_barrier_core::participant::{
     Notice, Outcome, Participant, ParticipantOptions, Transmit as PTransmit,
 };
@@ -152,6 +153,36 @@ pub struct Bounds {
     /// handle that is no longer the latest one (another participant read
     /// the message since) might not delete.
     pub stuck_deletes: u8,
+    /// Membership changes and the other features of version 2.
+    pub features: Features,
+}
+
+/// The features of a membership that changes, each on or off.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub struct Features {
+    /// The last configured member leaves at generation 0 (its check-in
+    /// there carries `leave`) and goes through no later one.
+    pub leave: bool,
+    /// One more process joins: it sends a join message at any moment,
+    /// learns its position and first generation from the published state,
+    /// and goes through the generations from there.
+    pub join: bool,
+    /// A quorum barrier of all configured members but one, with no grace:
+    /// the last configured member arrives at each generation only when the
+    /// model chooses (never, before or after a quorum release).
+    pub quorum: bool,
+    /// Every check-in brings data (`"<member>.<generation>"`).
+    pub gather: bool,
+}
+
+impl Features {
+    /// The protocol of version 1: none.
+    pub const NONE: Features = Features {
+        leave: false,
+        join: false,
+        quorum: false,
+        gather: false,
+    };
 }
 
 impl Bounds {
@@ -171,6 +202,7 @@ impl Bounds {
         quiet_resends: 1,
         takeovers: 0,
         stuck_deletes: 0,
+        features: Features::NONE,
     };
 }
 
@@ -203,7 +235,33 @@ pub struct Member {
     /// release queue (its delete did not take effect): it does not read
     /// them again in this wait (another read gives it nothing new).
     pub read: BTreeSet<String>,
+    /// It goes through no generation from this one on (a member that
+    /// leaves stops after its last).
+    pub stop: u64,
+    /// It arrives only when the model chooses ([`Action::Arrive`]): the
+    /// member a quorum barrier may go on without.
+    pub late: bool,
+    /// A quorum release went on without it: it is done.
+    pub dropped: bool,
+    /// The joining process: where its join is.
+    pub join: JoinStep,
 }
+
+/// Where a joining process is.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
+pub enum JoinStep {
+    /// A configured member: no join.
+    Member,
+    /// It has not sent its join yet.
+    Unsent,
+    /// Its join is in the check-in queue (or counted, not yet read back).
+    Sent,
+    /// It read its join in the published state and is a member.
+    Joined,
+}
+
+/// The generation a [`Tok`] names for a join message.
+pub const JOIN: u8 = u8::MAX;
 
 /// Faults used so far.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
@@ -267,6 +325,21 @@ pub struct State {
     pub counted: Vec<u8>,
     /// Ghost: per generation, the members released at it.
     pub passed: Vec<u8>,
+    /// Ghost: per generation, the members named in the `without` of a
+    /// release notice of it sent by any coordinator.
+    pub without: Vec<u8>,
+    /// Ghost: the first generation of the joined member, once it read its
+    /// join in the published state.
+    pub joined_from: Option<u64>,
+    /// Ghost: per generation, the gathered data the first participant that
+    /// passed it by its notice saw.
+    pub gathered: Vec<Option<BTreeMap<String, String>>>,
+    /// Ghost: the first gathered data that was not what the members
+    /// brought, or differed between participants.
+    pub gather_violation: Option<String>,
+    /// Ghost: the first published state that did not include the one
+    /// before it (a release, an arrival or a roll change lost).
+    pub published_violation: Option<String>,
     /// Faults used.
     pub used: Used,
     /// Ghost: the first thing that must never happen, if it happened
@@ -314,6 +387,13 @@ pub enum Action {
     /// Fault: a standby takes over while the coordinator in slot 0 lives,
     /// starting in slot 1 from the tags.
     Takeover,
+    /// The late member of a quorum barrier arrives at its next generation.
+    Arrive(u8),
+    /// The joining process sends its join message.
+    JoinSend,
+    /// The joining process reads the published state, which shows its
+    /// join counted: it learns its position and first generation.
+    JoinRead,
 }
 
 /// The model: a barrier of [`Bounds::members`] members.
@@ -328,6 +408,10 @@ fn coordinator_options() -> CoordinatorOptions {
     let mut o = CoordinatorOptions::default();
     o.min_write_interval = Duration::ZERO;
     o.heartbeat = NEVER;
+    // A quorum release is due as soon as the quorum is there (no deadline
+    // is modelled, and a successor's held check-ins are modelled as
+    // visible at once anyway).
+    o.restart_grace = Duration::ZERO;
     o
 }
 
@@ -343,13 +427,66 @@ impl BarrierModel {
     pub fn new(bounds: Bounds) -> Self {
         assert!((1..=8).contains(&bounds.members), "1 to 8 members");
         assert!(bounds.generations <= 16, "at most 16 generations");
+        let f = bounds.features;
+        let joiner = usize::from(f.join);
+        assert!(bounds.members + joiner <= 8, "at most 8 processes");
+        assert!(
+            !(f.quorum || f.leave) || bounds.members >= 2,
+            "a leave or a quorum needs 2 members"
+        );
+        assert!(!(f.quorum && f.leave), "the late member is the leaving one");
         let members = Membership::new(bounds.members, None).expect("valid membership");
-        let cfg = BarrierConfig::new("model", "i0", members, None, false).expect("valid config");
+        let mut cfg =
+            BarrierConfig::new("model", "i0", members, None, false).expect("valid config");
+        if f.quorum {
+            cfg = cfg
+                .with_quorum(bounds.members - 1, Duration::ZERO)
+                .expect("valid quorum");
+        }
         Self { bounds, cfg }
     }
 
-    fn all(&self) -> u8 {
-        ((1u16 << self.bounds.members) - 1) as u8
+    /// The processes: the configured members, then the joining one.
+    fn processes(&self) -> usize {
+        self.bounds.members + usize::from(self.bounds.features.join)
+    }
+
+    /// The member that leaves, or that a quorum may go on without.
+    fn special(&self) -> usize {
+        self.bounds.members - 1
+    }
+
+    /// Ghost: whether generation `g` expects member `e`, as the scenario
+    /// and what was released so far say: a leaving member only up to its
+    /// last generation, the joined one from the first generation it read
+    /// (not before it read it: [`Action::JoinRead`] checks that nothing at
+    /// or after it was released before), a member named in the `without`
+    /// of an earlier generation's release no more.
+    fn expects(&self, s: &State, e: usize, g: u64) -> bool {
+        let f = self.bounds.features;
+        if e >= self.bounds.members {
+            return s.joined_from.is_some_and(|from| g >= from);
+        }
+        if f.leave && e == self.special() && g > 0 {
+            return false;
+        }
+        (0..g as usize).all(|h| s.without[h] & (1 << e) == 0)
+    }
+
+    /// The members generation `g` expects (ghost), as a bitmap.
+    fn expected(&self, s: &State, g: u64) -> u8 {
+        (0..self.processes())
+            .filter(|e| self.expects(s, *e, g))
+            .fold(0, |acc, e| acc | (1 << e))
+    }
+
+    /// What member `m` brings to generation `g`.
+    fn arrival(&self, m: usize, g: u64) -> Arrival {
+        let f = self.bounds.features;
+        Arrival {
+            leave: f.leave && m == self.special() && g == 0,
+            data: f.gather.then(|| format!("{m}.{g}")),
+        }
     }
 
     /// A new coordinator life in a slot, started from the register.
@@ -389,6 +526,16 @@ impl BarrierModel {
     }
 
     fn checkin_body(&self, t: &Tok) -> String {
+        if t.generation == JOIN {
+            return Message::Join {
+                barrier: self.cfg.name.clone(),
+                instance: self.cfg.instance.clone(),
+                member: None,
+                session: format!("s{}", t.member),
+            }
+            .encode();
+        }
+        let a = self.arrival(usize::from(t.member), u64::from(t.generation));
         Message::Checkin {
             barrier: self.cfg.name.clone(),
             instance: self.cfg.instance.clone(),
@@ -396,15 +543,21 @@ impl BarrierModel {
             member: t.member.to_string(),
             session: format!("s{}", t.member),
             attempt: u32::from(t.attempt),
-            leave: false,
-            data: None,
+            leave: a.leave,
+            data: a.data,
         }
         .encode()
     }
 
-    /// Whether every participant has completed every generation.
+    /// Whether every participant has completed every generation it goes
+    /// through: the leaving member its last, the joined one those from its
+    /// first; a member dropped by a quorum release is done, and the late
+    /// member of a quorum barrier may also never arrive.
     pub fn all_done(&self, s: &State) -> bool {
-        s.members.iter().all(|m| m.next == self.bounds.generations)
+        s.members.iter().all(|m| {
+            matches!(m.join, JoinStep::Member | JoinStep::Joined)
+                && (m.next >= m.stop || m.dropped || (m.late && m.waiting.is_none()))
+        })
     }
 
     /// Whether nothing but a status read or a fault can happen: no check-in
@@ -436,7 +589,8 @@ impl BarrierModel {
     /// Participant `i` arrives at its next generation and sends its check-in.
     fn arrive(&self, s: &mut State, i: usize) {
         let g = s.members[i].next;
-        if let Err(e) = s.members[i].machine.arrive(g, None, NOW) {
+        let arrival = self.arrival(i, g);
+        if let Err(e) = s.members[i].machine.arrive_with(g, None, arrival, NOW) {
             flag(s, format!("participant {i}: arrive failed: {e}"));
         }
         s.members[i].waiting = Some(g);
@@ -444,6 +598,77 @@ impl BarrierModel {
         s.members[i].read.clear();
         s.arrived[g as usize] |= 1 << i;
         self.participant_sends(s, i);
+    }
+
+    /// The joining process reads the published state, which shows its
+    /// join: it becomes member `position` from its first generation (the
+    /// span's start, or the release frontier if the span began below it,
+    /// as the library reads it) and arrives there.
+    fn join_read(&self, s: &mut State) {
+        let i = self.bounds.members;
+        let tags = s.tags.clone().expect("enabled by a state showing the join");
+        let roll = tags.roll(&self.cfg.members);
+        let Some(Some(position)) = roll.join_of(&format!("s{i}")) else {
+            return flag(s, format!("the join of s{i} was refused"));
+        };
+        if position != i {
+            return flag(s, format!("the joined member got position {position}"));
+        }
+        let from = roll.span(position).from.max(tags.released_below);
+        // The join is counted in a published state: no generation at or
+        // after its first may have been released without the joined member.
+        if let Some(g) = (from..self.bounds.generations).find(|g| s.passed[*g as usize] != 0) {
+            return flag(
+                s,
+                format!("generation {g} was released before its joined member (from {from})"),
+            );
+        }
+        let machine = match Participant::with_roll(
+            &self.cfg,
+            roll,
+            &position.to_string(),
+            format!("s{i}"),
+            participant_options(),
+        ) {
+            Ok(p) => p,
+            Err(e) => return flag(s, format!("the joined member has no participant: {e}")),
+        };
+        s.joined_from = Some(from);
+        let m = &mut s.members[i];
+        m.machine = machine;
+        m.join = JoinStep::Joined;
+        m.next = from;
+        if from < m.stop {
+            self.arrive(s, i);
+        }
+    }
+
+    /// C: participant `i` passed `g` by its notice, which carried `data`:
+    /// it is what each member brought, it names every member `g` expects
+    /// that the release did not go on without, and it is what every other
+    /// participant that passed `g` by a notice saw.
+    fn check_gathered(&self, s: &mut State, i: usize, g: u64, data: BTreeMap<String, String>) {
+        if !self.bounds.features.gather || s.gather_violation.is_some() {
+            return;
+        }
+        let wrong = data
+            .iter()
+            .find(|(who, d)| **d != format!("{who}.{g}"))
+            .map(|(who, d)| format!("{who} brought {d:?}"));
+        let absent = (0..self.processes())
+            .filter(|e| self.expects(s, *e, g) && s.without[g as usize] & (1 << e) == 0)
+            .find(|e| !data.contains_key(&e.to_string()))
+            .map(|e| format!("{e}'s data is missing"));
+        let differs = s.gathered[g as usize]
+            .as_ref()
+            .filter(|seen| **seen != data)
+            .map(|seen| format!("another participant saw {seen:?}"));
+        if let Some(why) = wrong.or(absent).or(differs) {
+            s.gather_violation = Some(format!(
+                "participant {i} passed {g} with data {data:?}: {why}"
+            ));
+        }
+        s.gathered[g as usize].get_or_insert(data);
     }
 
     /// Carries out one pending step of coordinator `k`.
@@ -523,6 +748,20 @@ impl BarrierModel {
                 if let Some(o) = &mut read_back.open {
                     o.since_ms = 0;
                     o.age_ms = None;
+                    if o.quorum_age_ms.is_some() {
+                        o.quorum_age_ms = Some(0);
+                    }
+                }
+                if let Some(before) = &s.tags
+                    && !read_back.includes(before)
+                    && s.published_violation.is_none()
+                {
+                    s.published_violation = Some(format!(
+                        "{} wrote {} over {}",
+                        read_back.coordinator,
+                        read_back.to_json(),
+                        before.to_json()
+                    ));
                 }
                 s.tags = Some(read_back);
             }
@@ -580,7 +819,10 @@ impl BarrierModel {
     fn participant_outcomes(&self, s: &mut State, i: usize) {
         while let Some(o) = s.members[i].machine.poll_event() {
             match o {
-                Outcome::Released { generation, .. } => {
+                Outcome::Released { generation, data } => {
+                    if let Some(data) = data {
+                        self.check_gathered(s, i, generation, data);
+                    }
                     let m = &mut s.members[i];
                     if m.waiting != Some(generation) {
                         let w = m.waiting;
@@ -597,8 +839,31 @@ impl BarrierModel {
                     s.passed[generation as usize] |= 1 << i;
                     // Arriving at once loses no behaviour: the check-in only
                     // sits in the queue until it is received.
-                    if m.next < self.bounds.generations {
+                    if m.next < m.stop && !m.late {
                         self.arrive(s, i);
+                    }
+                }
+                Outcome::Dropped { generation, since } => {
+                    let m = &mut s.members[i];
+                    if m.waiting != Some(generation) {
+                        let w = m.waiting;
+                        flag(
+                            s,
+                            format!("participant {i} dropped at {generation} waiting at {w:?}"),
+                        );
+                        continue;
+                    }
+                    m.waiting = None;
+                    m.dropped = true;
+                    // Only a quorum release names anybody in `without`.
+                    let named = (0..=generation as usize).any(|h| s.without[h] & (1 << i) != 0);
+                    if !named || since > generation {
+                        flag(
+                            s,
+                            format!(
+                                "participant {i} dropped at {generation} (since {since}), not named in a release"
+                            ),
+                        );
                     }
                 }
                 other => flag(s, format!("participant {i}: unexpected outcome {other:?}")),
@@ -614,7 +879,12 @@ impl BarrierModel {
         let mut bad = None;
         while let Some(e) = slot.machine.poll_event() {
             match e {
-                Event::Arrived { .. } | Event::Released { .. } | Event::Superseded { .. } => {}
+                Event::Arrived { .. }
+                | Event::Released { .. }
+                | Event::Superseded { .. }
+                | Event::Joined { .. }
+                | Event::Left { .. }
+                | Event::Dropped { .. } => {}
                 other => bad = Some(format!("coordinator: unexpected event {other:?}")),
             }
         }
@@ -634,7 +904,22 @@ fn flag(s: &mut State, what: String) {
 }
 
 /// One notice sent: a copy on the release queue of its generation's parity.
+/// The ghost records whom a release went on without.
 fn notify(s: &mut State, generation: u64, body: String) {
+    if let Ok(Message::Release { without, .. }) = Message::decode(&body)
+        && let Some(w) = s.without.get_mut(generation as usize)
+    {
+        for name in without {
+            match name.parse::<u8>() {
+                Ok(e) if e < 8 => *w |= 1 << e,
+                _ => {
+                    let why = format!("a release of {generation} without a stranger {name:?}");
+                    flag(s, why);
+                    return;
+                }
+            }
+        }
+    }
     let p = (generation % 2) as u8;
     *s.release[p as usize].entry(body.clone()).or_insert(0) += 1;
     s.notices.insert((p, body));
@@ -669,22 +954,37 @@ impl Model for BarrierModel {
     type Action = Action;
 
     fn init_states(&self) -> Vec<State> {
-        let members = (0..self.bounds.members)
-            .map(|i| Member {
-                machine: Participant::new(
-                    &self.cfg,
-                    &i.to_string(),
-                    format!("s{i}"),
-                    participant_options(),
-                )
-                .expect("a member"),
-                waiting: None,
-                next: 0,
-                resends: 0,
-                read: BTreeSet::new(),
+        let f = self.bounds.features;
+        let g = self.bounds.generations;
+        let members = (0..self.processes())
+            .map(|i| {
+                let joiner = i >= self.bounds.members;
+                Member {
+                    // The joining process has no participant until it
+                    // joined: a placeholder, replaced by `JoinRead`.
+                    machine: Participant::new(
+                        &self.cfg,
+                        &if joiner { 0 } else { i }.to_string(),
+                        format!("s{i}"),
+                        participant_options(),
+                    )
+                    .expect("a member"),
+                    waiting: None,
+                    next: 0,
+                    resends: 0,
+                    read: BTreeSet::new(),
+                    stop: if f.leave && i == self.special() { 1 } else { g },
+                    late: f.quorum && i == self.special(),
+                    dropped: false,
+                    join: if joiner {
+                        JoinStep::Unsent
+                    } else {
+                        JoinStep::Member
+                    },
+                }
             })
             .collect();
-        let g = self.bounds.generations as usize;
+        let g = g as usize;
         let mut s = State {
             slots: [None, None],
             checkin: BTreeMap::new(),
@@ -696,12 +996,19 @@ impl Model for BarrierModel {
             arrived: vec![0; g],
             counted: vec![0; g],
             passed: vec![0; g],
+            without: vec![0; g],
+            joined_from: None,
+            gathered: vec![None; g],
+            gather_violation: None,
+            published_violation: None,
             used: Used::default(),
             violation: None,
         };
         self.start(&mut s, 0);
         for i in 0..self.bounds.members {
-            self.arrive(&mut s, i);
+            if !s.members[i].late && self.bounds.generations > 0 {
+                self.arrive(&mut s, i);
+            }
         }
         vec![s]
     }
@@ -735,6 +1042,19 @@ impl Model for BarrierModel {
         for (i, m) in s.members.iter().enumerate() {
             let i = i as u8;
             match m.waiting {
+                None if m.late && !m.dropped && m.next < m.stop => {
+                    actions.push(Action::Arrive(i));
+                }
+                None if m.join == JoinStep::Unsent => actions.push(Action::JoinSend),
+                None if m.join == JoinStep::Sent
+                    && s.tags.as_ref().is_some_and(|t| {
+                        t.roll(&self.cfg.members)
+                            .join_of(&format!("s{i}"))
+                            .is_some()
+                    }) =>
+                {
+                    actions.push(Action::JoinRead);
+                }
                 None => {}
                 Some(g) => {
                     let budget = if quiet {
@@ -852,7 +1172,9 @@ impl Model for BarrierModel {
             Action::Receive(k, t) => {
                 let k = k as usize;
                 s.checkin.insert(t, Holder::Held(k as u8));
-                s.counted[t.generation as usize] |= 1 << t.member;
+                if t.generation != JOIN {
+                    s.counted[t.generation as usize] |= 1 << t.member;
+                }
                 let body = self.checkin_body(&t);
                 Self::slot(&mut s, k).machine.handle_message(t, &body, NOW);
                 self.settle(&mut s, k);
@@ -923,6 +1245,20 @@ impl Model for BarrierModel {
                 s.used.takeovers += 1;
                 self.start(&mut s, 1);
             }
+            Action::Arrive(i) => self.arrive(&mut s, usize::from(i)),
+            Action::JoinSend => {
+                let i = self.bounds.members;
+                s.members[i].join = JoinStep::Sent;
+                let tok = Tok {
+                    member: i as u8,
+                    generation: JOIN,
+                    attempt: 0,
+                    copy: 0,
+                };
+                s.sent.insert((tok.member, JOIN, 0), 1);
+                s.checkin.insert(tok, Holder::Visible(None));
+            }
+            Action::JoinRead => self.join_read(&mut s),
         }
         // A lone coordinator runs in slot 0 (states that differ only in the
         // slot are the same).
@@ -947,14 +1283,27 @@ impl Model for BarrierModel {
     fn properties(&self) -> Vec<Property<Self>> {
         vec![
             Property::always(
-                "S1: released at g only after a check-in for g of every member reached a coordinator",
+                "S1: released at g only after a check-in for g of every member g expects reached a coordinator, or on a quorum release of min of them with the rest named in without",
                 |m: &BarrierModel, s: &State| {
-                    s.passed
-                        .iter()
-                        .zip(&s.counted)
-                        .zip(&s.arrived)
-                        .all(|((p, c), a)| *p == 0 || (*c == m.all() && *a == m.all()))
+                    (0..m.bounds.generations).all(|g| m.released_rightly(s, g))
                 },
+            ),
+            Property::always(
+                "S4: a dropped or left member never passes a generation that does not expect it",
+                |m: &BarrierModel, s: &State| {
+                    (0..m.bounds.generations).all(|g| {
+                        let g = g as usize;
+                        s.passed[g] & (s.without[g] | !m.expected(s, g as u64)) == 0
+                    })
+                },
+            ),
+            Property::always(
+                "S5: every participant passing g by its notice sees the same gathered data, as the members brought it",
+                |_: &BarrierModel, s: &State| s.gather_violation.is_none(),
+            ),
+            Property::always(
+                "S6: a published state includes every earlier one (no release, arrival or join lost: the roll's version never goes back)",
+                |_: &BarrierModel, s: &State| s.published_violation.is_none(),
             ),
             Property::always(
                 "released only at the generation waited at; no other outcome, rejection or stray transmit",
@@ -1001,6 +1350,24 @@ impl Model for BarrierModel {
 }
 
 impl BarrierModel {
+    /// S1 at generation `g`: nobody passed it, or every member it expects
+    /// arrived and its check-in reached a coordinator; on a quorum barrier,
+    /// those that did not are named in a release notice's `without` and at
+    /// least the quorum of those expected did.
+    fn released_rightly(&self, s: &State, g: u64) -> bool {
+        let gi = g as usize;
+        if s.passed[gi] == 0 {
+            return true;
+        }
+        let expected = self.expected(s, g);
+        let here = expected & s.arrived[gi] & s.counted[gi];
+        let missing = expected & !here;
+        missing == 0
+            || self.cfg.quorum.is_some_and(|q| {
+                missing & !s.without[gi] == 0 && here.count_ones() as usize >= q.min
+            })
+    }
+
     /// The steps coordinator `k` may take when it has no work list.
     fn coordinator_actions(&self, s: &State, k: usize, actions: &mut Vec<Action>) {
         let Some(slot) = &s.slots[k] else {
@@ -1037,15 +1404,17 @@ fn recountable(m: &BarrierModel, s: &State) -> bool {
     (0..m.bounds.generations).all(|g| {
         s.passed[g as usize] == 0
             || s.tags.as_ref().is_some_and(|t| t.is_released(g))
-            || (0..m.bounds.members as u8).all(|i| {
-                s.tags.as_ref().is_some_and(|t| {
-                    t.open
-                        .as_ref()
-                        .is_some_and(|o| o.generation == g && o.arrived.contains(i as usize))
-                }) || s
-                    .checkin
-                    .keys()
-                    .any(|t| t.member == i && u64::from(t.generation) == g)
+            || (0..m.processes() as u8).all(|i| {
+                !m.expects(s, usize::from(i), g)
+                    || s.without[g as usize] & (1 << i) != 0
+                    || s.tags.as_ref().is_some_and(|t| {
+                        t.open
+                            .as_ref()
+                            .is_some_and(|o| o.generation == g && o.arrived.contains(i as usize))
+                    })
+                    || s.checkin
+                        .keys()
+                        .any(|t| t.member == i && u64::from(t.generation) == g)
             })
     })
 }

@@ -10,7 +10,7 @@
 //! `cargo test --release -p sqs-barrier-model -- --ignored deep_`
 //! (docs/RELIABILITY.md has their last results).
 
-use sqs_barrier_model::{Bounds, check};
+use sqs_barrier_model::{Bounds, Features, check};
 
 fn run(bounds: Bounds) {
     let report = check(bounds, 2);
@@ -29,6 +29,7 @@ const NONE: Bounds = Bounds {
     quiet_resends: 1,
     takeovers: 0,
     stuck_deletes: 0,
+    features: Features::NONE,
 };
 
 /// 3 members, 2 generations, reordering only (every visible check-in may be
@@ -139,5 +140,67 @@ fn deep_two_active_coordinators_and_crash() {
         takeovers: 1,
         crashes: 1,
         ..NONE
+    });
+}
+
+/// A pool that shrinks and grows: of 2 configured members, member 1
+/// leaves at generation 0 (its check-in there carries `leave`), and a
+/// third process joins at any moment, learns its position (2: positions
+/// are never reused) and first generation from the published state, and
+/// goes through the generations from there. Every check-in brings data.
+const ELASTIC: Bounds = Bounds {
+    members: 2,
+    features: Features {
+        leave: true,
+        join: true,
+        quorum: false,
+        gather: true,
+    },
+    ..NONE
+};
+
+/// A quorum barrier of 3 members (quorum 2, no grace) whose member 2
+/// arrives at each generation whenever the model chooses: never, before
+/// the quorum release or after it. Every check-in brings data.
+const QUORUM: Bounds = Bounds {
+    features: Features {
+        leave: false,
+        join: false,
+        quorum: true,
+        gather: true,
+    },
+    ..NONE
+};
+
+/// Leave, join and gather over a reordering network.
+#[test]
+fn leave_and_join_reordering() {
+    run(ELASTIC);
+}
+
+/// Leave, join and gather with a duplicated message (a join, a check-in
+/// or a notice).
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn leave_and_join_duplication() {
+    run(Bounds {
+        duplications: 1,
+        ..ELASTIC
+    });
+}
+
+/// A quorum barrier with a dead or late member, over a reordering network.
+#[test]
+fn quorum_late_member_reordering() {
+    run(QUORUM);
+}
+
+/// A quorum barrier with a dead or late member and a duplicated message.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn quorum_late_member_duplication() {
+    run(Bounds {
+        duplications: 1,
+        ..QUORUM
     });
 }

@@ -148,6 +148,91 @@ fn a_release_sweeps_the_other_queue_while_a_notice_there_may_live() {
     assert_eq!(sweeps(&drain(&mut c)), vec![]);
 }
 
+fn leave_checkin(g: u64, m: &str, data: Option<&str>) -> String {
+    Message::Checkin {
+        barrier: "b".into(),
+        instance: "i".into(),
+        generation: g,
+        member: m.into(),
+        session: format!("s{m}"),
+        attempt: 0,
+        leave: true,
+        data: data.map(str::to_owned),
+    }
+    .encode()
+}
+
+/// A member that left at g - 1 may still wait for g - 1's release (with
+/// the gathered data): the release of g does not sweep that notice, as it
+/// does when every member of g - 1 checked in at g.
+#[test]
+fn a_release_keeps_the_notice_a_leaving_member_may_still_wait_for() {
+    let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
+    let sweeps = |t: &[Transmit<u32>]| -> Vec<(u64, u64)> {
+        t.iter()
+            .filter_map(|t| match t {
+                Transmit::Sweep { generation, below } => Some((*generation, *below)),
+                _ => None,
+            })
+            .collect()
+    };
+    c.handle_message(1, &checkin(0, "0", "s0", 0), T);
+    c.handle_message(2, &leave_checkin(0, "1", Some("bye")), T);
+    assert_eq!(notifies(&drain(&mut c)), vec![0]);
+    // Member 1 left at 0: generation 1 expects member 0 alone.
+    let t1 = T + Duration::from_secs(1);
+    c.handle_message(3, &checkin(1, "0", "s0", 0), t1);
+    let t = drain(&mut c);
+    assert_eq!(notifies(&t), vec![1]);
+    assert_eq!(
+        sweeps(&t),
+        vec![(2, 0)],
+        "generation 0's notice stays for the member that left"
+    );
+    // Generation 2: everyone it expects checked in at 1 and passed 0.
+    c.handle_message(4, &checkin(2, "0", "s0", 0), t1);
+    assert_eq!(sweeps(&drain(&mut c)), vec![(3, 3)]);
+}
+
+/// A quorum release's notice goes only once the state recording it is
+/// durable: a successor that started from an earlier state could decide
+/// the generation again, waiting for the member the notice dropped.
+#[test]
+fn a_quorum_release_is_published_before_its_notice() {
+    let q = cfg(3, None).with_quorum(2, Duration::ZERO).unwrap();
+    let o = CoordinatorOptions {
+        restart_grace: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut c = Coordinator::new(q, "c", o, None);
+    c.handle_message(1, &checkin(0, "0", "s0", 0), T);
+    c.handle_message(2, &checkin(0, "1", "s1", 0), T);
+    drain(&mut c);
+    c.handle_timeout(T);
+    let t = drain(&mut c);
+    assert_eq!(c.released_below(), 1, "the quorum release");
+    assert_eq!(
+        notifies(&t),
+        Vec::<u64>::new(),
+        "no notice before the write"
+    );
+    let (version, state) = t
+        .iter()
+        .find_map(|t| match t {
+            Transmit::WriteState { version, state } => Some((*version, state.clone())),
+            _ => None,
+        })
+        .expect("a write");
+    assert!(state.is_released(0) && !state.roll(&Membership::Count(3)).expects(2, 0));
+    c.handle_state_written(version);
+    let t = drain(&mut c);
+    assert_eq!(
+        notifies(&t),
+        vec![0],
+        "the notice once the release is durable"
+    );
+}
+
 #[test]
 fn check_ins_awaiting_a_write_stay_within_twice_the_members() {
     let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), None);
