@@ -281,7 +281,8 @@ impl BarrierConfig {
             Some(min) => cfg.with_quorum(min, Duration::from_millis(s.grace_ms.unwrap_or(0)))?,
             None => cfg,
         };
-        cfg.extended = s.v == 2;
+        // Version 2 says so by itself only without a quorum (which needs it).
+        cfg.extended = s.v == 2 && cfg.quorum.is_none();
         Ok(cfg)
     }
 

@@ -580,7 +580,9 @@ fn a_quorum_release_survives_coordinators_rebuilt_for_every_batch() {
     b.handle_timeout(T + Duration::from_secs(2));
     assert!(notifies(&drain(&mut b)).is_empty());
     let mut c = Coordinator::new(q, "c", lambda_opts(), Some(&st));
-    c.handle_timeout(T + Duration::from_millis(3_100));
+    // A quorum release's notice goes once the state recording it is
+    // durable.
+    written(&mut c, T + Duration::from_millis(3_100));
     let t = drain(&mut c);
     let body = t
         .iter()
@@ -708,10 +710,11 @@ fn a_quorum_waits_for_its_grace_and_drops_the_missing() {
     let mut c = Coordinator::new(q, "c", CoordinatorOptions::default(), None);
     c.handle_message(1, &checkin_with(0, "0", false, None), T);
     c.handle_message(2, &checkin_with(0, "1", false, None), T);
-    c.handle_timeout(T + Duration::from_secs(9));
+    written(&mut c, T + Duration::from_secs(9));
     assert!(release_of(&drain(&mut c)).is_none(), "before the grace");
     assert_eq!(c.poll_timeout(), Some(T + Duration::from_secs(10)));
-    c.handle_timeout(T + Duration::from_secs(10));
+    let st = written(&mut c, T + Duration::from_secs(10));
+    assert!(st.is_released(0), "recorded before it is announced");
     let (without, _) = release_of(&drain(&mut c)).expect("released");
     assert_eq!(without, vec!["2".to_owned()]);
     // Phase 1 expects 0 and 1 only: released when both arrive.
