@@ -383,12 +383,23 @@ pub(crate) async fn write_state(
     checkin_url: &str,
     state: &PublishedState,
 ) -> Result<()> {
-    let chunks =
-        tags::encode(tags::STATE_PREFIX, &state.to_json()).map_err(|e| Error::Corrupt {
-            barrier: "?".into(),
-            detail: e.to_string(),
-        })?;
-    let mut req = sqs.client().tag_queue().queue_url(checkin_url);
+    write_document(sqs, checkin_url, tags::STATE_PREFIX, &state.to_json(), "?").await
+}
+
+/// Writes the document `json` under `prefix` in the queue's tags, in one
+/// `TagQueue` call.
+async fn write_document(
+    sqs: &Sqs,
+    queue_url: &str,
+    prefix: &str,
+    json: &str,
+    barrier: &str,
+) -> Result<()> {
+    let chunks = tags::encode(prefix, json).map_err(|e| Error::Corrupt {
+        barrier: barrier.into(),
+        detail: e.to_string(),
+    })?;
+    let mut req = sqs.client().tag_queue().queue_url(queue_url);
     for (k, v) in chunks {
         req = req.tags(k, v);
     }
@@ -444,16 +455,14 @@ async fn mark_extended(
         return Ok(());
     }
     cfg.extended = true;
-    let chunks = tags::encode(tags::CONFIG_PREFIX, &cfg.to_json()).map_err(|e| Error::Corrupt {
-        barrier: cfg.name.clone(),
-        detail: e.to_string(),
-    })?;
-    let mut req = sqs.client().tag_queue().queue_url(checkin_url);
-    for (k, v) in chunks {
-        req = req.tags(k, v);
-    }
-    req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
-    Ok(())
+    write_document(
+        sqs,
+        checkin_url,
+        tags::CONFIG_PREFIX,
+        &cfg.to_json(),
+        &cfg.name,
+    )
+    .await
 }
 
 /// The milliseconds since the Unix epoch.
