@@ -436,6 +436,16 @@ pub struct BenchArgs {
     /// (invocations at once; Lambda's minimum is 2).
     #[arg(long, default_value_t = 2, value_name = "N")]
     pub lambda_concurrency: usize,
+    /// Every participant brings B bytes of data to every episode, and each
+    /// release hands every participant everyone's (gathered data; a process
+    /// coordinator only): the figures then show what gathering costs.
+    #[arg(
+        long,
+        default_value_t = 0,
+        value_name = "B",
+        conflicts_with = "baseline"
+    )]
+    pub data_bytes: usize,
 }
 
 #[derive(Args, Debug)]
@@ -466,6 +476,9 @@ pub struct BenchWorkerArgs {
     /// The seed of the work times.
     #[arg(long, default_value_t = 0)]
     pub seed: u64,
+    /// Bytes of data each participant brings to every episode.
+    #[arg(long, default_value_t = 0)]
+    pub data_bytes: usize,
 }
 
 #[derive(Args, Debug)]

@@ -244,6 +244,47 @@ fn bench_with_work_over_processes() {
     assert_eq!(v["processes"], 2);
 }
 
+/// Gathered data over two processes: every participant checks that each
+/// release handed it everyone's data as brought (or the run fails).
+#[test]
+fn bench_with_gathered_data_over_processes() {
+    let v = report(&[
+        "--parties",
+        "4",
+        "--episodes",
+        "5",
+        "--processes",
+        "2",
+        "--data-bytes",
+        "2000",
+        "--json",
+    ]);
+    check_sane(&v);
+    assert_eq!(v["data_bytes"], 2000, "{v}");
+    // Too much for the membership: refused before anything runs.
+    let o = bench(&[
+        "--parties",
+        "4",
+        "--episodes",
+        "1",
+        "--data-bytes",
+        "300000",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("largest message"));
+    let o = bench(&[
+        "--parties",
+        "2",
+        "--episodes",
+        "1",
+        "--data-bytes",
+        "10",
+        "--coordinator",
+        "lambda",
+    ]);
+    assert_eq!(o.status.code(), Some(2), "{}", text(&o));
+}
+
 #[test]
 fn bench_rejects_bad_arguments() {
     for args in [

@@ -8,7 +8,7 @@ use std::time::{Duration, Instant};
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqs_barrier::{Barrier, Sqs};
+use sqs_barrier::{Barrier, Sqs, WaitOptions};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
@@ -40,6 +40,8 @@ pub(super) struct Plan {
     pub(super) episodes: u64,
     pub(super) timeout: Duration,
     pub(super) work: Work,
+    /// Bytes of data each participant brings to every episode (0: none).
+    pub(super) data_bytes: usize,
 }
 
 /// The work before each measured episode: a time uniform in
@@ -87,6 +89,7 @@ async fn episode(
     m: &Member,
     k: u64,
     timeout: Duration,
+    data_bytes: usize,
     waiting: &mut Waiting,
 ) -> Result<Sample, String> {
     let fail = |e: String| format!("episode {k}: participant {}: {e}", m.index);
@@ -97,13 +100,28 @@ async fn episode(
     // The check-in, then the wait.
     let (checked_in_us, checked_in, released) = match &m.role {
         Role::Barrier(b) => {
-            let arrival = b
-                .arrive(Some(timeout))
-                .await
-                .map_err(|e| fail(e.to_string()))?;
+            let mut opts = WaitOptions::timeout(Some(timeout));
+            if data_bytes > 0 {
+                opts = opts.with_data(payload(m.index, k, data_bytes));
+            }
+            let arrival = b.arrive_with(opts).await.map_err(|e| fail(e.to_string()))?;
             let (t, c) = (now_us(), counter.snapshot());
-            arrival.await.map_err(|e| fail(e.to_string()))?;
-            (t, c, now_us())
+            let released = arrival.await.map_err(|e| fail(e.to_string()))?;
+            let at = now_us();
+            if data_bytes > 0 {
+                // Everyone's data, each as its member brought it.
+                let data = released.data.unwrap_or_default();
+                let n = b.config().members.len();
+                let whole = data.len() == n
+                    && (0..n).all(|i| data.get(&i.to_string()) == Some(&payload(i, k, data_bytes)));
+                if !whole {
+                    return Err(fail(format!(
+                        "the release handed out the data of {} of {n} members, or not as they brought it",
+                        data.len()
+                    )));
+                }
+            }
+            (t, c, at)
         }
         Role::Baseline(queues) => {
             let id = m.index.to_string();
@@ -116,6 +134,15 @@ async fn episode(
     let waited = now_us().saturating_sub(checked_in_us);
     waiting.add_episode(&start, &checked_in, &counter.snapshot(), waited);
     Ok(Sample { before, released })
+}
+
+/// The data member `i` brings to episode `k`: `bytes` bytes that differ
+/// by member and episode.
+fn payload(i: usize, k: u64, bytes: usize) -> String {
+    let head = format!("{i}.{k}.");
+    let mut s = head.chars().cycle().take(bytes).collect::<String>();
+    s.truncate(bytes);
+    s
 }
 
 /// What a group of participants reports.
@@ -182,7 +209,7 @@ pub(super) async fn run_group(
                     tokio::time::sleep(Duration::from_secs_f64(secs)).await;
                 }
                 let mut this = Waiting::default();
-                let s = episode(&m, k, timeout, &mut this).await?;
+                let s = episode(&m, k, timeout, plan.data_bytes, &mut this).await?;
                 if k > 0 {
                     mine.merge(&this);
                 }

@@ -70,6 +70,21 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
     if a.handoff_samples == 0 {
         return usage("--handoff-samples must be at least 1".into());
     }
+    if a.data_bytes > 0 {
+        if a.coordinator == CoordinatorKind::Lambda {
+            return usage("--data-bytes needs a process coordinator: the Lambda coordinator cannot gather data".into());
+        }
+        // The largest member name and an escape-free payload.
+        let name = (a.parties.max(1) - 1).to_string();
+        let size = sqs_barrier::core::wire::data_entry_size(&name, &"x".repeat(a.data_bytes));
+        let limit = sqs_barrier::core::wire::data_limit(a.parties);
+        if size > limit {
+            return usage(format!(
+                "--data-bytes {}: each member's entry would take {size} bytes of the release notice, more than the {limit} that SQS's largest message leaves each of {} members",
+                a.data_bytes, a.parties
+            ));
+        }
+    }
     let timeout = match seconds(a.episode_timeout, "--episode-timeout") {
         Ok(t) => t,
         Err(f) => return usage(f.msg),
@@ -253,6 +268,7 @@ async fn bench(
         episodes: total,
         timeout,
         work,
+        data_bytes: a.data_bytes,
     };
     let result = drive(
         a,
@@ -365,6 +381,7 @@ async fn bench(
         ratio_to_handoff: r3(if h50 > 0.0 { p50 / h50 } else { 0.0 }),
         duration_s: r3(began.elapsed().as_secs_f64()),
         work_s: work.max_secs,
+        data_bytes: a.data_bytes,
         seed: (work.max_secs > 0.0).then_some(work.seed),
         checkin_requests_per_participant_episode: r3(
             waiting.checkin.values().sum::<u64>() as f64 / pe

@@ -56,6 +56,9 @@ pub(super) struct Report {
     pub(super) duration_s: f64,
     /// The longest work before a measured episode (`--work`), seconds.
     pub(super) work_s: f64,
+    /// Bytes of data each participant brought to every episode
+    /// (`--data-bytes`).
+    pub(super) data_bytes: usize,
     /// The seed of the work times (with `--work` only).
     pub(super) seed: Option<u64>,
     /// The check-ins' requests (the `SendMessage` attempts made until the
@@ -133,6 +136,13 @@ pub(super) fn print_report(r: &Report, json: bool) {
         "  release latency  p50 {:.2} ms  p99 {:.2} ms  max {:.2} ms  mean {:.2} ms",
         r.release_p50_ms, r.release_p99_ms, r.release_max_ms, r.release_mean_ms
     );
+    if r.data_bytes > 0 {
+        println!(
+            "  gathered data: {} bytes from each participant, every episode; each release handed out {} bytes",
+            r.data_bytes,
+            r.data_bytes * r.parties
+        );
+    }
     if let Some(d) = r.decision_p50_ms {
         println!("  of which last check-in -> release sent: p50 {d:.2} ms");
     }

@@ -42,6 +42,7 @@ pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
                 max_secs: work_seconds(a.work)?,
                 seed: a.seed,
             },
+            data_bytes: a.data_bytes,
         };
         let sqs = Sqs::connect(client).await?;
         let queues = if a.baseline {
@@ -201,7 +202,8 @@ pub(super) fn spawn(
             .args(["--episodes", &plan.episodes.to_string()])
             .args(["--episode-timeout", &a.episode_timeout.to_string()])
             .args(["--work", &plan.work.max_secs.to_string()])
-            .args(["--seed", &plan.work.seed.to_string()]);
+            .args(["--seed", &plan.work.seed.to_string()])
+            .args(["--data-bytes", &plan.data_bytes.to_string()]);
         if a.baseline {
             c.arg("--baseline");
         }
