@@ -2,15 +2,15 @@
 //! carrying out its transmits against the queues and the published
 //! state, crashes and standing down.
 
-use std::collections::VecDeque;
+use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use sqs_barrier_core::coordinator::{Coordinator, Event, Transmit, sweepable};
 use sqs_barrier_core::state::PublishedState;
 
 use crate::model::Action;
 use crate::sqs::notify;
-use crate::state::{Holder, Slot, State, flag};
-use crate::{BarrierModel, NOW, coordinator_options};
+use crate::state::{Holder, Slot, State, Tok, flag};
+use crate::{BarrierModel, coordinator_options};
 
 impl BarrierModel {
     /// A new coordinator life in a slot, started from the register.
@@ -27,11 +27,21 @@ impl BarrierModel {
             .into_iter()
             .find(|id| other.as_deref() != Some(*id) && writer.as_deref() != Some(*id))
             .expect("three ids for two coordinators and a writer");
-        let machine =
-            Coordinator::new(self.cfg.clone(), id, coordinator_options(), s.tags.as_ref());
+        let unseen: BTreeSet<Tok> = s.checkin.keys().copied().collect();
+        let grace = !unseen.is_empty();
+        let machine = Coordinator::new(
+            self.cfg.clone(),
+            id,
+            coordinator_options(grace),
+            s.tags.as_ref(),
+        );
         s.slots[k] = Some(Slot {
             machine,
             pending: VecDeque::new(),
+            unseen,
+            grace,
+            called: false,
+            drops: BTreeMap::new(),
         });
     }
 
@@ -73,6 +83,9 @@ impl BarrierModel {
                     };
                     if last == Some(k as u8) {
                         s.checkin.remove(&t);
+                        for slot in s.slots.iter_mut().flatten() {
+                            slot.unseen.remove(&t);
+                        }
                     }
                 }
             }
@@ -85,7 +98,10 @@ impl BarrierModel {
                 // in between (receives, releases) may have overtaken: the
                 // process driver writes beside its loop.
                 if let Some(other) = s.tags.clone() {
-                    Self::slot(s, k).machine.handle_state_observed(&other, NOW);
+                    let slot = Self::slot(s, k);
+                    let now = slot.now();
+                    slot.machine.handle_state_observed(&other, now);
+                    slot.called = true;
                 }
                 if Self::slot(s, k).machine.superseded().is_some() {
                     self.stand_down(s, k);
@@ -142,6 +158,23 @@ impl BarrierModel {
                     ));
                 }
                 s.tags = Some(read_back);
+                // A quorum release's drops are decided once this state,
+                // which records the release, is published (its notice
+                // follows, but a crash may come first): a status read may
+                // tell a dropped member so.
+                let slot = Self::slot(s, k);
+                let public: Vec<(u64, u8)> = slot
+                    .drops
+                    .iter()
+                    .filter(|(g, _)| state.is_released(**g))
+                    .map(|(g, d)| (*g, *d))
+                    .collect();
+                for (g, d) in public {
+                    Self::slot(s, k).drops.remove(&g);
+                    if let Some(w) = s.without.get_mut(g as usize) {
+                        *w |= d;
+                    }
+                }
             }
             None => flag(s, "published state does not read back".into()),
         }
@@ -172,8 +205,19 @@ impl BarrierModel {
                 | Event::Released { .. }
                 | Event::Superseded { .. }
                 | Event::Joined { .. }
-                | Event::Left { .. }
-                | Event::Dropped { .. } => {}
+                | Event::Left { .. } => {}
+                Event::Dropped {
+                    generation,
+                    members,
+                } => {
+                    let d = slot.drops.entry(generation).or_insert(0);
+                    for name in members {
+                        match name.parse::<u8>() {
+                            Ok(e) if e < 8 => *d |= 1 << e,
+                            _ => bad = Some(format!("coordinator dropped a stranger {name:?}")),
+                        }
+                    }
+                }
                 other => bad = Some(format!("coordinator: unexpected event {other:?}")),
             }
         }
@@ -199,7 +243,7 @@ impl BarrierModel {
                 actions.push(Action::Receive(k as u8, *t));
             }
         }
-        if slot.machine.poll_timeout().is_some_and(|t| t <= NOW) {
+        if slot.machine.poll_timeout().is_some_and(|t| t <= slot.now()) {
             actions.push(Action::Tick(k as u8));
         }
         if s.slots[1 - k].is_some()

@@ -82,6 +82,15 @@
 //! clock a status read could only find a live coordinator; what it can
 //! change (a re-send) is modelled.
 //!
+//! One timer is a condition instead: a coordinator's restart grace, which
+//! on SQS (the check-in queue's visibility timeout) lets the check-ins a
+//! dead predecessor held come back before the coordinator decides what
+//! only they could tell (a quorum release, a join's first generation). A
+//! life that starts with check-in copies in the queue gets a grace of
+//! [`GRACE`]; its clock reads `NOW` until it has received every copy that
+//! was there at its start (or it was deleted), then `NOW + GRACE`. A life
+//! that starts with none has no grace and its clock stays at `NOW`.
+//!
 //! # Bounds
 //!
 //! Faults are bounded by [`Bounds`] (per run), re-sends per wait. Faults are
@@ -144,6 +153,12 @@ pub use state::{Holder, JOIN, JoinStep, Member, Slot, State, Tok, Used};
 /// The one instant every call of the model happens at.
 pub const NOW: Duration = Duration::from_secs(1_000_000);
 
+/// The restart grace of a coordinator life that starts while check-ins are
+/// in the queue (a predecessor's held ones may be among them): its clock
+/// reads [`NOW`] until it has received every one of them, then `NOW +
+/// GRACE` (see [`Slot::now`]).
+pub const GRACE: Duration = Duration::from_secs(5);
+
 /// Far beyond anything the model does: timers set to this never fire.
 const NEVER: Duration = Duration::from_secs(3_600);
 
@@ -155,14 +170,14 @@ pub struct BarrierModel {
     cfg: BarrierConfig,
 }
 
-pub(crate) fn coordinator_options() -> CoordinatorOptions {
+/// The options of a coordinator life: with a restart grace of [`GRACE`]
+/// if it starts while check-ins are in the queue, else none (nothing a
+/// predecessor held can come back).
+pub(crate) fn coordinator_options(grace: bool) -> CoordinatorOptions {
     let mut o = CoordinatorOptions::default();
     o.min_write_interval = Duration::ZERO;
     o.heartbeat = NEVER;
-    // A quorum release is due as soon as the quorum is there (no deadline
-    // is modelled, and a successor's held check-ins are modelled as
-    // visible at once anyway).
-    o.restart_grace = Duration::ZERO;
+    o.restart_grace = if grace { GRACE } else { Duration::ZERO };
     o
 }
 

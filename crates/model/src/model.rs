@@ -78,7 +78,7 @@ impl BarrierModel {
         s.slots
             .iter()
             .flatten()
-            .all(|c| c.pending.is_empty() && c.machine.poll_timeout().is_none_or(|t| t > NOW))
+            .all(|c| c.pending.is_empty() && c.machine.poll_timeout().is_none_or(|t| t > c.now()))
             && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
             && s.members.iter().all(|m| {
                 m.waiting.is_none_or(|g| {
@@ -324,20 +324,27 @@ impl Model for BarrierModel {
                     s.counted[t.generation as usize] |= 1 << t.member;
                 }
                 let body = self.checkin_body(&t);
-                Self::slot(&mut s, k).machine.handle_message(t, &body, NOW);
+                let slot = Self::slot(&mut s, k);
+                let now = slot.now();
+                slot.machine.handle_message(t, &body, now);
+                slot.called = true;
+                slot.unseen.remove(&t);
                 self.settle(&mut s, k);
             }
             Action::Tick(k) => {
                 let k = k as usize;
-                Self::slot(&mut s, k).machine.handle_timeout(NOW);
+                let slot = Self::slot(&mut s, k);
+                let now = slot.now();
+                slot.machine.handle_timeout(now);
+                slot.called = true;
                 self.settle(&mut s, k);
             }
             Action::Heartbeat(k) => {
                 let k = k as usize;
                 let tags = s.tags.clone().expect("another coordinator's write");
-                Self::slot(&mut s, k)
-                    .machine
-                    .handle_state_observed(&tags, NOW);
+                let slot = Self::slot(&mut s, k);
+                let now = slot.now();
+                slot.machine.handle_state_observed(&tags, now);
                 if Self::slot(&mut s, k).machine.superseded().is_none() {
                     flag(&mut s, format!("coordinator {k} did not stand down"));
                 }

@@ -9,7 +9,7 @@ use stateright::Model;
 
 use crate::model::Action;
 use crate::state::{Holder, State};
-use crate::{BarrierModel, Bounds};
+use crate::{BarrierModel, Bounds, NOW};
 
 impl State {
     /// A one-line summary of the state, for counterexample traces.
@@ -20,11 +20,18 @@ impl State {
                 Some(c) => {
                     let _ = write!(
                         out,
-                        "coord{k} {} holds {} rb={} pending={} | ",
+                        "coord{k} {} holds {} rb={} pending={}{} | ",
                         c.machine.id(),
                         c.machine.held(),
                         c.machine.released_below(),
                         c.pending.len(),
+                        if c.now() > NOW {
+                            " grace over".to_owned()
+                        } else if c.grace {
+                            format!(" grace (unseen {})", c.unseen.len())
+                        } else {
+                            String::new()
+                        },
                     );
                 }
                 None => {

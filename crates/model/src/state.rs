@@ -2,10 +2,13 @@
 //! and the ghost variables the properties read.
 
 use std::collections::{BTreeMap, BTreeSet, VecDeque};
+use std::time::Duration;
 
 use sqs_barrier_core::coordinator::{Coordinator, Transmit};
 use sqs_barrier_core::participant::Participant;
 use sqs_barrier_core::state::PublishedState;
+
+use crate::{GRACE, NOW};
 
 /// A copy of a check-in in the check-in queue, and the coordinator's token
 /// (receipt handle) for it.
@@ -100,6 +103,36 @@ pub struct Slot {
     pub machine: Coordinator<Tok>,
     /// Transmits drained from it, not yet carried out.
     pub pending: VecDeque<Transmit<Tok>>,
+    /// Ghost: the check-in copies that were in the queue when this life
+    /// started (a dead predecessor's held copies among them) and that it
+    /// has not received since, nor anybody deleted.
+    pub unseen: BTreeSet<Tok>,
+    /// Whether this life has a restart grace (it started with copies in the
+    /// queue).
+    pub grace: bool,
+    /// Whether the machine has been called (which fixes its start).
+    pub called: bool,
+    /// Ghost: the members its quorum releases went without, by generation,
+    /// until a state of its recording the release is written (then they are
+    /// in [`State::without`]).
+    pub drops: BTreeMap<u64, u8>,
+}
+
+impl Slot {
+    /// This life's clock. On SQS its restart grace (the check-in queue's
+    /// visibility timeout) ends once every copy a predecessor held is
+    /// visible again and received; the model makes that a condition: the
+    /// clock reads [`NOW`] until this life has received every copy that was
+    /// in the queue at its start, then `NOW + GRACE`, when what waits for
+    /// the grace (a quorum release, a join) is due. Every call before fixes
+    /// its start at `NOW`.
+    pub fn now(&self) -> Duration {
+        if self.grace && self.called && self.unseen.is_empty() {
+            NOW + GRACE
+        } else {
+            NOW
+        }
+    }
 }
 
 /// A state of the whole system.
@@ -126,8 +159,10 @@ pub struct State {
     pub counted: Vec<u8>,
     /// Ghost: per generation, the members released at it.
     pub passed: Vec<u8>,
-    /// Ghost: per generation, the members named in the `without` of a
-    /// release notice of it sent by any coordinator.
+    /// Ghost: per generation, the members a quorum release of it went
+    /// without, once public: named in the `without` of a release notice
+    /// any coordinator sent, or dropped by a release a written state
+    /// records.
     pub without: Vec<u8>,
     /// Ghost: the first generation of the joined member, once it read its
     /// join in the published state.
