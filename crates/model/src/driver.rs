@@ -27,7 +27,15 @@ impl BarrierModel {
             .into_iter()
             .find(|id| other.as_deref() != Some(*id) && writer.as_deref() != Some(*id))
             .expect("three ids for two coordinators and a writer");
-        let unseen: BTreeSet<Tok> = s.checkin.keys().copied().collect();
+        // Only a quorum release and a join wait for the grace (deadlines are
+        // not modelled): without them it, and its ghosts, would only split
+        // states.
+        let f = self.bounds.features;
+        let unseen: BTreeSet<Tok> = if f.quorum || f.join {
+            s.checkin.keys().copied().collect()
+        } else {
+            BTreeSet::new()
+        };
         let grace = !unseen.is_empty();
         let machine = Coordinator::new(
             self.cfg.clone(),
@@ -101,7 +109,7 @@ impl BarrierModel {
                     let slot = Self::slot(s, k);
                     let now = slot.now();
                     slot.machine.handle_state_observed(&other, now);
-                    slot.called = true;
+                    slot.called = slot.grace;
                 }
                 if Self::slot(s, k).machine.superseded().is_some() {
                     self.stand_down(s, k);

@@ -89,7 +89,9 @@
 //! life that starts with check-in copies in the queue gets a grace of
 //! [`GRACE`]; its clock reads `NOW` until it has received every copy that
 //! was there at its start (or it was deleted), then `NOW + GRACE`. A life
-//! that starts with none has no grace and its clock stays at `NOW`.
+//! that starts with none has no grace and its clock stays at `NOW`; so
+//! does every life of a configuration without quorum or join, where
+//! nothing waits for the grace.
 //!
 //! # Bounds
 //!

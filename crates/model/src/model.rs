@@ -327,7 +327,7 @@ impl Model for BarrierModel {
                 let slot = Self::slot(&mut s, k);
                 let now = slot.now();
                 slot.machine.handle_message(t, &body, now);
-                slot.called = true;
+                slot.called = slot.grace;
                 slot.unseen.remove(&t);
                 self.settle(&mut s, k);
             }
@@ -336,7 +336,7 @@ impl Model for BarrierModel {
                 let slot = Self::slot(&mut s, k);
                 let now = slot.now();
                 slot.machine.handle_timeout(now);
-                slot.called = true;
+                slot.called = slot.grace;
                 self.settle(&mut s, k);
             }
             Action::Heartbeat(k) => {

@@ -110,7 +110,8 @@ pub struct Slot {
     /// Whether this life has a restart grace (it started with copies in the
     /// queue).
     pub grace: bool,
-    /// Whether the machine has been called (which fixes its start).
+    /// Whether the machine has been called (which fixes its start), for a
+    /// life with a grace.
     pub called: bool,
     /// Ghost: the members its quorum releases went without, by generation,
     /// until a state of its recording the release is written (then they are
