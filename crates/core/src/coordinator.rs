@@ -419,6 +419,10 @@ pub struct Coordinator<T> {
     /// differently (waiting for a member the notice dropped, or dropping
     /// one that passed).
     deferred: Vec<(u64, u64, String)>,
+    /// Joins received before `restart_grace` had passed since this
+    /// coordinator's start, `(token, member, session)`: counted once it
+    /// has passed (see [`Self::join`]).
+    joins: Vec<(T, Option<String>, String)>,
     transmits: VecDeque<Transmit<T>>,
     events: VecDeque<Event>,
 }
@@ -466,6 +470,7 @@ impl<T> Coordinator<T> {
             standbys: BTreeMap::new(),
             superseded: None,
             deferred: Vec::new(),
+            joins: Vec::new(),
             transmits: VecDeque::new(),
             events: VecDeque::new(),
         };
@@ -622,6 +627,7 @@ impl<T> Coordinator<T> {
             .map(|o| o.tokens.len() + o.kept.len())
             .sum::<usize>()
             + self.awaiting.len()
+            + self.joins.len()
     }
 
     /// Who is expected at which generation.
@@ -706,7 +712,36 @@ impl<T> Coordinator<T> {
     /// that has no check-in counted yet. The join goes once a state that
     /// records it is durable: the joining process learns its first
     /// generation (and its number) from there.
-    fn join(&mut self, token: T, member: Option<String>, session: String, _now: Duration) {
+    ///
+    /// Not before `restart_grace` has passed since this coordinator's
+    /// start: a dead predecessor may have released generations it never
+    /// published (a notice goes before the write that records it), on
+    /// check-ins it held, hidden until then. Counted earlier, the join
+    /// could be placed at such a generation: the joining member would
+    /// pass it by the predecessor's notice, which went without it, and
+    /// the generation would be released twice, with different data.
+    fn join(&mut self, token: T, member: Option<String>, session: String, now: Duration) {
+        let start = self.started.unwrap_or(now);
+        if now < self.deadline_floor(start) {
+            self.joins.push((token, member, session));
+            return;
+        }
+        self.count_held_joins(now);
+        self.count_join(token, member, session);
+    }
+
+    /// Counts the joins held back while `restart_grace` ran, once it has.
+    fn count_held_joins(&mut self, now: Duration) {
+        let start = self.started.unwrap_or(now);
+        if self.joins.is_empty() || now < self.deadline_floor(start) {
+            return;
+        }
+        for (token, member, session) in std::mem::take(&mut self.joins) {
+            self.count_join(token, member, session);
+        }
+    }
+
+    fn count_join(&mut self, token: T, member: Option<String>, session: String) {
         let from = self
             .open
             .keys()
@@ -1129,6 +1164,7 @@ impl<T> Coordinator<T> {
                 }
             }
         }
+        self.count_held_joins(now);
         let window = self.opts.watch_window;
         self.standbys.retain(|_, t| now.saturating_sub(*t) < window);
         if self.writing.is_none() && self.next_write().is_some_and(|t| t <= now) {
@@ -1372,7 +1408,9 @@ impl<T> Coordinator<T> {
             }
             _ => None,
         };
-        [deadline, self.quorum_due(), self.next_write()]
+        let joins =
+            (!self.joins.is_empty()).then(|| self.deadline_floor(self.started.unwrap_or_default()));
+        [deadline, self.quorum_due(), joins, self.next_write()]
             .into_iter()
             .flatten()
             .min()

@@ -172,7 +172,10 @@ impl Roll {
         let mut gone = MemberSet::new(len);
         let mut groups: Vec<(Span, MemberSet)> = Vec::new();
         for (&i, span) in &self.spans {
-            if span.end.is_some_and(|e| e <= released_below) {
+            // A span that ends at the frontier is kept: the release of
+            // its end (the frontier) keeps the notice its member may still
+            // wait for, and a successor that releases it again must know.
+            if span.end.is_some_and(|e| e < released_below) {
                 gone.insert(i);
             } else if (span.from > 0 && span.from >= released_below) || span.end.is_some() {
                 match groups.iter_mut().find(|(s, _)| s == span) {
@@ -521,5 +524,28 @@ mod tests {
             assert_eq!(r2.join_of("s1"), Some(Some(3)));
         }
         assert!(Roll::new(Membership::Count(2)).to_state(0).is_none());
+    }
+
+    /// A member that left at g - 1 may still wait for g - 1's notice when
+    /// g is released; a successor that starts from a state released up to
+    /// g (exclusive) and releases g again must know that the member's span
+    /// ends at g, not only that it is gone.
+    #[test]
+    fn a_span_ending_at_the_frontier_is_published_whole() {
+        let mut r = Roll::new(names(&["a", "b"]));
+        r.end(1, 1); // b left at 0
+        let back = |below| {
+            let json = serde_json::to_string(&r.to_state(below).unwrap()).unwrap();
+            let st: RollState = serde_json::from_str(&json).unwrap();
+            Roll::from_state(names(&["a", "b"]), Some(&st)).span(1)
+        };
+        assert_eq!(
+            back(1),
+            Span {
+                from: 0,
+                end: Some(1)
+            }
+        );
+        assert!(!back(2).expects(1));
     }
 }

@@ -204,3 +204,27 @@ fn quorum_late_member_duplication() {
         ..QUORUM
     });
 }
+
+/// Leave, join and gather around a coordinator crash: the successor
+/// waits out its restart grace (it receives every check-in that was in the
+/// queue when it started) before it counts a join or releases by quorum.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn leave_and_join_crash() {
+    run(Bounds {
+        crashes: 1,
+        ..ELASTIC
+    });
+}
+
+/// A quorum barrier with a dead or late member around a coordinator crash
+/// (2 members, quorum 1; every check-in brings data).
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn quorum_late_member_crash() {
+    run(Bounds {
+        members: 2,
+        crashes: 1,
+        ..QUORUM
+    });
+}

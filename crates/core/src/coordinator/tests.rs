@@ -676,7 +676,11 @@ fn data_stays_in_the_queue_until_the_release_and_a_successor_waits_for_it() {
 
 #[test]
 fn a_leaver_counts_once_and_a_joiner_from_the_first_unopened_generation() {
-    let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    let o = CoordinatorOptions {
+        restart_grace: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut c = Coordinator::new(cfg(3, None), "c", o, None);
     c.handle_message(1, &checkin_with(0, "0", false, None), T);
     c.handle_message(2, &checkin_with(0, "1", false, None), T);
     c.handle_message(3, &checkin_with(0, "2", true, None), T);
@@ -733,7 +737,11 @@ fn a_quorum_waits_for_its_grace_and_drops_the_missing() {
 fn the_largest_elastic_state_fits_in_the_tags() {
     use crate::roll::{JOINS_KEPT, MAX_ELASTIC};
     let base = MAX_ELASTIC - JOINS_KEPT;
-    let mut c = Coordinator::new(cfg(base, None), "c", CoordinatorOptions::default(), None);
+    let o = CoordinatorOptions {
+        restart_grace: Duration::ZERO,
+        ..Default::default()
+    };
+    let mut c = Coordinator::new(cfg(base, None), "c", o, None);
     // Members gone below the frontier, and spans pending above it.
     for i in 0..40 {
         c.handle_message(i, &checkin_with(0, &i.to_string(), true, None), T);
@@ -767,5 +775,86 @@ fn the_largest_elastic_state_fits_in_the_tags() {
         crate::tags::encode(crate::tags::STATE_PREFIX, &json).is_ok(),
         "{} bytes: {json}",
         json.len()
+    );
+}
+
+/// A predecessor released 0 and 1 (member 1 left at 0) and died before it
+/// published either release: its notice of 1 is out, the check-ins it held
+/// are hidden for the visibility timeout. A join its successor counted
+/// before they are back would be expected from 1, a generation already
+/// released without it (the joining member would pass it by that notice).
+/// The successor counts joins only once its restart grace has passed.
+#[test]
+fn a_successor_counts_joins_only_after_its_restart_grace() {
+    let mut a = Coordinator::new(cfg(2, None), "a", CoordinatorOptions::default(), None);
+    a.handle_message(1, &checkin_with(0, "0", false, None), T);
+    let st = written(&mut a, T);
+    a.handle_message(2, &checkin_with(0, "1", true, None), T);
+    a.handle_message(3, &checkin_with(1, "0", false, None), T);
+    assert_eq!(notifies(&drain(&mut a)), vec![0, 1]);
+    // `a` dies before its next write. Its successor starts from `st`.
+    let mut b = Coordinator::new(cfg(2, None), "b", CoordinatorOptions::default(), Some(&st));
+    b.handle_message(4, &join(None, "j"), T);
+    assert_eq!(b.roll().join_of("j"), None, "counted before the grace");
+    let grace = CoordinatorOptions::default().restart_grace;
+    assert!(b.poll_timeout().is_some_and(|t| t <= T + grace));
+    assert_eq!(b.held(), 1);
+    // The predecessor's check-ins come back.
+    b.handle_message(5, &checkin_with(1, "0", false, None), T);
+    b.handle_message(6, &checkin_with(0, "0", false, None), T);
+    b.handle_message(7, &checkin_with(0, "1", true, None), T);
+    let mut released = notifies(&drain(&mut b));
+    released.sort();
+    assert_eq!(released, vec![0, 1]);
+    b.handle_timeout(T + grace);
+    assert_eq!(b.roll().join_of("j"), Some(Some(2)));
+    assert_eq!(b.roll().span(2).from, 2, "expected after what was released");
+    // The join goes once a state recording it is durable.
+    let t = drain(&mut b);
+    let version = t
+        .iter()
+        .find_map(|t| match t {
+            Transmit::WriteState { version, state } => {
+                assert_eq!(
+                    state.roll(&Membership::Count(2)).join_of("j"),
+                    Some(Some(2))
+                );
+                Some(*version)
+            }
+            _ => None,
+        })
+        .expect("a write");
+    b.handle_state_written(version);
+    assert!(deleted(&drain(&mut b)).contains(&4));
+}
+
+/// The notice a leaving member may still wait for stays also when a
+/// successor releases the next generation again: the published roll says
+/// where the leaver's span ended while the frontier is there.
+#[test]
+fn a_successor_keeps_the_notice_a_leaving_member_may_still_wait_for() {
+    let mut a = Coordinator::new(cfg(2, None), "a", CoordinatorOptions::default(), None);
+    a.handle_message(1, &checkin_with(0, "0", false, Some("zero")), T);
+    a.handle_message(2, &leave_checkin(0, "1", Some("bye")), T);
+    assert_eq!(notifies(&drain(&mut a)), vec![0]);
+    let st = written(&mut a, T);
+    assert_eq!(st.released_below, 1);
+    // `a` releases 1 and dies before it publishes it; its successor
+    // releases 1 again.
+    let mut b = Coordinator::new(cfg(2, None), "b", CoordinatorOptions::default(), Some(&st));
+    b.handle_message(3, &checkin_with(1, "0", false, None), T);
+    let t = drain(&mut b);
+    assert_eq!(notifies(&t), vec![1]);
+    let sweeps: Vec<(u64, u64)> = t
+        .iter()
+        .filter_map(|t| match t {
+            Transmit::Sweep { generation, below } => Some((*generation, *below)),
+            _ => None,
+        })
+        .collect();
+    assert_eq!(
+        sweeps,
+        vec![(2, 0)],
+        "generation 0's notice stays for the member that left"
     );
 }
