@@ -714,7 +714,8 @@ impl<T> Coordinator<T> {
             .map_or(0, |g| g + 1)
             .max(self.frontier());
         let before = self.roll.version();
-        match self.roll.join(member.as_deref(), &session, from) {
+        let settled = self.released_below;
+        match self.roll.join(member.as_deref(), &session, from, settled) {
             Ok(j) if j.new => {
                 self.last_seen.resize(self.roll.len(), None);
                 self.events.push_back(Event::Joined {
