@@ -65,6 +65,8 @@ use sqs_barrier_core::{BarrierConfig, Coordinator, Membership, Participant};
 
 #[path = "simulation/lambda.rs"]
 mod lambda;
+#[path = "simulation/membership.rs"]
+mod membership;
 
 const SEC: u64 = 1_000;
 /// Visibility timeout of received check-ins (the driver's default).
@@ -309,6 +311,8 @@ struct Sim {
     /// The Lambda coordinator, when it coordinates instead of the
     /// processes (`lambda`).
     lambda: lambda::Deployment,
+    /// Members that leave, join, straggle or gather (`membership`).
+    elastic: membership::Plan,
 }
 
 impl Sim {
@@ -322,9 +326,31 @@ impl Sim {
             false,
         )
         .unwrap();
+        Sim::with_config(seed, cfg, n, phases, faults, plot)
+    }
+
+    /// A run of barrier `cfg` with `actors` participant processes: the
+    /// configured members first (process m is member m), then any that
+    /// join later (`membership`), which start as member 0 until they join.
+    fn with_config(
+        seed: u64,
+        cfg: BarrierConfig,
+        actors: usize,
+        phases: u64,
+        faults: Faults,
+        plot: Plot,
+    ) -> Sim {
+        let n = actors;
+        let configured = cfg.members.len();
         let members = (0..n)
             .map(|m| Member {
-                p: Participant::new(&cfg, &m.to_string(), format!("s{m}.0"), popts()).unwrap(),
+                p: Participant::new(
+                    &cfg,
+                    &m.min(configured - 1).to_string(),
+                    format!("s{m}.0"),
+                    popts(),
+                )
+                .unwrap(),
                 state: PState::Working(0),
                 sessions: 0,
                 deletes: Vec::new(),
@@ -372,6 +398,7 @@ impl Sim {
             sweeps: 0,
             released_by_status: 0,
             lambda: lambda::Deployment::default(),
+            elastic: membership::Plan::default(),
         };
         for m in 0..n {
             let work = sim.rng.random_range(0..2 * SEC);
@@ -483,6 +510,9 @@ impl Sim {
             Ok(Message::Broken { instance, .. }) if instance == self.cfg.instance => Kind::Broken,
             _ => Kind::Foreign,
         };
+        if kind == Kind::Release && self.elastic.active {
+            self.note_release(&body);
+        }
         let copies = if self.chance(self.faults.duplicate) {
             2
         } else {
@@ -529,6 +559,9 @@ impl Sim {
     }
 
     fn step_member(&mut self, m: usize) {
+        if self.elastic.active {
+            return self.step_elastic(m);
+        }
         // The deletes of its last receive reach SQS now.
         for (q, id, receipt) in std::mem::take(&mut self.members[m].deletes) {
             self.delete_notice(q, id, receipt);
@@ -668,6 +701,9 @@ impl Sim {
                     member.stale_now += 1;
                     self.max_stale_per_wait = self.max_stale_per_wait.max(member.stale_now);
                 }
+                // A member dropped at g may wait there after the others
+                // passed g + 2 (`membership`).
+                Notice::Later if self.elastic.active => {}
                 // Phases here are consecutive: nobody can be released at
                 // g + 2 while a member waits at g.
                 Notice::Later => self.fail(&format!(
@@ -911,7 +947,9 @@ impl Sim {
                 }
             }
         }
-        while self.coordinator(k).poll_event().is_some() {}
+        while let Some(e) = self.coordinator(k).poll_event() {
+            self.log(|| format!("process {k}: {e:?}"));
+        }
         if let Some(by) = self.coordinator(k).superseded().map(str::to_owned) {
             // Stand down: hand every held message back at once, and stand
             // by again with a new life.
