@@ -514,6 +514,7 @@ impl<T> Coordinator<T> {
     /// Recounts how many of `g`'s arrived the roll expects (after the roll
     /// changed).
     fn recount(&mut self, g: u64) {
+        let min = self.cfg.quorum.map(|q| q.min);
         let Some(o) = self.open.get_mut(&g) else {
             return;
         };
@@ -522,6 +523,12 @@ impl<T> Coordinator<T> {
             .expected(g)
             .filter(|i| o.arrived.contains(*i))
             .count();
+        // Arrivals of members no longer expected (they left, or a quorum
+        // release dropped them) count for no quorum: a grace under way
+        // stops until enough have arrived again.
+        if min.is_some_and(|min| o.have < min) {
+            o.quorum_at = None;
+        }
     }
 
     /// Releases `g` if every member it expects has arrived and the data of
@@ -1125,7 +1132,14 @@ impl<T> Coordinator<T> {
                 .map(|(g, _)| *g)
                 .collect();
             for g in ready {
-                if self.broken.is_none() && self.data_here(g) {
+                // An earlier one's release may have dropped members this
+                // one's quorum counted (`recount`): look again.
+                let due = self
+                    .open
+                    .get(&g)
+                    .and_then(|o| o.quorum_at)
+                    .is_some_and(|t| self.quorum_end(t) <= now);
+                if due && self.broken.is_none() && self.data_here(g) {
                     self.release(g, now);
                 }
             }

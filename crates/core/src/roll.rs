@@ -158,7 +158,14 @@ impl Roll {
                 r.spans.insert(i, span);
             }
         }
-        r.joins = st.joins.iter().cloned().collect();
+        // A join's position must be one of the roll's: a joining process
+        // takes its name from it.
+        r.joins = st
+            .joins
+            .iter()
+            .filter(|(_, p)| p.is_none_or(|p| p < len))
+            .cloned()
+            .collect();
         r
     }
 
@@ -537,5 +544,20 @@ mod tests {
             assert_eq!(r2.join_of("s1"), Some(Some(3)));
         }
         assert!(Roll::new(Membership::Count(2)).to_state(0).is_none());
+    }
+
+    #[test]
+    fn a_published_join_beyond_the_roll_is_ignored() {
+        let mut r = Roll::new(Membership::Count(3));
+        r.join(None, "s1", 1, 0).unwrap();
+        let st = r.to_state(0).unwrap();
+        // Read over a smaller configuration (a state that does not fit it):
+        // position 3 is no member of a roll of 2, so the join is not there.
+        let small = Roll::from_state(Membership::Count(1), Some(&st));
+        assert_eq!(small.len(), 2);
+        assert_eq!(small.join_of("s1"), None);
+        let same = Roll::from_state(Membership::Count(3), Some(&st));
+        assert_eq!(same.join_of("s1"), Some(Some(3)));
+        assert_eq!(same.name(3), "3");
     }
 }

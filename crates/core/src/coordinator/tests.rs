@@ -748,6 +748,31 @@ fn a_quorum_waits_for_its_grace_and_drops_the_missing() {
     assert!(without.is_empty());
 }
 
+#[test]
+fn a_quorum_counts_no_member_an_earlier_release_dropped() {
+    let q = cfg(3, None).with_quorum(1, Duration::ZERO).unwrap();
+    let mut c = Coordinator::new(q, "c", CoordinatorOptions::default(), None);
+    // 0 at phase 0, 1 already at phase 1 (phase numbers with gaps): each
+    // generation has its quorum of 1.
+    c.handle_message(1, &checkin_with(0, "0", false, None), T);
+    c.handle_message(2, &checkin_with(1, "1", false, None), T);
+    drain(&mut c);
+    // Once the restart grace has passed, 0 is released without 1 and 2,
+    // who are dropped: phase 1 then expects 0 alone, who has not arrived
+    // there, so it is not released (with nobody).
+    c.handle_timeout(T + Duration::from_secs(5));
+    assert!(c.is_released(0));
+    assert!(!c.is_released(1), "released with none of its members");
+    c.handle_timeout(T + Duration::from_secs(60));
+    assert!(!c.is_released(1), "released with none of its members");
+    c.handle_message(
+        3,
+        &checkin_with(1, "0", false, None),
+        T + Duration::from_secs(61),
+    );
+    assert!(c.is_released(1));
+}
+
 /// The largest state a barrier whose membership changes can publish still
 /// fits in the check-in queue's tags: every position arrived, half with
 /// data, members gone, leaves and joins pending, the joins remembered.
