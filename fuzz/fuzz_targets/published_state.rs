@@ -3,11 +3,56 @@
 //! for `tags::decode`, one `key=value` per line. Neither may panic; an accepted state
 //! must round-trip through `to_json`, and a decoded tag document through
 //! `tags::encode`.
+//!
+//! An accepted state's version 2 parts are read as the coordinator and the
+//! participants read them, over a numbered and a roster membership: the roll
+//! (`roll`: joined members, gone ones, spans), the open generation's missing members
+//! and who brought data (`open.data`), the quorum's age (`open.quorum_age_ms`). None
+//! of it may panic, and a roll published again from what was read must expect the
+//! same members at the generations from the release frontier on.
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
+use sqs_barrier_core::config::Membership;
+use sqs_barrier_core::roll::Roll;
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::tags;
+
+fn read_v2(state: &PublishedState) {
+    let bases = [
+        Membership::Count(1),
+        Membership::Count(3),
+        Membership::Roster(vec!["a".into(), "b".into()]),
+    ];
+    for base in bases {
+        let roll = state.roll(&base);
+        if let Some(open) = &state.open {
+            let missing = state.missing_at(open.generation, &roll).unwrap_or_default();
+            assert!(missing.len() <= roll.len());
+            if let Some(data) = &open.data {
+                let _ = data.within(roll.len()).len();
+            }
+            let _ = open.quorum_age_ms.map(std::time::Duration::from_millis);
+        }
+        for (session, _) in state.roll.iter().flat_map(|r| r.joins.iter()) {
+            if let Some(Some(position)) = roll.join_of(session) {
+                assert!(position < roll.len(), "a join's position is a member");
+                let _ = (roll.name(position), roll.span(position));
+            }
+        }
+        if roll.version() > 0 {
+            let below = state.released_below;
+            let again = Roll::from_state(base.clone(), roll.to_state(below).as_ref());
+            for g in below..below.saturating_add(4) {
+                assert_eq!(
+                    roll.expected(g).collect::<Vec<_>>(),
+                    again.expected(g).collect::<Vec<_>>(),
+                    "roll published again at {below}: generation {g}"
+                );
+            }
+        }
+    }
+}
 
 fuzz_target!(|data: &[u8]| {
     let (json, rest) = match data.iter().position(|&b| b == 0) {
@@ -19,6 +64,7 @@ fuzz_target!(|data: &[u8]| {
     {
         let again = PublishedState::from_json(&state.to_json());
         assert_eq!(again.as_ref(), Some(&state), "state round trip");
+        read_v2(&state);
     }
 
     let Ok(text) = std::str::from_utf8(rest) else {

@@ -519,6 +519,7 @@ impl<T> Coordinator<T> {
     /// Recounts how many of `g`'s arrived the roll expects (after the roll
     /// changed).
     fn recount(&mut self, g: u64) {
+        let min = self.cfg.quorum.map(|q| q.min);
         let Some(o) = self.open.get_mut(&g) else {
             return;
         };
@@ -527,6 +528,12 @@ impl<T> Coordinator<T> {
             .expected(g)
             .filter(|i| o.arrived.contains(*i))
             .count();
+        // Arrivals of members no longer expected (they left, or a quorum
+        // release dropped them) count for no quorum: a grace under way
+        // stops until enough have arrived again.
+        if min.is_some_and(|min| o.have < min) {
+            o.quorum_at = None;
+        }
     }
 
     /// Releases `g` if every member it expects has arrived and the data of
@@ -749,7 +756,8 @@ impl<T> Coordinator<T> {
             .map_or(0, |g| g + 1)
             .max(self.frontier());
         let before = self.roll.version();
-        match self.roll.join(member.as_deref(), &session, from) {
+        let settled = self.released_below;
+        match self.roll.join(member.as_deref(), &session, from, settled) {
             Ok(j) if j.new => {
                 self.last_seen.resize(self.roll.len(), None);
                 self.events.push_back(Event::Joined {
@@ -1159,7 +1167,14 @@ impl<T> Coordinator<T> {
                 .map(|(g, _)| *g)
                 .collect();
             for g in ready {
-                if self.broken.is_none() && self.data_here(g) {
+                // An earlier one's release may have dropped members this
+                // one's quorum counted (`recount`): look again.
+                let due = self
+                    .open
+                    .get(&g)
+                    .and_then(|o| o.quorum_at)
+                    .is_some_and(|t| self.quorum_end(t) <= now);
+                if due && self.broken.is_none() && self.data_here(g) {
                     self.release(g, now);
                 }
             }

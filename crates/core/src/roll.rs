@@ -158,7 +158,14 @@ impl Roll {
                 r.spans.insert(i, span);
             }
         }
-        r.joins = st.joins.iter().cloned().collect();
+        // A join's position must be one of the roll's: a joining process
+        // takes its name from it.
+        r.joins = st
+            .joins
+            .iter()
+            .filter(|(_, p)| p.is_none_or(|p| p < len))
+            .cloned()
+            .collect();
         r
     }
 
@@ -294,12 +301,14 @@ impl Roll {
     }
 
     /// Counts a join of `name` (a new number if `None`, on a numbered
-    /// barrier) by `session`, expected from generation `from`.
+    /// barrier) by `session`, expected from generation `from`; every
+    /// generation below `released_below` has been released.
     pub fn join(
         &mut self,
         name: Option<&str>,
         session: &str,
         from: u64,
+        released_below: u64,
     ) -> Result<Joined, JoinError> {
         if let Some(p) = self.join_of(session) {
             return match p {
@@ -310,7 +319,7 @@ impl Roll {
                 None => Err(JoinError::Full),
             };
         }
-        let result = self.place(name, from);
+        let result = self.place(name, from, released_below);
         self.version += 1;
         self.joins
             .push_back((session.to_owned(), result.as_ref().ok().copied()));
@@ -329,7 +338,12 @@ impl Roll {
     }
 
     /// Where a join goes, or why it cannot.
-    fn place(&mut self, name: Option<&str>, from: u64) -> Result<usize, JoinError> {
+    fn place(
+        &mut self,
+        name: Option<&str>,
+        from: u64,
+        released_below: u64,
+    ) -> Result<usize, JoinError> {
         let existing = match (&self.base, name) {
             (Membership::Roster(_), None) => {
                 return Err(JoinError::BadNumber(
@@ -351,8 +365,12 @@ impl Roll {
             },
         };
         if let Some(i) = existing {
+            // A position has one span, and the new one replaces it: the
+            // old one must be over, every generation of it released. (A
+            // member that left at a generation still open is expected
+            // there: its arrival, and its data, count.)
             let span = self.span(i);
-            if span.end.is_none_or(|e| e > from) {
+            if span.end.is_none_or(|e| e > from || e > released_below) {
                 return Err(JoinError::AlreadyMember(self.name(i)));
             }
             return Ok(i);
@@ -468,7 +486,7 @@ mod tests {
         assert_eq!(r.expected_count(0), 3);
         assert!(r.end(1, 3)); // b leaves after 2
         assert!(!r.end(1, 5), "a later end changes nothing");
-        let j = r.join(Some("d"), "s1", 2).unwrap();
+        let j = r.join(Some("d"), "s1", 2, 0).unwrap();
         assert_eq!(
             j,
             Joined {
@@ -476,17 +494,22 @@ mod tests {
                 new: true
             }
         );
-        assert!(!r.join(Some("d"), "s1", 4).unwrap().new, "a duplicate");
+        assert!(!r.join(Some("d"), "s1", 4, 0).unwrap().new, "a duplicate");
         assert!(matches!(
-            r.join(Some("a"), "s2", 4),
+            r.join(Some("a"), "s2", 4, 0),
             Err(JoinError::AlreadyMember(_))
         ));
         assert_eq!(r.expected(1).collect::<Vec<_>>(), vec![0, 1, 2]);
         assert_eq!(r.expected(2).collect::<Vec<_>>(), vec![0, 1, 2, 3]);
         assert_eq!(r.expected(3).collect::<Vec<_>>(), vec![0, 2, 3]);
         assert_eq!(r.expected_count(3), 3);
-        // b comes back from 6.
-        assert_eq!(r.join(Some("b"), "s3", 6).unwrap().position, 1);
+        // b comes back from 6, once its last generation (2) is released.
+        assert!(matches!(
+            r.join(Some("b"), "s3", 6, 2),
+            Err(JoinError::AlreadyMember(_))
+        ));
+        assert!(r.expects(1, 2), "still expected where it left");
+        assert_eq!(r.join(Some("b"), "s4", 6, 3).unwrap().position, 1);
         assert!(!r.expects(1, 5) && r.expects(1, 6));
         assert_eq!(r.join_of("s2"), Some(None));
     }
@@ -494,11 +517,11 @@ mod tests {
     #[test]
     fn numbered_barriers_give_the_next_number() {
         let mut r = Roll::new(Membership::Count(2));
-        assert_eq!(r.join(None, "s", 1).unwrap().position, 2);
+        assert_eq!(r.join(None, "s", 1, 0).unwrap().position, 2);
         assert_eq!(r.name(2), "2");
         assert_eq!(r.index_of("2"), Some(2));
         assert!(matches!(
-            r.join(Some("7"), "t", 1),
+            r.join(Some("7"), "t", 1, 0),
             Err(JoinError::BadNumber(_))
         ));
     }
@@ -507,7 +530,7 @@ mod tests {
     fn the_published_roll_restores_what_unreleased_generations_need() {
         let mut r = Roll::new(names(&["a", "b", "c"]));
         r.end(1, 3);
-        r.join(Some("d"), "s1", 5).unwrap();
+        r.join(Some("d"), "s1", 5, 0).unwrap();
         r.end(2, 0); // c dropped at 0
         for below in [0, 3, 4, 5, 6] {
             let st = r.to_state(below).unwrap();
@@ -547,5 +570,20 @@ mod tests {
             }
         );
         assert!(!back(2).expects(1));
+    }
+
+    #[test]
+    fn a_published_join_beyond_the_roll_is_ignored() {
+        let mut r = Roll::new(Membership::Count(3));
+        r.join(None, "s1", 1, 0).unwrap();
+        let st = r.to_state(0).unwrap();
+        // Read over a smaller configuration (a state that does not fit it):
+        // position 3 is no member of a roll of 2, so the join is not there.
+        let small = Roll::from_state(Membership::Count(1), Some(&st));
+        assert_eq!(small.len(), 2);
+        assert_eq!(small.join_of("s1"), None);
+        let same = Roll::from_state(Membership::Count(3), Some(&st));
+        assert_eq!(same.join_of("s1"), Some(Some(3)));
+        assert_eq!(same.name(3), "3");
     }
 }

@@ -26,7 +26,10 @@
 //! The scenarios of `lambda` (simulation/lambda.rs) replace the processes
 //! with the coordinator as AWS Lambda runs it: short-lived invocations,
 //! several at once, each rebuilt from the published state, fed batches by
-//! an event source mapping with partial-batch answers and redelivery.
+//! an event source mapping with partial-batch answers and redelivery. Those
+//! of `membership` (simulation/membership.rs) script members that leave,
+//! join, die, straggle behind a quorum and bring data to gather. The SQS
+//! model itself is in simulation/sqs.rs.
 //!
 //! Every run is seeded and reproducible: a failure prints its seed, and
 //! `SIM_SEED=<n>` replays just that run with a trace. `SIM_SEEDS=<n>` sets
@@ -56,8 +59,8 @@ use std::time::Duration;
 
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
-use sqs_barrier_core::coordinator::{CoordinatorOptions, Transmit as CTransmit, sweepable};
-use sqs_barrier_core::participant::{Notice, Outcome, ParticipantOptions, Transmit as PTransmit};
+use sqs_barrier_core::coordinator::{CoordinatorOptions, Transmit as CTransmit};
+use sqs_barrier_core::participant::{Outcome, ParticipantOptions, Transmit as PTransmit};
 use sqs_barrier_core::standby::{Event as SEvent, Standby, StandbyOptions, Transmit as STransmit};
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
@@ -65,6 +68,12 @@ use sqs_barrier_core::{BarrierConfig, Coordinator, Membership, Participant};
 
 #[path = "simulation/lambda.rs"]
 mod lambda;
+#[path = "simulation/membership.rs"]
+mod membership;
+#[path = "simulation/sqs.rs"]
+mod sqs;
+
+use sqs::Sqs;
 
 const SEC: u64 = 1_000;
 /// Visibility timeout of received check-ins (the driver's default).
@@ -168,53 +177,6 @@ enum Plot {
     Deadline(u64),
 }
 
-#[derive(Clone, Debug)]
-struct CheckinMsg {
-    id: u64,
-    body: String,
-    visible_at: u64,
-    /// The receipt handle of the latest receive, if any.
-    receipt: Option<u64>,
-    deleted: bool,
-    resurrected: bool,
-}
-
-/// A message on a release queue. Participants receive with a visibility
-/// timeout of 0 (a receive hides nothing but gives a new receipt handle); a
-/// sweep receives with a visibility timeout, which hides it until
-/// `visible_at`.
-#[derive(Clone, Debug)]
-struct NoticeMsg {
-    id: u64,
-    body: String,
-    visible_at: u64,
-    expires_at: u64,
-    /// The receipt handle of the latest receive, if any.
-    receipt: Option<u64>,
-    resurrected: bool,
-    kind: Kind,
-}
-
-/// What a message on a release queue is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum Kind {
-    /// A `release` notice of this barrier instance.
-    Release,
-    /// A `broken` notice of this barrier instance.
-    Broken,
-    /// Anything else (junk, another instance's notice).
-    Foreign,
-}
-
-/// The model of the barrier's queues and tags.
-#[derive(Default)]
-struct Sqs {
-    checkin: Vec<CheckinMsg>,
-    release: [Vec<NoticeMsg>; 2],
-    tags: Option<PublishedState>,
-    next_id: u64,
-}
-
 enum PState {
     /// Working on phase `g` until the actor's next step.
     Working(u64),
@@ -309,6 +271,8 @@ struct Sim {
     /// The Lambda coordinator, when it coordinates instead of the
     /// processes (`lambda`).
     lambda: lambda::Deployment,
+    /// Members that leave, join, straggle or gather (`membership`).
+    elastic: membership::Plan,
 }
 
 impl Sim {
@@ -322,9 +286,31 @@ impl Sim {
             false,
         )
         .unwrap();
+        Sim::with_config(seed, cfg, n, phases, faults, plot)
+    }
+
+    /// A run of barrier `cfg` with `actors` participant processes: the
+    /// configured members first (process m is member m), then any that
+    /// join later (`membership`), which start as member 0 until they join.
+    fn with_config(
+        seed: u64,
+        cfg: BarrierConfig,
+        actors: usize,
+        phases: u64,
+        faults: Faults,
+        plot: Plot,
+    ) -> Sim {
+        let n = actors;
+        let configured = cfg.members.len();
         let members = (0..n)
             .map(|m| Member {
-                p: Participant::new(&cfg, &m.to_string(), format!("s{m}.0"), popts()).unwrap(),
+                p: Participant::new(
+                    &cfg,
+                    &m.min(configured - 1).to_string(),
+                    format!("s{m}.0"),
+                    popts(),
+                )
+                .unwrap(),
                 state: PState::Working(0),
                 sessions: 0,
                 deletes: Vec::new(),
@@ -372,6 +358,7 @@ impl Sim {
             sweeps: 0,
             released_by_status: 0,
             lambda: lambda::Deployment::default(),
+            elastic: membership::Plan::default(),
         };
         for m in 0..n {
             let work = sim.rng.random_range(0..2 * SEC);
@@ -432,103 +419,10 @@ impl Sim {
         }
     }
 
-    fn send_checkin(&mut self, body: String) {
-        let copies = if self.chance(self.faults.duplicate) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            self.sqs.next_id += 1;
-            let visible_at = self.now + self.delay();
-            self.sqs.checkin.push(CheckinMsg {
-                id: self.sqs.next_id,
-                body: body.clone(),
-                visible_at,
-                receipt: None,
-                deleted: false,
-                resurrected: false,
-            });
-        }
-    }
-
-    /// Drops the notices older than the release queues' retention.
-    fn expire_notices(&mut self) {
-        let now = self.now;
-        for q in &mut self.sqs.release {
-            q.retain(|n| n.expires_at > now);
-        }
-    }
-
-    fn measure_release_queues(&mut self) {
-        let now = self.now;
-        let mut in_flight = 0;
-        for (q, msgs) in self.sqs.release.iter().enumerate() {
-            let count = |kind| msgs.iter().filter(|n| n.kind == kind).count();
-            self.max_stored[q] = self.max_stored[q].max(count(Kind::Release));
-            self.max_broken[q] = self.max_broken[q].max(count(Kind::Broken));
-            self.max_foreign[q] = self.max_foreign[q].max(count(Kind::Foreign));
-            in_flight += msgs
-                .iter()
-                .filter(|n| n.receipt.is_some() && n.visible_at > now)
-                .count();
-        }
-        self.max_in_flight = self.max_in_flight.max(in_flight);
-    }
-
-    /// Sends one notice to release queue `q` (two copies if duplicated).
-    fn send_notice(&mut self, q: usize, body: String) {
-        let kind = match Message::decode(&body) {
-            Ok(Message::Release { instance, .. }) if instance == self.cfg.instance => Kind::Release,
-            Ok(Message::Broken { instance, .. }) if instance == self.cfg.instance => Kind::Broken,
-            _ => Kind::Foreign,
-        };
-        let copies = if self.chance(self.faults.duplicate) {
-            2
-        } else {
-            1
-        };
-        for _ in 0..copies {
-            self.sqs.next_id += 1;
-            let visible_at = self.now + self.delay();
-            self.sqs.release[q].push(NoticeMsg {
-                id: self.sqs.next_id,
-                body: body.clone(),
-                visible_at,
-                expires_at: self.now + NOTICE_RETENTION,
-                receipt: None,
-                resurrected: false,
-                kind,
-            });
-        }
-    }
-
-    /// Deletes release-queue message `id`: with the latest receipt handle it
-    /// is gone (and may be delivered once more, as AWS allows); with an
-    /// older one it "might not" be deleted (here: half the time).
-    fn delete_notice(&mut self, q: usize, id: u64, receipt: u64) {
-        let Some(i) = self.sqs.release[q].iter().position(|n| n.id == id) else {
-            return;
-        };
-        if self.sqs.release[q][i].receipt != Some(receipt) && self.rng.random_bool(0.5) {
-            self.missed_deletes += 1;
-            return;
-        }
-        let msg = self.sqs.release[q].remove(i);
-        if !msg.resurrected && self.chance(self.faults.resurrect) {
-            self.sqs.next_id += 1;
-            let visible_at = self.now + self.delay();
-            self.sqs.release[q].push(NoticeMsg {
-                id: self.sqs.next_id,
-                visible_at,
-                receipt: None,
-                resurrected: true,
-                ..msg
-            });
-        }
-    }
-
     fn step_member(&mut self, m: usize) {
+        if self.elastic.active {
+            return self.step_elastic(m);
+        }
         // The deletes of its last receive reach SQS now.
         for (q, id, receipt) in std::mem::take(&mut self.members[m].deletes) {
             self.delete_notice(q, id, receipt);
@@ -624,87 +518,6 @@ impl Sim {
                     self.members[m].p.handle_status(st.as_ref(), at(self.now));
                 }
             }
-        }
-    }
-
-    /// One receive of up to 10 visible messages with a visibility timeout
-    /// of 0: nothing is hidden from the others, every message read gets a
-    /// new receipt handle. What nobody needs is deleted (at the member's
-    /// next step).
-    fn receive_notice(&mut self, m: usize, g: u64) {
-        let q = (g % 2) as usize;
-        let now = self.now;
-        self.members[m].by_notice = false;
-        if self.chance(self.faults.empty) || now < self.members[m].deaf_until {
-            return;
-        }
-        let mut visible: Vec<usize> = (0..self.sqs.release[q].len())
-            .filter(|&i| self.sqs.release[q][i].visible_at <= now)
-            .collect();
-        for i in (1..visible.len()).rev() {
-            let j = self.rng.random_range(0..=i);
-            visible.swap(i, j);
-        }
-        visible.truncate(10);
-        let mut read = Vec::new();
-        for i in visible {
-            self.sqs.next_id += 1;
-            let receipt = self.sqs.next_id;
-            let msg = &mut self.sqs.release[q][i];
-            msg.receipt = Some(receipt);
-            read.push((msg.id, receipt, msg.body.clone()));
-        }
-        for (id, receipt, body) in read {
-            if self.members[m].p.waiting_at().is_none() {
-                break;
-            }
-            let verdict = self.members[m].p.handle_notice(&body);
-            self.log(|| format!("member {m} reads a notice: {verdict:?}"));
-            match verdict {
-                Notice::Accepted => self.members[m].by_notice = true,
-                Notice::Passed | Notice::Foreign(_) => {
-                    self.stale_reads += 1;
-                    let member = &mut self.members[m];
-                    member.stale_now += 1;
-                    self.max_stale_per_wait = self.max_stale_per_wait.max(member.stale_now);
-                }
-                // Phases here are consecutive: nobody can be released at
-                // g + 2 while a member waits at g.
-                Notice::Later => self.fail(&format!(
-                    "member {m} waiting at {g} read a notice for a later generation: {body}"
-                )),
-            }
-            if verdict.deletable() {
-                self.members[m].deletes.push((q, id, receipt));
-            }
-        }
-    }
-
-    /// Carries out a coordinator's sweep of release queue `q`: receive what
-    /// it holds with a visibility timeout (a sampled receive may miss
-    /// some), delete what may go, make the rest visible again (which takes
-    /// a request: hidden until then).
-    fn sweep(&mut self, q: usize, below: u64) {
-        self.sweeps += 1;
-        let now = self.now;
-        let mut doomed = Vec::new();
-        for i in 0..self.sqs.release[q].len() {
-            if self.sqs.release[q][i].visible_at > now || self.chance(self.faults.empty) {
-                continue;
-            }
-            self.sqs.next_id += 1;
-            let receipt = self.sqs.next_id;
-            let delay = self.delay();
-            let msg = &mut self.sqs.release[q][i];
-            msg.receipt = Some(receipt);
-            if sweepable(&self.cfg, &msg.body, below) {
-                doomed.push((msg.id, receipt));
-            } else {
-                msg.visible_at = now + delay;
-            }
-        }
-        for (id, receipt) in doomed {
-            self.delete_notice(q, id, receipt);
         }
     }
 
@@ -847,36 +660,6 @@ impl Sim {
         self.carry_out(k);
     }
 
-    /// Receives up to 10 visible check-ins, in any order, hidden for the
-    /// queue's visibility timeout: (message id, receipt handle, body).
-    fn receive_checkins(&mut self) -> Vec<(u64, u64, String)> {
-        let now = self.now;
-        if self.chance(self.faults.empty) {
-            return Vec::new();
-        }
-        let mut visible: Vec<usize> = (0..self.sqs.checkin.len())
-            .filter(|&i| {
-                let msg = &self.sqs.checkin[i];
-                !msg.deleted && msg.visible_at <= now
-            })
-            .collect();
-        for i in (1..visible.len()).rev() {
-            let j = self.rng.random_range(0..=i);
-            visible.swap(i, j);
-        }
-        visible.truncate(10);
-        let mut got = Vec::new();
-        for i in visible {
-            self.sqs.next_id += 1;
-            let receipt = self.sqs.next_id;
-            let msg = &mut self.sqs.checkin[i];
-            msg.receipt = Some(receipt);
-            msg.visible_at = now + VISIBILITY;
-            got.push((msg.id, receipt, msg.body.clone()));
-        }
-        got
-    }
-
     fn carry_out(&mut self, k: usize) {
         let now = self.now;
         while let Some(t) = self.coordinator(k).poll_transmit() {
@@ -911,7 +694,9 @@ impl Sim {
                 }
             }
         }
-        while self.coordinator(k).poll_event().is_some() {}
+        while let Some(e) = self.coordinator(k).poll_event() {
+            self.log(|| format!("process {k}: {e:?}"));
+        }
         if let Some(by) = self.coordinator(k).superseded().map(str::to_owned) {
             // Stand down: hand every held message back at once, and stand
             // by again with a new life.
@@ -930,32 +715,6 @@ impl Sim {
     fn delete(&mut self, k: usize, receipt: u64) {
         self.procs[k].held.remove(&receipt);
         self.delete_checkin(receipt);
-    }
-
-    /// A delete works only with the latest receipt handle. A deleted message
-    /// may be delivered once more, as AWS allows.
-    fn delete_checkin(&mut self, receipt: u64) {
-        let resurrect = self.chance(self.faults.resurrect);
-        let now = self.now;
-        let delay = self.delay();
-        if let Some(msg) = self
-            .sqs
-            .checkin
-            .iter_mut()
-            .find(|m| m.receipt == Some(receipt) && !m.deleted)
-        {
-            msg.deleted = true;
-            if resurrect && !msg.resurrected {
-                let mut copy = msg.clone();
-                copy.deleted = false;
-                copy.resurrected = true;
-                copy.receipt = None;
-                copy.visible_at = now + delay;
-                copy.id += 1_000_000_000;
-                self.sqs.checkin.push(copy);
-            }
-        }
-        self.sqs.checkin.retain(|m| !m.deleted);
     }
 
     /// The longest time from a generation's last arrival to its release.

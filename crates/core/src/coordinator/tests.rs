@@ -707,6 +707,28 @@ fn a_leaver_counts_once_and_a_joiner_from_the_first_unopened_generation() {
 }
 
 #[test]
+fn a_leaver_joins_again_only_once_its_last_generation_is_released() {
+    let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    c.handle_message(1, &checkin_with(0, "0", true, Some("zero")), T);
+    // 0 left at 0, which is still open: it is expected there (its arrival
+    // and its data count), so it cannot come back yet.
+    c.handle_message(2, &join(Some("0"), "j1"), T);
+    assert_eq!(c.roll().join_of("j1"), Some(None), "refused");
+    assert!(c.roll().expects(0, 0));
+    c.handle_message(3, &checkin_with(0, "1", false, Some("one")), T);
+    c.handle_message(4, &checkin_with(0, "2", false, Some("two")), T);
+    let (without, data) = release_of(&drain(&mut c)).expect("released");
+    assert!(without.is_empty());
+    let data = data.unwrap();
+    assert_eq!(data.get("0").map(String::as_str), Some("zero"));
+    assert_eq!(data.len(), 3);
+    // Once 0 is released, it may come back.
+    c.handle_message(5, &join(Some("0"), "j2"), T);
+    assert_eq!(c.roll().join_of("j2"), Some(Some(0)));
+    assert!(c.roll().expects(0, 1));
+}
+
+#[test]
 fn a_quorum_waits_for_its_grace_and_drops_the_missing() {
     let q = cfg(3, None)
         .with_quorum(2, Duration::from_secs(10))
@@ -728,6 +750,31 @@ fn a_quorum_waits_for_its_grace_and_drops_the_missing() {
     c.handle_message(5, &checkin_with(1, "1", false, None), T);
     let (without, _) = release_of(&drain(&mut c)).expect("released");
     assert!(without.is_empty());
+}
+
+#[test]
+fn a_quorum_counts_no_member_an_earlier_release_dropped() {
+    let q = cfg(3, None).with_quorum(1, Duration::ZERO).unwrap();
+    let mut c = Coordinator::new(q, "c", CoordinatorOptions::default(), None);
+    // 0 at phase 0, 1 already at phase 1 (phase numbers with gaps): each
+    // generation has its quorum of 1.
+    c.handle_message(1, &checkin_with(0, "0", false, None), T);
+    c.handle_message(2, &checkin_with(1, "1", false, None), T);
+    drain(&mut c);
+    // Once the restart grace has passed, 0 is released without 1 and 2,
+    // who are dropped: phase 1 then expects 0 alone, who has not arrived
+    // there, so it is not released (with nobody).
+    c.handle_timeout(T + Duration::from_secs(5));
+    assert!(c.is_released(0));
+    assert!(!c.is_released(1), "released with none of its members");
+    c.handle_timeout(T + Duration::from_secs(60));
+    assert!(!c.is_released(1), "released with none of its members");
+    c.handle_message(
+        3,
+        &checkin_with(1, "0", false, None),
+        T + Duration::from_secs(61),
+    );
+    assert!(c.is_released(1));
 }
 
 /// The largest state a barrier whose membership changes can publish still
