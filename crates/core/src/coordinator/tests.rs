@@ -708,7 +708,12 @@ fn a_leaver_counts_once_and_a_joiner_from_the_first_unopened_generation() {
 
 #[test]
 fn a_leaver_joins_again_only_once_its_last_generation_is_released() {
-    let mut c = Coordinator::new(cfg(3, None), "c", CoordinatorOptions::default(), None);
+    // Joins wait for the restart grace: none here.
+    let opts = CoordinatorOptions {
+        restart_grace: Duration::ZERO,
+        ..CoordinatorOptions::default()
+    };
+    let mut c = Coordinator::new(cfg(3, None), "c", opts, None);
     c.handle_message(1, &checkin_with(0, "0", true, Some("zero")), T);
     // 0 left at 0, which is still open: it is expected there (its arrival
     // and its data count), so it cannot come back yet.
