@@ -36,6 +36,14 @@ pub const MAX_ELASTIC: usize = 2048;
 /// barrier's joins: the published state must fit in the queue's tags).
 pub const MAX_JOINED_NAMES: usize = 1024;
 
+/// How many generations below the release frontier a member's span that
+/// ended there stays spelled out in the published roll (see
+/// [`Roll::to_state`]), for at most [`RECENT_END_GROUPS`] distinct ends.
+pub const RECENT_ENDS: u64 = 16;
+
+/// How many distinct recent ends the published roll spells out.
+pub const RECENT_END_GROUPS: usize = 4;
+
 /// How many recent joins the roll remembers by session: a duplicate of a
 /// join message (SQS delivers at least once) finds its join, rather than
 /// adding a member twice.
@@ -178,11 +186,26 @@ impl Roll {
         let len = self.len();
         let mut gone = MemberSet::new(len);
         let mut groups: Vec<(Span, MemberSet)> = Vec::new();
+        // Spans that ended shortly below the frontier stay spelled out (the
+        // most recent ends first, a few of them): a participant that missed
+        // its notice of a generation the member was released at, and reads
+        // the state after a later generation dropped it, can then tell the
+        // two apart. Older ones are bits in `gone`.
+        let mut ends: Vec<u64> = self
+            .spans
+            .values()
+            .filter_map(|s| s.end)
+            .filter(|e| *e < released_below && released_below - e <= RECENT_ENDS)
+            .collect();
+        ends.sort_unstable_by(|a, b| b.cmp(a));
+        ends.dedup();
+        ends.truncate(RECENT_END_GROUPS);
         for (&i, span) in &self.spans {
             // A span that ends at the frontier is kept: the release of
             // its end (the frontier) keeps the notice its member may still
             // wait for, and a successor that releases it again must know.
-            if span.end.is_some_and(|e| e < released_below) {
+            let recent = span.end.is_some_and(|e| ends.contains(&e));
+            if span.end.is_some_and(|e| e < released_below) && !recent {
                 gone.insert(i);
             } else if (span.from > 0 && span.from >= released_below) || span.end.is_some() {
                 match groups.iter_mut().find(|(s, _)| s == span) {
@@ -444,8 +467,9 @@ pub struct SpanChange {
     /// The first generation no longer expected (absent: for ever).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub end: Option<u64>,
-    /// The positions.
-    #[serde(with = "crate::state::member_set_b64")]
+    /// The positions: a base64 bitmap, or a list of positions when that
+    /// is shorter.
+    #[serde(with = "crate::state::member_set_compact")]
     pub members: MemberSet,
 }
 
@@ -570,6 +594,24 @@ mod tests {
             }
         );
         assert!(!back(2).expects(1));
+    }
+
+    #[test]
+    fn recent_ends_stay_spelled_out_and_few_members_are_a_list() {
+        let mut r = Roll::new(Membership::Count(2000));
+        r.end(1500, 3);
+        let st = r.to_state(10).unwrap();
+        let json = serde_json::to_string(&st).unwrap();
+        assert!(json.contains("\"members\":[1500]"), "{json}");
+        let back = Roll::from_state(
+            Membership::Count(2000),
+            Some(&serde_json::from_str(&json).unwrap()),
+        );
+        assert_eq!(back.span(1500).end, Some(3));
+        // Long after, only that it is gone.
+        let st = r.to_state(3 + RECENT_ENDS + 1).unwrap();
+        let back = Roll::from_state(Membership::Count(2000), Some(&st));
+        assert!(!back.expects(1500, 0) && back.span(1500).end == Some(0));
     }
 
     #[test]

@@ -390,6 +390,52 @@ impl PublishedState {
     }
 }
 
+/// A member set as the shorter of a base64 bitmap (a string) and a list
+/// of positions (an array): a few members of a large roll take a few bytes.
+pub(crate) mod member_set_compact {
+    use super::MemberSet;
+    use serde::{Deserialize, Deserializer, Serialize, Serializer};
+
+    #[derive(Serialize, Deserialize)]
+    #[serde(untagged)]
+    enum Form {
+        Bits(String),
+        Positions(Vec<usize>),
+    }
+
+    pub fn serialize<S: Serializer>(set: &MemberSet, s: S) -> Result<S::Ok, S::Error> {
+        let positions: Vec<usize> = (0..set.cap).filter(|i| set.contains(*i)).collect();
+        let list_len: usize = positions.iter().map(|p| p.to_string().len() + 1).sum();
+        let bits = set.to_base64();
+        if list_len + 1 < bits.len() + 2 {
+            Form::Positions(positions).serialize(s)
+        } else {
+            Form::Bits(bits).serialize(s)
+        }
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<MemberSet, D::Error> {
+        match Form::deserialize(d)? {
+            Form::Bits(b) => MemberSet::from_base64(&b)
+                .ok_or_else(|| serde::de::Error::custom("bad member bitmap")),
+            Form::Positions(p) => {
+                // Positions beyond any roll are ignored (no set is larger).
+                let cap = p
+                    .iter()
+                    .copied()
+                    .filter(|i| *i < crate::config::MAX_MEMBERS * 2)
+                    .max()
+                    .map_or(0, |m| m + 1);
+                let mut set = MemberSet::new(cap);
+                for i in p {
+                    set.insert(i);
+                }
+                Ok(set)
+            }
+        }
+    }
+}
+
 pub(crate) mod opt_member_set_b64 {
     use super::MemberSet;
     use serde::{Deserialize, Deserializer, Serializer};

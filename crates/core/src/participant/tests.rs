@@ -116,8 +116,10 @@ fn a_leaving_member_passes_its_last_generation_on_a_later_state() {
     p.arrive_with(0, None, arrival, T).unwrap();
     let mut roll = Roll::new(c.members.clone());
     roll.end(2, 1);
-    let mut st = state(1, 3, &[0], 3);
-    st.roll = roll.to_state(3);
+    // Long after: the published roll keeps only that the member is gone.
+    let below = 2 + crate::roll::RECENT_ENDS;
+    let mut st = state(1, below, &[0], below);
+    st.roll = roll.to_state(below);
     assert!(
         !st.roll(&c.members).expects(2, 0),
         "the roll forgot since when"
@@ -309,4 +311,37 @@ fn abort_ends_the_wait_and_sends_an_abort() {
         p.poll_event(),
         Some(Outcome::Broken { generation: 1, .. })
     ));
+}
+
+/// A member that missed its notice of generation 0 (released with it) and
+/// that a quorum release of generation 1 dropped passes 0: the published
+/// roll still says its span ended at 1.
+#[test]
+fn a_wait_that_missed_its_notice_is_not_taken_for_dropped_at_an_earlier_generation() {
+    let q = cfg().with_quorum(2, Duration::ZERO).unwrap();
+    let mut p = Participant::new(&q, "2", "s", ParticipantOptions::default()).unwrap();
+    p.arrive(0, None, T).unwrap();
+    let mut roll = Roll::new(q.members.clone());
+    roll.end(2, 1); // dropped at 1
+    let mut st = state(1, 2, &[0], 2);
+    st.roll = roll.to_state(2);
+    p.handle_status(Some(&st), T);
+    assert_eq!(
+        p.poll_event(),
+        Some(Outcome::Released {
+            generation: 0,
+            data: None
+        })
+    );
+    // At 1 itself it was dropped.
+    let mut p = Participant::new(&q, "2", "s2", ParticipantOptions::default()).unwrap();
+    p.arrive(1, None, T).unwrap();
+    p.handle_status(Some(&st), T);
+    assert_eq!(
+        p.poll_event(),
+        Some(Outcome::Dropped {
+            generation: 1,
+            since: 1
+        })
+    );
 }
