@@ -58,8 +58,9 @@ pub enum Command {
     Leave(LeaveArgs),
     /// Break the barrier for everyone waiting at the current phase.
     Abort(AbortArgs),
-    /// Show a barrier's generation, who has arrived, who is missing, and
-    /// whether a coordinator is alive.
+    /// Show a barrier's generation, who has arrived, who is missing,
+    /// whether a coordinator is alive, and (once members joined, left or
+    /// were dropped) the members of every phase.
     Status(StatusArgs),
     /// List queues with the columns of the SQS console.
     Queues(QueuesArgs),
