@@ -8,7 +8,7 @@
 
 use std::time::{Duration, Instant};
 
-use sqs_barrier_core::participant::{Arrival as CoreArrival, ParticipantOptions};
+use sqs_barrier_core::participant::ParticipantOptions;
 use sqs_barrier_core::roll::{JoinError, MAX_ELASTIC};
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{Participant, Roll};
@@ -61,10 +61,7 @@ impl Barrier {
             format!("{}.leave", inner.session),
             ParticipantOptions::default(),
         )?;
-        p.check_arrival(&CoreArrival {
-            leave: true,
-            data: data.clone(),
-        })?;
+        // Checks the data's size before anything is sent.
         p.leave(generation, data)?;
         while let Some(t) = p.poll_transmit() {
             if let sqs_barrier_core::participant::Transmit::Send(body) = t {

@@ -316,7 +316,7 @@ impl Barrier {
             let (generation, data) = r?;
             if gather && data.is_none() {
                 return Err(Error::GatherLost {
-                    barrier: guard_name(&p),
+                    barrier: p.barrier().to_owned(),
                     generation,
                 });
             }
@@ -522,10 +522,6 @@ fn status_read(p: &mut Participant, read: Result<Option<PublishedState>>) -> Res
         Err(e) => return Err(e),
     }
     Ok(())
-}
-
-fn guard_name(p: &Participant) -> String {
-    p.barrier().to_owned()
 }
 
 pub(crate) type Gathered = Option<BTreeMap<String, String>>;

@@ -34,6 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::config::BarrierConfig;
+use crate::participant::Arrival;
 use crate::roll::{MAX_ELASTIC, Roll};
 use crate::state::{
     Beat, BrokenState, MAX_NAMED_MISSING, MemberSet, OpenGeneration, PublishedState,
@@ -91,12 +92,6 @@ fn truncate(mut s: String, max: usize) -> String {
         s.push_str("...");
     }
     s
-}
-
-/// What a check-in brings besides the arrival.
-struct Arrival {
-    leave: bool,
-    data: Option<String>,
 }
 
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
