@@ -8,9 +8,11 @@ SQS_BARRIER_TEST_ENDPOINT=http://... points the suite at an already running
 endpoint instead (for debugging).
 
 For the package's tests (test_package.py, test_membership.py): moto_server
-(SQS_BARRIER_MOTO_SERVER), `sqs_url` that runs a test on both endpoints,
-placeholder credentials, and child processes (member.py, the CLI) that are
-stopped when the test ends.
+(SQS_BARRIER_MOTO_SERVER) behind the test kit's quota proxy
+(`sqs-barrier-quota-proxy`, built beside the CLI), which applies SQS's
+tagging quota that moto lacks, as the Rust tests' moto does; `sqs_url` that
+runs a test on both endpoints, placeholder credentials, and child processes
+(member.py, the CLI) that are stopped when the test ends.
 """
 
 import os
@@ -60,6 +62,31 @@ def _server_binary() -> Path:
     subprocess.run(["cargo", "build", "-q", "-p", "sqs-barrier-cli"], cwd=ROOT, check=True)
     target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
     return target / "debug" / "sqs-barrier"
+
+
+def _quota_proxy_binary() -> Path:
+    """The test kit's `sqs-barrier-quota-proxy`: beside SQS_BARRIER_BIN
+    (cargo test builds both), else built here with cargo."""
+    name = "sqs-barrier-quota-proxy"
+    configured = os.environ.get("SQS_BARRIER_BIN")
+    if configured:
+        path = Path(configured).parent / name
+        if path.is_file():
+            return path
+    subprocess.run(
+        ["cargo", "build", "-q", "-p", "sqs-barrier-testkit", "--bin", name], cwd=ROOT, check=True
+    )
+    target = Path(os.environ.get("CARGO_TARGET_DIR", ROOT / "target"))
+    return target / "debug" / name
+
+
+def _stop(proc: subprocess.Popen) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
 
 
 def _read_first_line(proc: subprocess.Popen, timeout_s: float) -> str:
@@ -174,14 +201,23 @@ def moto_url(tmp_path_factory):
                 time.sleep(0.1)
         if up:
             try:
-                yield f"http://127.0.0.1:{port}"
-            finally:
-                proc.terminate()
+                # Clients talk to moto through the tagging quota's proxy.
+                proxy = subprocess.Popen(
+                    [str(_quota_proxy_binary()), "--upstream", f"127.0.0.1:{port}"],
+                    stdin=subprocess.DEVNULL,
+                    stdout=subprocess.PIPE,
+                    text=True,
+                )
                 try:
-                    proc.wait(timeout=10)
-                except subprocess.TimeoutExpired:
-                    proc.kill()
-                    proc.wait()
+                    line = _read_first_line(proxy, STARTUP_TIMEOUT_S)
+                    urls = [word for word in line.split() if word.startswith("http://")]
+                    if not urls:
+                        pytest.fail(f"no URL in the first line of the quota proxy: {line!r}")
+                    yield urls[0]
+                finally:
+                    _stop(proxy)
+            finally:
+                _stop(proc)
             return
         proc.kill()
         proc.wait()

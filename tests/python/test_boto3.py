@@ -5,21 +5,25 @@ Expected behaviour is what the AWS SQS API reference documents. Timeouts are
 small (visibility 1-2 s, waits of 1-5 s) so the suite stays fast.
 """
 
+import contextlib
 import hashlib
 import http.client
 import json
 import struct
+import subprocess
 import threading
 import time
 from urllib.parse import urlsplit
 
+import boto3
 import pytest
 from botocore.auth import SigV4Auth
 from botocore.awsrequest import AWSRequest
+from botocore.config import Config
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from conftest import make_client
+from conftest import STARTUP_TIMEOUT_S, _read_first_line, _server_binary, make_client
 
 # --------------------------------------------------------------------------
 # helpers
@@ -328,6 +332,12 @@ def test_fifo_name_requires_fifo_attribute(sqs, unique):
 
 def signed_post(endpoint_url: str, target: str, body: bytes):
     """POSTs a SigV4-signed AWS JSON 1.0 request; returns (status, body)."""
+    status, _, answer = signed_post_with_headers(endpoint_url, target, body)
+    return status, answer
+
+
+def signed_post_with_headers(endpoint_url: str, target: str, body: bytes):
+    """Like signed_post; returns (status, headers with lower-case names, body)."""
     headers = {
         "Content-Type": "application/x-amz-json-1.0",
         "X-Amz-Target": target,
@@ -342,7 +352,8 @@ def signed_post(endpoint_url: str, target: str, body: bytes):
         except (BrokenPipeError, ConnectionResetError):
             pass  # a server may answer and close before reading a huge body
         response = conn.getresponse()
-        return response.status, response.read()
+        headers = {name.lower(): value for name, value in response.getheaders()}
+        return response.status, headers, response.read()
     finally:
         conn.close()
 
@@ -379,3 +390,116 @@ def test_bad_request_gets_json_error(endpoint_url, raw_queue_url, sqs, case):
     status, body = signed_post(endpoint_url, "AmazonSQS.ListQueues", b"{}")
     assert status == 200, body
     assert sqs.get_queue_url(QueueName=raw_queue_url.rsplit("/", 1)[1])["QueueUrl"]
+
+
+# --------------------------------------------------------------------------
+# the tagging quota: 5 tagging actions per second per account, as SQS's
+# quotas page gives it (docs/ENDPOINT.md, "Quotas"). Each test starts a
+# server of its own, so the session's server keeps its quota for the others.
+
+
+@contextlib.contextmanager
+def local_endpoint(*args):
+    """`sqs-barrier local --bind 127.0.0.1:0 ARGS...`: yields its URL, stops it
+    with SIGTERM."""
+    proc = subprocess.Popen(
+        [str(_server_binary()), "local", "--bind", "127.0.0.1:0", *args],
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = _read_first_line(proc, STARTUP_TIMEOUT_S)
+        urls = [word for word in line.split() if word.startswith("http://")]
+        assert urls, f"no endpoint URL in {line!r}"
+        yield urls[0]
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+
+
+def single_attempt_client(endpoint_url: str):
+    """A boto3 client that makes exactly one attempt per call: botocore counts
+    retries.max_attempts after the first attempt, total_max_attempts with it,
+    and RequestThrottled is a throttling error it would retry."""
+    return boto3.client(
+        "sqs",
+        endpoint_url=endpoint_url,
+        region_name="us-east-1",
+        aws_access_key_id="test",
+        aws_secret_access_key="test",
+        config=Config(retries={"total_max_attempts": 1}),
+    )
+
+
+def at_once(calls):
+    """Runs the calls at the same moment, one thread each; returns their
+    outcomes in order: the result or the ClientError."""
+    start = threading.Barrier(len(calls))
+    outcomes = [None] * len(calls)
+
+    def run(i, call):
+        start.wait()
+        try:
+            outcomes[i] = call()
+        except ClientError as e:
+            outcomes[i] = e
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    return outcomes
+
+
+def test_tagging_actions_over_the_quota_are_request_throttled():
+    with local_endpoint() as url:
+        sqs = make_client(url)
+        queue = sqs.create_queue(QueueName="tagged", tags={"team": "infra"})["QueueUrl"]
+        clients = [single_attempt_client(url) for _ in range(6)]  # one per thread
+        began = time.monotonic()
+        outcomes = at_once([lambda c=c: c.list_queue_tags(QueueUrl=queue) for c in clients])
+        took = time.monotonic() - began
+        errors = [o for o in outcomes if isinstance(o, ClientError)]
+        assert len(errors) == 1, f"a burst of 6 within {took:.3f} s: {outcomes}"
+        (error,) = errors
+        assert isinstance(error, sqs.exceptions.RequestThrottled), repr(error)
+        assert error.response["Error"]["Code"] == "RequestThrottled"
+        assert error.response["Error"]["Message"] == "Rate exceeded"
+        assert error.response["ResponseMetadata"]["HTTPStatusCode"] == 400
+
+        # On the wire: with the quota used up, a raw TagQueue is answered as
+        # SQS answers throttling (a token that came back meanwhile lets one
+        # through first).
+        body = json.dumps({"QueueUrl": queue, "Tags": {"x": "1"}}).encode()
+        for _ in range(6):
+            status, headers, answer = signed_post_with_headers(url, "AmazonSQS.TagQueue", body)
+            if status != 200:
+                break
+        assert status == 400, answer
+        assert json.loads(answer) == {
+            "__type": "com.amazonaws.sqs#RequestThrottled",
+            "message": "Rate exceeded",
+        }
+        assert headers["x-amzn-query-error"] == "RequestThrottled;Sender"
+        assert headers["content-type"] == "application/x-amz-json-1.0"
+
+        time.sleep(1.1)
+        tags = sqs.list_queue_tags(QueueUrl=queue)["Tags"]
+        assert tags.get("team") == "infra"
+
+
+def test_tagging_quota_off_with_tagging_tps_0():
+    with local_endpoint("--tagging-tps", "0") as url:
+        sqs = make_client(url)
+        queue = sqs.create_queue(QueueName="free")["QueueUrl"]
+        clients = [single_attempt_client(url) for _ in range(20)]
+        outcomes = at_once([lambda c=c: c.list_queue_tags(QueueUrl=queue) for c in clients])
+        assert not [o for o in outcomes if isinstance(o, ClientError)], outcomes
+        for i in range(10):
+            sqs.tag_queue(QueueUrl=queue, Tags={f"k{i}": "v"})

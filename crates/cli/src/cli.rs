@@ -84,9 +84,10 @@ pub enum Command {
     /// One participant of the demo (started by `demo`).
     #[command(hide = true)]
     DemoWorker(DemoWorkerArgs),
-    /// Measure release latency, SQS requests per participant-episode and
-    /// episodes per second, against the endpoint's own hand-off time; with
-    /// --work, the cost of waiting.
+    /// Measure release latency, SQS requests and tagging actions per
+    /// participant-episode, tagging actions per barrier-minute and episodes
+    /// per second, against the endpoint's own hand-off time and the fan-out
+    /// floor of N parked long polls; with --work, the cost of waiting.
     Bench(BenchArgs),
     /// A group of benchmark participants (started by `bench --processes`).
     #[command(hide = true)]
@@ -154,6 +155,15 @@ pub struct LocalArgs {
     #[arg(long, value_name = "SECS", default_value_t = 30,
           value_parser = clap::value_parser!(u64).range(1..))]
     pub header_read_timeout: u64,
+    /// Allow N tagging actions (TagQueue, UntagQueue and ListQueueTags
+    /// together) per second for the whole endpoint, with a burst of N, as
+    /// SQS's per-account quota; over it they fail with RequestThrottled
+    /// (HTTP 400, "Rate exceeded"), which the SDKs retry. CreateQueue with
+    /// tags and all other operations are not limited. 0 turns the quota off,
+    /// for people who use the endpoint for other things. See
+    /// docs/ENDPOINT.md, "Quotas".
+    #[arg(long, value_name = "N", default_value_t = sqs_barrier_local::DEFAULT_TAGGING_TPS)]
+    pub tagging_tps: u32,
 }
 
 #[derive(Args, Debug)]
@@ -388,7 +398,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// Every SECS seconds during the run, read the approximate message
-    /// counts (visible, in flight, delayed) of the barrier's four queues
+    /// counts (visible, in flight, delayed) of the barrier's five queues
     /// with GetQueueAttributes, on a client of its own (not counted), and
     /// add the time series to the figures (`queue_series` in --json;
     /// `bench-report --svg-queues` plots it).
@@ -480,6 +490,10 @@ pub struct BenchWorkerArgs {
     /// Bytes of data each participant brings to every episode.
     #[arg(long, default_value_t = 0)]
     pub data_bytes: usize,
+    /// Instead of participants: run `--count` receivers of the fan-out
+    /// floor on this queue, as told on stdin.
+    #[arg(long, value_name = "URL")]
+    pub fanout_url: Option<String>,
 }
 
 #[derive(Args, Debug)]

@@ -411,7 +411,8 @@ async fn local(a: LocalArgs) -> u8 {
     }
     let mut options = sqs_barrier_local::Options::default()
         .with_max_connections(usize::try_from(a.max_connections).unwrap_or(usize::MAX))
-        .with_header_read_timeout(std::time::Duration::from_secs(a.header_read_timeout));
+        .with_header_read_timeout(std::time::Duration::from_secs(a.header_read_timeout))
+        .with_tagging_tps(a.tagging_tps);
     if let Some(spec) = a.chaos {
         options = options.with_chaos(spec, a.chaos_seed);
     }
@@ -450,6 +451,15 @@ async fn local(a: LocalArgs) -> u8 {
         let _ = writeln!(
             out,
             "  in-flight quota lowered to {limit} messages per queue"
+        );
+    }
+    if a.tagging_tps == 0 {
+        let _ = writeln!(out, "  tagging quota off (--tagging-tps 0)");
+    } else if a.tagging_tps != sqs_barrier_local::DEFAULT_TAGGING_TPS {
+        let _ = writeln!(
+            out,
+            "  tagging quota set to {} actions per second",
+            a.tagging_tps
         );
     }
     let _ = out.flush();

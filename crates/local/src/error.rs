@@ -55,7 +55,8 @@ pub enum ErrorCode {
     RequestEntityTooLarge,
     /// A bug in this server: answered with HTTP 500.
     InternalFailure,
-    /// Injected fault: SQS's throttling error (HTTP 400, retried by the SDKs).
+    /// SQS's throttling error (HTTP 400, retried by the SDKs): a tagging action over
+    /// the account's quota (see [`crate::throttle`]), or an injected fault.
     RequestThrottled,
     /// Injected fault: the generic AWS throttling error (HTTP 400, retried).
     ThrottlingException,
@@ -186,12 +187,44 @@ impl SqsError {
         )
     }
 
+    /// `RequestThrottled` with the message AWS uses for a request over a rate
+    /// quota: "Rate exceeded".
+    pub fn rate_exceeded() -> Self {
+        Self::new(ErrorCode::RequestThrottled, "Rate exceeded")
+    }
+
     /// `ReceiptHandleIsInvalid` quoting the handle.
     pub fn bad_handle(handle: &str) -> Self {
         Self::new(
             ErrorCode::ReceiptHandleIsInvalid,
             format!("The input receipt handle \"{handle}\" is not a valid receipt handle."),
         )
+    }
+}
+
+impl SqsError {
+    /// The body of the answer: `{"__type":"com.amazonaws.sqs#<Shape>","message":"..."}`,
+    /// sent with [`ErrorCode::http_status`] and `Content-Type:
+    /// application/x-amz-json-1.0`.
+    pub fn json_body(&self) -> String {
+        serde_json::json!({
+            "__type": format!("com.amazonaws.sqs#{}", self.code.shape_name()),
+            "message": self.message,
+        })
+        .to_string()
+    }
+
+    /// The value of the `x-amzn-query-error` header of the answer: `<query
+    /// code>;Sender` or `<query code>;Receiver`. aws-sdk-sqs and botocore take the
+    /// error code from it (SQS is `awsQueryCompatible`), so their typed errors
+    /// depend on it.
+    pub fn query_error_header(&self) -> String {
+        let fault = if self.code.is_sender_fault() {
+            "Sender"
+        } else {
+            "Receiver"
+        };
+        format!("{};{fault}", self.code.query_code())
     }
 }
 

@@ -41,16 +41,17 @@
 //!   in time.
 //!
 //! SQS's documented quotas (in flight, batch and message sizes, attributes, tags,
-//! names, ranges, name reuse after delete, purge rate) are enforced where they belong:
-//! the model for queue state, [`model::RecentlyDeleted`] for names, `ops` for request
-//! shapes.
+//! names, ranges, name reuse after delete, purge rate, tagging rate) are enforced where
+//! they belong: the model for queue state, [`model::RecentlyDeleted`] for names, `ops`
+//! for request shapes, [`throttle`]'s token bucket (one per server, fed a monotonic
+//! clock by the server) for the tagging actions per second.
 //!
 //! # What this crate does not do
 //!
 //! It does not verify signatures or credentials, enforce policies, encrypt, throttle
-//! (unless told to inject faults: [`chaos`]), persist anything, or run message-move
-//! tasks; counts are exact rather than approximate. `docs/ENDPOINT.md` lists every
-//! known difference from AWS.
+//! anything but the tagging actions (unless told to inject faults: [`chaos`]), persist
+//! anything, or run message-move tasks; counts are exact rather than approximate.
+//! `docs/ENDPOINT.md` lists every known difference from AWS.
 #![forbid(unsafe_code)]
 
 pub mod chaos;
@@ -60,6 +61,7 @@ pub mod model;
 pub mod ops;
 mod server;
 mod service;
+pub mod throttle;
 
 pub use chaos::{ChaosCounts, ChaosSpec, ChaosSpecError};
 pub use error::{ErrorCode, SqsError};
@@ -68,3 +70,4 @@ pub use ops::{Request, decode_request};
 pub use server::{
     DEFAULT_HEADER_READ_TIMEOUT, DEFAULT_MAX_CONNECTIONS, MAX_REQUEST_BYTES, Options, Server,
 };
+pub use throttle::{DEFAULT_TAGGING_TPS, TokenBucket};

@@ -25,6 +25,7 @@ use crate::latency::LatencySpec;
 use crate::model::MAX_IN_FLIGHT;
 use crate::ops;
 use crate::service::{Limits, RequestContext, Service};
+use crate::throttle::{DEFAULT_TAGGING_TPS, is_tagging_action};
 
 /// Largest request body read: a 1 MiB batch plus JSON overhead. Larger requests are
 /// refused before they are buffered.
@@ -70,6 +71,12 @@ pub struct Options {
     /// How long a client may take to send a request head (and how long an idle
     /// keep-alive connection stays open); default [`DEFAULT_HEADER_READ_TIMEOUT`].
     pub header_read_timeout: Option<Duration>,
+    /// Tagging actions (TagQueue, UntagQueue, ListQueueTags, all together) allowed
+    /// per second for the whole server, as SQS's per-account quota, with a burst of
+    /// as many; default [`DEFAULT_TAGGING_TPS`] (5). Over it a request is answered
+    /// `RequestThrottled` (HTTP 400, "Rate exceeded") and has no effect. `Some(0)`
+    /// turns the quota off. See [`crate::throttle`].
+    pub tagging_tps: Option<u32>,
 }
 
 impl Options {
@@ -106,6 +113,13 @@ impl Options {
         self.header_read_timeout = Some(timeout);
         self
     }
+
+    /// Allows `tps` tagging actions per second (a burst of `tps`) for the whole
+    /// server; 0 turns the tagging quota off (see [`Options::tagging_tps`]).
+    pub fn with_tagging_tps(mut self, tps: u32) -> Self {
+        self.tagging_tps = Some(tps);
+        self
+    }
 }
 
 /// How connections are served: the parts of [`Options`] the accept loop needs.
@@ -139,6 +153,7 @@ impl Server {
         let listener = TcpListener::bind(addr).await?;
         let local_addr = listener.local_addr()?;
         let (shutdown, stopping) = watch::channel(false);
+        let tagging_tps = options.tagging_tps.unwrap_or(DEFAULT_TAGGING_TPS);
         let chaos = options.chaos.map(|spec| {
             let seed = options.chaos_seed.unwrap_or_else(rand::random);
             tracing::info!(%spec, seed, "SQS endpoint injecting faults");
@@ -155,10 +170,14 @@ impl Server {
             Limits {
                 max_in_flight: options.max_in_flight.unwrap_or(MAX_IN_FLIGHT),
                 latency: options.latency,
+                tagging_tps,
             },
         ));
         if let Some(latency) = options.latency {
             tracing::info!(%latency, "SQS endpoint adding latency to every response");
+        }
+        if tagging_tps != DEFAULT_TAGGING_TPS {
+            tracing::info!(tagging_tps, "SQS endpoint tagging quota (0: off)");
         }
         let limits = ConnectionLimits {
             max_connections: options
@@ -403,6 +422,11 @@ async fn handle_inner(service: &Service, request: Request<Incoming>) -> Result<V
         .await
         .map_err(|_| too_large())?
         .to_bytes();
+    // SQS's per-account quota on tagging actions, counted by operation before the
+    // body is decoded: a refused request has no effect (and draws no faults).
+    if is_tagging_action(&target) && !service.admit_tagging() {
+        return Err(SqsError::rate_exceeded());
+    }
     let decoded = ops::decode_request(&target, &body)?;
     tracing::trace!(%target, "request");
     let Some(chaos) = service.chaos.as_deref() else {
@@ -468,19 +492,8 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
 fn error_response(error: &SqsError) -> Response<Full<Bytes>> {
     let status =
         StatusCode::from_u16(error.code.http_status()).unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-    let body = serde_json::json!({
-        "__type": format!("com.amazonaws.sqs#{}", error.code.shape_name()),
-        "message": error.message,
-    });
-    let mut response = json_response(status, body.to_string().into_bytes());
-    // aws-sdk-sqs and botocore take the error code from this header (SQS is
-    // `awsQueryCompatible`), so their typed errors depend on it.
-    let fault = if error.code.is_sender_fault() {
-        "Sender"
-    } else {
-        "Receiver"
-    };
-    if let Ok(value) = HeaderValue::from_str(&format!("{};{fault}", error.code.query_code())) {
+    let mut response = json_response(status, error.json_body().into_bytes());
+    if let Ok(value) = HeaderValue::from_str(&error.query_error_header()) {
         response.headers_mut().insert("x-amzn-query-error", value);
     }
     response

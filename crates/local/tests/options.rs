@@ -1,7 +1,8 @@
 //! The embedded endpoint's own settings, through the real aws-sdk-sqs client and raw
-//! TCP: a lowered in-flight quota, the latency model, the header-read timeout and the
-//! connection cap. moto has none of these (it has no in-flight quota at all), so these
-//! tests run against the embedded endpoint only. All on loopback, every wait bounded.
+//! TCP: a lowered in-flight quota, the tagging quota lowered or off, the latency model,
+//! the header-read timeout and the connection cap. moto has none of these (it has no
+//! in-flight quota at all), so these tests run against the embedded endpoint only. All
+//! on loopback, every wait bounded.
 
 use std::time::{Duration, Instant};
 
@@ -312,4 +313,80 @@ async fn connections_beyond_the_cap_wait_until_one_closes() {
     assert!(answered_at.duration_since(closed_at) < Duration::from_secs(5));
     // The remaining connection still works.
     assert_eq!(list_queues(&mut second).await.unwrap(), "HTTP/1.1 200 OK");
+}
+
+/// Sends `n` ListQueueTags at once; returns how many passed and the error codes of
+/// the others.
+async fn list_tags_at_once(client: &Client, url: &str, n: usize) -> (usize, Vec<String>) {
+    let tasks: Vec<_> = (0..n)
+        .map(|_| {
+            let request = client.list_queue_tags().queue_url(url);
+            tokio::spawn(async move { request.send().await })
+        })
+        .collect();
+    let mut passed = 0;
+    let mut codes = Vec::new();
+    for task in tasks {
+        match task.await.unwrap() {
+            Ok(_) => passed += 1,
+            Err(e) => codes.push(e.code().unwrap_or("<no code>").to_owned()),
+        }
+    }
+    (passed, codes)
+}
+
+/// `with_tagging_tps(0)` turns the tagging quota off: 30 tagging actions at once all
+/// pass.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn tagging_quota_off_never_throttles() {
+    let (_server, client) = server(Options::default().with_tagging_tps(0)).await;
+    let url = queue(&client, "untouched").await;
+    assert_eq!(list_tags_at_once(&client, &url, 30).await, (30, Vec::new()));
+    for i in 0..10 {
+        client
+            .tag_queue()
+            .queue_url(&url)
+            .tags(format!("k{i}"), "v")
+            .send()
+            .await
+            .unwrap();
+    }
+}
+
+/// `with_tagging_tps(2)`: a burst of 2, then one more every 500 ms; a refused
+/// TagQueue has no effect.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn lowered_tagging_quota() {
+    let (_server, client) = server(Options::default().with_tagging_tps(2)).await;
+    let url = queue(&client, "slow-tags").await;
+    let (passed, codes) = list_tags_at_once(&client, &url, 4).await;
+    assert_eq!((passed, codes), (2, vec!["RequestThrottled".to_owned(); 2]));
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    client
+        .tag_queue()
+        .queue_url(&url)
+        .tags("kept", "1")
+        .send()
+        .await
+        .unwrap();
+    let refused = client
+        .tag_queue()
+        .queue_url(&url)
+        .tags("dropped", "1")
+        .send()
+        .await
+        .expect_err("the quota's one token was taken");
+    assert_eq!(refused.code(), Some("RequestThrottled"));
+
+    tokio::time::sleep(Duration::from_millis(600)).await;
+    let tags = client
+        .list_queue_tags()
+        .queue_url(&url)
+        .send()
+        .await
+        .unwrap()
+        .tags
+        .unwrap_or_default();
+    assert_eq!(tags.keys().collect::<Vec<_>>(), ["kept"]);
 }

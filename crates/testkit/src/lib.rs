@@ -2,8 +2,10 @@
 //! clients for them.
 //!
 //! Two endpoints exist: the project's embedded one ([`embedded`]) and moto
-//! ([`moto`]), an independent implementation used as the reference. [`Target`]
-//! and [`start`] let one test body run against either:
+//! ([`moto`]), an independent implementation used as the reference. Both apply
+//! SQS's tagging quota (5 tagging actions per second per account): the
+//! embedded endpoint by default, moto through a [`QuotaProxy`] in front of it.
+//! [`Target`] and [`start`] let one test body run against either:
 //!
 //! ```no_run
 //! # async fn demo() {
@@ -17,6 +19,7 @@
 //! ```
 
 mod moto;
+pub mod quota;
 pub mod runtime_api;
 
 use std::fmt;
@@ -27,6 +30,7 @@ use aws_sdk_sqs::config::timeout::TimeoutConfig;
 use aws_sdk_sqs::config::{BehaviorVersion, Credentials, Region};
 
 pub use moto::{MOTO_SERVER_ENV, MotoServer, moto};
+pub use quota::QuotaProxy;
 
 /// The region every test client uses.
 pub const REGION: &str = "us-east-1";
@@ -35,7 +39,8 @@ pub const REGION: &str = "us-east-1";
 /// hung endpoint fails a test instead of hanging the whole run.
 const OPERATION_TIMEOUT: Duration = Duration::from_secs(60);
 
-/// Starts the embedded endpoint on a free loopback port.
+/// Starts the embedded endpoint on a free loopback port, with its default
+/// options (SQS's quotas, the tagging quota included).
 ///
 /// # Panics
 /// If the server cannot bind.
@@ -107,7 +112,8 @@ pub fn cli_command(bin: &str, url: &str) -> std::process::Command {
 pub enum Target {
     /// The embedded endpoint of `sqs-barrier-local`.
     Embedded,
-    /// A moto server (reference implementation), see [`moto`].
+    /// A moto server (reference implementation) behind the tagging quota's
+    /// proxy, see [`moto`].
     Moto,
 }
 

@@ -5,6 +5,10 @@
 //! which exports `SQS_BARRIER_MOTO_SERVER`. A missing moto is a hard failure:
 //! a suite that silently skips half its targets would look green and test
 //! nothing.
+//!
+//! moto has no tagging quota; SQS and the embedded endpoint have one. Clients
+//! therefore reach moto through a [`QuotaProxy`] that applies it (see
+//! [`crate::quota`]), so code meets the same quota on both targets.
 
 use std::fs::File;
 use std::net::{Ipv4Addr, SocketAddr, TcpListener};
@@ -15,6 +19,8 @@ use std::time::{Duration, Instant};
 use tokio::net::TcpStream;
 use tokio::process::{Child, Command};
 
+use crate::quota::QuotaProxy;
+
 /// Environment variable naming the `moto_server` executable.
 pub const MOTO_SERVER_ENV: &str = "SQS_BARRIER_MOTO_SERVER";
 
@@ -23,24 +29,29 @@ const STARTUP_TIMEOUT: Duration = Duration::from_secs(30);
 /// How often a port is tried again when moto could not bind it.
 const PORT_ATTEMPTS: usize = 5;
 
-/// A running `moto_server`, killed when this value is dropped (also while a
-/// panicking test unwinds).
+/// A running `moto_server` behind its [`QuotaProxy`], both stopped (moto
+/// killed) when this value is dropped (also while a panicking test unwinds).
 #[derive(Debug)]
 pub struct MotoServer {
     child: Child,
     addr: SocketAddr,
     log: PathBuf,
+    /// What clients talk to; `None` only while moto is starting.
+    proxy: Option<QuotaProxy>,
 }
 
 impl MotoServer {
-    /// The endpoint URL for SDK clients, like `http://127.0.0.1:PORT`.
+    /// The endpoint URL for SDK clients, like `http://127.0.0.1:PORT`: the
+    /// proxy that applies SQS's tagging quota in front of moto.
     pub fn endpoint_url(&self) -> String {
-        format!("http://{}", self.addr)
+        format!("http://{}", self.local_addr())
     }
 
-    /// The address the server listens on.
+    /// The address clients use: the quota proxy's.
     pub fn local_addr(&self) -> SocketAddr {
-        self.addr
+        self.proxy
+            .as_ref()
+            .map_or(self.addr, QuotaProxy::local_addr)
     }
 
     /// The file that receives moto's stdout and stderr (one line per request).
@@ -51,6 +62,8 @@ impl MotoServer {
 
 impl Drop for MotoServer {
     fn drop(&mut self) {
+        // The proxy first: it stops accepting and drops its connections.
+        self.proxy = None;
         // kill_on_drop would do this too; doing it here makes the intent plain
         // and lets us remove the log of a server that is gone.
         let _ = self.child.start_kill();
@@ -58,8 +71,9 @@ impl Drop for MotoServer {
     }
 }
 
-/// Starts a moto server on a free loopback port and waits until it accepts
-/// connections.
+/// Starts a moto server on a free loopback port, waits until it accepts
+/// connections, and puts a [`QuotaProxy`] (SQS's default tagging quota) in
+/// front of it.
 ///
 /// # Panics
 /// If `SQS_BARRIER_MOTO_SERVER` is unset or does not name a file (run
@@ -122,7 +136,12 @@ async fn start_on_free_port(program: &Path) -> Result<MotoServer, String> {
         .kill_on_drop(true)
         .spawn()
         .map_err(|e| format!("spawn {}: {e}", program.display()))?;
-    let mut server = MotoServer { child, addr, log };
+    let mut server = MotoServer {
+        child,
+        addr,
+        log,
+        proxy: None,
+    };
 
     let deadline = Instant::now() + STARTUP_TIMEOUT;
     loop {
@@ -133,6 +152,9 @@ async fn start_on_free_port(program: &Path) -> Result<MotoServer, String> {
             ));
         }
         if TcpStream::connect(addr).await.is_ok() {
+            let proxy = QuotaProxy::start(addr)
+                .map_err(|e| format!("start the quota proxy in front of moto: {e}"))?;
+            server.proxy = Some(proxy);
             return Ok(server);
         }
         if Instant::now() > deadline {
