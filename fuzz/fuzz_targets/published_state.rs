@@ -1,8 +1,10 @@
-//! The published state's two readers. The input is split at the first NUL byte:
-//! before it, a JSON document for `PublishedState::from_json`; after it, queue tags
-//! for `tags::decode`, one `key=value` per line. Neither may panic; an accepted state
-//! must round-trip through `to_json`, and a decoded tag document through
-//! `tags::encode`.
+//! The published state's readers. The input is split at the first NUL byte:
+//! before it, a JSON document for `PublishedState::from_json` and, as a message of
+//! the state queue, for `StateRecord::from_json`; after it, queue tags for
+//! `tags::decode`, one `key=value` per line. None may panic; an accepted state or
+//! record must round-trip through `to_json`, a record's newest-of choice must not
+//! depend on the order it is given in, and a decoded tag document must round-trip
+//! through `tags::encode`.
 //!
 //! An accepted state's version 2 parts are read as the coordinator and the
 //! participants read them, over a numbered and a roster membership: the roll
@@ -14,6 +16,7 @@
 
 use libfuzzer_sys::fuzz_target;
 use sqs_barrier_core::config::Membership;
+use sqs_barrier_core::record::{StateRecord, newest};
 use sqs_barrier_core::roll::Roll;
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::tags;
@@ -65,6 +68,19 @@ fuzz_target!(|data: &[u8]| {
         let again = PublishedState::from_json(&state.to_json());
         assert_eq!(again.as_ref(), Some(&state), "state round trip");
         read_v2(&state);
+    }
+    if let Ok(body) = std::str::from_utf8(json)
+        && let Ok(record) = StateRecord::from_json(body)
+    {
+        let again = StateRecord::from_json(&record.to_json());
+        assert_eq!(again.as_ref(), Ok(&record), "record round trip");
+        read_v2(&record.state);
+        // Two writes: whichever order a reader gets them in, it picks the same.
+        let mut other = record.clone();
+        other.state.seq = other.state.seq.wrapping_add(1);
+        let a = newest([&record, &other]).map(|r| r.state.order());
+        let b = newest([&other, &record]).map(|r| r.state.order());
+        assert_eq!(a, b, "newest of two");
     }
 
     let Ok(text) = std::str::from_utf8(rest) else {

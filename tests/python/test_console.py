@@ -246,9 +246,15 @@ def test_console_in_a_browser(stack, browser):
     # The queue table with the SQS console's columns and the barrier's queues.
     heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queues thead th")]
     assert heads == COLUMNS
-    rows = _until(browser, lambda d: (r := _queue_rows(d)) and len(r) == 4 and r)
+    rows = _until(browser, lambda d: (r := _queue_rows(d)) and len(r) == 5 and r)
     assert sorted(r[0] for r in rows) == sorted(
-        [f"{name}-checkin", f"{name}-dlq", f"{name}-release-0", f"{name}-release-1"]
+        [
+            f"{name}-checkin",
+            f"{name}-dlq",
+            f"{name}-release-0",
+            f"{name}-release-1",
+            f"{name}-state",
+        ]
     )
     for queue, *cells in rows:
         assert len(cells) == 7 and cells[0] == queue
@@ -261,7 +267,7 @@ def test_console_in_a_browser(stack, browser):
     _until(browser, lambda d: len(_queue_rows(d)) == 2)
     box.clear()
     box.send_keys(" ")  # clear() fires no input event
-    _until(browser, lambda d: len(_queue_rows(d)) == 4)
+    _until(browser, lambda d: len(_queue_rows(d)) == 5)
 
     # ann arrived; bob and cy are named as missing, with the coordinator alive.
     _until(browser, lambda d: _chips(d, name, "arrived") == ["ann"])

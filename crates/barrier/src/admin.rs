@@ -4,13 +4,13 @@ use std::collections::HashMap;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use aws_sdk_sqs::types::QueueAttributeName as A;
-use sqs_barrier_core::coordinator::WriteGuard;
 use sqs_barrier_core::names::{QueueNames, validate_barrier_name};
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Membership, Roll, tags};
 
 use crate::error::{Error, Result};
+use crate::published;
 use crate::sqs::{Sqs, is_missing_queue};
 
 /// Queue settings, and why (docs/PROTOCOL.md explains them in full).
@@ -32,6 +32,13 @@ mod settings {
     pub const RELEASE_VISIBILITY: &str = "0";
     /// Long polling by default, also for clients that do not ask for it.
     pub const WAIT: &str = "20";
+    /// A coordinator rewrites its state at least every few minutes while it
+    /// runs; without one the last state must last as long as SQS allows
+    /// (the copy in tags outlives it, see `published`).
+    pub const STATE_RETENTION: &str = "1209600";
+    /// Readers pass visibility 0 and take nothing from anyone; the same
+    /// default for clients that pass none.
+    pub const STATE_VISIBILITY: &str = "0";
     /// Dead letters are for people to read: keep them the longest.
     pub const DLQ_RETENTION: &str = "1209600";
     /// A backstop: a message that keeps coming back (a coordinator that
@@ -78,6 +85,8 @@ pub struct QueueUrls {
     pub release: [String; 2],
     /// The dead-letter queue.
     pub dead_letter: String,
+    /// The state queue: the coordinator's published state.
+    pub state: String,
 }
 
 impl QueueUrls {
@@ -94,8 +103,8 @@ pub struct BarrierInfo {
     pub config: BarrierConfig,
     /// The queues.
     pub urls: QueueUrls,
-    /// The coordinator's published state when the barrier was opened (the
-    /// same tags hold both), if any: who was expected where then.
+    /// The coordinator's published state when the barrier was opened (read
+    /// with the configuration), if any: who was expected where then.
     pub state: Option<PublishedState>,
 }
 
@@ -125,7 +134,15 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
     }
     let names = QueueNames::new(name, opts.fifo);
 
-    if let Ok(existing) = open(sqs, name).await {
+    let existing = match open_stored(sqs, name).await {
+        Err(Error::Outdated { .. }) => {
+            // Set up by an earlier version: add the state queue.
+            create_state_queue(sqs, &names).await?;
+            open_stored(sqs, name).await.ok()
+        }
+        found => found.ok(),
+    };
+    if let Some(existing) = existing {
         if existing.config.same_rules(&wanted) {
             return Ok(SetupOutcome {
                 info: existing,
@@ -186,8 +203,9 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
         )
         .await?;
     }
+    create_state_queue(sqs, &names).await?;
     // Two set-ups racing: the queue's tags say whose configuration won.
-    let info = open(sqs, name).await?;
+    let info = open_stored(sqs, name).await?;
     if !info.config.same_rules(&wanted) {
         return Err(Error::Conflict {
             barrier: name.into(),
@@ -198,6 +216,20 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
         info,
         created: true,
     })
+}
+
+async fn create_state_queue(sqs: &Sqs, names: &QueueNames) -> Result<String> {
+    create(
+        sqs,
+        sqs.client()
+            .create_queue()
+            .queue_name(&names.state)
+            .attributes(A::SqsManagedSseEnabled, "true")
+            .attributes(A::ReceiveMessageWaitTimeSeconds, settings::WAIT)
+            .attributes(A::MessageRetentionPeriod, settings::STATE_RETENTION)
+            .attributes(A::VisibilityTimeout, settings::STATE_VISIBILITY),
+    )
+    .await
 }
 
 fn describe_difference(have: &BarrierConfig, want: &BarrierConfig) -> String {
@@ -266,8 +298,64 @@ async fn queue_url(sqs: &Sqs, queue: &str) -> Result<Option<String>> {
     }
 }
 
-/// Finds barrier `name`: its queues and stored configuration.
+/// Finds barrier `name`: its queues, its configuration and the
+/// coordinator's published state.
+///
+/// The configuration comes with the newest state the coordinator
+/// published (a receive on the state queue, no tagging action); only
+/// when no coordinator has published one is it read from the tags `setup`
+/// stored (one `ListQueueTags`, retried while SQS throttles it).
 pub async fn open(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
+    let urls = find(sqs, name).await?;
+    if let Some(record) = published::read_record(sqs, &urls.state).await?
+        && record.config.name == name
+    {
+        return Ok(BarrierInfo {
+            config: record.config,
+            urls,
+            state: Some(record.state),
+        });
+    }
+    from_tags(sqs, name, urls).await
+}
+
+/// Finds barrier `name` with the configuration `setup` stored in tags.
+async fn open_stored(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
+    let urls = find(sqs, name).await?;
+    from_tags(sqs, name, urls).await
+}
+
+async fn from_tags(sqs: &Sqs, name: &str, urls: QueueUrls) -> Result<BarrierInfo> {
+    let tag_map = published::list_tags(sqs, &urls.checkin).await?;
+    let config = config_in_tags(name, &tag_map)?;
+    Ok(BarrierInfo {
+        config,
+        urls,
+        state: published::state_in_tags(&tag_map),
+    })
+}
+
+fn config_in_tags(name: &str, tag_map: &HashMap<String, String>) -> Result<BarrierConfig> {
+    let json = tags::decode(
+        tags::CONFIG_PREFIX,
+        tag_map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
+    )
+    .map_err(|e| Error::Corrupt {
+        barrier: name.into(),
+        detail: e.to_string(),
+    })?
+    .ok_or_else(|| Error::Corrupt {
+        barrier: name.into(),
+        detail: "its check-in queue has no barrier configuration tags".into(),
+    })?;
+    BarrierConfig::from_json(&json).map_err(|e| Error::Corrupt {
+        barrier: name.into(),
+        detail: e.to_string(),
+    })
+}
+
+/// The URLs of barrier `name`'s queues.
+async fn find(sqs: &Sqs, name: &str) -> Result<QueueUrls> {
     validate_barrier_name(name)?;
     let not_set_up = || Error::NotSetUp {
         barrier: name.into(),
@@ -282,23 +370,6 @@ pub async fn open(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
         }
     }
     let (names, checkin) = found.ok_or_else(not_set_up)?;
-    let tag_map = list_tags(sqs, &checkin).await?;
-    let json = tags::decode(
-        tags::CONFIG_PREFIX,
-        tag_map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .map_err(|e| Error::Corrupt {
-        barrier: name.into(),
-        detail: e.to_string(),
-    })?
-    .ok_or_else(|| Error::Corrupt {
-        barrier: name.into(),
-        detail: format!("queue {} has no barrier configuration tags", names.checkin),
-    })?;
-    let config = BarrierConfig::from_json(&json).map_err(|e| Error::Corrupt {
-        barrier: name.into(),
-        detail: e.to_string(),
-    })?;
     let r0 = queue_url(sqs, &names.release[0])
         .await?
         .ok_or_else(not_set_up)?;
@@ -308,14 +379,17 @@ pub async fn open(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
     let dlq = queue_url(sqs, &names.dead_letter)
         .await?
         .ok_or_else(not_set_up)?;
-    Ok(BarrierInfo {
-        config,
-        state: decode_state(&tag_map),
-        urls: QueueUrls {
-            checkin,
-            release: [r0, r1],
-            dead_letter: dlq,
-        },
+    let state = queue_url(sqs, &names.state)
+        .await?
+        .ok_or_else(|| Error::Outdated {
+            barrier: name.into(),
+            queue: names.state.clone(),
+        })?;
+    Ok(QueueUrls {
+        checkin,
+        release: [r0, r1],
+        dead_letter: dlq,
+        state,
     })
 }
 
@@ -330,8 +404,8 @@ pub async fn teardown(sqs: &Sqs, name: &str) -> Result<Vec<String>> {
     for fifo in [false, true] {
         let names = QueueNames::new(name, fifo);
         for queue in names.all() {
-            if fifo && queue.starts_with(&format!("{name}-release")) {
-                continue; // release queues are standard either way
+            if fifo && !queue.ends_with(".fifo") {
+                continue; // release and state queues are standard either way
             }
             let Some(url) = queue_url(sqs, queue).await? else {
                 continue;
@@ -346,123 +420,36 @@ pub async fn teardown(sqs: &Sqs, name: &str) -> Result<Vec<String>> {
     Ok(deleted)
 }
 
-pub(crate) async fn list_tags(sqs: &Sqs, url: &str) -> Result<HashMap<String, String>> {
-    let out = sqs
-        .client()
-        .list_queue_tags()
-        .queue_url(url)
-        .send()
-        .await
-        .map_err(|e| sqs.error("ListQueueTags", e))?;
-    Ok(out.tags.unwrap_or_default())
-}
-
-/// Reads the coordinator's published state; `None` if no coordinator has
-/// published one (or it is unreadable).
-pub async fn read_state(sqs: &Sqs, checkin_url: &str) -> Result<Option<PublishedState>> {
-    let tag_map = list_tags(sqs, checkin_url).await?;
-    Ok(decode_state(&tag_map))
-}
-
-pub(crate) fn decode_state(tag_map: &HashMap<String, String>) -> Option<PublishedState> {
-    tags::decode(
-        tags::STATE_PREFIX,
-        tag_map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .ok()
-    .flatten()
-    .and_then(|json| PublishedState::from_json(&json))
-}
-
-/// Publishes `state` in the check-in queue's tags in one `TagQueue` call.
-/// Chunks of a longer earlier state stay behind, beyond the count that
-/// readers go by; a state never takes more than 25 tags, so they cannot
-/// crowd out anything.
-pub(crate) async fn write_state(
-    sqs: &Sqs,
-    checkin_url: &str,
-    state: &PublishedState,
-) -> Result<()> {
-    write_document(sqs, checkin_url, tags::STATE_PREFIX, &state.to_json(), "?").await
-}
-
-/// Writes the document `json` under `prefix` in the queue's tags, in one
-/// `TagQueue` call.
-async fn write_document(
-    sqs: &Sqs,
-    queue_url: &str,
-    prefix: &str,
-    json: &str,
-    barrier: &str,
-) -> Result<()> {
-    let chunks = tags::encode(prefix, json).map_err(|e| Error::Corrupt {
-        barrier: barrier.into(),
-        detail: e.to_string(),
-    })?;
-    let mut req = sqs.client().tag_queue().queue_url(queue_url);
-    for (k, v) in chunks {
-        req = req.tags(k, v);
-    }
-    req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
-    Ok(())
-}
-
-/// A coordinator's state write: reads the published state and writes
-/// `state` over it if `guard` allows; else returns what it read (another
-/// coordinator wrote it, and the caller stands down).
-///
-/// Tags are last-writer-wins, so the current state is read first: a
-/// coordinator writes only over a state it knows completely (see
-/// [`sqs_barrier_core::Coordinator::write_guard`]).
-pub(crate) async fn write_state_guarded(
-    sqs: &Sqs,
-    checkin_url: &str,
-    guard: &WriteGuard,
-    state: &PublishedState,
-) -> Result<Option<Box<PublishedState>>> {
-    let tag_map = list_tags(sqs, checkin_url).await?;
-    let current = decode_state(&tag_map);
-    if !guard.allows(current.as_ref()) {
-        return Ok(current.map(Box::new));
-    }
-    if state.needed_version() >= 2 {
-        mark_extended(sqs, checkin_url, &tag_map).await?;
-    }
-    write_state(sqs, checkin_url, state).await?;
-    Ok(None)
-}
+pub use crate::published::{peek_state, read_state};
 
 /// Before the first state of version 2 (a roll, gathered data), makes the
 /// stored configuration version 2 too: builds that read only version 1
 /// then refuse to open the barrier (a clear error) rather than read the
 /// state as none and count against the configured membership. Once per
-/// barrier: `tag_map` (the tags just read) tells whether it is done.
-async fn mark_extended(
-    sqs: &Sqs,
-    checkin_url: &str,
-    tag_map: &HashMap<String, String>,
-) -> Result<()> {
-    let json = tags::decode(
-        tags::CONFIG_PREFIX,
-        tag_map.iter().map(|(k, v)| (k.as_str(), v.as_str())),
-    )
-    .ok()
-    .flatten();
-    let Some(mut cfg) = json.and_then(|j| BarrierConfig::from_json(&j).ok()) else {
-        return Ok(());
-    };
+/// barrier: returns the configuration as it is now (`config` marked
+/// extended), for the caller to keep. One `ListQueueTags` and, the first
+/// time, one `TagQueue`.
+pub(crate) async fn mark_extended(sqs: &Sqs, info: &BarrierInfo) -> Result<BarrierConfig> {
+    let mut cfg = info.config.clone();
     if cfg.extended || cfg.quorum.is_some() {
-        return Ok(());
+        return Ok(cfg);
+    }
+    let tag_map = published::list_tags(sqs, &info.urls.checkin).await?;
+    let stored = config_in_tags(&cfg.name, &tag_map)?;
+    if !(stored.extended || stored.quorum.is_some()) {
+        let mut marked = stored;
+        marked.extended = true;
+        published::write_document(
+            sqs,
+            &info.urls.checkin,
+            tags::CONFIG_PREFIX,
+            &marked.to_json(),
+            &cfg.name,
+        )
+        .await?;
     }
     cfg.extended = true;
-    write_document(
-        sqs,
-        checkin_url,
-        tags::CONFIG_PREFIX,
-        &cfg.to_json(),
-        &cfg.name,
-    )
-    .await
+    Ok(cfg)
 }
 
 /// The milliseconds since the Unix epoch.
@@ -654,7 +641,7 @@ pub async fn status(sqs: &Sqs, name: &str) -> Result<Status> {
 /// liveness is then judged without comparing clocks of different hosts.
 pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
     let info = open(sqs, name).await?;
-    let mut state = read_state(sqs, &info.urls.checkin).await?;
+    let mut state = read_state(sqs, &info).await?;
     let check = match &state {
         None => CoordinatorCheck::NoState,
         Some(s) if s.stopped => CoordinatorCheck::Stopped,
@@ -662,7 +649,7 @@ pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
             looks_recent: s.looks_recent(now_ms()),
         },
         Some(s) => {
-            let beat = s.beat();
+            let seen = s.order();
             let body = Message::Probe {
                 barrier: info.config.name.clone(),
                 instance: info.config.instance.clone(),
@@ -674,8 +661,9 @@ pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
             let sent = std::time::Instant::now();
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
-                let now = read_state(sqs, &info.urls.checkin).await?;
-                let changed = now.as_ref().is_some_and(|n| n.beat() != beat);
+                let now = read_state(sqs, &info).await?;
+                // An older write still in the queue is no answer.
+                let changed = now.as_ref().is_some_and(|n| n.order() > seen);
                 if changed {
                     state = now;
                     break CoordinatorCheck::Answered(sent.elapsed());

@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::{Duration, Instant};
 
-use aws_sdk_sqs::types::ChangeMessageVisibilityBatchRequestEntry;
+use sqs_barrier_core::BarrierConfig;
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
 use sqs_barrier_core::standby::{
     Event as StandbyEvent, Standby, StandbyOptions, Transmit as StandbyTransmit,
@@ -21,6 +21,7 @@ use crate::admin::{self, BarrierInfo};
 use crate::error::{Error, Result};
 use crate::notices;
 use crate::participant::{mono_now, send_checkin_queue, wall_now};
+use crate::published::{self, BACKSTOP_EVERY, BACKSTOP_MEMBERSHIP};
 use crate::sqs::Sqs;
 
 /// Tunables of a running coordinator.
@@ -102,7 +103,12 @@ enum Done {
     Write {
         version: u64,
         outcome: Result<Option<Box<PublishedState>>>,
+        /// The configuration as the write left it (marked extended before
+        /// the first state of version 2).
+        config: Option<BarrierConfig>,
     },
+    /// A copy of the state written into tags (see `published`).
+    Backstop(Result<()>),
     /// The deletes of check-ins a write recorded.
     Delete(Result<()>),
 }
@@ -134,6 +140,17 @@ pub async fn run_coordinator(
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
     let info = admin::open(sqs, name).await?;
+    // The copy of the state in tags, read once per process: it holds the
+    // state of a barrier whose state queue emptied (no coordinator for
+    // longer than SQS keeps a message) or that an earlier version ran.
+    let mut backstop = match published::list_tags(sqs, &info.urls.checkin).await {
+        Ok(tags) => published::state_in_tags(&tags),
+        Err(e) if e.is_transient() => {
+            tracing::warn!(error = %e, "could not read the copy of the state in tags; going by the state queue");
+            None
+        }
+        Err(e) => return Err(e),
+    };
     tokio::pin!(shutdown);
     let mut force = opts.force || opts.standby.force;
     loop {
@@ -149,6 +166,11 @@ pub async fn run_coordinator(
         let Some(restored) = stand_by(sqs, &info, &id, &opts, force, shutdown.as_mut()).await?
         else {
             return Ok(());
+        };
+        // The newer of what the state queue and the copy in tags hold.
+        let restored = match (restored, backstop.take()) {
+            (Some(q), Some(t)) => Some(if t.order() > q.order() { t } else { q }),
+            (q, t) => q.or(t),
         };
         force = false;
         if let Some(g) = &opts.gauges {
@@ -167,9 +189,11 @@ pub async fn run_coordinator(
         let mut driver = Driver {
             sqs: sqs.clone(),
             info: info.clone(),
+            backstop: Backstop::default(),
             core,
             held: HashMap::new(),
             background: JoinSet::new(),
+            last_written: None,
             opts: opts.clone(),
             events: events.clone(),
         };
@@ -199,16 +223,14 @@ async fn stand_by<S: Future<Output = ()>>(
     loop {
         while let Some(t) = sb.poll_transmit() {
             match t {
-                StandbyTransmit::ReadState => {
-                    match admin::read_state(sqs, &info.urls.checkin).await {
-                        Ok(state) => sb.handle_state(state, mono_now()),
-                        Err(e) if e.is_transient() => {
-                            tracing::warn!(error = %e, "standby: could not read the coordinator's state");
-                            sb.handle_read_failed(mono_now());
-                        }
-                        Err(e) => return Err(e),
+                StandbyTransmit::ReadState => match published::read_state(sqs, info).await {
+                    Ok(state) => sb.handle_state(state, mono_now()),
+                    Err(e) if e.is_transient() => {
+                        tracing::warn!(error = %e, "standby: could not read the coordinator's state");
+                        sb.handle_read_failed(mono_now());
                     }
-                }
+                    Err(e) => return Err(e),
+                },
                 StandbyTransmit::Probe(body) => {
                     let group = format!("probe.{id}");
                     match send_checkin_queue(sqs, info, &body, &group).await {
@@ -257,16 +279,57 @@ async fn stand_by<S: Future<Output = ()>>(
     }
 }
 
+/// When the copy of the state in tags was last written, and what it held.
+#[derive(Default)]
+struct Backstop {
+    at: Option<Instant>,
+    /// The released frontier, break and roll version it recorded.
+    recorded: Option<(u64, bool, u64)>,
+    writing: bool,
+}
+
+impl Backstop {
+    /// Whether `state`, just published, is due for a copy in tags.
+    fn due(&self, state: &PublishedState) -> bool {
+        if self.writing {
+            return false;
+        }
+        let now = (
+            state.released_below,
+            state.broken.is_some(),
+            state.roll.as_ref().map_or(0, |r| r.v),
+        );
+        let Some(was) = self.recorded else {
+            return true;
+        };
+        let since = self.at.map_or(Duration::MAX, |t| t.elapsed());
+        (now.2 != was.2 && since >= BACKSTOP_MEMBERSHIP) || (now != was && since >= BACKSTOP_EVERY)
+    }
+
+    fn record(&mut self, state: &PublishedState) {
+        self.at = Some(Instant::now());
+        self.recorded = Some((
+            state.released_below,
+            state.broken.is_some(),
+            state.roll.as_ref().map_or(0, |r| r.v),
+        ));
+        self.writing = true;
+    }
+}
+
 struct Driver {
     sqs: Sqs,
     info: BarrierInfo,
+    backstop: Backstop,
     core: sqs_barrier_core::Coordinator<String>,
     /// Receipt handles held, with when their visibility was last set.
     held: HashMap<String, Instant>,
     /// State writes and check-in deletes under way. They run beside the
     /// loop, so that counting and releasing never wait for them (a write
-    /// is two round trips, a large barrier's deletes several).
+    /// is three round trips, a large barrier's deletes several).
     background: JoinSet<Done>,
+    /// The state of the write under way, for its copy in tags.
+    last_written: Option<Box<PublishedState>>,
     opts: CoordinatorOptions,
     events: Option<mpsc::UnboundedSender<Event>>,
 }
@@ -471,11 +534,36 @@ impl Driver {
                     delete(&self.sqs, &self.info.urls.checkin, vec![token]).await?;
                 }
                 Transmit::WriteState { version, state } => {
-                    let guard = self.core.write_guard();
-                    let (sqs, url) = (self.sqs.clone(), self.info.urls.checkin.clone());
+                    let (sqs, info) = (self.sqs.clone(), self.info.clone());
+                    self.last_written = Some(state.clone());
                     self.background.spawn(async move {
-                        let outcome = admin::write_state_guarded(&sqs, &url, &guard, &state).await;
-                        Done::Write { version, outcome }
+                        let mut config = None;
+                        if state.needed_version() >= 2 {
+                            match admin::mark_extended(&sqs, &info).await {
+                                Ok(c) => config = Some(c),
+                                Err(e) => {
+                                    return Done::Write {
+                                        version,
+                                        outcome: Err(e),
+                                        config,
+                                    };
+                                }
+                            }
+                        }
+                        let cfg = config.as_ref().unwrap_or(&info.config);
+                        let outcome = published::write_state(&sqs, &info, cfg, &state).await;
+                        if matches!(outcome, Ok(None)) {
+                            return Done::Write {
+                                version,
+                                outcome: Ok(None),
+                                config: Some(cfg.clone()).filter(|_| config.is_some()),
+                            };
+                        }
+                        Done::Write {
+                            version,
+                            outcome,
+                            config,
+                        }
                     });
                 }
             }
@@ -508,11 +596,29 @@ impl Driver {
             Done::Write {
                 version,
                 outcome: Ok(None),
-            } => self.core.handle_state_written(version),
+                config,
+            } => {
+                if let Some(c) = config {
+                    self.info.config = c;
+                }
+                self.core.handle_state_written(version);
+                self.copy_to_tags();
+            }
+            Done::Backstop(Ok(())) => self.backstop.writing = false,
+            Done::Backstop(Err(e)) => {
+                self.backstop.writing = false;
+                tracing::warn!(error = %e, "could not copy the state into tags; trying again later");
+            }
             Done::Write {
                 outcome: Ok(Some(other)),
+                config,
                 ..
-            } => self.core.handle_state_observed(&other, wall_now()),
+            } => {
+                if let Some(c) = config {
+                    self.info.config = c;
+                }
+                self.core.handle_state_observed(&other, wall_now())
+            }
             Done::Write {
                 outcome: Err(e), ..
             } if e.is_transient() => {
@@ -533,14 +639,30 @@ impl Driver {
         Ok(())
     }
 
+    /// After a write: copies the state into tags if that is due (see
+    /// `published`), beside the loop.
+    fn copy_to_tags(&mut self) {
+        let Some(state) = self.last_written.take() else {
+            return;
+        };
+        if !self.backstop.due(&state) {
+            return;
+        }
+        self.backstop.record(&state);
+        let (sqs, info) = (self.sqs.clone(), self.info.clone());
+        self.background.spawn(async move {
+            Done::Backstop(published::write_backstop(&sqs, &info, &state).await)
+        });
+    }
+
     /// On a clean stop: publishes the last state, marked `stopped`, unless
-    /// another coordinator has written since our last write.
+    /// another coordinator has published a newer one; and its copy in tags.
     async fn write_final_state(&mut self) -> Result<()> {
-        let current = admin::list_tags(&self.sqs, &self.info.urls.checkin).await?;
-        let ours = admin::decode_state(&current).is_none_or(|s| s.coordinator == self.core.id());
-        if ours {
-            let state = self.core.final_snapshot(wall_now());
-            admin::write_state(&self.sqs, &self.info.urls.checkin, &state).await?;
+        let state = self.core.final_snapshot(wall_now());
+        let other =
+            published::write_state(&self.sqs, &self.info, &self.info.config, &state).await?;
+        if other.is_none() {
+            published::write_backstop(&self.sqs, &self.info, &state).await?;
         }
         Ok(())
     }
@@ -572,29 +694,9 @@ impl Driver {
     }
 
     async fn change_visibility(&self, receipts: &[String], secs: i32) -> Result<()> {
-        for chunk in receipts.chunks(10) {
-            let entries: Vec<_> = chunk
-                .iter()
-                .enumerate()
-                .map(|(i, r)| {
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(i.to_string())
-                        .receipt_handle(r)
-                        .visibility_timeout(secs)
-                        .build()
-                        .expect("id and handle set")
-                })
-                .collect();
-            self.sqs
-                .client()
-                .change_message_visibility_batch()
-                .queue_url(&self.info.urls.checkin)
-                .set_entries(Some(entries))
-                .send()
-                .await
-                .map_err(|e| self.sqs.error("ChangeMessageVisibilityBatch", e))?;
-        }
-        Ok(())
+        self.sqs
+            .change_visibility(&self.info.urls.checkin, receipts, secs)
+            .await
     }
 }
 

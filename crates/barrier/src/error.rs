@@ -92,6 +92,30 @@ pub enum Error {
         /// What is wrong.
         detail: String,
     },
+    /// The barrier was deleted and set up again under the same name since
+    /// this process opened it: its queues now belong to another instance.
+    #[error(
+        "barrier {barrier:?} was deleted and set up again since this process opened it (instance {instance} is now {now}); open it again"
+    )]
+    Recreated {
+        /// The barrier.
+        barrier: String,
+        /// The instance this process opened.
+        instance: String,
+        /// The instance its queues belong to now.
+        now: String,
+    },
+    /// The barrier was set up by an earlier version of sqs-barrier, which
+    /// kept the coordinator's state elsewhere: its state queue is missing.
+    #[error(
+        "barrier {barrier:?} was set up by an earlier version of sqs-barrier: its state queue {queue} is missing; set it up again with the same rules (that adds the queue and keeps everything else)"
+    )]
+    Outdated {
+        /// The barrier.
+        barrier: String,
+        /// The missing queue.
+        queue: String,
+    },
     /// The wait timed out.
     #[error(
         "timed out after {timeout:.1?} waiting at phase {generation} of barrier {barrier:?}; {}",
@@ -212,6 +236,23 @@ impl Error {
                     && !detail.starts_with("InvalidParameterValue")
                     && !detail.starts_with("MissingParameter")
             }
+            _ => false,
+        }
+    }
+
+    /// Whether SQS throttled the request (`RequestThrottled`,
+    /// `ThrottlingException`, `OverLimit`, ...): worth retrying after a
+    /// pause.
+    pub fn is_throttled(&self) -> bool {
+        match self {
+            Error::Sqs { detail, .. } => [
+                "RequestThrottled",
+                "Throttling",
+                "OverLimit",
+                "TooManyRequests",
+            ]
+            .iter()
+            .any(|code| detail.starts_with(code)),
             _ => false,
         }
     }

@@ -49,6 +49,7 @@ pub mod lambda;
 mod membership;
 mod notices;
 mod participant;
+mod published;
 mod sqs;
 
 pub use coordinator::{CoordinatorGauges, CoordinatorOptions, run_coordinator};

@@ -119,7 +119,7 @@ impl Barrier {
             detail,
         };
         // What can be told before asking: the coordinator checks again.
-        let roll = match admin::read_state(sqs, &info.urls.checkin).await? {
+        let roll = match admin::read_state(sqs, &info).await? {
             Some(st) => st.roll(&cfg.members),
             None => Roll::new(cfg.members.clone()),
         };
@@ -148,7 +148,7 @@ impl Barrier {
         let started = Instant::now();
         loop {
             tokio::time::sleep(JOIN_POLL).await;
-            let st = admin::read_state(sqs, &inner.info.urls.checkin).await?;
+            let st = admin::read_state(sqs, &inner.info).await?;
             let roll = st.as_ref().map(|s| s.roll(&cfg.members));
             match roll.as_ref().and_then(|r| r.join_of(&session)) {
                 Some(Some(position)) => {

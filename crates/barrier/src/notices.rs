@@ -12,7 +12,7 @@
 
 use std::time::Duration;
 
-use aws_sdk_sqs::types::{ChangeMessageVisibilityBatchRequestEntry, MessageAttributeValue};
+use aws_sdk_sqs::types::MessageAttributeValue;
 use sqs_barrier_core::BarrierConfig;
 use sqs_barrier_core::coordinator::sweepable;
 
@@ -89,35 +89,20 @@ pub(crate) async fn sweep(sqs: Sqs, url: String, cfg: BarrierConfig, below: u64)
         let full = messages.len() == 10;
         let mut gone = Vec::new();
         let mut kept = Vec::new();
-        for (i, m) in messages.into_iter().enumerate() {
+        for m in messages {
             let Some(handle) = m.receipt_handle else {
                 continue;
             };
             if sweepable(&cfg, m.body.as_deref().unwrap_or_default(), below) {
                 gone.push(handle);
             } else {
-                kept.push(
-                    ChangeMessageVisibilityBatchRequestEntry::builder()
-                        .id(format!("k{i}"))
-                        .receipt_handle(handle)
-                        .visibility_timeout(0)
-                        .build()
-                        .expect("id and handle set"),
-                );
+                kept.push(handle);
             }
         }
         tracing::debug!(queue = %url, below, swept = gone.len(), kept = kept.len(), "sweep");
         if !kept.is_empty() {
             // A current notice: visible again at once for its readers.
-            let r = sqs
-                .client()
-                .change_message_visibility_batch()
-                .queue_url(&url)
-                .set_entries(Some(kept))
-                .send()
-                .await;
-            if let Err(e) = r {
-                let e = sqs.error("ChangeMessageVisibilityBatch", e);
+            if let Err(e) = sqs.change_visibility(&url, &kept, 0).await {
                 tracing::warn!(queue = %url, error = %e, "a sweep could not make a notice visible again; it reappears within {SWEEP_HIDE} s");
             }
         }

@@ -552,11 +552,17 @@ async fn drive(
             }
             Err(e) if e.is_transient() => {
                 let since = *failing_since.get_or_insert_with(Instant::now);
-                if since.elapsed() >= inner.opts.silence_after {
+                // Throttling says the endpoint works, only not this fast:
+                // it is retried for as long as the wait's own timeout
+                // allows (the core ends the wait then). Other failures end
+                // it once a coordinator could have been judged silent.
+                if since.elapsed() >= inner.opts.silence_after && !e.is_throttled() {
                     return Err(e);
                 }
-                tracing::warn!(error = %e, retry_in = ?backoff, "SQS request failed while waiting");
-                tokio::time::sleep(backoff).await;
+                // Full jitter: waits throttled together retry apart.
+                let pause = backoff.mul_f64(rand::random::<f64>());
+                tracing::warn!(error = %e, retry_in = ?pause, "SQS request failed while waiting");
+                tokio::time::sleep(pause).await;
                 backoff = (backoff * 2).min(Duration::from_secs(5));
                 p.handle_timeout(mono_now());
             }
@@ -611,7 +617,7 @@ async fn wait_step(
         // Timing out (or about to): no new long poll, only the status read
         // that names the missing members, bounded by the core's grace.
         if query {
-            let read = admin::read_state(&inner.sqs, &inner.info.urls.checkin).await;
+            let read = admin::read_state(&inner.sqs, &inner.info).await;
             status_read(p, read)?;
         } else if let Some(t) = p.poll_deadline() {
             tokio::time::sleep(t.saturating_sub(now)).await;
@@ -639,8 +645,7 @@ async fn wait_step(
             .await
     };
     tokio::pin!(receive);
-    let read_state =
-        || -> StatusRead<'_> { Box::pin(admin::read_state(&inner.sqs, &inner.info.urls.checkin)) };
+    let read_state = || -> StatusRead<'_> { Box::pin(admin::read_state(&inner.sqs, &inner.info)) };
     let mut reading = query.then(read_state);
     // Status reads run beside the receive, each when it is due; a re-send
     // one calls for goes out at once. Nothing is taken from the queue, so

@@ -9,7 +9,9 @@ use aws_config::BehaviorVersion;
 use aws_credential_types::provider::ProvideCredentials;
 use aws_sdk_sqs::config::Region;
 use aws_sdk_sqs::error::{ProvideErrorMetadata, SdkError};
-use aws_sdk_sqs::types::DeleteMessageBatchRequestEntry;
+use aws_sdk_sqs::types::{
+    ChangeMessageVisibilityBatchRequestEntry, DeleteMessageBatchRequestEntry,
+};
 use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
 use aws_smithy_runtime_api::box_error::BoxError;
 use aws_smithy_runtime_api::client::interceptors::Intercept;
@@ -287,6 +289,39 @@ impl Sqs {
             tracing::debug!(queue = %url, code = %f.code, "a delete in a batch failed");
         }
         Ok(out.successful.len())
+    }
+
+    /// Sets the visibility timeout of the messages of the queue `url` with
+    /// these receipt handles to `secs` (0: visible again at once), in
+    /// batches of ten (`ChangeMessageVisibilityBatch`). Entries the queue
+    /// refused (an outdated handle, a message gone) are logged at debug.
+    pub async fn change_visibility(&self, url: &str, receipts: &[String], secs: i32) -> Result<()> {
+        for chunk in receipts.chunks(10) {
+            let entries = chunk
+                .iter()
+                .enumerate()
+                .map(|(i, r)| {
+                    ChangeMessageVisibilityBatchRequestEntry::builder()
+                        .id(i.to_string())
+                        .receipt_handle(r)
+                        .visibility_timeout(secs)
+                        .build()
+                        .expect("id and handle set")
+                })
+                .collect();
+            let out = self
+                .client
+                .change_message_visibility_batch()
+                .queue_url(url)
+                .set_entries(Some(entries))
+                .send()
+                .await
+                .map_err(|e| self.error("ChangeMessageVisibilityBatch", e))?;
+            for f in &out.failed {
+                tracing::debug!(queue = %url, code = %f.code, "a visibility change in a batch failed");
+            }
+        }
+        Ok(())
     }
 
     /// The endpoint, for messages.

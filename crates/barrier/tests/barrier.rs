@@ -29,6 +29,8 @@ sqs_barrier_testkit::both_endpoints!(
     two_coordinators_never_release_early,
     a_standby_takes_over_from_a_dead_coordinator,
     a_coordinator_restarted_after_kill_takes_over_in_seconds,
+    waits_take_no_tagging_action,
+    a_barrier_set_up_again_is_told_apart,
 );
 
 struct Fixture {
@@ -155,7 +157,114 @@ async fn setup_is_idempotent_and_checks_rules(target: Target) {
     let err = Barrier::connect(&f.sqs, &f.name, "7").await.unwrap_err();
     assert!(err.to_string().contains("not a member"), "{err}");
     let deleted = admin::teardown(&f.sqs, &f.name).await.unwrap();
-    assert_eq!(deleted.len(), 4, "{deleted:?}");
+    assert_eq!(deleted.len(), 5, "{deleted:?}");
+}
+
+/// Tagging actions SQS counts against the account's five a second.
+fn tagging(sqs: &Sqs) -> u64 {
+    let counts = sqs.requests().snapshot();
+    ["ListQueueTags", "TagQueue", "UntagQueue"]
+        .iter()
+        .map(|op| counts.get(*op).copied().unwrap_or(0))
+        .sum()
+}
+
+async fn waits_take_no_tagging_action(target: Target) {
+    let f = fixture(target, 3, None).await;
+    let coordinator_sqs = f.sqs.with_own_counter();
+    let c = {
+        let (stop, stop_rx) = oneshot::channel();
+        let (tx, events) = mpsc::unbounded_channel();
+        let (sqs, name) = (coordinator_sqs.clone(), f.name.clone());
+        let task = tokio::spawn(async move {
+            let stop = async {
+                let _ = stop_rx.await;
+            };
+            sqs_barrier::run_coordinator(&sqs, &name, fast_coordinator(false), Some(tx), stop).await
+        });
+        Running {
+            stop: Some(stop),
+            task,
+            events,
+        }
+    };
+    // Once the coordinator has published, opening the barrier and waiting
+    // phase after phase take no tagging action at all.
+    let info = admin::open(&f.sqs, &f.name).await.unwrap();
+    let started = Instant::now();
+    while admin::read_state(&f.sqs, &info).await.unwrap().is_none() {
+        assert!(
+            started.elapsed() < Duration::from_secs(10),
+            "no state published"
+        );
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let mut tasks = Vec::new();
+    for id in 0..3 {
+        let sqs = f.sqs.with_own_counter();
+        let b = Barrier::connect(&sqs, &f.name, &id.to_string())
+            .await
+            .expect("connect");
+        tasks.push(tokio::spawn(async move {
+            for k in 0..3u64 {
+                assert_eq!(b.wait(LONG).await.expect("released").generation, k);
+            }
+            tagging(&sqs)
+        }));
+    }
+    for t in tasks {
+        assert_eq!(t.await.unwrap(), 0, "a member took tagging actions");
+    }
+    c.stop().await.unwrap();
+    // The coordinator: its start (the copy of the state in tags), its
+    // first copy and its last: a handful whatever the number of phases.
+    let by_coordinator = tagging(&coordinator_sqs);
+    assert!(
+        (1..=4).contains(&by_coordinator),
+        "{by_coordinator} tagging actions by the coordinator: {:?}",
+        coordinator_sqs.requests().snapshot()
+    );
+}
+
+async fn a_barrier_set_up_again_is_told_apart(target: Target) {
+    use sqs_barrier::core::record::StateRecord;
+    let f = fixture(target, 2, None).await;
+    let c = coordinator(&f, fast_coordinator(false));
+    let mut opts = ParticipantOptions::default();
+    opts.status_interval = Duration::from_secs(1);
+    let b = Barrier::connect_with(&f.sqs, &f.name, "0", opts)
+        .await
+        .unwrap();
+    let info = admin::open(&f.sqs, &f.name).await.unwrap();
+    c.stop().await.unwrap();
+    // What a barrier deleted and set up again under the same name leaves
+    // in the state queue (SQS lets a deleted queue's name be used again
+    // only after 60 s, so the new instance's record is sent directly).
+    let mut config = info.config.clone();
+    config.instance = "0123456789abcdef".into();
+    let state = admin::read_state(&f.sqs, &info).await.unwrap().unwrap();
+    f.sqs
+        .client()
+        .purge_queue()
+        .queue_url(&info.urls.state)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    f.sqs
+        .client()
+        .send_message()
+        .queue_url(&info.urls.state)
+        .message_body(StateRecord { config, state }.to_json())
+        .send()
+        .await
+        .unwrap();
+    let err = b.wait(LONG).await.unwrap_err();
+    assert!(matches!(err, Error::Recreated { .. }), "{err}");
+    assert!(err.to_string().contains("set up again"), "{err}");
+    // Opened now, it is the new instance.
+    let now = admin::open(&f.sqs, &f.name).await.unwrap();
+    assert_eq!(now.config.instance, "0123456789abcdef");
 }
 
 async fn missing_barrier_is_a_clear_error(target: Target) {

@@ -46,7 +46,8 @@ Exit codes:
   4  the barrier is broken or was aborted (the message says by whom and why)
   5  no live coordinator for the barrier
   6  infrastructure error: SQS unreachable, no credentials or region, access
-     denied, barrier not set up
+     denied, barrier not set up (or set up again while waiting); throttling
+     alone is retried with backoff, not reported
   7  wait: this member is not expected at the phase (it left, or a quorum
      release went on without it; `join` to take part again)
   8  wait --gather: released, but the notice carrying the data expired

@@ -25,6 +25,7 @@ both!(
     skewed_clocks_change_nothing,
     status_and_queues_show_the_barrier,
     sigterm_stops_the_coordinator_and_wait_survives_a_crash,
+    forty_waits_a_standby_and_status_within_the_tagging_quota,
 );
 
 fn three_processes_two_phases(target: Target) {
@@ -556,4 +557,50 @@ fn local_flags_lower_the_quota_add_latency_and_cap_connections() {
         }
     }
     panic!("no connection-cap warning on stderr; saw {seen:?}");
+}
+
+/// The README's commands at a size that used to exhaust SQS's tagging
+/// quota (5 actions a second per account, which both endpoints apply
+/// here): a coordinator and a standby, `status` polled every second, and
+/// one `wait` process per member per phase, 40 members started together,
+/// two phases. Every wait is released.
+fn forty_waits_a_standby_and_status_within_the_tagging_quota(target: Target) {
+    let rt = runtime();
+    let (_e, url) = endpoint(target, &rt);
+    let b = name();
+    setup(&url, &b, "40", &[]);
+    let _active = spawn_coordinator(&url, &b);
+    let _standby = spawn_coordinator(&url, &b);
+    let stop = std::sync::Arc::new(std::sync::atomic::AtomicBool::new(false));
+    let poller = {
+        let (url, b, stop) = (url.clone(), b.clone(), stop.clone());
+        std::thread::spawn(move || {
+            let mut failed = Vec::new();
+            while !stop.load(std::sync::atomic::Ordering::SeqCst) {
+                let o = run(cmd(&url).args(["status", "--barrier", &b]));
+                if !o.status.success() {
+                    failed.push(text(&o));
+                }
+                std::thread::sleep(Duration::from_secs(1));
+            }
+            failed
+        })
+    };
+    for phase in 0..2 {
+        let waits: Vec<Child> = (0..40)
+            .map(|id| spawn_wait(&url, &b, &id.to_string(), phase, "150"))
+            .collect();
+        for w in waits {
+            let o = finish(w, Duration::from_secs(200));
+            assert!(o.status.success(), "{}", text(&o));
+            assert!(
+                String::from_utf8_lossy(&o.stdout).contains(&format!("phase {phase} released")),
+                "{}",
+                text(&o)
+            );
+        }
+    }
+    stop.store(true, std::sync::atomic::Ordering::SeqCst);
+    let failed = poller.join().unwrap();
+    assert!(failed.is_empty(), "status failed: {failed:?}");
 }

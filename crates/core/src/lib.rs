@@ -24,7 +24,8 @@
 //! * [`standby::Standby`]: a coordinator standing by, which watches the
 //!   active one on its own clock and takes over when it is gone.
 //! * [`wire`]: the versioned JSON format of every message on the barrier's
-//!   queues, and [`state`]: the coordinator's published state (queue tags).
+//!   queues, [`state`]: the coordinator's published state, and [`record`]:
+//!   how it travels on the barrier's state queue.
 //!
 //! What this crate does **not** do: it sends nothing, sleeps on nothing and
 //! never reads a clock. The `sqs-barrier` crate drives these machines over
@@ -36,6 +37,7 @@ pub mod config;
 pub mod coordinator;
 pub mod names;
 pub mod participant;
+pub mod record;
 pub mod roll;
 pub mod standby;
 pub mod state;

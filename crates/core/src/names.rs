@@ -1,10 +1,11 @@
 //! Queue names derived from a barrier's name.
 //!
-//! A barrier `NAME` owns four queues, all created by `setup`:
+//! A barrier `NAME` owns five queues, all created by `setup`:
 //!
 //! | queue | direction | purpose |
 //! |---|---|---|
-//! | `NAME-checkin` (`NAME-checkin.fifo` with `--fifo`) | participants → coordinator | check-ins and aborts; the barrier's configuration and the coordinator's state live in its tags |
+//! | `NAME-checkin` (`NAME-checkin.fifo` with `--fifo`) | participants → coordinator | check-ins and aborts; the barrier's configuration lives in its tags |
+//! | `NAME-state` | coordinator → everyone | the coordinator's published state, with a copy of the configuration (see [`crate::record`]) |
 //! | `NAME-release-0`, `NAME-release-1` | coordinator → participants | release and broken notices for even and odd generations |
 //! | `NAME-dlq` (`NAME-dlq.fifo`) | coordinator → operators | malformed and foreign messages, moved aside |
 
@@ -37,6 +38,8 @@ pub struct QueueNames {
     pub release: [String; 2],
     /// Dead letters: messages the coordinator could not use.
     pub dead_letter: String,
+    /// The coordinator's published state (always a standard queue).
+    pub state: String,
 }
 
 impl QueueNames {
@@ -47,6 +50,7 @@ impl QueueNames {
             checkin: format!("{name}-checkin{sfx}"),
             release: [format!("{name}-release-0"), format!("{name}-release-1")],
             dead_letter: format!("{name}-dlq{sfx}"),
+            state: format!("{name}-state"),
         }
     }
 
@@ -57,12 +61,13 @@ impl QueueNames {
 
     /// The queue names in creation order (the dead-letter queue first, since
     /// the check-in queue's redrive policy points at it).
-    pub fn all(&self) -> [&str; 4] {
+    pub fn all(&self) -> [&str; 5] {
         [
             &self.dead_letter,
             &self.checkin,
             &self.release[0],
             &self.release[1],
+            &self.state,
         ]
     }
 }

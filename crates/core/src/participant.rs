@@ -512,6 +512,10 @@ impl Participant {
             return;
         };
         w.querying = false;
+        // A write older than one already read (a message the writer has
+        // not removed yet) says less than what is known: as if nothing was
+        // read.
+        let state = state.filter(|s| !w.liveness.is_older(s));
         w.liveness.observe(state, now);
         let generation = w.generation;
         let heartbeat = state.map(|s| s.heartbeat_ms);

@@ -348,6 +348,7 @@ mod tests {
         PublishedState {
             v: 1,
             coordinator: by.into(),
+            term: 0,
             heartbeat_ms: beat,
             seq: 0,
             heartbeat_every_ms: every_ms,

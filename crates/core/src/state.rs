@@ -1,8 +1,10 @@
 //! The coordinator's published state.
 //!
-//! The coordinator writes this document into the tags of the check-in queue
-//! (see [`crate::tags`]) every heartbeat and after every change that lets it
-//! delete messages. It serves three readers:
+//! The coordinator publishes this document as a message on the barrier's
+//! state queue (see [`crate::record`]) every heartbeat and after every
+//! change that lets it delete messages. Several writes may be in the queue
+//! at once; readers take the newest by [`PublishedState::order`]. It serves
+//! three readers:
 //!
 //! * a restarted coordinator, which learns which generations were released
 //!   and whether the barrier is broken;
@@ -162,6 +164,12 @@ pub struct PublishedState {
     pub v: u32,
     /// The id of the coordinator that wrote it.
     pub coordinator: String,
+    /// The writer's term: one more than the term of the state it started
+    /// from (0 in states of earlier versions). A coordinator that takes
+    /// over therefore publishes states that order after every state of the
+    /// one it took over from (see [`Self::order`]).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub term: u64,
     /// When it was written (ms since the epoch, by the writer's clock). For
     /// people: readers judge liveness by whether the pair (`coordinator`,
     /// `heartbeat_ms`) changes between their reads, on their own clock
@@ -213,6 +221,24 @@ fn default_interval() -> u64 {
     5_000
 }
 
+fn is_zero(n: &u64) -> bool {
+    *n == 0
+}
+
+/// Where a write stands among all writes of a barrier's state: by term,
+/// then by writer (two coordinators that started from the same state have
+/// the same term; their ids tell them apart), then by the writer's counter.
+/// Every reader that sees the same writes picks the same newest one.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct Order {
+    /// The writer's term.
+    pub term: u64,
+    /// The writer.
+    pub coordinator: String,
+    /// The writer's write counter.
+    pub seq: u64,
+}
+
 /// One write of the published state, as readers tell writes apart: the
 /// writer's id, its write counter and its clock at the write.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -234,6 +260,7 @@ pub struct Beat {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct Liveness {
     beat: Option<Beat>,
+    newest: Option<Order>,
     since: Duration,
     promise: Option<Duration>,
     stopped: bool,
@@ -245,6 +272,7 @@ impl Liveness {
     pub fn new(now: Duration) -> Self {
         Self {
             beat: None,
+            newest: None,
             since: now,
             promise: None,
             stopped: false,
@@ -253,7 +281,22 @@ impl Liveness {
 
     /// Records a read at `now`; returns whether the beat changed (a new
     /// write since the previous read, or the first state seen).
+    ///
+    /// A read that found nothing, or a write that orders before one
+    /// already seen (an older message still in the state queue), tells
+    /// nothing new: it leaves everything as it was.
     pub fn observe(&mut self, state: Option<&PublishedState>, now: Duration) -> bool {
+        let Some(state) = state else {
+            // Nothing read: either nothing was ever published, or the
+            // queue's messages were out of sight for a moment (a writer
+            // replacing them). Neither is a new write.
+            return false;
+        };
+        if self.is_older(state) {
+            return false;
+        }
+        self.newest = Some(state.order());
+        let state = Some(state);
         let beat = state.map(PublishedState::beat);
         self.promise = state.map(PublishedState::stale_after);
         self.stopped = state.is_some_and(|s| s.stopped);
@@ -265,6 +308,13 @@ impl Liveness {
         self.beat = beat;
         self.since = now;
         self.beat.is_some()
+    }
+
+    /// Whether `state` orders before a write already observed.
+    pub fn is_older(&self, state: &PublishedState) -> bool {
+        self.newest
+            .as_ref()
+            .is_some_and(|seen| state.order() < *seen)
     }
 
     /// How long, by the reader's clock, the beat has not changed (or no
@@ -294,6 +344,15 @@ impl Liveness {
 }
 
 impl PublishedState {
+    /// Where this write stands among all writes of the barrier's state.
+    pub fn order(&self) -> Order {
+        Order {
+            term: self.term,
+            coordinator: self.coordinator.clone(),
+            seq: self.seq,
+        }
+    }
+
     /// What identifies one write: a reader that sees the same beat twice has
     /// seen no write in between.
     pub fn beat(&self) -> Beat {
@@ -495,6 +554,7 @@ mod tests {
         let st = PublishedState {
             v: 1,
             coordinator: "c".into(),
+            term: 0,
             heartbeat_ms: 5,
             seq: 3,
             heartbeat_every_ms: 1000,
@@ -523,10 +583,34 @@ mod tests {
         assert_eq!(PublishedState::from_json("{}"), None);
     }
 
+    #[test]
+    fn liveness_ignores_older_writes_and_empty_reads() {
+        let sec = Duration::from_secs;
+        let write = |coordinator: &str, term, seq| PublishedState {
+            coordinator: coordinator.into(),
+            term,
+            seq,
+            ..st(0, None)
+        };
+        let mut l = Liveness::new(sec(0));
+        assert!(l.observe(Some(&write("a", 1, 5)), sec(1)));
+        // An older message still in the queue, or nothing read (a writer
+        // replacing the messages): no new write.
+        assert!(l.is_older(&write("a", 1, 4)));
+        assert!(!l.observe(Some(&write("a", 1, 4)), sec(2)));
+        assert!(!l.observe(None, sec(3)));
+        assert_eq!(l.unchanged_for(sec(3)), sec(2));
+        // A newer write of the same writer, then a successor's.
+        assert!(l.observe(Some(&write("a", 1, 6)), sec(4)));
+        assert!(l.observe(Some(&write("0", 2, 1)), sec(5)));
+        assert!(l.is_older(&write("z", 1, 99)));
+    }
+
     fn st(released_below: u64, open: Option<(u64, &[usize])>) -> PublishedState {
         PublishedState {
             v: 1,
             coordinator: "c".into(),
+            term: 0,
             heartbeat_ms: 0,
             seq: 1,
             heartbeat_every_ms: 1000,

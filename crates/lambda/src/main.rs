@@ -42,7 +42,9 @@ async fn main() -> Result<(), lambda_runtime::Error> {
     lambda_runtime::run(service_fn(|event: LambdaEvent<Value>| {
         let (sqs, barriers, opts) = (&sqs, &barriers, &opts);
         async move {
-            handle(sqs, barriers, opts, event.payload)
+            // Boxed: the handler's future is deep, and the runtime's
+            // service would nest it further.
+            Box::pin(handle(sqs, barriers, opts, event.payload))
                 .await
                 .map_err(|e| format!("{e:#}"))
         }

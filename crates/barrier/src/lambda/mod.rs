@@ -13,20 +13,26 @@
 //! `batchItemFailures`; every other record is named there and comes back
 //! after the queue's visibility timeout.
 //!
-//! Two invocations may run at once and race on the state. Each writes only
-//! over the state it started from (read, check, write, as a process
-//! coordinator does); the one that finds another's write stands down and,
+//! Two invocations may run at once and race on the state. Each publishes
+//! its state as a process coordinator does (one more term than the state
+//! it started from; a write that finds a state ordering after its own
+//! stands down); the one that finds another's write stands down and,
 //! since it still holds its whole batch, simply starts again from the new
-//! state ([`MAX_RACES`] times at most, then it hands the batch back). Tags
-//! are not compare-and-swap, so two that read the same state and write a
-//! moment apart pass that check both, and the second write erases the
-//! first: each invocation therefore reads the state again [`VERIFY_AFTER`]
-//! its write, and if what it wrote is no longer included
+//! state ([`MAX_RACES`] times at most, then it hands the batch back). Two
+//! that read the same state and write a moment apart can both pass that
+//! check, and readers then take the write that orders last: each
+//! invocation therefore reads the state again [`VERIFY_AFTER`] its write,
+//! and if the newest state does not include what it wrote
 //! ([`PublishedState::includes`]) it starts again too. So a lost race costs
 //! a read and a write more, not a visibility timeout, and nothing recorded
 //! is lost (a write delayed by more than that, e.g. by retries, can still
-//! erase one; the participants' status reads then send the lost arrivals
-//! again).
+//! be passed over; the participants' status reads then send the lost
+//! arrivals again).
+//!
+//! The configuration of each barrier is kept per warm function instance;
+//! every state read checks that the barrier is still the instance it was
+//! opened as, and one that was deleted and set up again under the same
+//! name is opened afresh.
 //!
 //! Besides batches, the function is invoked on a schedule with
 //! `{"barrier": "NAME"}` (a *tick*): it publishes a heartbeat, so that
@@ -52,6 +58,7 @@ use crate::admin::{self, BarrierInfo};
 use crate::error::{Error, Result};
 use crate::notices;
 use crate::participant::wall_now;
+use crate::published;
 use crate::sqs::Sqs;
 
 /// How often an invocation that lost the race on the state starts again
@@ -133,6 +140,12 @@ impl Barriers {
         if let Some(info) = self.known.lock().await.get(name) {
             return Ok(info.clone());
         }
+        self.reopen(sqs, name).await
+    }
+
+    /// Opens barrier `name` afresh (it was set up again since it was
+    /// cached).
+    async fn reopen(&self, sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
         let info = admin::open(sqs, name).await?;
         self.known
             .lock()
@@ -175,8 +188,7 @@ pub async fn handle_batch(
     }
     let mut outcome = BatchOutcome::default();
     for (name, records) in by_barrier {
-        let info = barriers.open(sqs, &name).await?;
-        let one = coordinate(sqs, &info, &records, opts).await?;
+        let one = coordinate_fresh(sqs, barriers, &name, &records, opts).await?;
         outcome.failures.extend(one.failures);
         outcome.races += one.races;
         outcome.erased += one.erased;
@@ -194,8 +206,29 @@ pub async fn handle_tick(
     name: &str,
     opts: &LambdaOptions,
 ) -> Result<BatchOutcome> {
+    coordinate_fresh(sqs, barriers, name, &[], opts).await
+}
+
+/// [`coordinate`] with the cached configuration, or with a fresh one if
+/// the barrier was set up again since it was cached.
+async fn coordinate_fresh(
+    sqs: &Sqs,
+    barriers: &Barriers,
+    name: &str,
+    records: &[Record],
+    opts: &LambdaOptions,
+) -> Result<BatchOutcome> {
     let info = barriers.open(sqs, name).await?;
-    coordinate(sqs, &info, &[], opts).await
+    // Boxed: the round is a large future, and two of them in one would
+    // nest its type twice.
+    match Box::pin(coordinate(sqs, &info, records, opts)).await {
+        Err(Error::Recreated { .. }) => {
+            tracing::info!(barrier = %name, "the barrier was set up again; opening it afresh");
+            let info = barriers.reopen(sqs, name).await?;
+            Box::pin(coordinate(sqs, &info, records, opts)).await
+        }
+        other => other,
+    }
 }
 
 fn core_options(opts: &LambdaOptions) -> CoordinatorOptions {
@@ -228,8 +261,19 @@ async fn coordinate(
     // not send them twice.
     let mut dead: HashSet<String> = HashSet::new();
     for _ in 0..MAX_RACES {
-        let tags = admin::list_tags(sqs, &info.urls.checkin).await?;
-        let state = admin::decode_state(&tags);
+        // The configuration the state's writer went by: the same as the
+        // cached one, but marked version 2 once that was done.
+        let round;
+        let (info, state) = match published::read_state_record(sqs, info).await? {
+            Some(r) => {
+                round = BarrierInfo {
+                    config: r.config,
+                    ..info.clone()
+                };
+                (&round, Some(r.state))
+            }
+            None => (info, None),
+        };
         let id = format!("{:08x}@lambda/{}", rand::random::<u32>(), function_name());
         let mut core: Coordinator<String> =
             Coordinator::new(info.config.clone(), id, core_options(opts), state.as_ref());
@@ -288,7 +332,7 @@ async fn coordinate(
                             // recorded, send its notices (only then: a
                             // release announced but not recorded could
                             // still be broken by a deadline).
-                            let landed = admin::read_state(sqs, &info.urls.checkin).await;
+                            let landed = published::read_state(sqs, info).await;
                             if let Ok(Some(now)) = landed
                                 && now.includes(&state)
                             {
@@ -313,7 +357,7 @@ async fn coordinate(
         }
         if let (false, Some(mine)) = (lost, &written) {
             tokio::time::sleep(VERIFY_AFTER).await;
-            let now = admin::read_state(sqs, &info.urls.checkin).await?;
+            let now = published::read_state(sqs, info).await?;
             lost = !now.is_some_and(|s| s.includes(mine));
             outcome.erased += usize::from(lost);
         }
@@ -352,17 +396,21 @@ async fn send_notices(
     Ok(())
 }
 
-/// Read, check, write, as a process coordinator does: writes only over the
-/// state this invocation started from. `false` if another invocation (or
-/// coordinator) wrote since: this one stands down.
+/// Publishes the state as a process coordinator does. `false` if another
+/// invocation (or coordinator) published a state that orders after it:
+/// this one stands down.
 async fn write_state(
     sqs: &Sqs,
     info: &BarrierInfo,
     core: &mut Coordinator<String>,
     state: &PublishedState,
 ) -> Result<bool> {
-    let guard = core.write_guard();
-    match admin::write_state_guarded(sqs, &info.urls.checkin, &guard, state).await? {
+    let config = if state.needed_version() >= 2 {
+        admin::mark_extended(sqs, info).await?
+    } else {
+        info.config.clone()
+    };
+    match published::write_state(sqs, info, &config, state).await? {
         None => Ok(true),
         Some(other) => {
             core.handle_state_observed(&other, wall_now());

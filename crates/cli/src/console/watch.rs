@@ -410,7 +410,7 @@ impl Watch {
             }
         }
         let info = t.info.clone().expect("opened");
-        let state = match admin::read_state(&self.sqs, &info.urls.checkin).await {
+        let state = match admin::peek_state(&self.sqs, &info).await {
             Ok(s) => s,
             Err(e) => {
                 t.error = Some(e.to_string());

@@ -632,7 +632,7 @@ impl ProcessSupervisor {
             // The active coordinator, as the published state names it (its
             // id ends in `/PID`): slot and id.
             let active = async |sqs: &Sqs| {
-                let state = sqs_barrier::admin::read_state(sqs, &info.urls.checkin)
+                let state = sqs_barrier::admin::read_state(sqs, &info)
                     .await
                     .ok()
                     .flatten()

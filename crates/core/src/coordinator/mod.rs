@@ -193,6 +193,9 @@ pub struct Coordinator<T> {
     /// write it may find only that one before a write; anything else means
     /// another coordinator is active.
     expected: Option<Beat>,
+    /// Its term: one more than the term of the state it started from, so
+    /// that its writes order after every write of its predecessors.
+    term: u64,
     /// The interval promised by the last write: the next one is due by then.
     promised: Duration,
     /// A standby probed: write at once (the answer it waits for).
@@ -253,6 +256,7 @@ impl<T> Coordinator<T> {
             written: false,
             writes: 0,
             expected: restored.map(PublishedState::beat),
+            term: restored.map_or(0, |s| s.term) + 1,
             promised: Duration::ZERO,
             probed: false,
             standbys: BTreeMap::new(),

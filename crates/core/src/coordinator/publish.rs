@@ -56,6 +56,7 @@ impl<T> Coordinator<T> {
         let mut st = PublishedState {
             v: 1,
             coordinator: self.id.clone(),
+            term: self.term,
             heartbeat_ms: now.as_millis() as u64,
             seq: self.writes,
             heartbeat_every_ms: if self.promised.is_zero() {

@@ -71,6 +71,7 @@ fn state(heartbeat_ms: u64, g: u64, arrived: &[usize], released_below: u64) -> P
     PublishedState {
         v: 1,
         coordinator: "c".into(),
+        term: 0,
         heartbeat_ms,
         seq: 0,
         heartbeat_every_ms: 30_000,
