@@ -1,6 +1,7 @@
-//! `sqs-barrier bench`: release latency, SQS requests per participant-episode
-//! and episodes per second of the barrier (or of the course handout's
-//! protocol, `--baseline`), next to the endpoint's own hand-off time.
+//! `sqs-barrier bench`: release latency, SQS requests (and tagging actions)
+//! per participant-episode and episodes per second of the barrier (or of the
+//! course handout's protocol, `--baseline`), next to the endpoint's own
+//! hand-off time and fan-out floor.
 //!
 //! Definitions (the same in both modes):
 //!
@@ -21,6 +22,23 @@
 //!   then one message is sent; the time from just before the send to the
 //!   receive's return. Its p50 is the floor any SQS barrier pays at least
 //!   twice (check-in, then release).
+//! * **Fan-out floor**: on a queue of its own, N receivers (N = `--parties`,
+//!   each with a client of its own on its group's connections, grouped into
+//!   processes as the participants are) long-poll (`WaitTimeSeconds` 20,
+//!   `VisibilityTimeout` 0); once every receiver's attempt has been counted
+//!   and a settle time more has passed (20 ms + 2 x hand-off p50 + 50 µs per
+//!   receiver), one message is sent; the time from just before the send
+//!   until the last receiver's receive returned with it. A receive that
+//!   returned without it polls again. 11 samples (none begun after 60 s);
+//!   its p50 is the least a release of N parked participants takes once
+//!   decided, and release p50 is reported as a multiple of it ("x floor").
+//! * **Tagging actions**: the `TagQueue`, `UntagQueue` and `ListQueueTags`
+//!   attempts among the requests above (SQS allows 5 a second per
+//!   account, the three together): per participant-episode (over N x E), and
+//!   per barrier-minute (over the minutes of the coordinator's counted
+//!   window). **Failed tagging attempts**: those of them the counters
+//!   recorded as failed (no response or a status other than 2xx; on SQS
+//!   most likely a throttle).
 //! * **Waiting**: a participant waits from the moment its check-in call has
 //!   returned until its wait returns. Each participant has a client of its
 //!   own (on its group's connections) whose counter counts its requests
@@ -41,13 +59,14 @@
 //! them; `group` runs a group of participants (in this process, or in a
 //! worker process that reports over the line protocol of `worker`);
 //! `coordinator` splits the coordinator's requests into open and idle;
-//! `baseline` is the handout's protocol; `handoff` measures the endpoint;
-//! `stats` holds the arithmetic; `sampler` reads the queues' counts over a
-//! run (`--sample-queues`); `report` is `bench-report`, `queue_chart` its
-//! chart of those counts.
+//! `baseline` is the handout's protocol; `handoff` and `fanout` measure the
+//! endpoint; `stats` holds the arithmetic; `sampler` reads the queues'
+//! counts over a run (`--sample-queues`); `report` is `bench-report`,
+//! `queue_chart` its chart of those counts.
 
 mod baseline;
 mod coordinator;
+mod fanout;
 mod group;
 mod handoff;
 mod queue_chart;

@@ -53,6 +53,18 @@ fn report(args: &[&str]) -> Value {
         "waiting_mean_s",
         "waiting",
         "coordinator",
+        "fanout_receivers",
+        "fanout_floor_p50_ms",
+        "fanout_floor_max_ms",
+        "fanout_floor_samples",
+        "fanout_settle_ms",
+        "fanout_empty_receives",
+        "ratio_to_fanout_floor",
+        "tagging_actions",
+        "tagging_actions_per_participant_episode",
+        "tagging_actions_per_barrier_minute",
+        "failed_tagging_attempts",
+        "barrier_minutes",
     ] {
         assert!(v.get(key).is_some(), "no {key} in {v}");
     }
@@ -82,6 +94,63 @@ fn check_sane(v: &Value) {
         .sum();
     let total = f(v, "requests_per_participant_episode");
     assert!((by - total).abs() < 0.01, "{by} vs {total} in {v}");
+    check_floor(v);
+    check_tagging(v);
+}
+
+/// The fan-out floor: N receivers, a positive time, and release p50 as a
+/// multiple of it.
+fn check_floor(v: &Value) {
+    assert_eq!(v["fanout_receivers"], v["parties"], "{v}");
+    // 11 samples below N = 1,000.
+    assert_eq!(v["fanout_floor_samples"], 11, "{v}");
+    let floor = f(v, "fanout_floor_p50_ms");
+    assert!(floor > 0.0, "{v}");
+    assert!(f(v, "fanout_floor_max_ms") >= floor, "{v}");
+    assert!(f(v, "fanout_settle_ms") >= 20.0, "{v}");
+    assert!(v["fanout_empty_receives"].as_u64().is_some(), "{v}");
+    let ratio = f(v, "ratio_to_fanout_floor");
+    let expected = f(v, "release_p50_ms") / floor;
+    assert!(ratio > 0.0, "{v}");
+    assert!(
+        (ratio - expected).abs() <= 0.01 * expected + 0.001,
+        "{ratio} vs {expected} in {v}"
+    );
+}
+
+/// The tagging actions: the three tagging operations among the requests,
+/// over N x E and over the counted window's minutes.
+fn check_tagging(v: &Value) {
+    let actions = v["tagging_actions"].as_u64().expect("a count");
+    let pe = f(v, "parties") * f(v, "episodes");
+    let per_pe = f(v, "tagging_actions_per_participant_episode");
+    assert!(
+        (per_pe - actions as f64 / pe).abs() <= 0.0005,
+        "{per_pe} vs {actions} / {pe} in {v}"
+    );
+    // The same as the tagging operations' share of requests per
+    // participant-episode (each rounded to three decimals).
+    let by = &v["requests_by_operation"];
+    let tagging: f64 = ["TagQueue", "UntagQueue", "ListQueueTags"]
+        .iter()
+        .filter_map(|op| by.get(*op).and_then(Value::as_f64))
+        .sum();
+    assert!(
+        (tagging - per_pe).abs() <= 0.002,
+        "{tagging} vs {per_pe} in {v}"
+    );
+    // Per barrier-minute: over the coordinator's counted window.
+    let minutes = f(v, "barrier_minutes");
+    assert!(minutes > 0.0, "{v}");
+    assert_eq!(minutes, f(&v["coordinator"], "minutes"), "{v}");
+    let per_min = f(v, "tagging_actions_per_barrier_minute");
+    let expected = actions as f64 / minutes;
+    assert!(
+        (per_min - expected).abs() <= 1e-3 * expected + 0.001,
+        "{per_min} vs {expected} in {v}"
+    );
+    let failed = v["failed_tagging_attempts"].as_u64().expect("a count");
+    assert!(failed <= actions, "{v}");
 }
 
 #[test]
@@ -96,11 +165,41 @@ fn bench_in_process() {
     // Every participant sends one check-in and reads one notice per
     // episode, plus, when it polls before the coordinator's sweep, one
     // more receive and a delete of the old notice; the coordinator sends
-    // one notice per episode.
+    // one notice per episode, and its state writes (each a message on the
+    // state queue) at most two per episode.
     let part = f(&v, "participant_requests_per_participant_episode");
     assert!((2.0..=3.0).contains(&part), "{v}");
     let sends = f(&v["requests_by_operation"], "SendMessage");
-    assert!((sends - (1.0 + 1.0 / 3.0)).abs() < 0.01, "{v}");
+    assert!(
+        (1.0 + 1.0 / 3.0 - 0.01..=1.0 + 3.0 / 3.0 + 0.01).contains(&sends),
+        "{v}"
+    );
+    // bench-report shows the floor's ratio and the tagging actions.
+    let table = bench_report(&v, "in-process");
+    assert!(
+        table.contains("| p50 / fan-out floor |")
+            && table.contains("| tagging actions / participant-episode |"),
+        "{table}"
+    );
+    let cell = format!("| {:.2} |", f(&v, "ratio_to_fanout_floor"));
+    assert!(table.contains(&cell), "{cell} not in {table}");
+}
+
+/// Runs `bench-report` on one report; its table.
+fn bench_report(v: &Value, what: &str) -> String {
+    let json = std::env::temp_dir().join(format!(
+        "sqs-barrier-bench-{what}-{}.json",
+        std::process::id()
+    ));
+    std::fs::write(&json, v.to_string()).expect("write the report");
+    let o = Command::new(BIN)
+        .arg("bench-report")
+        .arg(&json)
+        .output()
+        .expect("run bench-report");
+    let _ = std::fs::remove_file(&json);
+    assert!(o.status.success(), "{}", text(&o));
+    String::from_utf8_lossy(&o.stdout).into_owned()
 }
 
 #[test]
@@ -160,6 +259,10 @@ fn bench_baseline() {
         f(&v["requests_by_operation"], "GetQueueAttributes") > 0.0,
         "{v}"
     );
+    // The handout's protocol tags nothing.
+    assert_eq!(v["tagging_actions"], 0, "{v}");
+    assert_eq!(f(&v, "tagging_actions_per_barrier_minute"), 0.0, "{v}");
+    assert_eq!(v["failed_tagging_attempts"], 0, "{v}");
 }
 
 /// Checks the cost-of-waiting figures of a `--work` run of N participants
@@ -359,10 +462,10 @@ fn bench_by_duration_samples_queues() {
         .iter()
         .map(|x| x.as_str().expect("a name"))
         .collect();
-    assert_eq!(names.len(), 4, "{v}");
+    assert_eq!(names.len(), 5, "{v}");
     for (name, sfx) in names
         .iter()
-        .zip(["-dlq", "-checkin", "-release-0", "-release-1"])
+        .zip(["-dlq", "-checkin", "-release-0", "-release-1", "-state"])
     {
         assert!(name.ends_with(sfx), "{name} in {v}");
     }
@@ -376,9 +479,9 @@ fn bench_by_duration_samples_queues() {
         assert!(t > last.0 && e >= last.1, "{s} after {last:?}");
         last = (t, e);
         for k in ["visible", "in_flight", "delayed"] {
-            assert_eq!(s[k].as_array().expect("counts").len(), 4, "{s}");
+            assert_eq!(s[k].as_array().expect("counts").len(), 5, "{s}");
         }
-        for q in 0..4 {
+        for q in 0..5 {
             assert_eq!(count(s, "delayed", q), 0, "{s}");
         }
         // Nothing on the dead-letter queue; on each release queue the
@@ -389,6 +492,10 @@ fn bench_by_duration_samples_queues() {
             assert!(count(s, "visible", q) <= 3, "{s}");
             assert!(count(s, "in_flight", q) <= 10, "{s}");
         }
+        // The state queue: the newest state, and what a write hides while
+        // it replaces it (at most one receive of ten).
+        assert!(count(s, "visible", 4) <= 3, "{s}");
+        assert!(count(s, "in_flight", 4) <= 10, "{s}");
         // Check-ins wait for a state write (at most one per 0.5 s) to be
         // deleted: never more than were sent.
         assert!(
@@ -429,8 +536,8 @@ fn bench_by_duration_samples_queues() {
         svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
         "{svg}"
     );
-    // Visible and in flight for each of the four queues, and episodes/s.
-    assert_eq!(svg.matches("<polyline").count(), 9, "{svg}");
+    // Visible and in flight for each of the five queues, and episodes/s.
+    assert_eq!(svg.matches("<polyline").count(), 11, "{svg}");
     let _ = std::fs::remove_file(&json);
     let _ = std::fs::remove_file(&chart);
 }

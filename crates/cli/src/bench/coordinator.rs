@@ -1,5 +1,6 @@
-//! The coordinator's (or the handout's monitor's) requests over the
-//! measured window, and, for the barrier's coordinator, split by whether a
+//! The coordinator's (or the handout's monitor's) requests, and failed
+//! attempts, over the measured window, and, for the barrier's coordinator,
+//! its requests split by whether a
 //! generation was open: from the coordinator counting the first check-in of
 //! a generation (its `Event::Arrived`) to the generation's release (its
 //! `Event::Released` or `Event::Broken`), or on to the next generation's
@@ -67,6 +68,10 @@ pub(super) struct Window {
     /// The part of `opened` from `SETTLE` after an arrival on.
     pub(super) quiet_open: Span,
     pub(super) idle: Span,
+    /// The failed attempts counted at the window's start, and those of the
+    /// whole window once it has ended.
+    errors_start: Counts,
+    pub(super) errors: Counts,
     /// With the Lambda coordinator: its counters, and their readings at
     /// the window's start and end.
     lambda: Option<LambdaCounters>,
@@ -119,6 +124,8 @@ impl Window {
             opened: Span::default(),
             quiet_open: Span::default(),
             idle: Span::default(),
+            errors_start: Counts::new(),
+            errors: Counts::new(),
             lambda: None,
         }
     }
@@ -191,6 +198,7 @@ impl Window {
     pub(super) fn start(&mut self) {
         self.mark(self.open);
         self.counting = true;
+        self.errors_start = self.sqs.requests().errors();
         if let Some(l) = &mut self.lambda {
             l.start = l.counters.read();
         }
@@ -200,6 +208,7 @@ impl Window {
     pub(super) fn end(&mut self) {
         self.mark(self.open);
         self.counting = false;
+        self.errors = diff(&self.sqs.requests().errors(), &self.errors_start);
         if let Some(l) = &mut self.lambda {
             l.end = l.counters.read();
         }

@@ -159,6 +159,9 @@ pub(super) enum Msg {
     /// What the group's waits cost during the measured episodes (sent
     /// before `Requests`).
     Waiting(Waiting),
+    /// The group's failed request attempts during the measured episodes, by
+    /// operation (sent before `Requests`).
+    Errors(Counts),
     /// The group's requests during the measured episodes; the group's last
     /// report.
     Requests(Counts),
@@ -178,7 +181,8 @@ pub(super) async fn run_group(
 ) {
     let n = members.len();
     let pause = Arc::new(tokio::sync::Barrier::new(n));
-    let start = Arc::new(Mutex::new(Counts::new()));
+    // The group's counter (requests, failed attempts) after the warm-up.
+    let start = Arc::new(Mutex::new((Counts::new(), Counts::new())));
     let agg = Arc::new(Mutex::new(BTreeMap::<u64, (usize, u64, u64, u64)>::new()));
     let waiting = Arc::new(Mutex::new(Waiting::default()));
     // A participant may wait for the others' work on top of the timeout.
@@ -235,7 +239,8 @@ pub(super) async fn run_group(
                     // work (state write, deletes) before counting starts.
                     if pause.wait().await.is_leader() {
                         tokio::time::sleep(SETTLE).await;
-                        *start.lock().expect("lock") = sqs.requests().snapshot();
+                        let counter = sqs.requests();
+                        *start.lock().expect("lock") = (counter.snapshot(), counter.errors());
                     }
                     pause.wait().await;
                 }
@@ -254,10 +259,12 @@ pub(super) async fn run_group(
         tasks.abort_all();
         return;
     }
-    let start = start.lock().expect("lock").clone();
+    let (start, errors_start) = start.lock().expect("lock").clone();
     let waiting = waiting.lock().expect("lock").clone();
     let _ = tx.send(Msg::Waiting(waiting));
-    let _ = tx.send(Msg::Requests(diff(&sqs.requests().snapshot(), &start)));
+    let counter = sqs.requests();
+    let _ = tx.send(Msg::Errors(diff(&counter.errors(), &errors_start)));
+    let _ = tx.send(Msg::Requests(diff(&counter.snapshot(), &start)));
 }
 
 /// Connects members `first..first + count`, each with a client of its own

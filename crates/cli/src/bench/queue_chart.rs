@@ -125,7 +125,7 @@ pub(super) fn table(runs: &[Run]) -> String {
     s
 }
 
-const COLORS: [&str; 4] = ["#8c564b", "#1f77b4", "#d62728", "#2ca02c"];
+const COLORS: [&str; 5] = ["#8c564b", "#1f77b4", "#d62728", "#2ca02c", "#9467bd"];
 const W: f64 = 460.0;
 const H: f64 = 330.0;
 const LEFT: f64 = 60.0;

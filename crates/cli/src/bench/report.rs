@@ -1,6 +1,9 @@
 //! `sqs-barrier bench-report`: `bench --json` lines to a Markdown table and
 //! a hand-written SVG line chart (release p50 and requests per
-//! participant-episode against N); runs with `--work` get a second table,
+//! participant-episode against N); the table shows release p50 as a
+//! multiple of the fan-out floor and tagging actions per
+//! participant-episode where a line has them; runs with `--work` get a
+//! second table,
 //! the cost of waiting, and runs with `--sample-queues` a third, and a chart
 //! of their own (`--svg-queues`, see `queue_chart`).
 
@@ -22,7 +25,11 @@ struct Row {
     p99: f64,
     handoff: f64,
     ratio: f64,
+    /// Release p50 / fan-out floor p50 (lines of versions before it: none).
+    floor_ratio: Option<f64>,
     requests: f64,
+    /// Tagging actions per participant-episode (idem).
+    tagging: Option<f64>,
     eps: f64,
     episodes: u64,
     waiting: Option<WaitingRow>,
@@ -77,7 +84,9 @@ fn row(v: &Value) -> Option<Row> {
         p99: f("release_p99_ms")?,
         handoff: f("handoff_p50_ms")?,
         ratio: f("ratio_to_handoff")?,
+        floor_ratio: f("ratio_to_fanout_floor"),
         requests: f("requests_per_participant_episode")?,
+        tagging: f("tagging_actions_per_participant_episode"),
         eps: f("episodes_per_second")?,
         episodes: v.get("episodes")?.as_u64()?,
         waiting: waiting_row(v),
@@ -137,13 +146,25 @@ pub fn report(a: BenchReportArgs) -> u8 {
 
 fn table(rows: &[Row]) -> String {
     let mut s = String::from(
-        "| series | N | episodes | release p50 ms | release p99 ms | hand-off p50 ms | p50 / hand-off | requests / participant-episode | episodes/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|\n",
+        "| series | N | episodes | release p50 ms | release p99 ms | hand-off p50 ms | p50 / hand-off | p50 / fan-out floor | requests / participant-episode | tagging actions / participant-episode | episodes/s |\n|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
     );
+    let opt =
+        |x: Option<f64>, digits: usize| x.map_or("n/a".to_owned(), |v| format!("{v:.digits$}"));
     for r in rows {
         let _ = writeln!(
             s,
-            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {:.3} | {:.1} |",
-            r.series, r.n, r.episodes, r.p50, r.p99, r.handoff, r.ratio, r.requests, r.eps
+            "| {} | {} | {} | {:.2} | {:.2} | {:.2} | {:.2} | {} | {:.3} | {} | {:.1} |",
+            r.series,
+            r.n,
+            r.episodes,
+            r.p50,
+            r.p99,
+            r.handoff,
+            r.ratio,
+            opt(r.floor_ratio, 2),
+            r.requests,
+            opt(r.tagging, 3),
+            r.eps
         );
     }
     if rows.iter().any(|r| r.waiting.is_some()) {
@@ -152,7 +173,7 @@ fn table(rows: &[Row]) -> String {
              | series | N | episodes | work s | mean wait s | check-in requests / participant-episode | waiting requests / participant-episode | participant requests / min of waiting | of which ReceiveMessage | coordinator requests / min | while open | of which quiet (3 s after an arrival on) | while idle |\n\
              |---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|\n",
         );
-        let opt = |x: Option<f64>| x.map_or("n/a".to_owned(), |v| format!("{v:.1}"));
+        let one = |x: Option<f64>| opt(x, 1);
         for r in rows {
             let Some(w) = &r.waiting else { continue };
             let _ = writeln!(
@@ -168,9 +189,9 @@ fn table(rows: &[Row]) -> String {
                 w.per_minute,
                 w.receives_per_minute,
                 w.coordinator,
-                opt(w.open),
-                opt(w.quiet),
-                opt(w.idle)
+                one(w.open),
+                one(w.quiet),
+                one(w.idle)
             );
         }
     }

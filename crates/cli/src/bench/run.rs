@@ -13,10 +13,11 @@ use tokio::sync::{mpsc, watch};
 
 use super::baseline::{BaselineQueues, monitor};
 use super::coordinator::Window;
+use super::fanout::{self, fanout};
 use super::group::{Msg, Permit, Plan, Work, connect_members, run_group};
 use super::handoff::handoff;
 use super::sampler::Sampler;
-use super::stats::{Waiting, add, pct, r3, sorted};
+use super::stats::{Tagging, Waiting, add, pct, r3, r6, ratio, sorted};
 use super::summary::{PerMinute, Report, print_report};
 use super::{COORD_START, Counts, Failure, SETTLE, Target, now_us, seconds, work_seconds, worker};
 use crate::cli::{BenchArgs, CoordinatorKind};
@@ -180,6 +181,9 @@ async fn bench(
     let began = Instant::now();
 
     let hand = sorted(handoff(target, &format!("{name}-handoff"), a.handoff_samples).await?);
+    let settle = fanout::settle(n, pct(&hand, 0.5));
+    let floor = fanout(a, target, &format!("{name}-fanout"), settle).await?;
+    let floor_ms = sorted(floor.samples.clone());
 
     // The deciding side, with a client (and counter) of its own.
     let coord_sqs = target.sqs().await?;
@@ -306,7 +310,12 @@ async fn bench(
             }
         }
     }
-    let (eps, part, waiting) = result?;
+    let Driven {
+        eps,
+        part,
+        part_errors,
+        waiting,
+    } = result?;
     let total = eps.len() as u64;
     let episodes = total - 1;
     let window = window.lock().expect("lock");
@@ -329,6 +338,9 @@ async fn bench(
     let pe = (n as u64 * episodes) as f64;
     let mut all = part.clone();
     add(&mut all, coord);
+    let mut errors = part_errors;
+    add(&mut errors, &window.errors);
+    let tagging = Tagging::new(&all, &errors, pe, window.whole.minutes());
     let total_req: u64 = all.values().sum();
     let part_req: u64 = part.values().sum();
     let coord_req: u64 = coord.values().sum();
@@ -336,6 +348,7 @@ async fn bench(
     let span = eps[episodes as usize].2.saturating_sub(eps[1].0) as f64 / 1e6;
     let p50 = pct(&lat, 0.5);
     let h50 = pct(&hand, 0.5);
+    let f50 = pct(&floor_ms, 0.5);
     Ok(Report {
         mode: if a.baseline { "baseline" } else { "barrier" },
         coordinator_kind: match (a.baseline, a.coordinator) {
@@ -378,7 +391,19 @@ async fn bench(
         handoff_p50_ms: r3(h50),
         handoff_p99_ms: r3(pct(&hand, 0.99)),
         handoff_samples: hand.len(),
-        ratio_to_handoff: r3(if h50 > 0.0 { p50 / h50 } else { 0.0 }),
+        ratio_to_handoff: ratio(p50, h50),
+        fanout_receivers: n,
+        fanout_floor_p50_ms: r3(f50),
+        fanout_floor_max_ms: r3(pct(&floor_ms, 1.0)),
+        fanout_floor_samples: floor_ms.len(),
+        fanout_settle_ms: r3(floor.settle.as_secs_f64() * 1e3),
+        fanout_empty_receives: floor.empty,
+        ratio_to_fanout_floor: ratio(p50, f50),
+        tagging_actions: tagging.actions,
+        tagging_actions_per_participant_episode: tagging.per_participant_episode,
+        tagging_actions_per_barrier_minute: tagging.per_barrier_minute,
+        failed_tagging_attempts: tagging.failed,
+        barrier_minutes: r6(window.whole.minutes()),
         duration_s: r3(began.elapsed().as_secs_f64()),
         work_s: work.max_secs,
         data_bytes: a.data_bytes,
@@ -414,10 +439,20 @@ struct Progress<'a> {
 /// Per episode: the first and the last check-in, the last release (µs).
 type Episodes = Vec<(u64, u64, u64)>;
 
+/// What the participants reported.
+struct Driven {
+    eps: Episodes,
+    /// Their requests during the measured episodes, by operation.
+    part: Counts,
+    /// Their failed request attempts during the measured episodes.
+    part_errors: Counts,
+    waiting: Waiting,
+}
+
 /// Starts the participants (tasks or processes) and collects their
 /// reports: per episode (last check-in, last release), the participants'
-/// requests and what their waits cost during the measured episodes. Starts
-/// and ends the coordinator's measured `window`.
+/// requests, their failed attempts and what their waits cost during the
+/// measured episodes. Starts and ends the coordinator's measured `window`.
 async fn drive(
     a: &BenchArgs,
     target: &Target,
@@ -426,7 +461,7 @@ async fn drive(
     decider: &mut tokio::task::JoinHandle<Result<(), String>>,
     plan: Plan,
     progress: Progress<'_>,
-) -> Result<(Episodes, Counts, Waiting), Failure> {
+) -> Result<Driven, Failure> {
     let n = a.parties;
     let (duration, window) = (progress.duration, progress.window);
     // The last episode + 1; found when the time is up in a run by time.
@@ -467,6 +502,7 @@ async fn drive(
     let mut complete = 0u64;
     let mut reported = 0usize;
     let mut part = Counts::new();
+    let mut part_errors = Counts::new();
     let mut waiting = Waiting::default();
     let mut coord_start = None;
     let mut deadline = tokio::time::Instant::now() + limit;
@@ -502,6 +538,7 @@ async fn drive(
             }
             Some(Msg::Failed(e)) => return Err(Failure::new(exit::TIMEOUT, e)),
             Some(Msg::Waiting(w)) => waiting.merge(&w),
+            Some(Msg::Errors(c)) => add(&mut part_errors, &c),
             Some(Msg::Requests(c)) => {
                 add(&mut part, &c);
                 reported += 1;
@@ -570,12 +607,14 @@ async fn drive(
         let _ = h.await;
     }
     window.lock().expect("lock").end();
-    Ok((
-        eps.into_iter()
+    Ok(Driven {
+        eps: eps
+            .into_iter()
             .take(total as usize)
             .map(|(_, f, b, r)| (f, b, r))
             .collect(),
         part,
+        part_errors,
         waiting,
-    ))
+    })
 }

@@ -1,5 +1,5 @@
 //! The arithmetic of the figures: percentiles, rounding, request counts,
-//! and the sums behind the cost of waiting.
+//! tagging actions, and the sums behind the cost of waiting.
 
 use std::collections::BTreeMap;
 
@@ -23,6 +23,11 @@ pub(super) fn sorted(mut v: Vec<f64>) -> Vec<f64> {
 
 pub(super) fn r3(x: f64) -> f64 {
     (x * 1000.0).round() / 1000.0
+}
+
+/// `a / b` rounded to three decimals; 0 if `b` is not positive.
+pub(super) fn ratio(a: f64, b: f64) -> f64 {
+    if b > 0.0 { r3(a / b) } else { 0.0 }
 }
 
 /// Rounded to six decimals (for minutes: a few tens of microseconds).
@@ -54,6 +59,58 @@ pub(super) fn per(c: &Counts, by: f64) -> BTreeMap<String, f64> {
     c.iter()
         .map(|(k, v)| (k.clone(), r3(*v as f64 / by)))
         .collect()
+}
+
+/// The operations SQS counts as tagging actions, of which it allows 5 per
+/// second per account.
+pub(super) const TAGGING: [&str; 3] = ["ListQueueTags", "TagQueue", "UntagQueue"];
+
+/// The tagging actions among `c`: its `TagQueue`, `UntagQueue` and
+/// `ListQueueTags` counts summed.
+pub(super) fn tagging(c: &Counts) -> u64 {
+    TAGGING.iter().filter_map(|op| c.get(*op)).sum()
+}
+
+/// The tagging figures of a run's counted window.
+#[derive(Clone, Debug, PartialEq)]
+pub(super) struct Tagging {
+    /// Tagging request attempts (retries included).
+    pub(super) actions: u64,
+    /// `actions` over the participant-episodes (N x E), rounded to three
+    /// decimals.
+    pub(super) per_participant_episode: f64,
+    /// `actions` over the minutes of the counted window, rounded to three
+    /// decimals.
+    pub(super) per_barrier_minute: f64,
+    /// The tagging attempts that failed (most likely throttled).
+    pub(super) failed: u64,
+}
+
+impl Tagging {
+    /// From the window's request counts and failed attempts (participants
+    /// and coordinator together), its participant-episodes and its minutes;
+    /// a rate whose divisor is not positive is 0.
+    pub(super) fn new(
+        requests: &Counts,
+        errors: &Counts,
+        participant_episodes: f64,
+        minutes: f64,
+    ) -> Self {
+        let actions = tagging(requests);
+        let rate = |by: f64| {
+            if by > 0.0 {
+                r3(actions as f64 / by)
+            } else {
+                0.0
+            }
+        };
+        Self {
+            actions,
+            per_participant_episode: rate(participant_episodes),
+            per_barrier_minute: rate(minutes),
+            failed: tagging(errors),
+        }
+    }
 }
 
 /// What the participants' waits cost, summed over participants and the
@@ -127,8 +184,52 @@ mod tests {
         assert_eq!(pct(&[7.0], 0.5), 7.0);
     }
 
+    #[test]
+    fn ratios() {
+        // Release p50 12.3 ms over a floor of 4.1 ms: 3 x the floor.
+        assert_eq!(ratio(12.3, 4.1), 3.0);
+        assert_eq!(ratio(10.0, 3.0), 3.333);
+        assert_eq!(ratio(5.0, 0.0), 0.0);
+    }
+
     fn counts(v: &[(&str, u64)]) -> Counts {
         v.iter().map(|(k, n)| ((*k).to_owned(), *n)).collect()
+    }
+
+    #[test]
+    fn tagging_actions_are_the_three_tagging_operations() {
+        // Participants' and coordinator's counts over the window, as the
+        // run adds them up.
+        let mut all = counts(&[
+            ("SendMessage", 170),
+            ("ReceiveMessage", 400),
+            ("ListQueueTags", 6),
+        ]);
+        add(&mut all, &counts(&[("TagQueue", 20), ("ListQueueTags", 3)]));
+        add(
+            &mut all,
+            &counts(&[("UntagQueue", 1), ("DeleteMessage", 9)]),
+        );
+        assert_eq!(tagging(&all), 30);
+        let errors = counts(&[("TagQueue", 2), ("ReceiveMessage", 5)]);
+        // N = 8, E = 20: 160 participant-episodes; a window of 1.5 minutes.
+        let t = Tagging::new(&all, &errors, 160.0, 1.5);
+        assert_eq!(
+            t,
+            Tagging {
+                actions: 30,
+                per_participant_episode: 0.188,
+                per_barrier_minute: 20.0,
+                failed: 2,
+            }
+        );
+        // None at all, or nothing to divide by.
+        let none = Tagging::new(&counts(&[("SendMessage", 5)]), &Counts::new(), 4.0, 0.0);
+        assert_eq!(
+            (none.actions, none.per_participant_episode, none.failed),
+            (0, 0.0, 0)
+        );
+        assert_eq!(none.per_barrier_minute, 0.0);
     }
 
     #[test]

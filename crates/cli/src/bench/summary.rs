@@ -53,6 +53,34 @@ pub(super) struct Report {
     pub(super) handoff_p99_ms: f64,
     pub(super) handoff_samples: usize,
     pub(super) ratio_to_handoff: f64,
+    /// The fan-out floor's receivers: N, parked in long polls when the one
+    /// message is sent.
+    pub(super) fanout_receivers: usize,
+    /// The fan-out floor: from just before the one message is sent until
+    /// the last of the N receivers has it; p50 and max over the samples.
+    pub(super) fanout_floor_p50_ms: f64,
+    pub(super) fanout_floor_max_ms: f64,
+    pub(super) fanout_floor_samples: usize,
+    /// The wait before each send, once every receiver's long poll had
+    /// started.
+    pub(super) fanout_settle_ms: f64,
+    /// Receives of the floor that returned without the message (and were
+    /// repeated).
+    pub(super) fanout_empty_receives: u64,
+    /// Release p50 / fan-out floor p50.
+    pub(super) ratio_to_fanout_floor: f64,
+    /// Tagging actions (`TagQueue`, `UntagQueue`, `ListQueueTags` attempts)
+    /// of the participants and the coordinator over the counted window.
+    pub(super) tagging_actions: u64,
+    /// `tagging_actions` over N x E.
+    pub(super) tagging_actions_per_participant_episode: f64,
+    /// `tagging_actions` over `barrier_minutes`.
+    pub(super) tagging_actions_per_barrier_minute: f64,
+    /// The tagging attempts among them that failed (most likely throttled).
+    pub(super) failed_tagging_attempts: u64,
+    /// The minutes of the counted window (the coordinator's measured
+    /// window).
+    pub(super) barrier_minutes: f64,
     pub(super) duration_s: f64,
     /// The longest work before a measured episode (`--work`), seconds.
     pub(super) work_s: f64,
@@ -151,6 +179,16 @@ pub(super) fn print_report(r: &Report, json: bool) {
         r.handoff_p50_ms, r.handoff_p99_ms, r.handoff_samples, r.ratio_to_handoff
     );
     println!(
+        "  fan-out floor ({} parked receivers, one message) p50 {:.2} ms  max {:.2} ms ({} samples, settle {:.0} ms, {} empty receives); release p50 = {:.2} x floor",
+        r.fanout_receivers,
+        r.fanout_floor_p50_ms,
+        r.fanout_floor_max_ms,
+        r.fanout_floor_samples,
+        r.fanout_settle_ms,
+        r.fanout_empty_receives,
+        r.ratio_to_fanout_floor
+    );
+    println!(
         "  SQS requests per participant-episode {:.3} (participants {:.3}, coordinator {:.1} per episode)",
         r.requests_per_participant_episode,
         r.participant_requests_per_participant_episode,
@@ -159,6 +197,14 @@ pub(super) fn print_report(r: &Report, json: bool) {
     for (op, v) in &r.requests_by_operation {
         println!("    {op:<28} {v:.3}");
     }
+    println!(
+        "  tagging actions {:.3} per participant-episode, {:.1} per barrier-minute ({} over {:.3} min; {} failed attempts)",
+        r.tagging_actions_per_participant_episode,
+        r.tagging_actions_per_barrier_minute,
+        r.tagging_actions,
+        r.barrier_minutes,
+        r.failed_tagging_attempts
+    );
     println!(
         "  {:.1} episodes per second; {:.1} s in all",
         r.episodes_per_second, r.duration_s

@@ -8,7 +8,9 @@
 //!   "requests": {"Operation": count, ...}}`: what the group's waits cost
 //!   during the measured episodes (participant-episodes, microseconds
 //!   waited, the check-ins' requests and the requests made while waiting, by
-//!   operation; see `stats::Waiting`); just before `REQ`;
+//!   operation; see `stats::Waiting`); before `REQ`;
+//! * `ERRORS {"Operation": count, ...}`: the group's failed request attempts
+//!   during the measured episodes, by operation; just before `REQ`;
 //! * `REQ {"Operation": count, ...}`: the group's requests during the
 //!   measured episodes; the last line of a worker that succeeded;
 //! * `FAIL why`: the group failed; the last line.
@@ -16,6 +18,9 @@
 //! With `--gated` (`bench --duration`) a worker starts an episode only when
 //! its stdin has permitted it: `PERMIT k` (episodes up to k may start) and
 //! `LAST k` (episode k is the last one), one per line.
+//!
+//! With `--fanout-url URL` a worker runs a group of the fan-out floor's
+//! receivers instead, over a line protocol of its own (see `fanout`).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -32,8 +37,13 @@ use crate::cli::{BenchArgs, BenchWorkerArgs};
 use crate::exit;
 
 /// A group of participants in its own process (`bench --processes`).
-/// Prints `EP` lines, then `WAIT` and `REQ`; `FAIL why` on error.
+/// Prints `EP` lines, then `WAIT`, `ERRORS` and `REQ`; `FAIL why` on error.
+/// With `--fanout-url`, a group of the fan-out floor's receivers instead
+/// (see `fanout`).
 pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
+    if let Some(url) = &a.fanout_url {
+        return super::fanout::serve(&a, client, url).await;
+    }
     let result = async {
         let plan = Plan {
             episodes: a.episodes,
@@ -71,6 +81,9 @@ pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
                 } => println!("EP {k} {first} {before} {released}"),
                 Msg::Waiting(w) => {
                     println!("WAIT {}", serde_json::to_string(&w).expect("waiting"));
+                }
+                Msg::Errors(c) => {
+                    println!("ERRORS {}", serde_json::to_string(&c).expect("counts"));
                 }
                 Msg::Requests(c) => {
                     println!("REQ {}", serde_json::to_string(&c).expect("counts"));
@@ -152,13 +165,17 @@ fn parse_line(l: &str) -> Option<Msg> {
     if let Some(rest) = l.strip_prefix("WAIT ") {
         return serde_json::from_str(rest).ok().map(Msg::Waiting);
     }
+    if let Some(rest) = l.strip_prefix("ERRORS ") {
+        return serde_json::from_str(rest).ok().map(Msg::Errors);
+    }
     if let Some(rest) = l.strip_prefix("REQ ") {
         return serde_json::from_str(rest).ok().map(Msg::Requests);
     }
     l.strip_prefix("FAIL ").map(|e| Msg::Failed(e.to_owned()))
 }
 
-fn child(exe: &std::path::Path, target: &Target) -> Command {
+/// A worker process of this executable on `target`, its stdout piped.
+pub(super) fn child(exe: &std::path::Path, target: &Target) -> Command {
     let mut c = Command::new(exe);
     c.arg("--endpoint-url").arg(&target.url);
     if let Some(r) = &target.client.region {
@@ -267,6 +284,10 @@ mod tests {
             matches!(parse_line(w), Some(Msg::Waiting(w)) if w.episodes == 4 && w.waited_us == 90 && w.requests["ReceiveMessage"] == 5)
         );
         assert!(parse_line("WAIT {}").is_none());
+        assert!(
+            matches!(parse_line("ERRORS {\"TagQueue\":2}"), Some(Msg::Errors(c)) if c["TagQueue"] == 2)
+        );
+        assert!(matches!(parse_line("ERRORS {}"), Some(Msg::Errors(c)) if c.is_empty()));
         assert!(parse_line("EP 1 2 3").is_none());
         assert!(parse_line("noise").is_none());
     }
