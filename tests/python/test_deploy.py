@@ -14,13 +14,17 @@ boto3, resolve the template for that barrier (its `!Sub`, `!FindInMap`,
   needs (reasoned from the code in the comments of EXPECTED_*), and the
   real commands, run through a recording proxy, make no request those
   policies would deny;
-* the mapping, the timeout and the schedule fit the queue's attributes.
+* the mapping, the timeout and the schedule fit the queue's attributes;
+* a barrier set up by an earlier version (no state queue) is upgraded by
+  `setup` with the same rules within the operators' policy, and until then
+  a participant gets the error that says so, not AccessDenied.
 
 IAM evaluation here is deliberately simple: the template uses only Allow
 statements with exact action names and exact ARNs (or "*" for
 sqs:ListQueues), and the test asserts that before relying on it.
 """
 
+import base64
 import http.client
 import json
 import subprocess
@@ -37,17 +41,21 @@ from conftest import ROOT, _server_binary, cli_env, make_client
 TEMPLATE = ROOT / "deploy" / "template.yaml"
 
 # --------------------------------------------------------------------------
-# What each principal needs, by queue role (CHECKIN, RELEASE, DLQ) and, for
-# GetQueueUrl, by the names the code looks up. Batch calls are authorised by
-# the single-message actions (SendMessageBatch by sqs:SendMessage, and so on).
+# What each principal needs, by queue role (CHECKIN, RELEASE, DLQ, STATE)
+# and, for GetQueueUrl, by the names the code looks up. Batch calls are
+# authorised by the single-message actions (SendMessageBatch by
+# sqs:SendMessage, and so on).
 
-CHECKIN, RELEASE0, RELEASE1, DLQ = "checkin", "release-0", "release-1", "dlq"
+CHECKIN, RELEASE0, RELEASE1, DLQ, STATE = "checkin", "release-0", "release-1", "dlq", "state"
 
 # The interface of the Lambda coordinator (crates/lambda), as agreed:
 FUNCTION_ACTIONS = {
     # The event source mapping polls with the function's role (Receive,
     # Delete, GetQueueAttributes, ChangeMessageVisibility); the function
-    # reads and writes the published state (ListQueueTags, TagQueue).
+    # reads the configuration in the tags while the state queue holds no
+    # state, and marks it version 2 once (ListQueueTags, TagQueue). It does
+    # not write the copy of the state in tags (a coordinator process does,
+    # with the same two actions).
     CHECKIN: {
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
@@ -76,34 +84,55 @@ FUNCTION_ACTIONS = {
     },
     # Dead letters (notices.rs, send_dead_letter).
     DLQ: {"sqs:GetQueueUrl", "sqs:SendMessage"},
+    # The published state (crates/barrier/src/published.rs): reads are a
+    # ReceiveMessage with visibility 0; a write hides the queue's records
+    # (ReceiveMessage, visibility 5 s), sends the new one (SendMessage) and
+    # deletes the older ones (DeleteMessageBatch), or makes them visible
+    # again when another coordinator's orders after it
+    # (ChangeMessageVisibilityBatch).
+    STATE: {
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+        "sqs:DeleteMessage",
+        "sqs:ChangeMessageVisibility",
+    },
 }
 
 # `sqs-barrier wait` / the library's Barrier (crates/barrier/src):
 # * Barrier::connect -> admin::open: GetQueueUrl of the check-in queue (the
-#   standard name first, then the FIFO one), both release queues and the
-#   dead-letter queue; ListQueueTags of the check-in queue (configuration).
+#   standard name first, then the FIFO one), both release queues, the
+#   dead-letter queue and the state queue; ReceiveMessage of the state queue
+#   (the newest record carries the configuration); ListQueueTags of the
+#   check-in queue only when it holds none (no coordinator has published).
 # * arrive/wait: SendMessage of the check-in (participant.rs,
 #   send_checkin_queue), also for Barrier::abort; ReceiveMessage on the
 #   release queue of the generation (visibility 0); DeleteMessageBatch of old
-#   notices it meets (delete_old); ListQueueTags for status reads
-#   (admin::read_state).
+#   notices it meets (delete_old); ReceiveMessage of the state queue for
+#   status reads (published::read_state, visibility 0).
 # Nothing else: no GetQueueAttributes, no ChangeMessageVisibility, nothing on
-# the dead-letter queue but its lookup.
+# the dead-letter queue but its lookup, no writes to the state queue.
 PARTICIPANT_ACTIONS = {
     CHECKIN: {"sqs:GetQueueUrl", "sqs:ListQueueTags", "sqs:SendMessage"},
     RELEASE0: {"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
     RELEASE1: {"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
     DLQ: {"sqs:GetQueueUrl"},
+    STATE: {"sqs:GetQueueUrl", "sqs:ReceiveMessage"},
 }
 
 # The operator commands (crates/cli/src/commands.rs -> admin.rs):
-# * setup: open (GetQueueUrl, ListQueueTags if it exists); CreateQueue of
-#   the four queues, the check-in queue with its configuration tags (SQS
-#   requires TagQueue for tags on creation); GetQueueAttributes (QueueArn) of
-#   the dead-letter queue for the redrive policy; open again.
+# * setup: GetQueueUrl of the five queues, ListQueueTags if they exist;
+#   CreateQueue of the five queues, the check-in queue with its
+#   configuration tags (SQS requires TagQueue for tags on creation);
+#   GetQueueAttributes (QueueArn) of the dead-letter queue for the redrive
+#   policy; the same lookups and ListQueueTags again. On a barrier set up
+#   by an earlier version (no state queue): CreateQueue of the state queue
+#   only.
 # * teardown: GetQueueUrl of the standard and FIFO names; DeleteQueue.
-# * status: open; ListQueueTags; SendMessage (a probe) on the check-in
-#   queue; GetQueueAttributes (ApproximateNumberOfMessages) of the DLQ.
+# * status: open (ReceiveMessage of the state queue; ListQueueTags only if
+#   it holds no state); state reads (ReceiveMessage) before and after a
+#   probe (SendMessage on the check-in queue); GetQueueAttributes
+#   (ApproximateNumberOfMessages) of the DLQ.
 # * abort: open; SendMessage on the check-in queue.
 # * queues: ListQueues ("*" only) and GetQueueAttributes of each queue.
 # * dead letters: no command; ReceiveMessage/DeleteMessage by hand.
@@ -126,6 +155,13 @@ OPERATOR_ACTIONS = {
         "sqs:GetQueueAttributes",
         "sqs:ReceiveMessage",
         "sqs:DeleteMessage",
+    },
+    STATE: {
+        "sqs:GetQueueUrl",
+        "sqs:CreateQueue",
+        "sqs:DeleteQueue",
+        "sqs:GetQueueAttributes",
+        "sqs:ReceiveMessage",
     },
 }
 
@@ -345,6 +381,7 @@ def roles_of(b) -> dict[str, str]:
         RELEASE0: f"{name}-release-0",
         RELEASE1: f"{name}-release-1",
         DLQ: f"{name}-dlq{sfx}",
+        STATE: f"{name}-state",  # standard for FIFO barriers too
     }
     assert set(roles.values()) == set(b["queues"]), "setup created other queues than expected"
     return roles
@@ -391,6 +428,9 @@ def test_every_queue_the_template_names_exists(barrier):
     # The alarm watches the queue the check-in queue's redrive policy names.
     redrive = json.loads(b["queues"][roles_of(b)[CHECKIN]]["RedrivePolicy"])
     assert redrive["deadLetterTargetArn"] == b["arn_prefix"] + roles_of(b)[DLQ]
+    # The template names the state queue without the FIFO suffix: it is a
+    # standard queue whatever the barrier.
+    assert b["queues"][roles_of(b)[STATE]].get("FifoQueue", "false") == "false"
 
 
 def test_function_role_grants_exactly_the_coordinators_actions(barrier):
@@ -531,6 +571,22 @@ def denied(calls, allowed, arn_prefix):
     )
 
 
+def resolve_for(sqs, name: str, fifo: bool, queue: str):
+    """The ARN prefix of the endpoint's queues (read from `queue`, which
+    must exist) and the template's resources resolved for barrier `name`."""
+    arn = sqs.get_queue_attributes(
+        QueueUrl=sqs.get_queue_url(QueueName=queue)["QueueUrl"],
+        AttributeNames=["QueueArn"],
+    )["Attributes"]["QueueArn"]
+    _, partition, _, region, account, _ = arn.split(":")
+    res = Resolver(
+        load_cfn_yaml(str(TEMPLATE)),
+        {"BarrierName": name, "Fifo": "true" if fifo else "false"},
+        {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account},
+    ).resources()
+    return f"arn:{partition}:sqs:{region}:{account}:", res
+
+
 @pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
 def test_real_commands_stay_within_the_policies(endpoint_url, fifo):
     """setup, a coordinator, three `wait`s, status, queues, abort and
@@ -548,17 +604,7 @@ def test_real_commands_stay_within_the_policies(endpoint_url, fifo):
         assert r.returncode == 0, r.stderr
 
         sqs = make_client(endpoint_url)
-        arn = sqs.get_queue_attributes(
-            QueueUrl=sqs.get_queue_url(QueueName=f"{name}-release-0")["QueueUrl"],
-            AttributeNames=["QueueArn"],
-        )["Attributes"]["QueueArn"]
-        _, partition, _, region, account, _ = arn.split(":")
-        arn_prefix = f"arn:{partition}:sqs:{region}:{account}:"
-        res = Resolver(
-            load_cfn_yaml(str(TEMPLATE)),
-            {"BarrierName": name, "Fifo": "true" if fifo else "false"},
-            {"AWS::Partition": partition, "AWS::Region": region, "AWS::AccountId": account},
-        ).resources()
+        arn_prefix, res = resolve_for(sqs, name, fifo, f"{name}-release-0")
 
         coordinator = subprocess.Popen(
             [str(_server_binary()), "coordinator", "--barrier", name],
@@ -589,14 +635,106 @@ def test_real_commands_stay_within_the_policies(endpoint_url, fifo):
             ("operators", operator, "OperatorsPolicy", ""),
             ("coordinator", coord, "FunctionRole", "sqs:"),
         ]
+        problems = {}
         for who, proxy, resource, prefix in checks:
             calls = proxy.take()
             assert calls, f"the {who}' proxy recorded nothing"
             allowed = grants(statements(res, resource), prefix=prefix)
-            assert not denied(calls, allowed, arn_prefix), f"{who}: requests their policy denies"
+            if bad := denied(calls, allowed, arn_prefix):
+                problems[who] = bad
+        assert not problems, f"requests their policy denies: {problems}"
     finally:
         if coordinator is not None and coordinator.poll() is None:
             coordinator.kill()
             coordinator.wait()
         for proxy in (operator, coord, participant):
+            proxy.close()
+
+
+def setup_as_an_earlier_version(sqs, name: str, fifo: bool, parties: int) -> None:
+    """Creates barrier `name` as `setup` did before the state queue: the
+    dead-letter, check-in and release queues, and the configuration in the
+    check-in queue's tags (docs/PROTOCOL.md section 3, "Stored
+    configuration"), directly on the endpoint."""
+    fifo_attrs = {"FifoQueue": "true"} if fifo else {}
+    sfx = ".fifo" if fifo else ""
+    common = {"SqsManagedSseEnabled": "true", "ReceiveMessageWaitTimeSeconds": "20"}
+    dlq = sqs.create_queue(
+        QueueName=f"{name}-dlq{sfx}",
+        Attributes={**common, **fifo_attrs, "MessageRetentionPeriod": "1209600"},
+    )["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    config = {"v": 1, "name": name, "instance": uuid.uuid4().hex[:16], "parties": parties, "fifo": fifo}
+    b64 = base64.b64encode(json.dumps(config, separators=(",", ":")).encode()).decode()
+    chunks = [b64[i : i + 256] for i in range(0, len(b64), 256)]
+    tags = {f"sqs-barrier.config.{i}": c for i, c in enumerate(chunks)}
+    tags["sqs-barrier.config.n"] = str(len(chunks))
+    sqs.create_queue(
+        QueueName=f"{name}-checkin{sfx}",
+        Attributes={
+            **common,
+            **fifo_attrs,
+            "MessageRetentionPeriod": "1209600",
+            "VisibilityTimeout": "30",
+            "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "100"}),
+        },
+        tags=tags,
+    )
+    for i in (0, 1):
+        sqs.create_queue(
+            QueueName=f"{name}-release-{i}",
+            Attributes={**common, "MessageRetentionPeriod": "60", "VisibilityTimeout": "0"},
+        )
+
+
+@pytest.mark.parametrize("fifo", [False, True], ids=["standard", "fifo"])
+def test_upgrading_a_barrier_stays_within_the_policies(endpoint_url, fifo):
+    """A barrier set up by an earlier version has no state queue. A
+    participant's `wait` then fails with the error that says so (its lookup
+    of NAME-state is allowed, so SQS answers "no such queue", not
+    AccessDenied); the operators' `setup` with the same rules adds the
+    queue, as docs/DEPLOY.md ("Updating") tells them to. Neither makes a
+    request its policy denies."""
+    name = f"deploy-{uuid.uuid4().hex[:10]}"
+    sqs = make_client(endpoint_url)
+    setup_as_an_earlier_version(sqs, name, fifo, parties=1)
+    operator, participant = RecordingProxy(endpoint_url), RecordingProxy(endpoint_url)
+    try:
+        arn_prefix, res = resolve_for(sqs, name, fifo, f"{name}-release-0")
+
+        r = cli(participant.url, "wait", "--barrier", name, "--id", "0", "--phase", "0", "--timeout", "10")
+        assert r.returncode == 6, (r.returncode, r.stderr)
+        assert "earlier version" in r.stderr and f"{name}-state" in r.stderr, r.stderr
+
+        r = cli(operator.url, "setup", "--barrier", name, "--parties", "1", *(["--fifo"] if fifo else []))
+        assert r.returncode == 0, r.stderr
+        state = sqs.get_queue_attributes(
+            QueueUrl=sqs.get_queue_url(QueueName=f"{name}-state")["QueueUrl"], AttributeNames=["All"]
+        )["Attributes"]
+        assert state.get("FifoQueue", "false") == "false"
+        assert {k: state.get(k) for k in ("SqsManagedSseEnabled", "ReceiveMessageWaitTimeSeconds",
+                                          "MessageRetentionPeriod", "VisibilityTimeout")} == {
+            "SqsManagedSseEnabled": "true",
+            "ReceiveMessageWaitTimeSeconds": "20",
+            "MessageRetentionPeriod": "1209600",
+            "VisibilityTimeout": "0",
+        }
+        assert ("sqs:CreateQueue", f"{name}-state") in operator.calls
+
+        r = cli(operator.url, "teardown", "--barrier", name)
+        assert r.returncode == 0, r.stderr
+
+        problems = {}
+        for who, proxy, resource in [
+            ("participants", participant, "ParticipantsPolicy"),
+            ("operators", operator, "OperatorsPolicy"),
+        ]:
+            calls = proxy.take()
+            assert calls, f"the {who}' proxy recorded nothing"
+            allowed = grants(statements(res, resource), prefix="")
+            if bad := denied(calls, allowed, arn_prefix):
+                problems[who] = bad
+        assert not problems, f"requests their policy denies: {problems}"
+    finally:
+        for proxy in (operator, participant):
             proxy.close()

@@ -144,6 +144,7 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
     };
     if let Some(existing) = existing {
         if existing.config.same_rules(&wanted) {
+            published::publish_first(sqs, &existing).await?;
             return Ok(SetupOutcome {
                 info: existing,
                 created: false,
@@ -212,6 +213,7 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
             detail: describe_difference(&info.config, &wanted),
         });
     }
+    published::publish_first(sqs, &info).await?;
     Ok(SetupOutcome {
         info,
         created: true,
@@ -313,14 +315,16 @@ pub async fn open(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
         return Ok(BarrierInfo {
             config: record.config,
             urls,
-            state: Some(record.state),
+            state: Some(record.state).filter(|s| !s.is_initial()),
         });
     }
     from_tags(sqs, name, urls).await
 }
 
-/// Finds barrier `name` with the configuration `setup` stored in tags.
-async fn open_stored(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
+/// Finds barrier `name` with the configuration `setup` stored in tags, and
+/// (as its `state`) the copy of the published state kept there: one
+/// `ListQueueTags`, no read of the state queue.
+pub(crate) async fn open_stored(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
     let urls = find(sqs, name).await?;
     from_tags(sqs, name, urls).await
 }

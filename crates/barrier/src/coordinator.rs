@@ -139,18 +139,12 @@ pub async fn run_coordinator(
     events: Option<mpsc::UnboundedSender<Event>>,
     shutdown: impl Future<Output = ()>,
 ) -> Result<()> {
-    let info = admin::open(sqs, name).await?;
-    // The copy of the state in tags, read once per process: it holds the
-    // state of a barrier whose state queue emptied (no coordinator for
-    // longer than SQS keeps a message) or that an earlier version ran.
-    let mut backstop = match published::list_tags(sqs, &info.urls.checkin).await {
-        Ok(tags) => published::state_in_tags(&tags),
-        Err(e) if e.is_transient() => {
-            tracing::warn!(error = %e, "could not read the copy of the state in tags; going by the state queue");
-            None
-        }
-        Err(e) => return Err(e),
-    };
+    // The configuration as `setup` stored it, and the copy of the state in
+    // tags, in one read per process: the copy holds the state of a barrier
+    // whose state queue emptied (no coordinator for longer than SQS keeps a
+    // message) or that an earlier version ran.
+    let mut info = admin::open_stored(sqs, name).await?;
+    let mut backstop = info.state.take();
     tokio::pin!(shutdown);
     let mut force = opts.force || opts.standby.force;
     loop {
@@ -189,7 +183,7 @@ pub async fn run_coordinator(
         let mut driver = Driver {
             sqs: sqs.clone(),
             info: info.clone(),
-            backstop: Backstop::default(),
+            backstop: Backstop::new(restored.as_ref()),
             core,
             held: HashMap::new(),
             background: JoinSet::new(),
@@ -220,11 +214,23 @@ async fn stand_by<S: Future<Output = ()>>(
     let mut sopts = opts.standby.clone();
     sopts.force = force;
     let mut sb = Standby::new(&info.config, id, sopts, mono_now());
+    let mut best: Option<PublishedState> = None;
     loop {
         while let Some(t) = sb.poll_transmit() {
             match t {
                 StandbyTransmit::ReadState => match published::read_state(sqs, info).await {
-                    Ok(state) => sb.handle_state(state, mono_now()),
+                    Ok(state) => {
+                        // The newest state ever read: a read that found
+                        // nothing (a writer replacing the records) must not
+                        // make a successor start from nothing, below a term
+                        // readers have seen.
+                        if let Some(s) = &state
+                            && best.as_ref().is_none_or(|b| s.order() > b.order())
+                        {
+                            best = Some(s.clone());
+                        }
+                        sb.handle_state(state, mono_now())
+                    }
                     Err(e) if e.is_transient() => {
                         tracing::warn!(error = %e, "standby: could not read the coordinator's state");
                         sb.handle_read_failed(mono_now());
@@ -263,7 +269,11 @@ async fn stand_by<S: Future<Output = ()>>(
                         %reason,
                         "coordinator active"
                     );
-                    return Ok(Some(state.map(|s| *s)));
+                    let state = match (state.map(|s| *s), best.take()) {
+                        (Some(s), Some(b)) => Some(if b.order() > s.order() { b } else { s }),
+                        (s, b) => s.or(b),
+                    };
+                    return Ok(Some(state));
                 }
                 _ => {}
             }
@@ -280,40 +290,61 @@ async fn stand_by<S: Future<Output = ()>>(
 }
 
 /// When the copy of the state in tags was last written, and what it held.
-#[derive(Default)]
 struct Backstop {
-    at: Option<Instant>,
-    /// The released frontier, break and roll version it recorded.
+    at: Instant,
+    /// The released frontier, break and roll version it recorded (`None`:
+    /// the last copy failed).
     recorded: Option<(u64, bool, u64)>,
     writing: bool,
 }
 
+fn backstop_key(state: &PublishedState) -> (u64, bool, u64) {
+    (
+        state.released_below,
+        state.broken.is_some(),
+        state.roll.as_ref().map_or(0, |r| r.v),
+    )
+}
+
 impl Backstop {
-    /// Whether `state`, just published, is due for a copy in tags.
+    /// Starting from `restored`: the copy in tags (or the state queue) holds
+    /// it already, so nothing is due before it changes.
+    fn new(restored: Option<&PublishedState>) -> Self {
+        Self {
+            at: Instant::now(),
+            recorded: Some(restored.map_or((0, false, 0), backstop_key)),
+            writing: false,
+        }
+    }
+
+    /// Whether `state`, just published, is due for a copy in tags: a
+    /// membership change after [`BACKSTOP_MEMBERSHIP`], any other change
+    /// after [`BACKSTOP_EVERY`], and after a copy that failed (SQS
+    /// throttled it), the next one after [`BACKSTOP_MEMBERSHIP`].
     fn due(&self, state: &PublishedState) -> bool {
         if self.writing {
             return false;
         }
-        let now = (
-            state.released_below,
-            state.broken.is_some(),
-            state.roll.as_ref().map_or(0, |r| r.v),
-        );
-        let Some(was) = self.recorded else {
-            return true;
-        };
-        let since = self.at.map_or(Duration::MAX, |t| t.elapsed());
-        (now.2 != was.2 && since >= BACKSTOP_MEMBERSHIP) || (now != was && since >= BACKSTOP_EVERY)
+        let now = backstop_key(state);
+        let since = self.at.elapsed();
+        match self.recorded {
+            None => since >= BACKSTOP_MEMBERSHIP,
+            Some(was) => {
+                (now.2 != was.2 && since >= BACKSTOP_MEMBERSHIP)
+                    || (now != was && since >= BACKSTOP_EVERY)
+            }
+        }
     }
 
     fn record(&mut self, state: &PublishedState) {
-        self.at = Some(Instant::now());
-        self.recorded = Some((
-            state.released_below,
-            state.broken.is_some(),
-            state.roll.as_ref().map_or(0, |r| r.v),
-        ));
+        self.at = Instant::now();
+        self.recorded = Some(backstop_key(state));
         self.writing = true;
+    }
+
+    fn failed(&mut self) {
+        self.writing = false;
+        self.recorded = None;
     }
 }
 
@@ -606,7 +637,7 @@ impl Driver {
             }
             Done::Backstop(Ok(())) => self.backstop.writing = false,
             Done::Backstop(Err(e)) => {
-                self.backstop.writing = false;
+                self.backstop.failed();
                 tracing::warn!(error = %e, "could not copy the state into tags; trying again later");
             }
             Done::Write {

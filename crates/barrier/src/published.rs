@@ -103,14 +103,48 @@ pub(crate) async fn read_record(sqs: &Sqs, url: &str) -> Result<Option<StateReco
     Ok(newest(got.iter().filter_map(|r| r.record.as_ref())).cloned())
 }
 
+/// On a barrier just set up (or one an earlier version set up, whose state
+/// queue was just added): if the state queue holds no record, publishes
+/// the first one, with the configuration `setup` stored and, as its state,
+/// the copy in tags if there is one (the state an earlier version kept
+/// there) or [`PublishedState::initial`]. From then on opening the barrier
+/// takes no tagging action, and the first coordinator starts at once.
+pub(crate) async fn publish_first(sqs: &Sqs, info: &BarrierInfo) -> Result<()> {
+    if read_record(sqs, &info.urls.state).await?.is_some() {
+        return Ok(());
+    }
+    let state = info
+        .state
+        .clone()
+        .unwrap_or_else(|| PublishedState::initial(crate::admin::now_ms()));
+    let record = StateRecord {
+        config: info.config.clone(),
+        state,
+    };
+    sqs.client()
+        .send_message()
+        .queue_url(&info.urls.state)
+        .message_body(record.to_json())
+        .send()
+        .await
+        .map_err(|e| sqs.error("SendMessage", e))?;
+    Ok(())
+}
+
 /// Reads the coordinator's published state: the newest of the barrier
 /// instance's records one receive finds; `None` if it found none.
 ///
 /// Fails with [`Error::Recreated`] when it finds records of another
 /// instance only: the barrier was deleted and set up again since `info`
 /// was opened.
+///
+/// The state `setup` published before any coordinator ran
+/// ([`PublishedState::is_initial`]) reads as none.
 pub async fn read_state(sqs: &Sqs, info: &BarrierInfo) -> Result<Option<PublishedState>> {
-    Ok(read_state_record(sqs, info).await?.map(|r| r.state))
+    Ok(read_state_record(sqs, info)
+        .await?
+        .map(|r| r.state)
+        .filter(|s| !s.is_initial()))
 }
 
 /// [`read_state`] without the long poll: it answers at once, and may find
@@ -118,7 +152,9 @@ pub async fn read_state(sqs: &Sqs, info: &BarrierInfo) -> Result<Option<Publishe
 /// without one). For a page that refreshes every second.
 pub async fn peek_state(sqs: &Sqs, info: &BarrierInfo) -> Result<Option<PublishedState>> {
     let got = receive(sqs, &info.urls.state, 0, 0).await?;
-    Ok(pick(info, got.iter().filter_map(|r| r.record.as_ref()))?.map(|r| r.state))
+    Ok(pick(info, got.iter().filter_map(|r| r.record.as_ref()))?
+        .map(|r| r.state)
+        .filter(|s| !s.is_initial()))
 }
 
 /// [`read_state`], with the configuration the state's writer went by
@@ -200,11 +236,19 @@ pub(crate) async fn write_state(
         .await
         .map_err(|e| sqs.error("SendMessage", e))?;
     // Everything hidden orders before this write (or is junk): it may go.
+    // Beside the caller: the write is durable now, and what a delete that
+    // never happens leaves behind orders before it (the next write deletes
+    // it once it is visible again).
     let receipts: Vec<String> = got.into_iter().map(|r| r.receipt).collect();
-    for chunk in receipts.chunks(10) {
-        if let Err(e) = sqs.delete_batch(url, chunk).await {
-            tracing::debug!(error = %e, "could not delete older states; the next write does");
-        }
+    if !receipts.is_empty() {
+        let (sqs, url) = (sqs.clone(), url.clone());
+        tokio::spawn(async move {
+            for chunk in receipts.chunks(10) {
+                if let Err(e) = sqs.delete_batch(&url, chunk).await {
+                    tracing::debug!(error = %e, "could not delete older states; the next write does");
+                }
+            }
+        });
     }
     Ok(None)
 }
@@ -235,21 +279,25 @@ pub(crate) fn state_in_tags(tag_map: &HashMap<String, String>) -> Option<Publish
     .and_then(|json| PublishedState::from_json(&json))
 }
 
-/// Writes the copy of `state` into the check-in queue's tags (one
-/// `TagQueue`, retried with [`with_patience`]).
+/// Writes the copy of `state` into the check-in queue's tags: one
+/// `TagQueue`, not retried (a copy that SQS throttles waits for the next
+/// one: it must not hold up a coordinator that is stopping).
 pub(crate) async fn write_backstop(
     sqs: &Sqs,
     info: &BarrierInfo,
     state: &PublishedState,
 ) -> Result<()> {
-    write_document(
-        sqs,
-        &info.urls.checkin,
-        tags::STATE_PREFIX,
-        &state.to_json(),
-        &info.config.name,
-    )
-    .await
+    let chunks =
+        tags::encode(tags::STATE_PREFIX, &state.to_json()).map_err(|e| Error::Corrupt {
+            barrier: info.config.name.clone(),
+            detail: e.to_string(),
+        })?;
+    let mut req = sqs.client().tag_queue().queue_url(&info.urls.checkin);
+    for (k, v) in chunks {
+        req = req.tags(k, v);
+    }
+    req.send().await.map_err(|e| sqs.error("TagQueue", e))?;
+    Ok(())
 }
 
 /// Writes the document `json` under `prefix` in the queue's tags, in one

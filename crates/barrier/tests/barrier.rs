@@ -31,10 +31,12 @@ sqs_barrier_testkit::both_endpoints!(
     a_coordinator_restarted_after_kill_takes_over_in_seconds,
     waits_take_no_tagging_action,
     a_barrier_set_up_again_is_told_apart,
+    many_barriers_at_once_share_the_quota,
 );
 
 struct Fixture {
-    _endpoint: TestEndpoint,
+    /// The endpoint, if the fixture started it.
+    _endpoint: Option<TestEndpoint>,
     sqs: Sqs,
     name: String,
 }
@@ -47,7 +49,7 @@ async fn fixture(target: Target, parties: usize, deadline: Option<Duration>) -> 
     opts.deadline = deadline;
     admin::setup(&sqs, &name, &opts).await.expect("setup");
     Fixture {
-        _endpoint: endpoint,
+        _endpoint: Some(endpoint),
         sqs,
         name,
     }
@@ -562,7 +564,7 @@ async fn fifo_checkin_queue_serves_many_phases(target: Target) {
     let out = admin::setup(&sqs, &name, &opts).await.expect("setup");
     assert!(out.info.urls.checkin.ends_with("-checkin.fifo"));
     let f = Fixture {
-        _endpoint: endpoint,
+        _endpoint: Some(endpoint),
         sqs,
         name,
     };
@@ -696,4 +698,55 @@ async fn connect_all<F: std::future::Future<Output = Barrier>>(fs: [F; 3]) -> Ve
         out.push(f.await);
     }
     out
+}
+
+/// Eight barriers of four members, each with its coordinator, on one
+/// endpoint that applies SQS's tagging quota (5 a second for everyone):
+/// every phase of every barrier is released, and the tagging actions of
+/// all of them together stay a handful per barrier.
+async fn many_barriers_at_once_share_the_quota(target: Target) {
+    let endpoint = start(target).await;
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let counted = sqs.with_own_counter();
+    let mut runs = Vec::new();
+    for _ in 0..8 {
+        let name = format!("t{:08x}", rand_u32());
+        admin::setup(&sqs, &name, &admin::SetupOptions::new(4))
+            .await
+            .expect("setup");
+        let f = Fixture {
+            _endpoint: None,
+            sqs: counted.clone(),
+            name,
+        };
+        runs.push(f);
+    }
+    let mut coordinators = Vec::new();
+    let mut members = Vec::new();
+    for f in &runs {
+        coordinators.push(coordinator(f, fast_coordinator(false)));
+        for id in 0..4 {
+            let b = member(f, &id.to_string()).await;
+            members.push(tokio::spawn(async move {
+                for k in 0..3u64 {
+                    assert_eq!(b.wait(LONG).await.expect("released").generation, k);
+                }
+            }));
+        }
+    }
+    for m in members {
+        m.await.expect("every member released at every phase");
+    }
+    for c in coordinators {
+        c.stop().await.unwrap();
+    }
+    // Per barrier: its coordinator's start and stop, and the members'
+    // opens while no state was published yet (at most one each).
+    let actions = tagging(&counted);
+    assert!(
+        actions <= 8 * (4 + 4),
+        "{actions} tagging actions: {:?}",
+        counted.requests().snapshot()
+    );
+    drop(endpoint);
 }

@@ -170,28 +170,35 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
 }
 
 /// Resolves on SIGINT or SIGTERM.
-pub async fn shutdown_signal() {
-    let ctrl_c = tokio::signal::ctrl_c();
+pub fn shutdown_signal() -> impl std::future::Future<Output = ()> {
+    // The handlers are installed now, not when the future is first polled:
+    // a signal that comes while a command is still starting (a coordinator
+    // reading the barrier's state) is not lost, nor does it kill the process.
     #[cfg(unix)]
     {
-        let mut term =
-            tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()).ok();
-        let term = async {
-            match term.as_mut() {
-                Some(t) => {
-                    t.recv().await;
+        use tokio::signal::unix::{Signal, SignalKind, signal};
+        let mut term = signal(SignalKind::terminate()).ok();
+        let mut interrupt = signal(SignalKind::interrupt()).ok();
+        async move {
+            async fn recv(s: &mut Option<Signal>) {
+                match s.as_mut() {
+                    Some(s) => {
+                        s.recv().await;
+                    }
+                    None => std::future::pending::<()>().await,
                 }
-                None => std::future::pending::<()>().await,
             }
-        };
-        tokio::select! {
-            _ = ctrl_c => {}
-            _ = term => {}
+            tokio::select! {
+                _ = recv(&mut term) => {}
+                _ = recv(&mut interrupt) => {}
+            }
         }
     }
     #[cfg(not(unix))]
     {
-        let _ = ctrl_c.await;
+        async {
+            let _ = tokio::signal::ctrl_c().await;
+        }
     }
 }
 

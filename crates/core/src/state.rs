@@ -343,7 +343,40 @@ impl Liveness {
     }
 }
 
+/// The writer id of the state `setup` publishes before any coordinator ran.
+pub const SETUP_WRITER: &str = "setup";
+
 impl PublishedState {
+    /// The state `setup` publishes on a new barrier's state queue, so that
+    /// the configuration travels in a state record from the start: nothing
+    /// released, no coordinator (marked stopped, so that the first
+    /// coordinator takes over at once), ordered before every coordinator's
+    /// write (term 0, counter 0). `now_ms` is for people only.
+    pub fn initial(now_ms: u64) -> Self {
+        Self {
+            v: 1,
+            coordinator: SETUP_WRITER.into(),
+            term: 0,
+            heartbeat_ms: now_ms,
+            seq: 0,
+            heartbeat_every_ms: 0,
+            stopped: true,
+            standbys: Vec::new(),
+            released_below: 0,
+            released_above: Vec::new(),
+            open: None,
+            broken: None,
+            rejected: 0,
+            roll: None,
+        }
+    }
+
+    /// Whether this is the state `setup` published ([`Self::initial`]): no
+    /// coordinator has run since.
+    pub fn is_initial(&self) -> bool {
+        self.coordinator == SETUP_WRITER && self.term == 0 && self.seq == 0
+    }
+
     /// Where this write stands among all writes of the barrier's state.
     pub fn order(&self) -> Order {
         Order {

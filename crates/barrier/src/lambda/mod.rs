@@ -272,7 +272,13 @@ async fn coordinate(
                 };
                 (&round, Some(r.state))
             }
-            None => (info, None),
+            // Nothing published on the state queue yet: the copy in tags,
+            // if any (a barrier an earlier version ran, or whose queue
+            // emptied); one tagging action, until the first write.
+            None => {
+                let tags = published::list_tags(sqs, &info.urls.checkin).await?;
+                (info, published::state_in_tags(&tags))
+            }
         };
         let id = format!("{:08x}@lambda/{}", rand::random::<u32>(), function_name());
         let mut core: Coordinator<String> =
