@@ -162,6 +162,7 @@ OPERATOR_ACTIONS = {
         "sqs:DeleteQueue",
         "sqs:GetQueueAttributes",
         "sqs:ReceiveMessage",
+        "sqs:SendMessage",
     },
 }
 
