@@ -143,7 +143,7 @@ pub async fn run_coordinator(
     // tags, in one read per process: the copy holds the state of a barrier
     // whose state queue emptied (no coordinator for longer than SQS keeps a
     // message) or that an earlier version ran.
-    let mut info = admin::open_stored(sqs, name).await?;
+    let mut info = open_patiently(sqs, name).await?;
     let mut backstop = info.state.take();
     tokio::pin!(shutdown);
     let mut force = opts.force || opts.standby.force;
@@ -196,6 +196,28 @@ pub async fn run_coordinator(
             Ended::Superseded { by } => {
                 tracing::warn!(barrier = name, coordinator = %id, other = %by, "another coordinator took over; standing by");
             }
+        }
+    }
+}
+
+/// How long a coordinator that cannot reach SQS at its start tries again
+/// before it gives up: a supervisor that starts it with the network, or
+/// right after a brief outage, should not see it fail.
+const START_PATIENCE: Duration = Duration::from_secs(10);
+
+/// [`admin::open_stored`], tried again with backoff for up to
+/// [`START_PATIENCE`] while the failure is transient.
+async fn open_patiently(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
+    let started = Instant::now();
+    let mut backoff = Duration::from_millis(200);
+    loop {
+        match admin::open_stored(sqs, name).await {
+            Err(e) if e.is_transient() && started.elapsed() + backoff < START_PATIENCE => {
+                tracing::warn!(error = %e, retry_in = ?backoff, "could not open the barrier; trying again");
+                tokio::time::sleep(backoff).await;
+                backoff = (backoff * 2).min(Duration::from_secs(2));
+            }
+            other => return other,
         }
     }
 }
