@@ -10,9 +10,7 @@ use std::time::{Duration, Instant};
 
 use sqs_barrier_core::BarrierConfig;
 use sqs_barrier_core::coordinator::{CoordinatorOptions as CoreOptions, Event, Transmit};
-use sqs_barrier_core::standby::{
-    Event as StandbyEvent, Standby, StandbyOptions, Transmit as StandbyTransmit,
-};
+use sqs_barrier_core::standby::StandbyOptions;
 use sqs_barrier_core::state::PublishedState;
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
@@ -20,9 +18,15 @@ use tokio::task::JoinSet;
 use crate::admin::{self, BarrierInfo};
 use crate::error::{Error, Result};
 use crate::notices;
-use crate::participant::{mono_now, send_checkin_queue, wall_now};
-use crate::published::{self, BACKSTOP_EVERY, BACKSTOP_MEMBERSHIP};
+use crate::participant::wall_now;
+use crate::published;
 use crate::sqs::Sqs;
+
+mod backstop;
+mod standby;
+
+use backstop::Backstop;
+use standby::{open_patiently, stand_by};
 
 /// Tunables of a running coordinator.
 #[derive(Clone, Debug)]
@@ -197,176 +201,6 @@ pub async fn run_coordinator(
                 tracing::warn!(barrier = name, coordinator = %id, other = %by, "another coordinator took over; standing by");
             }
         }
-    }
-}
-
-/// How long a coordinator that cannot reach SQS at its start tries again
-/// before it gives up: a supervisor that starts it with the network, or
-/// right after a brief outage, should not see it fail.
-const START_PATIENCE: Duration = Duration::from_secs(10);
-
-/// [`admin::open_stored`], tried again with backoff for up to
-/// [`START_PATIENCE`] while the failure is transient.
-async fn open_patiently(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
-    let started = Instant::now();
-    let mut backoff = Duration::from_millis(200);
-    loop {
-        match admin::open_stored(sqs, name).await {
-            Err(e) if e.is_transient() && started.elapsed() + backoff < START_PATIENCE => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "could not open the barrier; trying again");
-                tokio::time::sleep(backoff).await;
-                backoff = (backoff * 2).min(Duration::from_secs(2));
-            }
-            other => return other,
-        }
-    }
-}
-
-/// Stands by until this process should coordinate: returns the published
-/// state to start from, or `None` on shutdown.
-async fn stand_by<S: Future<Output = ()>>(
-    sqs: &Sqs,
-    info: &BarrierInfo,
-    id: &str,
-    opts: &CoordinatorOptions,
-    force: bool,
-    mut shutdown: Pin<&mut S>,
-) -> Result<Option<Option<PublishedState>>> {
-    let name = &info.config.name;
-    let mut sopts = opts.standby.clone();
-    sopts.force = force;
-    let mut sb = Standby::new(&info.config, id, sopts, mono_now());
-    let mut best: Option<PublishedState> = None;
-    loop {
-        while let Some(t) = sb.poll_transmit() {
-            match t {
-                StandbyTransmit::ReadState => match published::read_state(sqs, info).await {
-                    Ok(state) => {
-                        // The newest state ever read: a read that found
-                        // nothing (a writer replacing the records) must not
-                        // make a successor start from nothing, below a term
-                        // readers have seen.
-                        if let Some(s) = &state
-                            && best.as_ref().is_none_or(|b| s.order() > b.order())
-                        {
-                            best = Some(s.clone());
-                        }
-                        sb.handle_state(state, mono_now())
-                    }
-                    Err(e) if e.is_transient() => {
-                        tracing::warn!(error = %e, "standby: could not read the coordinator's state");
-                        sb.handle_read_failed(mono_now());
-                    }
-                    Err(e) => return Err(e),
-                },
-                StandbyTransmit::Probe(body) => {
-                    let group = format!("probe.{id}");
-                    match send_checkin_queue(sqs, info, &body, &group).await {
-                        Ok(()) => {}
-                        Err(e) if e.is_transient() => {
-                            tracing::warn!(error = %e, "standby: could not send a probe")
-                        }
-                        Err(e) => return Err(e),
-                    }
-                }
-            }
-        }
-        while let Some(e) = sb.poll_event() {
-            match e {
-                StandbyEvent::StandingBy { active } => tracing::info!(
-                    barrier = %name,
-                    coordinator = %id,
-                    %active,
-                    "standing by: another coordinator is alive; taking over when it is gone"
-                ),
-                StandbyEvent::TakeOver {
-                    reason,
-                    from,
-                    state,
-                } => {
-                    tracing::info!(
-                        barrier = %name,
-                        coordinator = %id,
-                        from = from.as_deref().unwrap_or("-"),
-                        %reason,
-                        "coordinator active"
-                    );
-                    let state = match (state.map(|s| *s), best.take()) {
-                        (Some(s), Some(b)) => Some(if b.order() > s.order() { b } else { s }),
-                        (s, b) => s.or(b),
-                    };
-                    return Ok(Some(state));
-                }
-                _ => {}
-            }
-        }
-        let wake = sb
-            .poll_timeout()
-            .map_or(Duration::from_secs(1), |t| t.saturating_sub(mono_now()));
-        tokio::select! {
-            _ = shutdown.as_mut() => return Ok(None),
-            _ = tokio::time::sleep(wake) => {}
-        }
-        sb.handle_timeout(mono_now());
-    }
-}
-
-/// When the copy of the state in tags was last written, and what it held.
-struct Backstop {
-    at: Instant,
-    /// The released frontier, break and roll version it recorded (`None`:
-    /// the last copy failed).
-    recorded: Option<(u64, bool, u64)>,
-    writing: bool,
-}
-
-fn backstop_key(state: &PublishedState) -> (u64, bool, u64) {
-    (
-        state.released_below,
-        state.broken.is_some(),
-        state.roll.as_ref().map_or(0, |r| r.v),
-    )
-}
-
-impl Backstop {
-    /// Starting from `restored`: the copy in tags (or the state queue) holds
-    /// it already, so nothing is due before it changes.
-    fn new(restored: Option<&PublishedState>) -> Self {
-        Self {
-            at: Instant::now(),
-            recorded: Some(restored.map_or((0, false, 0), backstop_key)),
-            writing: false,
-        }
-    }
-
-    /// Whether `state`, just published, is due for a copy in tags: a
-    /// membership change after [`BACKSTOP_MEMBERSHIP`], any other change
-    /// after [`BACKSTOP_EVERY`], and after a copy that failed (SQS
-    /// throttled it), the next one after [`BACKSTOP_MEMBERSHIP`].
-    fn due(&self, state: &PublishedState) -> bool {
-        if self.writing {
-            return false;
-        }
-        let now = backstop_key(state);
-        let since = self.at.elapsed();
-        match self.recorded {
-            None => since >= BACKSTOP_MEMBERSHIP,
-            Some(was) => {
-                (now.2 != was.2 && since >= BACKSTOP_MEMBERSHIP)
-                    || (now != was && since >= BACKSTOP_EVERY)
-            }
-        }
-    }
-
-    fn record(&mut self, state: &PublishedState) {
-        self.at = Instant::now();
-        self.recorded = Some(backstop_key(state));
-        self.writing = true;
-    }
-
-    fn failed(&mut self) {
-        self.writing = false;
-        self.recorded = None;
     }
 }
 
