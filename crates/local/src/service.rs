@@ -9,7 +9,7 @@
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
-use std::time::{Instant, SystemTime, UNIX_EPOCH};
+use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, watch};
 
@@ -17,7 +17,7 @@ use crate::chaos::{Chaos, Decision};
 use crate::error::{ErrorCode, Result, SqsError};
 use crate::latency::LatencySpec;
 use crate::model::{Millis, Queue, RecentlyDeleted};
-use crate::throttle::TokenBucket;
+use crate::throttle::TaggingQuota;
 
 /// One queue of the registry.
 pub(crate) struct QueueSlot {
@@ -84,10 +84,8 @@ pub(crate) struct Service {
     pub max_in_flight: usize,
     /// Delay added to every response, if any.
     pub latency: Option<LatencySpec>,
-    /// The account's tagging quota (one bucket for the whole server), if on.
-    tagging: Option<Mutex<TokenBucket>>,
-    /// The origin of the tagging quota's monotonic clock.
-    started: Instant,
+    /// The account's tagging quota (one bucket for the whole server).
+    tagging: TaggingQuota,
 }
 
 /// The settings of a [`Service`] beyond its identity.
@@ -124,24 +122,14 @@ impl Service {
             chaos,
             max_in_flight: limits.max_in_flight,
             latency: limits.latency,
-            tagging: (limits.tagging_tps > 0)
-                .then(|| Mutex::new(TokenBucket::per_second(limits.tagging_tps, 0))),
-            started: Instant::now(),
+            tagging: TaggingQuota::per_second(limits.tagging_tps),
         }
     }
 
     /// Counts one tagging action against the account's quota: `false` if it is over
-    /// the quota (and must be refused). Reads a monotonic clock (milliseconds since the
-    /// server started), so a change of the wall clock neither refills nor starves it.
+    /// the quota (and must be refused).
     pub fn admit_tagging(&self) -> bool {
-        let Some(bucket) = &self.tagging else {
-            return true;
-        };
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .try_take(now)
+        self.tagging.admit()
     }
 
     /// `arn:aws:sqs:<region>:<account>:<name>`.

@@ -10,10 +10,47 @@
 //! not counted, and no other operation is limited.
 //!
 //! Like the queue model, the bucket has no clock: every call takes `now` in
-//! milliseconds, so unit tests step a virtual clock and the server passes a monotonic
-//! one.
+//! milliseconds, so unit tests step a virtual clock. [`TaggingQuota`] is the one
+//! place that reads a clock for it (a monotonic one), for the server and for the
+//! test kit's proxy in front of other endpoints.
+
+use std::sync::{Mutex, PoisonError};
+use std::time::Instant;
 
 use crate::model::Millis;
+
+/// An account's tagging quota as a server applies it: one [`TokenBucket`] shared
+/// by every connection, on a monotonic clock that starts with it (a change of the
+/// wall clock neither refills nor starves it).
+#[derive(Debug)]
+pub struct TaggingQuota {
+    /// `None`: no quota (0 actions a second asked for).
+    bucket: Option<Mutex<TokenBucket>>,
+    started: Instant,
+}
+
+impl TaggingQuota {
+    /// `tps` tagging actions a second with a burst of `tps`; 0 turns it off.
+    pub fn per_second(tps: u32) -> Self {
+        Self {
+            bucket: (tps > 0).then(|| Mutex::new(TokenBucket::per_second(tps, 0))),
+            started: Instant::now(),
+        }
+    }
+
+    /// Counts one tagging action: `false` if it is over the quota (and must be
+    /// refused).
+    pub fn admit(&self) -> bool {
+        let Some(bucket) = &self.bucket else {
+            return true;
+        };
+        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
+        bucket
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .try_take(now)
+    }
+}
 
 /// SQS's tagging quota as the endpoint applies it by default: 5 tagging actions per
 /// second per account (see [`crate::Options::tagging_tps`]).

@@ -22,9 +22,8 @@
 //! gets one upstream connection, opened again when the upstream closed it.
 
 use std::net::{Ipv4Addr, SocketAddr};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::Arc;
 use std::thread::JoinHandle;
-use std::time::Instant;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::{Bytes, Incoming};
@@ -34,7 +33,7 @@ use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
 use hyper_util::rt::TokioIo;
-use sqs_barrier_local::throttle::{TokenBucket, is_tagging_action};
+use sqs_barrier_local::throttle::{TaggingQuota, is_tagging_action};
 use sqs_barrier_local::{DEFAULT_TAGGING_TPS, SqsError};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::oneshot;
@@ -52,24 +51,8 @@ pub struct QuotaProxy {
 /// What every connection shares: where to forward, and the quota.
 struct Shared {
     upstream: SocketAddr,
-    /// One bucket for all connections: the quota is per account. `None`:
-    /// no quota (`tagging_tps` 0).
-    bucket: Option<Mutex<TokenBucket>>,
-    /// The origin of the bucket's monotonic millisecond clock.
-    started: Instant,
-}
-
-impl Shared {
-    fn admit_tagging(&self) -> bool {
-        let Some(bucket) = &self.bucket else {
-            return true;
-        };
-        let now = u64::try_from(self.started.elapsed().as_millis()).unwrap_or(u64::MAX);
-        bucket
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner)
-            .try_take(now)
-    }
+    /// One quota for all connections: it is per account.
+    quota: TaggingQuota,
 }
 
 impl QuotaProxy {
@@ -91,8 +74,7 @@ impl QuotaProxy {
             .build()?;
         let shared = Arc::new(Shared {
             upstream,
-            bucket: (tagging_tps > 0).then(|| Mutex::new(TokenBucket::per_second(tagging_tps, 0))),
-            started: Instant::now(),
+            quota: TaggingQuota::per_second(tagging_tps),
         });
         let (stop, stopped) = oneshot::channel();
         let thread = std::thread::Builder::new()
@@ -198,7 +180,7 @@ async fn handle(
         Ok(body) => body.to_bytes(),
         Err(error) => return bad_gateway(&format!("reading the request: {error}")),
     };
-    if tagging && !shared.admit_tagging() {
+    if tagging && !shared.quota.admit() {
         return throttled();
     }
     strip_hop_by_hop(&mut parts.headers);
