@@ -1,7 +1,7 @@
 //! Setting barriers up, tearing them down, and looking at them.
 
 use std::collections::HashMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_sqs::types::QueueAttributeName as A;
 use sqs_barrier_core::names::{QueueNames, validate_barrier_name};
@@ -9,6 +9,7 @@ use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Membership, Roll, tags};
 
+use crate::clock::wall_ms;
 use crate::error::{Error, Result};
 use crate::published;
 use crate::sqs::{Sqs, is_missing_queue};
@@ -456,14 +457,6 @@ pub(crate) async fn mark_extended(sqs: &Sqs, info: &BarrierInfo) -> Result<Barri
     Ok(cfg)
 }
 
-/// The milliseconds since the Unix epoch.
-pub(crate) fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
-
 /// The state of a barrier, for `status`.
 #[derive(Clone, Debug)]
 pub struct Status {
@@ -650,7 +643,7 @@ pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
         None => CoordinatorCheck::NoState,
         Some(s) if s.stopped => CoordinatorCheck::Stopped,
         Some(s) if !probe => CoordinatorCheck::Unprobed {
-            looks_recent: s.looks_recent(now_ms()),
+            looks_recent: s.looks_recent(wall_ms()),
         },
         Some(s) => {
             let seen = s.order();
@@ -680,7 +673,7 @@ pub async fn status_with(sqs: &Sqs, name: &str, probe: bool) -> Result<Status> {
     };
     let heartbeat_age = state
         .as_ref()
-        .map(|s| Duration::from_millis(now_ms().saturating_sub(s.heartbeat_ms)));
+        .map(|s| Duration::from_millis(wall_ms().saturating_sub(s.heartbeat_ms)));
     let dead_letters = sqs
         .client()
         .get_queue_attributes()

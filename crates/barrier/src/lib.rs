@@ -43,6 +43,7 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod clock;
 mod coordinator;
 mod error;
 pub mod lambda;

@@ -5,7 +5,7 @@ use std::pin::Pin;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use std::collections::BTreeMap;
 
@@ -31,21 +31,7 @@ use crate::sqs::Sqs;
 const STALE_PAUSE: Duration = Duration::from_millis(100);
 const STALE_PAUSE_MAX: Duration = Duration::from_secs(5);
 
-/// The wall clock as the coordinator core wants it: time since the Unix
-/// epoch (its published `since_ms` and `heartbeat_ms` are for people).
-pub(crate) fn wall_now() -> Duration {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-}
-
-/// This process's monotonic clock as the participant and standby cores want
-/// it: they judge liveness on their own clock, so a wall clock that jumps
-/// (or disagrees with other hosts') changes nothing.
-pub(crate) fn mono_now() -> Duration {
-    static EPOCH: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
-    EPOCH.get_or_init(Instant::now).elapsed()
-}
+pub(crate) use crate::clock::{mono_now, wall_now};
 
 /// A member's handle on a barrier. Cheap to clone; clones share the member's
 /// phase counter and can [`abort`](Self::abort) a wait under way.

@@ -116,7 +116,7 @@ pub(crate) async fn publish_first(sqs: &Sqs, info: &BarrierInfo) -> Result<()> {
     let state = info
         .state
         .clone()
-        .unwrap_or_else(|| PublishedState::initial(crate::admin::now_ms()));
+        .unwrap_or_else(|| PublishedState::initial(crate::clock::wall_ms()));
     let record = StateRecord {
         config: info.config.clone(),
         state,

@@ -144,38 +144,6 @@ fn recovery_after_kill_9_figures() {
     }
 }
 
-/// The coordinator id a `status --json` shows, and its standbys.
-fn active_and_standbys(url: &str, barrier: &str) -> (String, Vec<String>) {
-    let o = run(cmd(url).args(["status", "--barrier", barrier, "--json"]));
-    assert!(o.status.success(), "{}", text(&o));
-    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
-    let standbys = v["standbys"]
-        .as_array()
-        .map(|a| {
-            a.iter()
-                .filter_map(|s| s.as_str().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    (v["coordinator"].as_str().unwrap_or("").to_owned(), standbys)
-}
-
-/// Waits until `status` shows a coordinator of process `pid` active.
-fn wait_active(url: &str, barrier: &str, pid: u32, limit: Duration) -> Duration {
-    let start = Instant::now();
-    loop {
-        let (active, _) = active_and_standbys(url, barrier);
-        if active.ends_with(&format!("/{pid}")) {
-            return start.elapsed();
-        }
-        assert!(
-            start.elapsed() < limit,
-            "process {pid} never became active (active: {active})"
-        );
-        std::thread::sleep(Duration::from_millis(200));
-    }
-}
-
 fn a_standby_process_takes_over_from_a_killed_one(target: Target) {
     let rt = runtime();
     let (_e, url) = endpoint(target, &rt);

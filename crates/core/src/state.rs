@@ -371,6 +371,23 @@ impl PublishedState {
         }
     }
 
+    /// Stamps the writer's wall clock (`wall`: time since the Unix epoch)
+    /// on the fields people read: `heartbeat_ms`, and the open generation's
+    /// `since_ms` (taken back from its `age_ms`). A coordinator core run on
+    /// a monotonic clock snapshots its state in that clock; its driver
+    /// stamps the state before it writes it. No decision reads these
+    /// fields (readers judge liveness by [`Self::beat`] changing, ages by
+    /// `age_ms`), so a wall clock that steps changes nothing but them.
+    pub fn stamp_wall(&mut self, wall: Duration) {
+        let wall_ms = wall.as_millis() as u64;
+        self.heartbeat_ms = wall_ms;
+        if let Some(o) = &mut self.open
+            && let Some(age) = o.age_ms
+        {
+            o.since_ms = wall_ms.saturating_sub(age);
+        }
+    }
+
     /// Whether this is the state `setup` published ([`Self::initial`]): no
     /// coordinator has run since.
     pub fn is_initial(&self) -> bool {
@@ -614,6 +631,26 @@ mod tests {
         assert_eq!(st.missing_at(4, &m).unwrap(), vec!["0", "2"]);
         assert_eq!(st.missing_at(5, &m), None);
         assert_eq!(PublishedState::from_json("{}"), None);
+    }
+
+    #[test]
+    fn stamp_wall_sets_only_the_fields_people_read() {
+        let mut st = PublishedState::initial(0);
+        st.open = Some(OpenGeneration {
+            generation: 2,
+            arrived: MemberSet::new(3),
+            since_ms: 11,
+            age_ms: Some(4_000),
+            data: None,
+            quorum_age_ms: Some(1_000),
+        });
+        let before = st.clone();
+        st.stamp_wall(Duration::from_millis(1_700_000_000_000));
+        assert_eq!(st.heartbeat_ms, 1_700_000_000_000);
+        let o = st.open.as_ref().unwrap();
+        assert_eq!(o.since_ms, 1_699_999_996_000);
+        assert_eq!((o.age_ms, o.quorum_age_ms), (Some(4_000), Some(1_000)));
+        assert_eq!(st.order(), before.order());
     }
 
     #[test]

@@ -16,9 +16,9 @@ use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
 use crate::admin::{self, BarrierInfo};
+use crate::clock::{mono_now, wall_now};
 use crate::error::{Error, Result};
 use crate::notices;
-use crate::participant::wall_now;
 use crate::published;
 use crate::sqs::Sqs;
 
@@ -271,7 +271,7 @@ impl Driver {
         }
         drop(tx);
         let result = loop {
-            let now = wall_now();
+            let now = mono_now();
             let wake = self
                 .core
                 .poll_timeout()
@@ -290,7 +290,7 @@ impl Driver {
                         if recent.iter().map(|(_, n)| n).sum::<usize>() >= BURST_CHECKINS {
                             last_burst = Some(at);
                         }
-                        let now = wall_now();
+                        let now = mono_now();
                         for m in batch {
                             self.held.insert(m.receipt.clone(), Instant::now());
                             self.core.handle_message(m.receipt, &m.body, now);
@@ -306,7 +306,7 @@ impl Driver {
                 }
                 _ = tokio::time::sleep(wake) => {}
             }
-            self.core.handle_timeout(wall_now());
+            self.core.handle_timeout(mono_now());
             let step = Instant::now();
             match self.carry_out().await {
                 Ok(()) => {}
@@ -420,7 +420,10 @@ impl Driver {
                     self.held.remove(&token);
                     delete(&self.sqs, &self.info.urls.checkin, vec![token]).await?;
                 }
-                Transmit::WriteState { version, state } => {
+                Transmit::WriteState { version, mut state } => {
+                    // The core runs on the monotonic clock; people read the
+                    // wall clock's time in the state.
+                    state.stamp_wall(wall_now());
                     let (sqs, info) = (self.sqs.clone(), self.info.clone());
                     self.last_written = Some(state.clone());
                     self.background.spawn(async move {
@@ -504,7 +507,7 @@ impl Driver {
                 if let Some(c) = config {
                     self.info.config = c;
                 }
-                self.core.handle_state_observed(&other, wall_now())
+                self.core.handle_state_observed(&other, mono_now())
             }
             Done::Write {
                 outcome: Err(e), ..
@@ -545,7 +548,8 @@ impl Driver {
     /// On a clean stop: publishes the last state, marked `stopped`, unless
     /// another coordinator has published a newer one; and its copy in tags.
     async fn write_final_state(&mut self) -> Result<()> {
-        let state = self.core.final_snapshot(wall_now());
+        let mut state = self.core.final_snapshot(mono_now());
+        state.stamp_wall(wall_now());
         let other =
             published::write_state(&self.sqs, &self.info, &self.info.config, &state).await?;
         if other.is_none() {

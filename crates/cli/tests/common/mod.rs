@@ -142,6 +142,45 @@ pub fn skewed(c: &mut Command, skew: &str) {
         .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
 }
 
+/// A wall clock that a test steps while the processes that use it run
+/// (libfaketime reads the offset from a file at every clock read).
+pub struct SteppedClock {
+    file: std::path::PathBuf,
+}
+
+impl SteppedClock {
+    pub fn new() -> Self {
+        let file = std::env::temp_dir().join(format!(
+            "sqs-barrier-clock-{}-{}",
+            std::process::id(),
+            rand_small()
+        ));
+        let clock = Self { file };
+        clock.set("+0");
+        clock
+    }
+
+    /// Steps the clock to `offset` from the real time (libfaketime's
+    /// syntax: `+600`, `-600`).
+    pub fn set(&self, offset: &str) {
+        std::fs::write(&self.file, format!("{offset}\n")).expect("write the clock file");
+    }
+
+    /// Runs `c` on this clock; its monotonic clock is left alone.
+    pub fn apply(&self, c: &mut Command) {
+        c.env("LD_PRELOAD", libfaketime())
+            .env("FAKETIME_TIMESTAMP_FILE", &self.file)
+            .env("FAKETIME_NO_CACHE", "1")
+            .env("FAKETIME_DONT_FAKE_MONOTONIC", "1");
+    }
+}
+
+impl Drop for SteppedClock {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.file);
+    }
+}
+
 /// The path of libfaketime; a missing one fails the test (scripts/test
 /// installs it), never skips it.
 pub fn libfaketime() -> String {
@@ -183,4 +222,36 @@ pub fn setup(url: &str, barrier: &str, parties: &str, extra: &[&str]) {
         .args(["setup", "--barrier", barrier, "--parties", parties])
         .args(extra));
     assert!(o.status.success(), "{}", text(&o));
+}
+
+/// The coordinator id a `status --json` shows, and its standbys.
+pub fn active_and_standbys(url: &str, barrier: &str) -> (String, Vec<String>) {
+    let o = run(cmd(url).args(["status", "--barrier", barrier, "--json"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let standbys = v["standbys"]
+        .as_array()
+        .map(|a| {
+            a.iter()
+                .filter_map(|s| s.as_str().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    (v["coordinator"].as_str().unwrap_or("").to_owned(), standbys)
+}
+
+/// Waits until `status` shows a coordinator of process `pid` active.
+pub fn wait_active(url: &str, barrier: &str, pid: u32, limit: Duration) -> Duration {
+    let start = Instant::now();
+    loop {
+        let (active, _) = active_and_standbys(url, barrier);
+        if active.ends_with(&format!("/{pid}")) {
+            return start.elapsed();
+        }
+        assert!(
+            start.elapsed() < limit,
+            "process {pid} never became active (active: {active})"
+        );
+        std::thread::sleep(Duration::from_millis(200));
+    }
 }

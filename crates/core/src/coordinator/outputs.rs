@@ -59,7 +59,8 @@ pub enum Transmit<T> {
         /// Why it was rejected.
         reason: String,
     },
-    /// Publish `state` (the check-in queue's tags), then report
+    /// Publish `state` (a record on the state queue; the driver first
+    /// stamps its wall clock on it, see [`PublishedState::stamp_wall`]), then report
     /// [`Coordinator::handle_state_written`](super::Coordinator::handle_state_written) with `version`.
     WriteState {
         /// Identifies this write in the report.
