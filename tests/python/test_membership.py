@@ -229,7 +229,7 @@ def test_join_by_name_on_a_roster_barrier(sqs_url, procs_for, name, pool):
         assert released.data == {"a": "a", "b": "b", "audit": "audit"}, released
     cli = procs.cli_wait(name, "audit", 1)
     for released in results([pool.submit(a.wait, WAIT_S), pool.submit(b.wait, WAIT_S)]):
-        assert released.phase == 1
+        assert released.phase == 1 and released.dropped == [], released
     code, out, err = finish(cli)
     assert code == 0 and "phase 1 released for audit" in out, err
 
@@ -267,6 +267,8 @@ def test_quorum_releases_without_the_late_member(sqs_url, procs_for, name, pool)
     got = [pool.submit(a.wait, WAIT_S, payload="A"), pool.submit(b.wait, WAIT_S, payload="B")]
     for released in results(got):
         assert released.phase == 0 and released.data == {"a": "A", "b": "B"}, released
+        # Every member learns whom the release went on without.
+        assert released.dropped == ["late"], released
     # Released after the grace, not at once.
     assert time.monotonic() - started >= 1.0
 
@@ -291,6 +293,9 @@ def test_new_api_is_typed_and_documented():
     assert (phase, waited, with_data.data) == (3, 0.5, {"a": "x"})
     assert with_data._replace(phase=4).data == {"a": "x"}
     assert "data={'a': 'x'}" in repr(with_data)
+    dropped = sqs_barrier.Released(3, 0.5, {}, ["c"])
+    assert dropped == (3, 0.5) and dropped.dropped == ["c"] and released.dropped is None
+    assert dropped._replace(phase=4).dropped == ["c"] and "dropped=['c']" in repr(dropped)
     for cls in (sqs_barrier.NotExpected, sqs_barrier.GatherLost, sqs_barrier.JoinError):
         assert issubclass(cls, sqs_barrier.BarrierError)
     assert issubclass(sqs_barrier.PayloadTooLarge, sqs_barrier.ConfigError)

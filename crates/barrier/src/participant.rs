@@ -95,6 +95,11 @@ pub struct Released {
     /// published state without reading the release notice (a wait that
     /// asked to [`gather`](WaitOptions::gather) fails then instead).
     pub data: Option<BTreeMap<String, String>>,
+    /// The members a quorum release went on without (empty if it dropped
+    /// nobody): they are members no more, and every member learns the same
+    /// list. `None` if the wait passed on the published state without
+    /// reading the release notice.
+    pub dropped: Option<Vec<String>>,
 }
 
 /// What a wait brings and asks for besides the arrival.
@@ -299,7 +304,7 @@ impl Barrier {
                     .left_after = Some(generation);
             }
             drop(guard);
-            let (generation, data) = r?;
+            let (generation, data, dropped) = r?;
             if gather && data.is_none() {
                 return Err(Error::GatherLost {
                     barrier: p.barrier().to_owned(),
@@ -310,6 +315,7 @@ impl Barrier {
                 generation,
                 waited: started.elapsed(),
                 data,
+                dropped,
             })
         });
         Ok(Arrival {
@@ -510,7 +516,9 @@ fn status_read(p: &mut Participant, read: Result<Option<PublishedState>>) -> Res
     Ok(())
 }
 
-pub(crate) type Gathered = Option<BTreeMap<String, String>>;
+/// What a released wait learned: the generation, the data gathered, the
+/// members dropped (see [`Released`]).
+type Passed = (u64, Option<BTreeMap<String, String>>, Option<Vec<String>>);
 
 async fn drive(
     inner: &Inner,
@@ -518,7 +526,7 @@ async fn drive(
     generation: u64,
     timeout: Option<Duration>,
     mut abort_rx: watch::Receiver<Option<String>>,
-) -> Result<(u64, Gathered)> {
+) -> Result<Passed> {
     let cfg = &inner.info.config;
     let queue = inner.info.urls.release_for(generation).to_owned();
     // Transient SQS failures are retried while the wait lasts, but not for
@@ -718,10 +726,14 @@ fn outcome_to_result(
     member: &str,
     o: Outcome,
     timeout: Option<Duration>,
-) -> Result<(u64, Gathered)> {
+) -> Result<Passed> {
     let barrier = cfg.name.clone();
     match o {
-        Outcome::Released { generation, data } => Ok((generation, data)),
+        Outcome::Released {
+            generation,
+            data,
+            dropped,
+        } => Ok((generation, data, dropped)),
         Outcome::Dropped { generation, since } => Err(Error::NotExpected {
             barrier,
             member: member.to_owned(),

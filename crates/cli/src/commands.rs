@@ -229,8 +229,14 @@ async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
         );
         return Ok(());
     }
+    // A quorum release names whom it went on without: every member's line
+    // says the same.
+    let without = match released.dropped.as_deref() {
+        Some(d) if !d.is_empty() => format!("; without {} (members no more)", d.join(", ")),
+        _ => String::new(),
+    };
     println!(
-        "barrier {}: phase {} released for {} after {:.3} s{}",
+        "barrier {}: phase {} released for {} after {:.3} s{without}{}",
         a.barrier.barrier,
         released.generation,
         a.id,

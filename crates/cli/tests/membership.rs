@@ -128,7 +128,11 @@ fn members_leave_and_join_between_phases(target: Target) {
         .map(|id| spawn(&url, &b, id, 1, &[], None))
         .collect();
     for w in waits {
-        assert!(ok(&finish(w, LIMIT)).contains("phase 1 released"));
+        let out = ok(&finish(w, LIMIT));
+        assert!(
+            out.contains("phase 1 released") && !out.contains("without"),
+            "{out}"
+        );
     }
     // d joins: expected from phase 2, the first with no arrival counted.
     let o = run(cmd(&url).args(["join", "--barrier", &b, "--id", "d"]));
@@ -189,8 +193,11 @@ fn a_quorum_release_goes_on_without_a_straggler(target: Target) {
         .iter()
         .map(|id| spawn(&url, &b, id, 0, &[], None))
         .collect();
+    // Both lines name the member the release went on without.
     for w in waits {
-        assert!(ok(&finish(w, LIMIT)).contains("phase 0 released"));
+        let out = ok(&finish(w, LIMIT));
+        assert!(out.contains("phase 0 released"), "{out}");
+        assert!(out.contains("; without 2 (members no more)"), "{out}");
     }
     // The straggler arrives after the release: it does not pass.
     let o = finish(spawn(&url, &b, "2", 0, &[], None), LIMIT);

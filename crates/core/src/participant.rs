@@ -132,6 +132,11 @@ pub enum Outcome {
         /// carried it (empty if nobody brought any). `None` when the wait
         /// passed on the published state, without reading the notice.
         data: Option<BTreeMap<String, String>>,
+        /// The members a quorum release went on without, as the notice
+        /// named them (empty if it dropped nobody): they are members no
+        /// more. `None` when the wait passed on the published state,
+        /// without reading the notice.
+        dropped: Option<Vec<String>>,
     },
     /// This member is not expected at the generation: a quorum release
     /// went on without it, or it left or was dropped earlier. It is a
@@ -459,10 +464,14 @@ impl Participant {
                 since: generation,
             },
             Message::Release {
-                generation, data, ..
+                generation,
+                data,
+                without,
+                ..
             } if generation == current => Outcome::Released {
                 generation,
                 data: Some(data.unwrap_or_default()),
+                dropped: Some(without),
             },
             Message::Broken {
                 generation,
@@ -542,6 +551,7 @@ impl Participant {
             self.finish(Outcome::Released {
                 generation,
                 data: None,
+                dropped: None,
             });
             return;
         }

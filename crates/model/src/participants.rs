@@ -83,7 +83,9 @@ impl BarrierModel {
     pub(crate) fn participant_outcomes(&self, s: &mut State, i: usize) {
         while let Some(o) = s.members[i].machine.poll_event() {
             match o {
-                Outcome::Released { generation, data } => {
+                Outcome::Released {
+                    generation, data, ..
+                } => {
                     if let Some(data) = data {
                         self.check_gathered(s, i, generation, data);
                     }

@@ -14,7 +14,7 @@ use crate::{block_on, connect, errors, run, runtime, seconds};
 fn released(py: Python<'_>, r: Released) -> PyResult<Py<PyAny>> {
     let class = py.import("sqs_barrier._types")?.getattr("Released")?;
     Ok(class
-        .call1((r.generation, r.waited.as_secs_f64(), r.data))?
+        .call1((r.generation, r.waited.as_secs_f64(), r.data, r.dropped))?
         .unbind())
 }
 

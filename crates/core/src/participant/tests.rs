@@ -55,7 +55,8 @@ fn arrive_check_in_and_release() {
         p.poll_event(),
         Some(Outcome::Released {
             generation: 4,
-            data: Some(Default::default())
+            data: Some(Default::default()),
+            dropped: Some(vec![]),
         })
     );
     assert_eq!(p.waiting_at(), None);
@@ -130,7 +131,8 @@ fn a_leaving_member_passes_its_last_generation_on_a_later_state() {
         p.poll_event(),
         Some(Outcome::Released {
             generation: 0,
-            data: None
+            data: None,
+            dropped: None,
         })
     );
     // On a quorum barrier the release may have gone on without it:
@@ -189,7 +191,8 @@ fn status_reads_decide_re_sends() {
         p.poll_event(),
         Some(Outcome::Released {
             generation: 2,
-            data: None
+            data: None,
+            dropped: None,
         })
     );
 }
@@ -206,7 +209,8 @@ fn a_timed_out_wait_whose_generation_was_released_passes() {
         p.poll_event(),
         Some(Outcome::Released {
             generation: 2,
-            data: None
+            data: None,
+            dropped: None,
         })
     );
 }
@@ -331,7 +335,8 @@ fn a_wait_that_missed_its_notice_is_not_taken_for_dropped_at_an_earlier_generati
         p.poll_event(),
         Some(Outcome::Released {
             generation: 0,
-            data: None
+            data: None,
+            dropped: None,
         })
     );
     // At 1 itself it was dropped.
@@ -343,6 +348,30 @@ fn a_wait_that_missed_its_notice_is_not_taken_for_dropped_at_an_earlier_generati
         Some(Outcome::Dropped {
             generation: 1,
             since: 1
+        })
+    );
+}
+
+#[test]
+fn a_quorum_release_names_whom_it_dropped() {
+    let mut p = Participant::new(&cfg(), "1", "s", ParticipantOptions::default()).unwrap();
+    p.arrive(0, None, T).unwrap();
+    while p.poll_transmit().is_some() {}
+    let body = Message::Release {
+        barrier: "b".into(),
+        instance: "i".into(),
+        generation: 0,
+        without: vec!["2".into()],
+        data: None,
+    }
+    .encode();
+    assert_eq!(p.handle_notice(&body), Notice::Accepted);
+    assert_eq!(
+        p.poll_event(),
+        Some(Outcome::Released {
+            generation: 0,
+            data: Some(Default::default()),
+            dropped: Some(vec!["2".into()]),
         })
     );
 }

@@ -501,7 +501,9 @@ impl Sim {
         self.log(|| format!("process {m} outcome {outcome:?}"));
         self.outcomes.push((m, outcome.clone(), self.now));
         match outcome {
-            Outcome::Released { generation, data } => {
+            Outcome::Released {
+                generation, data, ..
+            } => {
                 let stats = &mut self.elastic.stats;
                 match &data {
                     Some(d) => {
@@ -646,14 +648,27 @@ fn check_elastic(sim: &Sim) -> Stats {
     let mut worst = 0;
     let mut dropped_arrived = 0;
     let mut dropped_late = 0;
+    // Whom each generation's release went without, as the first member
+    // that read its notice learned it: every other must learn the same.
+    let mut learned: BTreeMap<u64, (usize, Vec<String>)> = BTreeMap::new();
     for (m, o, t) in &sim.outcomes {
         let name = plan.names[*m].clone().unwrap_or_default();
         match o {
             Outcome::Released {
                 generation: g,
                 data,
+                dropped,
             } => {
                 let g = *g;
+                if let Some(d) = dropped {
+                    let (first, seen) = learned.entry(g).or_insert((*m, d.clone()));
+                    if seen != d {
+                        sim.fail(&format!(
+                            "process {m} ({name}) learned that {g} was released without {d:?}, \
+                             process {first} that it was without {seen:?}"
+                        ));
+                    }
+                }
                 // A member passes only a generation that expects it.
                 if !sim.ghost_expects(*m, g, true) {
                     sim.fail(&format!(

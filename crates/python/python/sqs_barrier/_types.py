@@ -27,26 +27,40 @@ class Released(_Passed):
     coordinator's published state without reading the release notice that
     carries them (a wait with gather=True or a payload raises GatherLost
     instead).
+    dropped: the members a quorum release went on without, as the release
+    notice named them (an empty list if it dropped nobody): they are members
+    no more, and every member learns the same list. None if the wait passed
+    on the published state without reading the notice.
 
     Comparisons and hashing look at the tuple (phase, waited) only.
     """
 
     data: Optional[Dict[str, str]] = None
+    dropped: Optional[List[str]] = None
 
     def __new__(
-        cls, phase: int, waited: float, data: Optional[Dict[str, str]] = None
+        cls,
+        phase: int,
+        waited: float,
+        data: Optional[Dict[str, str]] = None,
+        dropped: Optional[List[str]] = None,
     ) -> "Released":
         self = super().__new__(cls, phase, waited)
         self.data = data
+        self.dropped = dropped
         return self
 
     def _replace(self, **changes: Any) -> "Released":
         data = changes.pop("data", self.data)
+        dropped = changes.pop("dropped", self.dropped)
         phase, waited = super()._replace(**changes)
-        return Released(phase, waited, data)
+        return Released(phase, waited, data, dropped)
 
     def __repr__(self) -> str:
-        return f"Released(phase={self.phase!r}, waited={self.waited!r}, data={self.data!r})"
+        return (
+            f"Released(phase={self.phase!r}, waited={self.waited!r}, "
+            f"data={self.data!r}, dropped={self.dropped!r})"
+        )
 
 
 class BarrierError(Exception):
