@@ -23,6 +23,13 @@
 //!   message it has not yet told the driver to delete must stay in the queue.
 //! * [`standby::Standby`]: a coordinator standing by, which watches the
 //!   active one on its own clock and takes over when it is gone.
+//! * [`lambda::LambdaRound`]: one invocation of the coordinator as an AWS
+//!   Lambda function: it rebuilds the coordinator from the published state
+//!   for a batch (or a scheduled tick), writes, checks that the write
+//!   stood, starts again when another invocation won the race, and says
+//!   which records go back to the queue.
+//! * [`lease::Lease`]: the holder's side of the lease that lets one
+//!   coordinator at a time decide, on the holder's own clock.
 //! * [`wire`]: the versioned JSON format of every message on the barrier's
 //!   queues, [`state`]: the coordinator's published state, and [`record`]:
 //!   how it travels on the barrier's state queue.
@@ -35,6 +42,8 @@
 
 pub mod config;
 pub mod coordinator;
+pub mod lambda;
+pub mod lease;
 pub mod names;
 pub mod participant;
 pub mod record;

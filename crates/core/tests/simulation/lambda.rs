@@ -4,26 +4,28 @@
 //! [`POLLERS`] at once, and a schedule that invokes it with a tick every
 //! heartbeat (beside the mapping's invocations: up to three at once).
 //!
-//! Every invocation does what `sqs_barrier::lambda` does with the core, step
-//! by step in virtual time, so that invocations interleave at every request:
+//! Every invocation is the core's own [`LambdaRound`], the machine the
+//! `sqs_barrier::lambda` handler drives: the simulation carries out what it
+//! asks, step by step in virtual time, so that invocations interleave at
+//! every request:
 //!
-//! 1. a round starts: read the published state, build a new `Coordinator`
-//!    from it (a new id; nothing survives from earlier invocations or
-//!    rounds), feed it the whole batch and a timeout;
-//! 2. carry out its transmits in order: notices wait for the state write
-//!    that records them, sweeps wait for the end of the round, deletes and
-//!    dead letters mark records done;
-//! 3. a state write is read, check, write: the check reads the state (a
-//!    request later), and if another invocation wrote since, the core
-//!    stands down and the round is lost; else the write lands a request
-//!    later still, and whatever another invocation wrote in between is
-//!    erased (tags are not compare-and-swap);
-//! 4. [`VERIFY_AFTER`] after its write the round reads the state again: if
-//!    its write is no longer included, the round is lost;
-//! 5. a lost round starts again from the state then published, at most
-//!    [`MAX_RACES`] rounds, then the whole batch is handed back; a round
-//!    that stands sweeps, and the invocation answers the records not done
-//!    as `batchItemFailures`.
+//! 1. `ReadState` reads the published state a request later (a round
+//!    starts: the machine builds a new `Coordinator` from it and feeds it
+//!    the whole batch and a timeout);
+//! 2. notices, sweeps and dead letters are carried out at once, when the
+//!    machine asks (it holds notices back until the write that records
+//!    them, and sweeps until the round stands);
+//! 3. `WriteState` is check, write: the check reads the state (a request
+//!    later), and if another invocation wrote a state the round may not
+//!    write over (the machine's write guard), the write is refused and the
+//!    round lost; else the write lands a request later still, and
+//!    whatever another invocation wrote in between is erased (the state is
+//!    last-writer-wins here);
+//! 4. `CheckState` reads the state (a request later): [`VERIFY_AFTER`](sqs_barrier_core::lambda::VERIFY_AFTER)
+//!    after a write, to verify it (a round whose write is no longer
+//!    included is lost), or after a failed write, to see whether it landed;
+//! 5. the machine starts lost rounds again, at most [`MAX_RACES`](sqs_barrier_core::lambda::MAX_RACES), and ends
+//!    with the records to answer as `batchItemFailures`, or fails.
 //!
 //! The mapping then deletes the other records with the receipt handle of
 //! its receive (which does nothing if the visibility lapsed and another
@@ -34,28 +36,29 @@
 //! after delete, empty receives, delays and reordering) apply as for
 //! process coordinators.
 //!
+//! Besides the checks of every run, no run may split an outcome: no two
+//! members learn different outcomes of one generation (`check_no_split`).
+//!
 //! Requests take 5 to 100 ms here, so a write never lands more than 250 ms
 //! after its check: the verification catches every erased write. A write
 //! delayed longer (SDK retries) can erase another invocation's write
 //! unseen; docs/PROTOCOL.md ("Known limits") says what that costs, and the
 //! simulation does not explore it.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 
 use rand::Rng;
 
-use sqs_barrier_core::coordinator::{CoordinatorOptions, Transmit as CTransmit};
+use sqs_barrier_core::lambda::{
+    Ending, Event as LEvent, LambdaOptions, LambdaRound, Record, Transmit as LTransmit,
+};
+use sqs_barrier_core::participant::Outcome;
 use sqs_barrier_core::state::PublishedState;
-use sqs_barrier_core::{Coordinator, participant::Outcome};
 
 use super::{Faults, Plot, SEC, Sim, VISIBILITY, at, check_liveness, seeds};
 
 /// The mapping's maximum concurrency (Lambda's least, as deployed).
 const POLLERS: usize = 2;
-/// As `sqs_barrier::lambda::MAX_RACES`.
-const MAX_RACES: usize = 5;
-/// As `sqs_barrier::lambda::VERIFY_AFTER`, in ms.
-const VERIFY_AFTER: u64 = 250;
 /// The schedule's interval and the heartbeat the state promises (as
 /// deployed: `SQS_BARRIER_HEARTBEAT_SECS` 60).
 const TICK_EVERY: u64 = 60 * SEC;
@@ -87,39 +90,32 @@ impl LambdaFaults {
         kill: 0.0,
         error: 0.0,
     };
-    const HOSTILE: LambdaFaults = LambdaFaults {
+    pub(super) const HOSTILE: LambdaFaults = LambdaFaults {
         kill: 0.01,
         error: 0.03,
     };
 }
 
-/// One record of a batch: the message id (the core's token, as the
-/// function's), the receipt handle of the mapping's receive, the body.
+/// One record of a batch: the message id (the machine's token, as the
+/// function's) and the receipt handle of the mapping's receive.
 #[derive(Clone, Debug)]
 struct Rec {
     id: u64,
     receipt: u64,
-    body: String,
 }
 
-/// Where an invocation is.
+/// What an invocation is doing until its next step.
 enum Step {
-    /// A round starts: read the state, rebuild the core.
-    Start,
-    /// The write's check reads the state.
-    Check {
-        version: u64,
-        state: Box<PublishedState>,
-    },
+    /// Carrying out the machine's transmits (or waiting for its timeout).
+    Run,
+    /// The read of `ReadState` lands.
+    Read,
+    /// The check of `WriteState` reads the state.
+    Check { state: Box<PublishedState> },
     /// The write lands.
-    Land {
-        version: u64,
-        state: Box<PublishedState>,
-    },
-    /// The state is read again, [`VERIFY_AFTER`] after the write.
-    Verify,
-    /// The write failed: the state is read to see whether it landed.
-    Failed { state: Box<PublishedState> },
+    Land { state: Box<PublishedState> },
+    /// The read of `CheckState` lands.
+    CheckRead,
 }
 
 struct Invocation {
@@ -127,16 +123,7 @@ struct Invocation {
     poller: Option<usize>,
     records: Vec<Rec>,
     step: Step,
-    round: usize,
-    core: Option<Coordinator<u64>>,
-    /// Records dead-lettered (gone for good, in any round).
-    dead: HashSet<u64>,
-    /// This round: records the core let go, notices waiting for the
-    /// write, sweeps waiting for the end, and the state last written.
-    done: HashSet<u64>,
-    notices: Vec<(u64, String)>,
-    sweeps: Vec<(u64, u64)>,
-    written: Option<PublishedState>,
+    round: LambdaRound<u64>,
 }
 
 /// The mapping, the schedule and the invocations under way; and what they
@@ -165,14 +152,13 @@ pub(super) struct Deployment {
     max_concurrent: usize,
 }
 
-fn lambda_options() -> CoordinatorOptions {
-    // As `sqs_barrier::lambda::core_options`.
-    let mut core = CoordinatorOptions::default();
-    core.heartbeat = at(TICK_EVERY);
-    core.restart_grace = std::time::Duration::ZERO;
-    core.deadline_slack = at(VISIBILITY);
-    core.age_since_write = true;
-    core
+fn lambda_options() -> LambdaOptions {
+    // As deployed: the schedule's interval, the check-in queue's
+    // visibility.
+    let mut opts = LambdaOptions::default();
+    opts.heartbeat = at(TICK_EVERY);
+    opts.queue_visibility = at(VISIBILITY);
+    opts
 }
 
 impl Sim {
@@ -186,16 +172,22 @@ impl Sim {
         plot: Plot,
     ) -> Sim {
         let mut sim = Sim::new(seed, n, phases, faults, plot);
-        // No coordinator process: keep the members' first steps only.
-        sim.queue
-            .retain(|e| !matches!(e.0.2, super::Actor::Coordinator(_)));
-        sim.lambda.active = true;
-        sim.lambda.faults = Some(lambda);
-        for p in 0..POLLERS {
-            sim.schedule(p as u64 * 10, super::Actor::Lambda(Actor::Poller(p)));
-        }
-        sim.schedule(TICK_EVERY, super::Actor::Lambda(Actor::Tick));
+        sim.coordinate_by_lambda(lambda);
         sim
+    }
+
+    /// Makes a run just built coordinated by the Lambda function alone,
+    /// with `lambda`'s faults.
+    pub(super) fn coordinate_by_lambda(&mut self, lambda: LambdaFaults) {
+        // No coordinator process: keep the members' first steps only.
+        self.queue
+            .retain(|e| !matches!(e.0.2, super::Actor::Coordinator(_)));
+        self.lambda.active = true;
+        self.lambda.faults = Some(lambda);
+        for p in 0..POLLERS {
+            self.schedule(p as u64 * 10, super::Actor::Lambda(Actor::Poller(p)));
+        }
+        self.schedule(TICK_EVERY, super::Actor::Lambda(Actor::Tick));
     }
 
     fn lambda_faults(&self) -> LambdaFaults {
@@ -222,11 +214,7 @@ impl Sim {
     /// A poller's receive: up to 10 visible check-ins, in any order, hidden
     /// for the queue's visibility timeout; a batch invokes the function.
     fn poll(&mut self, p: usize) {
-        let records: Vec<Rec> = self
-            .receive_checkins()
-            .into_iter()
-            .map(|(id, receipt, body)| Rec { id, receipt, body })
-            .collect();
+        let records = self.receive_checkins();
         if records.is_empty() {
             // A long poll returns as soon as a message comes; here it
             // polls again a moment later.
@@ -237,37 +225,45 @@ impl Sim {
         self.invoke(Some(p), records);
     }
 
-    fn invoke(&mut self, poller: Option<usize>, records: Vec<Rec>) {
+    /// Invokes the function: with a batch of `(message id, receipt, body)`
+    /// from poller `poller`, or with a tick.
+    fn invoke(&mut self, poller: Option<usize>, batch: Vec<(u64, u64, String)>) {
         self.lambda.next += 1;
         self.lambda.started += 1;
         let i = self.lambda.next;
-        let n = records.len();
+        let n = batch.len();
         self.log(|| format!("invocation {i} with {n} records"));
+        let records = batch
+            .iter()
+            .map(|(id, receipt, _)| Rec {
+                id: *id,
+                receipt: *receipt,
+            })
+            .collect();
+        let batch = batch
+            .into_iter()
+            .map(|(id, _, body)| Record::new(id, body))
+            .collect();
+        let round = LambdaRound::new(self.cfg.clone(), format!("l{i}"), lambda_options(), batch);
         self.lambda.invocations.insert(
             i,
             Invocation {
                 poller,
                 records,
-                step: Step::Start,
-                round: 0,
-                core: None,
-                dead: HashSet::new(),
-                done: HashSet::new(),
-                notices: Vec::new(),
-                sweeps: Vec::new(),
-                written: None,
+                step: Step::Run,
+                round,
             },
         );
         self.lambda.max_concurrent = self
             .lambda
             .max_concurrent
             .max(self.lambda.invocations.len());
-        let start = self.request();
-        self.schedule(start, super::Actor::Lambda(Actor::Invocation(i)));
+        // Its first request (the state read) is a request away.
+        self.advance(i);
     }
 
     fn step_invocation(&mut self, i: u64) {
-        let now = self.now;
+        let now = at(self.now);
         let mut inv = self.lambda.invocations.remove(&i).expect("running");
         if self.chance(self.lambda_faults().kill) {
             self.log(|| format!("invocation {i} is killed"));
@@ -275,64 +271,32 @@ impl Sim {
             self.end_invocation(inv, None);
             return;
         }
-        match std::mem::replace(&mut inv.step, Step::Start) {
-            Step::Start => {
-                if inv.round == MAX_RACES {
-                    // Kept losing: hand everything back.
-                    self.lambda.gave_up += 1;
-                    let keep = inv
-                        .records
-                        .iter()
-                        .filter(|r| !inv.dead.contains(&r.id))
-                        .map(|r| r.id)
-                        .collect();
-                    self.end_invocation(inv, Some(keep));
-                    return;
-                }
-                let state = self.sqs.tags.clone();
-                let id = format!("l{i}.{}", inv.round);
-                let mut core =
-                    Coordinator::new(self.cfg.clone(), id, lambda_options(), state.as_ref());
-                for r in &inv.records {
-                    core.handle_message(r.id, &r.body, at(now));
-                }
-                core.handle_timeout(at(now));
-                inv.core = Some(core);
-                inv.done.clear();
-                inv.notices.clear();
-                inv.sweeps.clear();
-                inv.written = None;
-                self.carry_out_invocation(i, inv);
-            }
-            Step::Check { version, state } => {
-                let other = self.sqs.tags.clone();
-                let core = inv.core.as_mut().expect("a round");
-                if let Some(other) = other.filter(|o| o.coordinator != core.id()) {
-                    core.handle_state_observed(&other, at(now));
-                }
-                if core.superseded().is_some() {
-                    self.lambda.lost_at_check += 1;
-                    self.lose_round(i, inv);
-                    return;
-                }
-                if self.chance(self.faults.write_fail) {
+        match std::mem::replace(&mut inv.step, Step::Run) {
+            Step::Run => inv.round.handle_timeout(now),
+            Step::Read => inv
+                .round
+                .handle_state_read(None, self.sqs.tags.as_ref(), now),
+            Step::Check { state } => {
+                let guard = inv.round.write_guard().expect("a round writes");
+                let current = self.sqs.tags.clone();
+                if let Some(other) = current.filter(|o| !guard.allows(Some(o))) {
+                    inv.round.handle_write_refused(&other, now);
+                } else if self.chance(self.faults.write_fail) {
                     // The write fails (half the time after taking effect):
-                    // the handler reads the state (a request later) and
-                    // sends the round's notices if it holds what the write
-                    // recorded; the invocation fails, its batch comes back.
+                    // the machine reads the state to see whether it landed.
+                    self.log(|| format!("invocation {i}'s write fails"));
                     if self.rng.random_bool(0.5) {
                         self.sqs.tags = Some((*state).clone());
                     }
-                    inv.step = Step::Failed { state };
-                    let read = self.request();
-                    self.park(i, inv, read);
+                    inv.round.handle_write_failed();
+                } else {
+                    inv.step = Step::Land { state };
+                    let land = self.request();
+                    self.park(i, inv, land);
                     return;
                 }
-                inv.step = Step::Land { version, state };
-                let land = self.request();
-                self.park(i, inv, land);
             }
-            Step::Land { version, state } => {
+            Step::Land { state } => {
                 self.log(|| {
                     format!(
                         "invocation {i} writes: released below {}, open {:?}",
@@ -340,36 +304,13 @@ impl Sim {
                         state.open.as_ref().map(|o| (o.generation, o.arrived.len()))
                     )
                 });
-                self.sqs.tags = Some((*state).clone());
-                inv.core
-                    .as_mut()
-                    .expect("a round")
-                    .handle_state_written(version);
-                inv.written = Some(*state);
-                for (generation, body) in std::mem::take(&mut inv.notices) {
-                    self.send_notice((generation % 2) as usize, body);
-                }
-                self.carry_out_invocation(i, inv);
+                self.sqs.tags = Some(*state);
+                inv.round.handle_state_written(now);
             }
-            Step::Failed { state } => {
-                if self.sqs.tags.as_ref().is_some_and(|s| s.includes(&state)) {
-                    for (generation, body) in std::mem::take(&mut inv.notices) {
-                        self.send_notice((generation % 2) as usize, body);
-                    }
-                }
-                self.lambda.failed += 1;
-                self.end_invocation(inv, None);
-            }
-            Step::Verify => {
-                let mine = inv.written.as_ref().expect("a write");
-                if !self.sqs.tags.as_ref().is_some_and(|s| s.includes(mine)) {
-                    self.lambda.lost_at_verify += 1;
-                    self.lose_round(i, inv);
-                    return;
-                }
-                self.finish_round(inv);
-            }
+            Step::CheckRead => inv.round.handle_check(self.sqs.tags.as_ref()),
         }
+        self.lambda.invocations.insert(i, inv);
+        self.advance(i);
     }
 
     /// Puts invocation `i` back, to take its next step `after` ms from now.
@@ -378,70 +319,78 @@ impl Sim {
         self.schedule(after, super::Actor::Lambda(Actor::Invocation(i)));
     }
 
-    /// Carries out the core's transmits up to the next state write (its
-    /// check comes a request later) or to the end of the round.
-    fn carry_out_invocation(&mut self, i: u64, mut inv: Invocation) {
-        let core = inv.core.as_mut().expect("a round");
-        while let Some(t) = core.poll_transmit() {
+    /// Carries out invocation `i`'s transmits up to the next request (a
+    /// read or a write, a request later), or to its timeout, or to its end.
+    fn advance(&mut self, i: u64) {
+        let mut inv = self.lambda.invocations.remove(&i).expect("running");
+        let mut next = None;
+        while let Some(t) = inv.round.poll_transmit() {
             match t {
-                CTransmit::Notify { generation, body } => inv.notices.push((generation, body)),
-                CTransmit::Sweep { generation, below } => inv.sweeps.push((generation, below)),
-                CTransmit::Delete(ids) => inv.done.extend(ids),
-                // Sent to the dead-letter queue once, whatever round.
-                CTransmit::DeadLetter { token, .. } => {
-                    inv.dead.insert(token);
+                LTransmit::ReadState => next = Some(Step::Read),
+                LTransmit::WriteState { state } => next = Some(Step::Check { state }),
+                LTransmit::CheckState => next = Some(Step::CheckRead),
+                LTransmit::Notify { generation, body } => {
+                    self.log(|| format!("invocation {i} notifies {generation}: {body}"));
+                    self.send_notice((generation % 2) as usize, body);
                 }
-                CTransmit::WriteState { version, state } => {
-                    inv.step = Step::Check { version, state };
-                    let check = self.request();
-                    self.park(i, inv, check);
-                    return;
+                LTransmit::Sweep { generation, below } => {
+                    self.sweep((generation % 2) as usize, below);
                 }
+                // The mapping deletes it: it is not among the failures.
+                LTransmit::DeadLetter { .. } => {}
+            }
+            if next.is_some() {
+                break;
             }
         }
-        while core.poll_event().is_some() {}
-        if inv.written.is_some() {
-            inv.step = Step::Verify;
-            self.park(i, inv, VERIFY_AFTER);
-        } else {
-            // Notices of a round that wrote nothing (none is due).
-            for (generation, body) in std::mem::take(&mut inv.notices) {
-                self.send_notice((generation % 2) as usize, body);
+        while let Some(e) = inv.round.poll_event() {
+            self.log(|| format!("invocation {i}: {e:?}"));
+            if let LEvent::Lost { round, erased, .. } = e {
+                if erased {
+                    self.lambda.lost_at_verify += 1;
+                } else {
+                    self.lambda.lost_at_check += 1;
+                }
+                self.log(|| format!("invocation {i} loses round {round}"));
             }
-            self.finish_round(inv);
         }
-    }
-
-    /// Another invocation wrote first, or erased this round's write: start
-    /// again from the state now published.
-    fn lose_round(&mut self, i: u64, mut inv: Invocation) {
-        let round = inv.round;
-        self.log(|| format!("invocation {i} loses round {round}"));
-        inv.round += 1;
-        inv.core = None;
-        inv.step = Step::Start;
-        let next = self.request();
-        self.park(i, inv, next);
-    }
-
-    /// The round stands: sweep, answer the records not done as failures.
-    fn finish_round(&mut self, mut inv: Invocation) {
-        let keep: Vec<u64> = inv
-            .records
-            .iter()
-            .filter(|r| !inv.done.contains(&r.id) && !inv.dead.contains(&r.id))
-            .map(|r| r.id)
-            .collect();
-        for (generation, below) in std::mem::take(&mut inv.sweeps) {
-            self.sweep((generation % 2) as usize, below);
-        }
-        if self.chance(self.lambda_faults().error) {
-            self.lambda.failed += 1;
-            self.end_invocation(inv, None);
+        if let Some(step) = next {
+            inv.step = step;
+            let after = self.request();
+            self.park(i, inv, after);
             return;
         }
-        self.lambda.handed_back += keep.len() as u64;
-        self.end_invocation(inv, Some(keep));
+        if let Some(ending) = inv.round.ending() {
+            self.log(|| format!("invocation {i} ends: {ending:?}"));
+        }
+        match inv.round.ending().cloned() {
+            Some(Ending::Answered { failures }) => {
+                if self.chance(self.lambda_faults().error) {
+                    self.lambda.failed += 1;
+                    self.end_invocation(inv, None);
+                    return;
+                }
+                self.lambda.handed_back += failures.len() as u64;
+                self.end_invocation(inv, Some(failures));
+            }
+            Some(Ending::GaveUp { failures }) => {
+                // Kept losing: hand everything back.
+                self.lambda.gave_up += 1;
+                self.end_invocation(inv, Some(failures));
+            }
+            Some(Ending::WriteFailed) => {
+                self.lambda.failed += 1;
+                self.end_invocation(inv, None);
+            }
+            None => {
+                let Some(until) = inv.round.poll_timeout() else {
+                    self.fail(&format!("invocation {i} is stuck"));
+                };
+                let after = (until.as_millis() as u64).saturating_sub(self.now);
+                inv.step = Step::Run;
+                self.park(i, inv, after);
+            }
+        }
     }
 
     /// The invocation returns: with `failures` named (the mapping deletes
@@ -469,6 +418,47 @@ impl Sim {
 fn check_lambda_run(sim: &Sim) {
     assert!(sim.lambda.active);
     check_liveness(sim);
+    check_no_split(sim);
+}
+
+/// No split outcome: no two members learn different outcomes of the same
+/// generation (one released, one broken there or from an earlier
+/// generation; or released without different members, as two notices
+/// told them). Overlapping invocations each decide from the state they
+/// read; this checks that no two decisions of one generation ever both
+/// reach members.
+pub(super) fn check_no_split(sim: &Sim) {
+    // Per generation: the first member released there, and whom its
+    // notice dropped (once a member read one).
+    let mut released: HashMap<u64, (usize, Option<Vec<String>>)> = HashMap::new();
+    for (m, o, _) in &sim.outcomes {
+        if let Outcome::Released {
+            generation,
+            dropped,
+            ..
+        } = o
+        {
+            let (first, seen) = released.entry(*generation).or_insert((*m, dropped.clone()));
+            match (seen.as_ref(), dropped) {
+                (Some(seen), Some(d)) if seen != d => sim.fail(&format!(
+                    "split outcome: member {m} learned that {generation} was released \
+                     without {d:?}, member {first} without {seen:?}"
+                )),
+                (None, Some(_)) => *seen = dropped.clone(),
+                _ => {}
+            }
+        }
+    }
+    for (b, o, _) in &sim.outcomes {
+        if let Outcome::Broken { from_gen, .. } = o
+            && let Some((g, (r, _))) = released.iter().find(|(g, _)| *g >= from_gen)
+        {
+            sim.fail(&format!(
+                "split outcome: member {r} was released at {g}, member {b} found the \
+                 barrier broken from {from_gen}"
+            ));
+        }
+    }
 }
 
 #[test]
@@ -615,6 +605,7 @@ fn lambda_abort_and_deadline_reach_every_waiter() {
                 sim.fail(&format!("{plot:?}: member {m} released at or after {b}"));
             }
         }
+        check_no_split(&sim);
         earlier += usize::from(broken_at.is_some_and(|b| b < at_gen));
     }
     println!("lambda, abort or deadline: {earlier} runs broken before the stalled generation");

@@ -17,6 +17,12 @@
 //! * **Gather** (`gathered_data_is_the_same_for_everyone`): every member
 //!   brings data (quotes, backslashes, non-ASCII, up to 600 bytes) at some
 //!   phases. Data phases are mixed into the other two scenarios too.
+//! * **Under Lambda** (`lambda_a_pool_that_grows_and_shrinks`,
+//!   `lambda_a_quorum_goes_on_without_the_dead_and_the_late`): the pool and
+//!   the quorum with the Lambda function as the coordinator (see
+//!   simulation/lambda.rs; no data, which it cannot gather), checked the
+//!   same way and for split outcomes besides. The pool is ignored: it
+//!   finds a known bug (see its comment).
 //!
 //! Checked after every run, against ghost records of who arrived when
 //! (the first `arrive` or `leave` of a member at a generation), who left
@@ -43,6 +49,7 @@ use sqs_barrier_core::roll::Roll;
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Membership, Participant};
 
+use super::lambda::{LambdaFaults, check_no_split};
 use super::{Faults, PState, Plot, QueueStats, RELEASE_BOUND, SEC, Sim, at, popts, seeds};
 
 /// The quorum scenario's grace.
@@ -817,12 +824,23 @@ fn check_elastic(sim: &Sim) -> Stats {
 
 /// Runs `make` for every seed, checks each run, and prints the totals.
 fn run_seeds(what: &str, default: u64, make: impl Fn(u64) -> Sim) -> Stats {
+    run_seeds_checked(what, default, make, |_| {})
+}
+
+/// [`run_seeds`], with `check` besides the checks of every run.
+fn run_seeds_checked(
+    what: &str,
+    default: u64,
+    make: impl Fn(u64) -> Sim,
+    check: impl Fn(&Sim),
+) -> Stats {
     let mut total = Stats::default();
     let mut queues = QueueStats::default();
     for seed in seeds(default) {
         let mut sim = make(seed);
         sim.run(3_600 * SEC);
         total.add(&check_elastic(&sim));
+        check(&sim);
         queues.add(&sim);
     }
     println!("{what}: {total}");
@@ -834,28 +852,49 @@ fn full_run() -> bool {
     std::env::var("SIM_SEED").is_err() && std::env::var("SIM_SEEDS").is_err()
 }
 
+/// The pool scenario's run for `seed`, gathering data at the phases of
+/// `data_phases`.
+fn pool(seed: u64, data_phases: u64) -> Sim {
+    let configured = 3 + (seed % 3) as usize;
+    let phases = 6;
+    let mut scripts = vec![Script::default(); configured];
+    // Member 0 leaves at phase 1 without waiting, and joins again by
+    // name 20 to 60 s later; member 1 leaves after waiting at phase 2.
+    scripts[0].leave = Some((1, false));
+    scripts[0].rejoin_after = Some((20 + seed % 41) * SEC);
+    scripts[1].leave = Some((2, true));
+    // Two processes join without a name: one early, one later.
+    scripts.push(Script {
+        join_at: Some(seed % 15 * SEC),
+        ..Script::default()
+    });
+    scripts.push(Script {
+        join_at: Some((10 + seed % 31) * SEC),
+        ..Script::default()
+    });
+    Sim::new_elastic(seed, configured, scripts, phases, None, data_phases)
+}
+
+/// The quorum scenario's run for `seed`, gathering data at the phases of
+/// `data_phases`.
+fn quorum(seed: u64, data_phases: u64) -> Sim {
+    let configured = 4 + (seed % 3) as usize;
+    let mut scripts = vec![Script::default(); configured];
+    scripts[0].dead_from = Some(seed % 2);
+    scripts[1].straggle = Some(1 + seed / 2 % 2);
+    Sim::new_elastic(
+        seed,
+        configured,
+        scripts,
+        4,
+        Some(configured - 2),
+        data_phases,
+    )
+}
+
 #[test]
 fn a_pool_that_grows_and_shrinks() {
-    let total = run_seeds("pool", 1_000, |seed| {
-        let configured = 3 + (seed % 3) as usize;
-        let phases = 6;
-        let mut scripts = vec![Script::default(); configured];
-        // Member 0 leaves at phase 1 without waiting, and joins again by
-        // name 20 to 60 s later; member 1 leaves after waiting at phase 2.
-        scripts[0].leave = Some((1, false));
-        scripts[0].rejoin_after = Some((20 + seed % 41) * SEC);
-        scripts[1].leave = Some((2, true));
-        // Two processes join without a name: one early, one later.
-        scripts.push(Script {
-            join_at: Some(seed % 15 * SEC),
-            ..Script::default()
-        });
-        scripts.push(Script {
-            join_at: Some((10 + seed % 31) * SEC),
-            ..Script::default()
-        });
-        Sim::new_elastic(seed, configured, scripts, phases, None, seed % 64)
-    });
+    let total = run_seeds("pool", 1_000, |seed| pool(seed, seed % 64));
     if full_run() {
         assert!(total.joins >= 3 * total.runs, "{} joins", total.joins);
         assert!(total.released_by_state > 0, "nobody passed on the state");
@@ -869,20 +908,7 @@ fn a_pool_that_grows_and_shrinks() {
 
 #[test]
 fn a_quorum_goes_on_without_the_dead_and_the_late() {
-    let total = run_seeds("quorum", 1_000, |seed| {
-        let configured = 4 + (seed % 3) as usize;
-        let mut scripts = vec![Script::default(); configured];
-        scripts[0].dead_from = Some(seed % 2);
-        scripts[1].straggle = Some(1 + seed / 2 % 2);
-        Sim::new_elastic(
-            seed,
-            configured,
-            scripts,
-            4,
-            Some(configured - 2),
-            (seed / 4) % 16,
-        )
-    });
+    let total = run_seeds("quorum", 1_000, |seed| quorum(seed, (seed / 4) % 16));
     if full_run() {
         assert!(
             total.straggler_dropped + total.dropped_waits > total.runs / 2,
@@ -903,5 +929,49 @@ fn gathered_data_is_the_same_for_everyone() {
     if full_run() {
         assert!(total.with_data_by_notice > 1_000, "{total}");
         assert!(total.released_by_state > 0, "{total}");
+    }
+}
+
+/// The Lambda function as the coordinator of `make`'s run (whose data
+/// phases must be none: it cannot gather).
+fn under_lambda(mut sim: Sim) -> Sim {
+    sim.coordinate_by_lambda(LambdaFaults::HOSTILE);
+    sim
+}
+
+/// Known to fail (a real bug, not the harness): `SIM_SEED=15` ends with
+/// "process 3 never finished". Invocations 4 and 5 read the same state;
+/// 4 counts the join of member 3 (and lets the join go), 5 counts the
+/// leave of member 0, and 5's write lands 23 ms after 4's and erases it.
+/// 4's check `VERIFY_AFTER` its write passes nonetheless: the newest state
+/// "includes" 4's, since `PublishedState::includes` compares the rolls by
+/// their version only, and both changes made it one more than the state
+/// they started from. The join is lost for good (its message was deleted),
+/// and the joiner reads the published state for it for ever. Overlapping
+/// invocations can so erase each other's membership changes unseen.
+#[test]
+#[ignore = "a join erased by a concurrent invocation's leave passes the verification: see the comment"]
+fn lambda_a_pool_that_grows_and_shrinks() {
+    let total = run_seeds_checked(
+        "lambda pool",
+        1_000,
+        |seed| under_lambda(pool(seed, 0)),
+        check_no_split,
+    );
+    if full_run() {
+        assert!(total.joins >= 3 * total.runs, "{} joins", total.joins);
+    }
+}
+
+#[test]
+fn lambda_a_quorum_goes_on_without_the_dead_and_the_late() {
+    let total = run_seeds_checked(
+        "lambda quorum",
+        1_000,
+        |seed| under_lambda(quorum(seed, 0)),
+        check_no_split,
+    );
+    if full_run() {
+        assert!(total.quorum_releases >= total.runs, "{total}");
     }
 }
