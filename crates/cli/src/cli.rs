@@ -116,10 +116,17 @@ pub struct LocalArgs {
     /// Inject faults SQS is allowed to make, e.g.
     /// receive.duplicate=0.05,any.error=0.01,any.delay_ms=0-20
     ///
-    /// SPEC is a comma-separated list of SCOPE.FAULT=PROB[:MS-MS] rules.
-    /// PROB is 0..1 or a percentage (5%), MS-MS a range of milliseconds.
+    /// SPEC is a comma-separated list of SCOPE[FILTERS].FAULT=PROB[:MS-MS]
+    /// rules. PROB is 0..1 or a percentage (5%), MS-MS a range of milliseconds.
     /// Scopes: any, send, receive, delete, visibility, admin (a scope's rule
-    /// overrides any). Faults: throttle (400 RequestThrottled), error (500 or
+    /// overrides any). [FILTERS] is optional: [F;F...] with F one of
+    /// queue=SUFFIX (the queue name ends with it), key=AKID (signed with this
+    /// access key id), from=SECS, to=SECS (seconds after start, from
+    /// inclusive, to exclusive); the rule applies only to requests matching
+    /// all. E.g. a partition of one client from one kind of queue:
+    /// 'any[queue=-state;key=coordA;from=20;to=50].error=1'. A matching rule
+    /// with filters beats one without, then a scope's beats any, then the
+    /// first written. Faults: throttle (400 RequestThrottled), error (500 or
     /// 503 before the operation takes effect), error_after (500 or 503 after
     /// it did: an SDK retry of a send adds a copy), slow[:MS-MS] (latency,
     /// default 10-100), delay_ms=MS-MS (= slow=1:MS-MS), send.late[:MS-MS]

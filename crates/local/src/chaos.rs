@@ -4,11 +4,15 @@
 //! section "Fault injection"):
 //!
 //! ```text
-//! SPEC  := RULE (',' RULE)*
-//! RULE  := SCOPE '.' FAULT '=' VALUE
-//! SCOPE := any | send | receive | delete | visibility | admin
-//! VALUE := PROB [':' RANGE]      PROB: 0..1 (0.05) or a percentage (5%)
-//! RANGE := MS | MS '-' MS        milliseconds
+//! SPEC   := RULE (',' RULE)*
+//! RULE   := SCOPE [ '[' FILTER (';' FILTER)* ']' ] '.' FAULT '=' VALUE
+//! SCOPE  := any | send | receive | delete | visibility | admin
+//! FILTER := 'queue=' SUFFIX       the request's queue name ends with SUFFIX
+//!         | 'key=' AKID           the request is SigV4-signed with this access key id
+//!         | 'from=' SECS          at least SECS seconds after the server started
+//!         | 'to=' SECS            less than SECS seconds after the server started
+//! VALUE  := PROB [':' RANGE]      PROB: 0..1 (0.05) or a percentage (5%)
+//! RANGE  := MS | MS '-' MS        milliseconds
 //! ```
 //!
 //! | fault         | scopes          | effect                                                        |
@@ -27,15 +31,32 @@
 //! that scope. `late`, `duplicate` and `reorder` leave FIFO queues alone
 //! (their order and exactly-once processing are guaranteed by AWS).
 //!
+//! A rule with filters applies only to the requests that match all of its
+//! filters (e.g. `any[queue=-state;key=coordA;from=20;to=50].error=1` cuts
+//! one client off one kind of queue for 30 s, like a network partition).
+//! Several rules may give the same scope and fault with different filters;
+//! among the rules that match a request, one decides, the first of:
+//!
+//! 1. a rule of the request's own scope with filters,
+//! 2. an `any` rule with filters,
+//! 3. the rule of the request's own scope without filters,
+//! 4. the `any` rule without filters,
+//!
+//! and within 1 or 2 the first one written. Its whole setting (probability
+//! and range) applies; a matching rule with probability 0 exempts the request.
+//!
 //! Decisions come from one seeded generator per server, drawn in a fixed
-//! number per request, so the fault decisions of a given sequence of requests
-//! are reproducible from the seed. Concurrent clients interleave their
-//! requests differently from run to run, so a concurrent run is not.
+//! number per request (filters do not change it), so the fault decisions of
+//! a given sequence of requests are reproducible from the seed (and, with
+//! `from`/`to` filters, from the times the requests arrive). Concurrent
+//! clients interleave their requests differently from run to run, so a
+//! concurrent run is not.
 
 use std::fmt;
 use std::str::FromStr;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use serde::Serialize;
 
@@ -179,32 +200,299 @@ pub struct ChaosSpecError {
     pub reason: String,
 }
 
+/// The conditions of a rule, written `SCOPE[queue=…;key=…;from=…;to=…]`; a
+/// rule applies to a request only if all of its conditions hold. No
+/// condition: the rule applies to every request of its scope.
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Filters {
+    /// The request's queue name ends with this.
+    queue: Option<String>,
+    /// The request is signed with this access key id.
+    key: Option<String>,
+    /// At least these many seconds after the server started.
+    from: Option<f64>,
+    /// Less than these many seconds after the server started.
+    to: Option<f64>,
+}
+
+impl Filters {
+    fn is_empty(&self) -> bool {
+        *self == Filters::default()
+    }
+
+    fn matches(&self, facts: &RequestFacts, elapsed: Duration) -> bool {
+        let queue_ok = self.queue.as_deref().is_none_or(|suffix| {
+            facts
+                .queue
+                .as_deref()
+                .is_some_and(|queue| queue.ends_with(suffix))
+        });
+        let key_ok = self
+            .key
+            .as_deref()
+            .is_none_or(|key| facts.key.as_deref() == Some(key));
+        let secs = elapsed.as_secs_f64();
+        let from_ok = self.from.is_none_or(|from| secs >= from);
+        let to_ok = self.to.is_none_or(|to| secs < to);
+        queue_ok && key_ok && from_ok && to_ok
+    }
+
+    /// Parses the text between `[` and `]`.
+    fn parse(text: &str) -> Result<Filters, String> {
+        const KNOWN: &str = "filters: queue=SUFFIX, key=ACCESS_KEY_ID, from=SECS, to=SECS";
+        if text.contains(',') {
+            return Err("filters are separated by ';', not ','".into());
+        }
+        if text.trim().is_empty() {
+            return Err(format!(
+                "[] holds no filter; leave the brackets out or write some ({KNOWN})"
+            ));
+        }
+        let mut filters = Filters::default();
+        for part in text.split(';') {
+            let part = part.trim();
+            if part.is_empty() {
+                return Err("empty filter (a ';' too many)".into());
+            }
+            let (name, value) = part
+                .split_once('=')
+                .ok_or_else(|| format!("filter {part:?} is not NAME=VALUE; {KNOWN}"))?;
+            let (name, value) = (name.trim(), value.trim());
+            let twice = || format!("filter {name}= is given twice");
+            match name {
+                "queue" => {
+                    if filters.queue.is_some() {
+                        return Err(twice());
+                    }
+                    filters.queue = Some(parse_queue_suffix(value)?);
+                }
+                "key" => {
+                    if filters.key.is_some() {
+                        return Err(twice());
+                    }
+                    filters.key = Some(parse_access_key_id(value)?);
+                }
+                "from" | "to" => {
+                    let slot = if name == "from" {
+                        &mut filters.from
+                    } else {
+                        &mut filters.to
+                    };
+                    if slot.is_some() {
+                        return Err(twice());
+                    }
+                    *slot = Some(parse_secs(name, value)?);
+                }
+                other => return Err(format!("unknown filter {other:?}; {KNOWN}")),
+            }
+        }
+        if let Some(to) = filters.to {
+            let from = filters.from.unwrap_or(0.0);
+            if from >= to {
+                return Err(format!(
+                    "the window from={from} to={to} is empty (from is inclusive, to exclusive)"
+                ));
+            }
+        }
+        Ok(filters)
+    }
+}
+
+impl fmt::Display for Filters {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        if self.is_empty() {
+            return Ok(());
+        }
+        let mut parts = Vec::new();
+        if let Some(queue) = &self.queue {
+            parts.push(format!("queue={queue}"));
+        }
+        if let Some(key) = &self.key {
+            parts.push(format!("key={key}"));
+        }
+        if let Some(from) = self.from {
+            parts.push(format!("from={from}"));
+        }
+        if let Some(to) = self.to {
+            parts.push(format!("to={to}"));
+        }
+        write!(f, "[{}]", parts.join(";"))
+    }
+}
+
+fn parse_queue_suffix(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("queue= needs the end of a queue name, e.g. queue=-state".into());
+    }
+    if value.len() > 80
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "queue={value:?} cannot end a queue name (at most 80 letters, digits, '-', '_', and '.fifo')"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_access_key_id(value: &str) -> Result<String, String> {
+    if value.is_empty() {
+        return Err("key= needs an access key id, e.g. key=AKIDEXAMPLE".into());
+    }
+    if value.len() > 128
+        || !value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(format!(
+            "key={value:?} is not an access key id (at most 128 letters, digits, '-', '_', '.')"
+        ));
+    }
+    Ok(value.to_owned())
+}
+
+fn parse_secs(name: &str, value: &str) -> Result<f64, String> {
+    let secs: f64 = value
+        .parse()
+        .ok()
+        .filter(|v: &f64| v.is_finite())
+        .ok_or_else(|| {
+            format!("{name}={value:?} is not a number of seconds (e.g. {name}=20 or {name}=2.5)")
+        })?;
+    if secs < 0.0 {
+        return Err(format!(
+            "{name}={value} is negative (seconds after the server started)"
+        ));
+    }
+    Ok(secs)
+}
+
+/// One rule of a spec.
+#[derive(Clone, Debug, PartialEq)]
+struct Rule {
+    /// `None` is `any`.
+    scope: Option<Scope>,
+    fault: Fault,
+    filters: Filters,
+    setting: Setting,
+}
+
+impl Rule {
+    /// Precedence among the rules matching a request: lower wins (see the
+    /// module documentation).
+    fn rank(&self) -> u8 {
+        u8::from(self.filters.is_empty()) * 2 + u8::from(self.scope.is_none())
+    }
+}
+
+/// What the filters of a rule look at in a request.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub(crate) struct RequestFacts {
+    /// The queue's name: the last path segment of `QueueUrl`, else
+    /// `QueueName` (CreateQueue, GetQueueUrl); `None` for ListQueues.
+    pub queue: Option<String>,
+    /// The access key id of a SigV4 `Authorization` header.
+    pub key: Option<String>,
+}
+
+/// The access key id of a SigV4 `Authorization` header
+/// (`AWS4-HMAC-SHA256 Credential=AKID/DATE/REGION/SERVICE/aws4_request, …`).
+pub(crate) fn access_key_id(authorization: &str) -> Option<&str> {
+    let params = authorization.trim().strip_prefix("AWS4-HMAC-SHA256")?;
+    if !params.starts_with(char::is_whitespace) {
+        return None;
+    }
+    let credential = params
+        .split(',')
+        .find_map(|p| p.trim().strip_prefix("Credential="))?;
+    let (key, scope) = credential.split_once('/')?;
+    (!key.is_empty() && !scope.is_empty()).then_some(key)
+}
+
+/// The queue a request body names (see [`RequestFacts::queue`]).
+pub(crate) fn queue_of(body: &[u8]) -> Option<String> {
+    #[derive(serde::Deserialize)]
+    #[serde(rename_all = "PascalCase")]
+    struct Names {
+        queue_url: Option<String>,
+        queue_name: Option<String>,
+    }
+    let names: Names = serde_json::from_slice(body).ok()?;
+    if let Some(url) = names.queue_url {
+        let path = match url.split_once("://") {
+            Some((_, rest)) => rest.split_once('/').map_or("", |(_, path)| path),
+            None => &url,
+        };
+        return path.rsplit('/').find(|s| !s.is_empty()).map(str::to_owned);
+    }
+    names.queue_name
+}
+
 /// Which faults to inject, and how often. Parse one with [`str::parse`].
 #[derive(Clone, Debug, Default, PartialEq)]
 pub struct ChaosSpec {
-    /// `(scope, fault) -> setting`; scope `None` is `any`. Kept in the order
-    /// written, for `Display`.
-    rules: Vec<(Option<Scope>, Fault, Setting)>,
+    /// Kept in the order written: it decides among filtered rules, and
+    /// `Display` keeps it.
+    rules: Vec<Rule>,
 }
 
 impl ChaosSpec {
-    /// The setting of `fault` for operations of `scope` (a scope's own rule,
-    /// else the `any` rule).
+    /// The setting of `fault` for operations of `scope` given by the rules
+    /// without filters (a scope's own rule, else the `any` rule).
     pub fn setting(&self, scope: Scope, fault: Fault) -> Option<Setting> {
-        let own = self
-            .rules
+        self.decide_among(scope, fault, |rule| rule.filters.is_empty())
+    }
+
+    /// The setting of `fault` for a request of `scope` with these facts,
+    /// `elapsed` after the server started (see the module documentation for
+    /// which rule decides).
+    pub(crate) fn setting_for(
+        &self,
+        scope: Scope,
+        fault: Fault,
+        facts: &RequestFacts,
+        elapsed: Duration,
+    ) -> Option<Setting> {
+        self.decide_among(scope, fault, |rule| rule.filters.matches(facts, elapsed))
+    }
+
+    fn decide_among(
+        &self,
+        scope: Scope,
+        fault: Fault,
+        applies: impl Fn(&Rule) -> bool,
+    ) -> Option<Setting> {
+        self.rules
             .iter()
-            .find(|(s, f, _)| *s == Some(scope) && *f == fault);
-        let any = self
-            .rules
+            .filter(|r| r.fault == fault && r.scope.is_none_or(|s| s == scope))
+            .filter(|r| applies(r))
+            // The first of the lowest rank: the first written among equals.
+            .min_by_key(|r| r.rank())
+            .map(|r| r.setting)
+    }
+
+    /// Whether some rule gives `fault` to `scope` (with any filters, with any
+    /// probability).
+    fn mentions(&self, scope: Scope, fault: Fault) -> bool {
+        self.rules
             .iter()
-            .find(|(s, f, _)| s.is_none() && *f == fault);
-        own.or(any).map(|(_, _, setting)| *setting)
+            .any(|r| r.fault == fault && r.scope.is_none_or(|s| s == scope))
+    }
+
+    /// Whether some rule filters on queues.
+    pub(crate) fn filters_queues(&self) -> bool {
+        self.rules.iter().any(|r| r.filters.queue.is_some())
+    }
+
+    /// Whether some rule filters on access keys.
+    pub(crate) fn filters_keys(&self) -> bool {
+        self.rules.iter().any(|r| r.filters.key.is_some())
     }
 
     /// Whether no fault is configured.
     pub fn is_empty(&self) -> bool {
-        self.rules.iter().all(|(_, _, s)| s.probability == 0.0)
+        self.rules.iter().all(|r| r.setting.probability == 0.0)
     }
 }
 
@@ -244,6 +532,122 @@ fn parse_range(text: &str) -> Result<(u64, u64), String> {
     Ok((a, b))
 }
 
+/// Splits a spec at the commas outside brackets.
+fn split_rules(text: &str) -> Vec<&str> {
+    let mut rules = Vec::new();
+    let (mut depth, mut start) = (0usize, 0);
+    for (i, c) in text.char_indices() {
+        match c {
+            '[' => depth += 1,
+            ']' => depth = depth.saturating_sub(1),
+            ',' if depth == 0 => {
+                rules.push(&text[start..i]);
+                start = i + 1;
+            }
+            _ => {}
+        }
+    }
+    rules.push(&text[start..]);
+    rules
+}
+
+/// Parses one (trimmed) rule.
+fn parse_rule(rule: &str) -> Result<Rule, String> {
+    const SHAPE: &str = "expected SCOPE.FAULT=VALUE or SCOPE[FILTER;...].FAULT=VALUE";
+    let scope_end = rule.find(['[', '.', '=']).ok_or(SHAPE)?;
+    let scope_name = &rule[..scope_end];
+    let mut rest = &rule[scope_end..];
+    let mut filters = Filters::default();
+    if let Some(after) = rest.strip_prefix('[') {
+        let close = after
+            .find(']')
+            .ok_or("'[' without ']': write SCOPE[FILTER;...].FAULT=VALUE")?;
+        let inside = &after[..close];
+        if inside.contains('[') {
+            return Err("'[' inside filters".into());
+        }
+        filters = Filters::parse(inside)?;
+        rest = &after[close + 1..];
+        if !rest.starts_with('.') {
+            return Err("expected '.FAULT=VALUE' after ']'".into());
+        }
+    }
+    let (fault_name, value) = rest
+        .strip_prefix('.')
+        .and_then(|r| r.split_once('='))
+        .ok_or(SHAPE)?;
+    let fault_name = fault_name.trim();
+    let scope = match scope_name {
+        "any" => None,
+        name => Some(
+            Scope::ALL
+                .into_iter()
+                .find(|s| s.name() == name)
+                .ok_or_else(|| {
+                    format!(
+                        "unknown scope {name:?}; scopes: any, send, receive, delete, visibility, admin"
+                    )
+                })?,
+        ),
+    };
+    let value = value.trim();
+    let (fault, setting) = if fault_name == "delay_ms" {
+        let range = parse_range(value)?;
+        (
+            Fault::Slow,
+            Setting {
+                probability: 1.0,
+                range_ms: Some(range),
+            },
+        )
+    } else {
+        let fault = Fault::ALL
+            .into_iter()
+            .find(|f| f.name() == fault_name)
+            .ok_or_else(|| {
+                format!(
+                    "unknown fault {fault_name:?}; faults: throttle, error, error_after, slow, delay_ms, late, duplicate, reorder, empty"
+                )
+            })?;
+        let (probability, range) = match value.split_once(':') {
+            Some((p, r)) => (p.trim(), Some(r.trim())),
+            None => (value, None),
+        };
+        let probability = parse_probability(probability)?;
+        let range_ms = match range {
+            Some(_) if !fault.takes_range() => {
+                return Err(format!("{fault_name} takes no range of milliseconds"));
+            }
+            Some(r) => Some(parse_range(r)?),
+            None => None,
+        };
+        (
+            fault,
+            Setting {
+                probability,
+                range_ms,
+            },
+        )
+    };
+    if let Some(only) = fault.only_scope()
+        && scope != Some(only)
+    {
+        return Err(format!(
+            "{} applies to {} only: write {}.{}",
+            fault.name(),
+            only.name(),
+            only.name(),
+            fault.name()
+        ));
+    }
+    Ok(Rule {
+        scope,
+        fault,
+        filters,
+        setting,
+    })
+}
+
 impl FromStr for ChaosSpec {
     type Err = ChaosSpecError;
 
@@ -256,94 +660,24 @@ impl FromStr for ChaosSpec {
                     .into(),
             });
         }
-        for raw in text.split(',') {
+        for raw in split_rules(text) {
             let rule = raw.trim();
             let fail = |reason: String| ChaosSpecError {
                 rule: rule.to_owned(),
                 reason,
             };
-            let (key, value) = rule
-                .split_once('=')
-                .ok_or_else(|| fail("expected SCOPE.FAULT=VALUE".into()))?;
-            let (scope_name, fault_name) = key
-                .trim()
-                .split_once('.')
-                .ok_or_else(|| fail("expected SCOPE.FAULT=VALUE".into()))?;
-            let scope = match scope_name {
-                "any" => None,
-                name => Some(
-                    Scope::ALL
-                        .into_iter()
-                        .find(|s| s.name() == name)
-                        .ok_or_else(|| {
-                            fail(format!(
-                                "unknown scope {name:?}; scopes: any, send, receive, delete, visibility, admin"
-                            ))
-                        })?,
-                ),
-            };
-            let value = value.trim();
-            let (fault, setting) = if fault_name == "delay_ms" {
-                let range = parse_range(value).map_err(fail)?;
-                (
-                    Fault::Slow,
-                    Setting {
-                        probability: 1.0,
-                        range_ms: Some(range),
-                    },
-                )
-            } else {
-                let fault = Fault::ALL
-                    .into_iter()
-                    .find(|f| f.name() == fault_name)
-                    .ok_or_else(|| {
-                        fail(format!(
-                            "unknown fault {fault_name:?}; faults: throttle, error, error_after, slow, delay_ms, late, duplicate, reorder, empty"
-                        ))
-                    })?;
-                let (probability, range) = match value.split_once(':') {
-                    Some((p, r)) => (p.trim(), Some(r.trim())),
-                    None => (value, None),
-                };
-                let probability = parse_probability(probability).map_err(fail)?;
-                let range_ms = match range {
-                    Some(_) if !fault.takes_range() => {
-                        return Err(fail(format!("{fault_name} takes no range of milliseconds")));
-                    }
-                    Some(r) => Some(parse_range(r).map_err(fail)?),
-                    None => None,
-                };
-                (
-                    fault,
-                    Setting {
-                        probability,
-                        range_ms,
-                    },
-                )
-            };
-            if let Some(only) = fault.only_scope()
-                && scope != Some(only)
-            {
+            let parsed = parse_rule(rule).map_err(fail)?;
+            if spec.rules.iter().any(|r| {
+                r.scope == parsed.scope && r.fault == parsed.fault && r.filters == parsed.filters
+            }) {
                 return Err(fail(format!(
-                    "{} applies to {} only: write {}.{}",
-                    fault.name(),
-                    only.name(),
-                    only.name(),
-                    fault.name()
+                    "{}{}.{} is given twice",
+                    parsed.scope.map_or("any", Scope::name),
+                    parsed.filters,
+                    parsed.fault.name()
                 )));
             }
-            if spec
-                .rules
-                .iter()
-                .any(|(s, f, _)| *s == scope && *f == fault)
-            {
-                return Err(fail(format!(
-                    "{}.{} is given twice",
-                    scope.map_or("any", Scope::name),
-                    fault.name()
-                )));
-            }
-            spec.rules.push((scope, fault, setting));
+            spec.rules.push(parsed);
         }
         Ok(spec)
     }
@@ -351,18 +685,19 @@ impl FromStr for ChaosSpec {
 
 impl fmt::Display for ChaosSpec {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        for (i, (scope, fault, setting)) in self.rules.iter().enumerate() {
+        for (i, rule) in self.rules.iter().enumerate() {
             if i > 0 {
                 f.write_str(",")?;
             }
             write!(
                 f,
-                "{}.{}={}",
-                scope.map_or("any", Scope::name),
-                fault.name(),
-                setting.probability
+                "{}{}.{}={}",
+                rule.scope.map_or("any", Scope::name),
+                rule.filters,
+                rule.fault.name(),
+                rule.setting.probability
             )?;
-            if let Some((a, b)) = setting.range_ms {
+            if let Some((a, b)) = rule.setting.range_ms {
                 write!(f, ":{a}-{b}")?;
             }
         }
@@ -479,6 +814,8 @@ pub(crate) struct Decision {
     pub duplicate: Option<usize>,
     /// Receive: start at this (modulo) visible message.
     pub reorder: Option<usize>,
+    /// Send: the `late` setting of the rule that decides for this request.
+    pub late: Option<Setting>,
 }
 
 /// When an injected empty answer comes.
@@ -497,6 +834,10 @@ pub(crate) struct Chaos {
     seed: u64,
     rng: Mutex<Rng>,
     counts: [AtomicU64; 9],
+    /// When the server started: the origin of `from=` and `to=`.
+    started: Instant,
+    /// Whether some rule gives `send.late` (then every sent message draws).
+    late_drawn: bool,
 }
 
 fn pick_in(rng: &mut Rng, (a, b): (u64, u64)) -> u64 {
@@ -506,10 +847,12 @@ fn pick_in(rng: &mut Rng, (a, b): (u64, u64)) -> u64 {
 impl Chaos {
     pub fn new(spec: ChaosSpec, seed: u64) -> Self {
         Chaos {
+            late_drawn: spec.mentions(Scope::Send, Fault::Late),
             spec,
             seed,
             rng: Mutex::new(Rng(seed)),
             counts: Default::default(),
+            started: Instant::now(),
         }
     }
 
@@ -521,11 +864,31 @@ impl Chaos {
         &self.spec
     }
 
-    /// Whether deleted messages must be remembered for `duplicate`.
+    /// Whether deleted messages must be remembered for `duplicate` (by some
+    /// rule, whatever its filters).
     pub fn resurrects(&self) -> bool {
-        self.spec
-            .setting(Scope::Receive, Fault::Duplicate)
-            .is_some_and(|s| s.probability > 0.0)
+        self.spec.rules.iter().any(|r| {
+            r.fault == Fault::Duplicate
+                && r.scope == Some(Scope::Receive)
+                && r.setting.probability > 0.0
+        })
+    }
+
+    /// The facts of a request the rules' filters look at: its `Authorization`
+    /// header and body. Only what some rule filters on is worked out.
+    pub fn facts(&self, authorization: Option<&str>, body: &[u8]) -> RequestFacts {
+        RequestFacts {
+            queue: if self.spec.filters_queues() {
+                queue_of(body)
+            } else {
+                None
+            },
+            key: if self.spec.filters_keys() {
+                authorization.and_then(access_key_id).map(str::to_owned)
+            } else {
+                None
+            },
+        }
     }
 
     pub fn count(&self, what: Counted) {
@@ -547,8 +910,11 @@ impl Chaos {
         }
     }
 
-    /// Decides the faults of one request of `scope`: 14 draws, always.
-    pub fn decide(&self, scope: Scope) -> Decision {
+    /// Decides the faults of one request of `scope`: 14 draws, always,
+    /// whatever the rules and their filters.
+    pub fn decide(&self, scope: Scope, facts: &RequestFacts) -> Decision {
+        let elapsed = self.started.elapsed();
+        let setting = |fault| self.spec.setting_for(scope, fault, facts, elapsed);
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let mut draws = [0u64; 14];
         for d in &mut draws {
@@ -557,9 +923,7 @@ impl Chaos {
         drop(rng);
         let unit = |v: u64| (v >> 11) as f64 / (1u64 << 53) as f64;
         let fires = |fault: Fault, v: u64| {
-            self.spec
-                .setting(scope, fault)
-                .filter(|s| s.probability > 0.0 && unit(v) < s.probability)
+            setting(fault).filter(|s| s.probability > 0.0 && unit(v) < s.probability)
         };
         let mut sub = Rng(draws[13]);
         let mut d = Decision {
@@ -580,15 +944,23 @@ impl Chaos {
         }
         d.duplicate = fires(Fault::Duplicate, draws[9]).map(|_| draws[10] as usize);
         d.reorder = fires(Fault::Reorder, draws[11]).map(|_| (draws[12] >> 1) as usize);
+        if scope == Scope::Send {
+            d.late = setting(Fault::Late);
+        }
         d
     }
 
-    /// Decides whether one sent message is held back, and for how long (ms).
-    pub fn late(&self) -> Option<u64> {
-        let setting = self.spec.setting(Scope::Send, Fault::Late)?;
+    /// Decides whether one message sent by the request of `decision` is held
+    /// back, and for how long (ms). Two draws per message if some rule gives
+    /// `send.late`, whether it matches the request or not; none otherwise.
+    pub fn late(&self, decision: &Decision) -> Option<u64> {
+        if !self.late_drawn {
+            return None;
+        }
         let mut rng = self.rng.lock().unwrap_or_else(|e| e.into_inner());
         let (u, v) = (rng.unit(), rng.next_u64());
         drop(rng);
+        let setting = decision.late?;
         if setting.probability == 0.0 || u >= setting.probability {
             return None;
         }
@@ -672,11 +1044,14 @@ mod tests {
             let chaos = Chaos::new(spec.clone(), seed);
             (0..200)
                 .map(|i| {
-                    let d = chaos.decide(if i % 2 == 0 {
-                        Scope::Receive
-                    } else {
-                        Scope::Send
-                    });
+                    let d = chaos.decide(
+                        if i % 2 == 0 {
+                            Scope::Receive
+                        } else {
+                            Scope::Send
+                        },
+                        &RequestFacts::default(),
+                    );
                     (d.error, d.empty.is_some(), d.duplicate)
                 })
                 .collect::<Vec<_>>()
@@ -693,5 +1068,281 @@ mod tests {
                 .step_by(2)
                 .all(|d| !d.1 && d.2.is_none())
         );
+    }
+
+    fn facts(queue: Option<&str>, key: Option<&str>) -> RequestFacts {
+        RequestFacts {
+            queue: queue.map(str::to_owned),
+            key: key.map(str::to_owned),
+        }
+    }
+
+    fn secs(s: f64) -> Duration {
+        Duration::from_secs_f64(s)
+    }
+
+    #[test]
+    fn parses_filters() {
+        let spec: ChaosSpec =
+            "any[queue=-state;key=coordA;from=20;to=50].error=1, send[ key = k1 ].slow=0.5:5-10,receive[queue=-lease.fifo;from=2.5].empty=10%,send[to=3].late=1:10-20,any.error=1%"
+                .parse()
+                .unwrap();
+        assert_eq!(spec.rules.len(), 5);
+        let r = &spec.rules[0];
+        assert_eq!((r.scope, r.fault), (None, Fault::Error));
+        assert_eq!(
+            r.filters,
+            Filters {
+                queue: Some("-state".into()),
+                key: Some("coordA".into()),
+                from: Some(20.0),
+                to: Some(50.0),
+            }
+        );
+        assert_eq!(spec.rules[1].filters.key.as_deref(), Some("k1"));
+        assert_eq!(spec.rules[1].setting.range_ms, Some((5, 10)));
+        assert_eq!(spec.rules[2].filters.from, Some(2.5));
+        assert_eq!(spec.rules[2].filters.queue.as_deref(), Some("-lease.fifo"));
+        assert_eq!(spec.rules[3].filters.to, Some(3.0));
+        // Filters and the order of rules survive Display.
+        let text = spec.to_string();
+        assert!(
+            text.starts_with("any[queue=-state;key=coordA;from=20;to=50].error=1,"),
+            "{text}"
+        );
+        let again: ChaosSpec = text.parse().unwrap();
+        assert_eq!(again, spec);
+        // `setting` sees only the rules without filters.
+        assert_eq!(
+            spec.setting(Scope::Send, Fault::Error).unwrap().probability,
+            0.01
+        );
+        assert_eq!(spec.setting(Scope::Send, Fault::Slow), None);
+        // The same scope and fault with other filters is no repetition.
+        assert!(
+            "any.error=0.01,any[key=a].error=1,any[key=b].error=1,any[key=a;to=5].error=0"
+                .parse::<ChaosSpec>()
+                .is_ok()
+        );
+    }
+
+    #[test]
+    fn filter_errors_name_the_problem() {
+        let err = |text: &str| text.parse::<ChaosSpec>().unwrap_err().to_string();
+        let has = |text: &str, part: &str| {
+            let e = err(text);
+            assert!(e.contains(part), "{text}: {e}");
+            assert!(e.starts_with("invalid chaos rule"), "{e}");
+        };
+        has("any[].error=1", "holds no filter");
+        has("any[ ].error=1", "holds no filter");
+        has("any[key=a.error=1", "'[' without ']'");
+        has("any[key=a,send.error=1", "'[' without ']'");
+        has("any[key=a,queue=-x].error=1", "separated by ';'");
+        has("any[key=a;;to=3].error=1", "empty filter");
+        has("any[key=a;].error=1", "empty filter");
+        has("any[color=red].error=1", "unknown filter \"color\"");
+        has("any[key].error=1", "filter \"key\" is not NAME=VALUE");
+        has("any[key=].error=1", "key= needs an access key id");
+        has("any[key=a b].error=1", "not an access key id");
+        has("any[key=a/b].error=1", "not an access key id");
+        has(
+            "any[queue=].error=1",
+            "queue= needs the end of a queue name",
+        );
+        has("any[queue=-st*te].error=1", "cannot end a queue name");
+        has(
+            "any[from=soon].error=1",
+            "from=\"soon\" is not a number of seconds",
+        );
+        has(
+            "any[to=inf].error=1",
+            "to=\"inf\" is not a number of seconds",
+        );
+        has("any[from=-1].error=1", "negative");
+        has("any[from=5;to=5].error=1", "is empty");
+        has("any[from=6;to=5].error=1", "is empty");
+        has("any[to=0].error=1", "is empty");
+        has("any[key=a;key=b].error=1", "filter key= is given twice");
+        has("any[from=1;from=2].error=1", "filter from= is given twice");
+        has("any[key=a]x.error=1", "expected '.FAULT=VALUE' after ']'");
+        has("any[key=a]", "expected '.FAULT=VALUE' after ']'");
+        has("any[key=a].error", "SCOPE.FAULT=VALUE");
+        has("any[key=a[b]].error=1", "'[' inside filters");
+        has("recv[key=a].error=1", "unknown scope \"recv\"");
+        has("send[key=a].duplicate=1", "receive only");
+        has(
+            "any[key=a;to=5].error=1,any[to=5;key=a].error=0",
+            "any[key=a;to=5].error is given twice",
+        );
+        // The error names the rule at fault, filters and all.
+        let e = "send.error=0.1,any[key=a;from=x].error=1"
+            .parse::<ChaosSpec>()
+            .unwrap_err();
+        assert_eq!(e.rule, "any[key=a;from=x].error=1");
+    }
+
+    #[test]
+    fn filters_match_queue_key_and_time() {
+        let spec: ChaosSpec = "any[queue=-state;key=coordA;from=20;to=50].error=1"
+            .parse()
+            .unwrap();
+        let p = |queue, key, at| {
+            spec.setting_for(Scope::Send, Fault::Error, &facts(queue, key), secs(at))
+                .map(|s| s.probability)
+        };
+        assert_eq!(p(Some("b-state"), Some("coordA"), 20.0), Some(1.0));
+        assert_eq!(p(Some("b-state"), Some("coordA"), 49.999), Some(1.0));
+        assert_eq!(p(Some("b-state"), Some("coordA"), 19.999), None);
+        assert_eq!(p(Some("b-state"), Some("coordA"), 50.0), None);
+        assert_eq!(p(Some("b-state-x"), Some("coordA"), 30.0), None);
+        assert_eq!(p(Some("b-state"), Some("coorda"), 30.0), None);
+        assert_eq!(p(Some("b-state"), None, 30.0), None);
+        assert_eq!(p(None, Some("coordA"), 30.0), None);
+        // One-sided windows.
+        let spec: ChaosSpec = "any[from=2].error=1,send[to=2].throttle=1".parse().unwrap();
+        let at = |fault, t| {
+            spec.setting_for(Scope::Send, fault, &facts(None, None), secs(t))
+                .is_some()
+        };
+        assert!(!at(Fault::Error, 1.9) && at(Fault::Error, 2.0) && at(Fault::Error, 1e6));
+        assert!(at(Fault::Throttle, 0.0) && at(Fault::Throttle, 1.9) && !at(Fault::Throttle, 2.0));
+    }
+
+    #[test]
+    fn precedence_filtered_then_own_scope_then_first_written() {
+        let spec: ChaosSpec = "any.error=0.01,delete.error=0,any[key=a].error=1,any[key=a;queue=-x].error=0.5,delete[key=a].error=0.25,send[key=b].error=0"
+            .parse()
+            .unwrap();
+        let p = |scope, queue, key| {
+            spec.setting_for(scope, Fault::Error, &facts(queue, key), secs(0.0))
+                .map(|s| s.probability)
+        };
+        // Unfiltered rules as before: the scope's own rule over `any`.
+        assert_eq!(p(Scope::Send, None, None), Some(0.01));
+        assert_eq!(p(Scope::Delete, None, None), Some(0.0));
+        // A matching filtered rule beats the unfiltered ones, even a scope's.
+        assert_eq!(p(Scope::Send, None, Some("a")), Some(1.0));
+        assert_eq!(p(Scope::Receive, Some("q-x"), Some("a")), Some(1.0)); // written first
+        // Among filtered rules, the scope's own beats `any`.
+        assert_eq!(p(Scope::Delete, Some("q-x"), Some("a")), Some(0.25));
+        // Probability 0 exempts.
+        assert_eq!(p(Scope::Send, None, Some("b")), Some(0.0));
+        assert_eq!(p(Scope::Receive, None, Some("b")), Some(0.01));
+        // Rules of another scope never apply.
+        assert_eq!(
+            spec.setting_for(
+                Scope::Admin,
+                Fault::Throttle,
+                &facts(None, Some("a")),
+                secs(0.0)
+            ),
+            None
+        );
+        // A later, more specific rule is written first to win.
+        let spec: ChaosSpec = "any[key=a;queue=-x].error=0.5,any[key=a].error=1"
+            .parse()
+            .unwrap();
+        let p = |queue| {
+            spec.setting_for(
+                Scope::Send,
+                Fault::Error,
+                &facts(queue, Some("a")),
+                secs(0.0),
+            )
+            .map(|s| s.probability)
+        };
+        assert_eq!(p(Some("q-x")), Some(0.5));
+        assert_eq!(p(Some("q-y")), Some(1.0));
+    }
+
+    #[test]
+    fn request_facts_come_from_the_signature_and_the_body() {
+        let auth = "AWS4-HMAC-SHA256 Credential=coordA/20240101/us-east-1/sqs/aws4_request, SignedHeaders=host;x-amz-date, Signature=abc";
+        assert_eq!(access_key_id(auth), Some("coordA"));
+        assert_eq!(
+            access_key_id("AWS4-HMAC-SHA256 SignedHeaders=host,Credential=K/x, Signature=abc"),
+            Some("K")
+        );
+        assert_eq!(access_key_id("AWS AKID:signature"), None);
+        assert_eq!(access_key_id("AWS4-HMAC-SHA256Credential=K/x"), None);
+        assert_eq!(access_key_id("AWS4-HMAC-SHA256 Credential=K"), None);
+        assert_eq!(access_key_id("AWS4-HMAC-SHA256 Credential=/x/y"), None);
+        assert_eq!(access_key_id("Bearer K"), None);
+        assert_eq!(access_key_id(""), None);
+
+        let q = |body: &str| queue_of(body.as_bytes());
+        assert_eq!(
+            q(r#"{"QueueUrl":"http://127.0.0.1:9324/000000000000/run-state","MessageBody":"m"}"#),
+            Some("run-state".into())
+        );
+        assert_eq!(
+            q(r#"{"QueueUrl":"http://h/1/q.fifo/"}"#),
+            Some("q.fifo".into())
+        );
+        assert_eq!(q(r#"{"QueueUrl":"000000000000/q"}"#), Some("q".into()));
+        assert_eq!(q(r#"{"QueueUrl":"http://h"}"#), None);
+        assert_eq!(
+            q(r#"{"QueueName":"b-lease.fifo","Attributes":{"FifoQueue":"true"}}"#),
+            Some("b-lease.fifo".into())
+        );
+        assert_eq!(q(r#"{"QueueNamePrefix":"b-"}"#), None);
+        assert_eq!(q("{}"), None);
+        assert_eq!(q(""), None);
+
+        // Only what some rule filters on is worked out.
+        let chaos = |text: &str| Chaos::new(text.parse().unwrap(), 1);
+        let body = br#"{"QueueUrl":"http://h/1/q-x"}"#;
+        assert_eq!(
+            chaos("any[key=a].error=1").facts(Some(auth), body),
+            facts(None, Some("coordA"))
+        );
+        assert_eq!(
+            chaos("any[queue=-x].error=1").facts(Some(auth), body),
+            facts(Some("q-x"), None)
+        );
+        assert_eq!(
+            chaos("any.error=1").facts(Some(auth), body),
+            facts(None, None)
+        );
+    }
+
+    #[test]
+    fn filters_do_not_change_the_draws() {
+        // The same seed, requests and unfiltered rules: the same decisions,
+        // whatever filtered rules are added and whether they match.
+        let run = |text: &str| {
+            let chaos = Chaos::new(text.parse().unwrap(), 11);
+            (0..300)
+                .map(|i| {
+                    let f = facts(Some("q-x"), (i % 3 == 0).then_some("k"));
+                    let scope = if i % 2 == 0 {
+                        Scope::Send
+                    } else {
+                        Scope::Receive
+                    };
+                    let d = chaos.decide(scope, &f);
+                    let late = (0..2).map(|_| chaos.late(&d)).collect::<Vec<_>>();
+                    (
+                        d.error,
+                        d.empty.is_some(),
+                        late.iter().flatten().count() > 0,
+                    )
+                })
+                .collect::<Vec<_>>()
+        };
+        let base = run("any.error=0.3,receive.empty=0.3,send.late=0");
+        let errors =
+            |r: &[(Option<bool>, bool, bool)]| r.iter().map(|d| (d.0, d.1)).collect::<Vec<_>>();
+        for other in [
+            "any.error=0.3,receive.empty=0.3,send[key=k].late=1",
+            "any.error=0.3,receive.empty=0.3,send.late=0,any[key=k].throttle=1,receive[queue=-y].slow=1",
+            "any[key=zz].error=1,any.error=0.3,receive.empty=0.3,send[to=0.001].late=1",
+        ] {
+            assert_eq!(errors(&run(other)), errors(&base), "{other}");
+        }
+        // The filtered `late` fired for `k` only (every 6th request is a send by k).
+        let late = run("any.error=0.3,receive.empty=0.3,send[key=k].late=1");
+        assert!(late.iter().enumerate().all(|(i, d)| d.2 == (i % 6 == 0)));
     }
 }

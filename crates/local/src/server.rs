@@ -9,7 +9,7 @@ use std::time::Duration;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
-use hyper::header::{CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
+use hyper::header::{AUTHORIZATION, CONTENT_LENGTH, CONTENT_TYPE, HOST, HeaderValue};
 use hyper::server::conn::http1;
 use hyper::service::service_fn;
 use hyper::{Method, Request, Response, StatusCode};
@@ -417,6 +417,14 @@ async fn handle_inner(service: &Service, request: Request<Incoming>) -> Result<V
         Some(host) if !host.is_empty() => format!("http://{host}"),
         _ => format!("http://{}", service.local_addr),
     };
+    // For fault injection's `key=` filters; the request (and its headers) goes
+    // with the body.
+    let authorization = service
+        .chaos
+        .as_ref()
+        .filter(|chaos| chaos.spec().filters_keys())
+        .and_then(|_| headers.get(AUTHORIZATION)?.to_str().ok())
+        .map(str::to_owned);
     let body = Limited::new(request.into_body(), MAX_REQUEST_BYTES)
         .collect()
         .await
@@ -433,7 +441,8 @@ async fn handle_inner(service: &Service, request: Request<Incoming>) -> Result<V
         return ops::execute(service, &RequestContext::plain(base_url), decoded).await;
     };
     // Fault injection: decide, delay, fail before, apply, fail after.
-    let decision = chaos.decide(Scope::of(&decoded));
+    let facts = chaos.facts(authorization.as_deref(), &body);
+    let decision = chaos.decide(Scope::of(&decoded), &facts);
     if let Some(ms) = decision.slow_ms {
         chaos.count(Counted::Slow);
         tokio::time::sleep(Duration::from_millis(ms)).await;

@@ -348,3 +348,94 @@ async fn fault_decisions_are_seeded() {
     let ok = a.iter().filter(|x| **x).count();
     assert!((8..=32).contains(&ok), "{ok} of 40 at p = 0.5");
 }
+
+/// A client signing with access key id `key`, without retries.
+fn keyed_client(url: &str, key: &str) -> Client {
+    let config = aws_sdk_sqs::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .http_client(aws_smithy_http_client::Builder::new().build_http())
+        .credentials_provider(Credentials::new(key, "secret", None, None, "test"))
+        .region(Region::new("us-east-1"))
+        .endpoint_url(url)
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            aws_sdk_sqs::config::timeout::TimeoutConfig::builder()
+                .operation_timeout(Duration::from_secs(10))
+                .build(),
+        )
+        .build();
+    Client::from_conf(config)
+}
+
+/// The HTTP status of an injected error, or `None` if the call worked.
+async fn send_status(client: &Client, url: &str) -> Option<u16> {
+    match client
+        .send_message()
+        .queue_url(url)
+        .message_body("m")
+        .send()
+        .await
+    {
+        Ok(_) => None,
+        Err(err) => Some(
+            err.raw_response()
+                .expect("an HTTP answer")
+                .status()
+                .as_u16(),
+        ),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn filters_cut_one_client_off_one_kind_of_queue_for_a_while() {
+    // The server's clock starts between these two.
+    let started = Instant::now();
+    let s = server("any[queue=-x;key=bad;from=0;to=2].error=1", 5).await;
+    let bound = Instant::now();
+    let good = keyed_client(&s.endpoint_url(), "good");
+    let bad = keyed_client(&s.endpoint_url(), "bad");
+    let x = queue(&good, "q-x").await;
+    let y = queue(&good, "q-y").await;
+
+    // Inside the window: `bad` gets 5xx for every operation on q-x...
+    for _ in 0..5 {
+        let status = send_status(&bad, &x).await;
+        assert!(matches!(status, Some(500 | 503)), "{status:?}");
+    }
+    let receive = bad.receive_message().queue_url(&x).send().await;
+    assert!(receive.is_err(), "{receive:?}");
+    let attributes = bad.get_queue_attributes().queue_url(&x).send().await;
+    assert!(attributes.is_err(), "{attributes:?}");
+    let create = bad.create_queue().queue_name("q-x").send().await; // by QueueName
+    assert!(create.is_err(), "{create:?}");
+    // ... but not on q-y, nor for requests naming no queue.
+    for _ in 0..5 {
+        assert_eq!(send_status(&bad, &y).await, None);
+    }
+    assert_eq!(receive_bodies(&bad, &y, 0).await.len(), 5);
+    bad.list_queues()
+        .send()
+        .await
+        .expect("ListQueues names no queue");
+    // Another key works on q-x.
+    for _ in 0..5 {
+        assert_eq!(send_status(&good, &x).await, None);
+    }
+    assert_eq!(receive_bodies(&good, &x, 0).await.len(), 5);
+    let in_window = started.elapsed();
+    assert!(
+        in_window < Duration::from_secs(2),
+        "the checks took {in_window:?}, longer than the window"
+    );
+    let errors = s.chaos_counts().unwrap().error;
+    assert_eq!(errors, 5 + 3);
+    assert_eq!(s.chaos_counts().unwrap().total(), errors);
+
+    // After the window `bad` works on q-x again.
+    tokio::time::sleep_until((bound + Duration::from_millis(2050)).into()).await;
+    for _ in 0..3 {
+        assert_eq!(send_status(&bad, &x).await, None);
+    }
+    assert_eq!(receive_bodies(&bad, &x, 0).await.len(), 3);
+    assert_eq!(s.chaos_counts().unwrap().error, errors);
+}

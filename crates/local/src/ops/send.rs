@@ -255,8 +255,8 @@ impl SendMessageBatch {
 
 /// Fault injection: the message just sent may become visible only later.
 fn maybe_late(queue: &mut Queue, ctx: &RequestContext<'_>, now: crate::model::Millis) {
-    if let Some((chaos, _)) = ctx.chaos
-        && let Some(ms) = chaos.late()
+    if let Some((chaos, decision)) = ctx.chaos
+        && let Some(ms) = chaos.late(&decision)
         && queue.hold_back_last(ms, now)
     {
         chaos.count(Counted::Late);
