@@ -253,7 +253,7 @@ def test_console_in_a_browser(stack, browser):
     # The queue table with the SQS console's columns and the barrier's queues.
     heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queues thead th")]
     assert heads == COLUMNS
-    rows = _until(browser, lambda d: (r := _queue_rows(d)) and len(r) == 5 and r)
+    rows = _until(browser, lambda d: (r := _queue_rows(d)) and len(r) == 6 and r)
     assert sorted(r[0] for r in rows) == sorted(
         [
             f"{name}-checkin",
@@ -261,11 +261,15 @@ def test_console_in_a_browser(stack, browser):
             f"{name}-release-0",
             f"{name}-release-1",
             f"{name}-state",
+            f"{name}-lease.fifo",
         ]
     )
     for queue, *cells in rows:
         assert len(cells) == 7 and cells[0] == queue
-        assert cells[1] == "Standard" and cells[5] == "SSE-SQS" and cells[6] == "-"
+        # The lease queue is FIFO, without content-based deduplication.
+        fifo = queue.endswith(".fifo")
+        kind, dedup = ("FIFO", "Disabled") if fifo else ("Standard", "-")
+        assert cells[1] == kind and cells[5] == "SSE-SQS" and cells[6] == dedup, cells
         assert cells[3].isdigit() and cells[4].isdigit(), cells
 
     # The filter by name prefix.
@@ -274,7 +278,7 @@ def test_console_in_a_browser(stack, browser):
     _until(browser, lambda d: len(_queue_rows(d)) == 2)
     box.clear()
     box.send_keys(" ")  # clear() fires no input event
-    _until(browser, lambda d: len(_queue_rows(d)) == 5)
+    _until(browser, lambda d: len(_queue_rows(d)) == 6)
 
     # ann arrived; bob and cy are named as missing, with the coordinator alive.
     _until(browser, lambda d: _chips(d, name, "arrived") == ["ann"])

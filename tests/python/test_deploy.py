@@ -46,7 +46,14 @@ TEMPLATE = ROOT / "deploy" / "template.yaml"
 # authorised by the single-message actions (SendMessageBatch by
 # sqs:SendMessage, and so on).
 
-CHECKIN, RELEASE0, RELEASE1, DLQ, STATE = "checkin", "release-0", "release-1", "dlq", "state"
+CHECKIN, RELEASE0, RELEASE1, DLQ, STATE, LEASE = (
+    "checkin",
+    "release-0",
+    "release-1",
+    "dlq",
+    "state",
+    "lease",
+)
 
 # The interface of the Lambda coordinator (crates/lambda), as agreed:
 FUNCTION_ACTIONS = {
@@ -97,6 +104,19 @@ FUNCTION_ACTIONS = {
         "sqs:DeleteMessage",
         "sqs:ChangeMessageVisibility",
     },
+    # The coordinators' lease (crates/barrier/src/lease.rs): an invocation
+    # takes the token (ReceiveMessage), gives it back
+    # (ChangeMessageVisibility), replaces an old one (SendMessage,
+    # DeleteMessage) and puts one when the queue holds none
+    # (GetQueueAttributes).
+    LEASE: {
+        "sqs:GetQueueUrl",
+        "sqs:ReceiveMessage",
+        "sqs:ChangeMessageVisibility",
+        "sqs:SendMessage",
+        "sqs:DeleteMessage",
+        "sqs:GetQueueAttributes",
+    },
 }
 
 # `sqs-barrier wait` / the library's Barrier (crates/barrier/src):
@@ -118,11 +138,13 @@ PARTICIPANT_ACTIONS = {
     RELEASE1: {"sqs:GetQueueUrl", "sqs:ReceiveMessage", "sqs:DeleteMessage"},
     DLQ: {"sqs:GetQueueUrl"},
     STATE: {"sqs:GetQueueUrl", "sqs:ReceiveMessage"},
+    # Looked up by open(); nothing else.
+    LEASE: {"sqs:GetQueueUrl"},
 }
 
 # The operator commands (crates/cli/src/commands.rs -> admin.rs):
-# * setup: GetQueueUrl of the five queues, ListQueueTags if they exist;
-#   CreateQueue of the five queues, the check-in queue with its
+# * setup: GetQueueUrl of the six queues, ListQueueTags if they exist;
+#   CreateQueue of the six queues (and the lease token), the check-in queue with its
 #   configuration tags (SQS requires TagQueue for tags on creation);
 #   GetQueueAttributes (QueueArn) of the dead-letter queue for the redrive
 #   policy; the same lookups and ListQueueTags again. On a barrier set up
@@ -162,6 +184,14 @@ OPERATOR_ACTIONS = {
         "sqs:DeleteQueue",
         "sqs:GetQueueAttributes",
         "sqs:ReceiveMessage",
+        "sqs:SendMessage",
+    },
+    # setup creates it and puts the token; teardown deletes it.
+    LEASE: {
+        "sqs:GetQueueUrl",
+        "sqs:CreateQueue",
+        "sqs:DeleteQueue",
+        "sqs:GetQueueAttributes",
         "sqs:SendMessage",
     },
 }
@@ -383,6 +413,7 @@ def roles_of(b) -> dict[str, str]:
         RELEASE1: f"{name}-release-1",
         DLQ: f"{name}-dlq{sfx}",
         STATE: f"{name}-state",  # standard for FIFO barriers too
+        LEASE: f"{name}-lease.fifo",  # FIFO for standard barriers too
     }
     assert set(roles.values()) == set(b["queues"]), "setup created other queues than expected"
     return roles
@@ -721,6 +752,7 @@ def test_upgrading_a_barrier_stays_within_the_policies(endpoint_url, fifo):
             "VisibilityTimeout": "0",
         }
         assert ("sqs:CreateQueue", f"{name}-state") in operator.calls
+        assert ("sqs:CreateQueue", f"{name}-lease.fifo") in operator.calls
 
         r = cli(operator.url, "teardown", "--barrier", name)
         assert r.returncode == 0, r.stderr

@@ -40,6 +40,12 @@ mod settings {
     /// Readers pass visibility 0 and take nothing from anyone; the same
     /// default for clients that pass none.
     pub const STATE_VISIBILITY: &str = "0";
+    /// The lease token is received and extended, never deleted: keep it as
+    /// long as SQS allows (a coordinator that finds none puts a new one).
+    pub const LEASE_RETENTION: &str = "1209600";
+    /// What a receive of the token hides it for, unless it says otherwise:
+    /// the lease's term.
+    pub const LEASE_VISIBILITY: &str = "10";
     /// Dead letters are for people to read: keep them the longest.
     pub const DLQ_RETENTION: &str = "1209600";
     /// A backstop: a message that keeps coming back (a coordinator that
@@ -88,6 +94,8 @@ pub struct QueueUrls {
     pub dead_letter: String,
     /// The state queue: the coordinator's published state.
     pub state: String,
+    /// The lease queue: the token of the coordinator that decides.
+    pub lease: String,
 }
 
 impl QueueUrls {
@@ -137,8 +145,9 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
 
     let existing = match open_stored(sqs, name).await {
         Err(Error::Outdated { .. }) => {
-            // Set up by an earlier version: add the state queue.
+            // Set up by an earlier version: add the queues it lacks.
             create_state_queue(sqs, &names).await?;
+            create_lease_queue(sqs, &names).await?;
             open_stored(sqs, name).await.ok()
         }
         found => found.ok(),
@@ -206,6 +215,7 @@ pub async fn setup(sqs: &Sqs, name: &str, opts: &SetupOptions) -> Result<SetupOu
         .await?;
     }
     create_state_queue(sqs, &names).await?;
+    create_lease_queue(sqs, &names).await?;
     // Two set-ups racing: the queue's tags say whose configuration won.
     let info = open_stored(sqs, name).await?;
     if !info.config.same_rules(&wanted) {
@@ -233,6 +243,26 @@ async fn create_state_queue(sqs: &Sqs, names: &QueueNames) -> Result<String> {
             .attributes(A::VisibilityTimeout, settings::STATE_VISIBILITY),
     )
     .await
+}
+
+/// The lease queue (FIFO), with its token (see [`crate::lease`]). The token
+/// is put with a deduplication id per queue URL and hour, so that set-ups
+/// that race or run again put one; a second one would be harmless.
+async fn create_lease_queue(sqs: &Sqs, names: &QueueNames) -> Result<String> {
+    let url = create(
+        sqs,
+        sqs.client()
+            .create_queue()
+            .queue_name(&names.lease)
+            .attributes(A::FifoQueue, "true")
+            .attributes(A::SqsManagedSseEnabled, "true")
+            .attributes(A::MessageRetentionPeriod, settings::LEASE_RETENTION)
+            .attributes(A::VisibilityTimeout, settings::LEASE_VISIBILITY),
+    )
+    .await?;
+    let hour = wall_ms() / 3_600_000;
+    crate::lease::put_token(sqs, &url, &format!("setup-{hour}")).await?;
+    Ok(url)
 }
 
 fn describe_difference(have: &BarrierConfig, want: &BarrierConfig) -> String {
@@ -384,17 +414,22 @@ async fn find(sqs: &Sqs, name: &str) -> Result<QueueUrls> {
     let dlq = queue_url(sqs, &names.dead_letter)
         .await?
         .ok_or_else(not_set_up)?;
+    let outdated = |queue: &str| Error::Outdated {
+        barrier: name.into(),
+        queue: queue.to_owned(),
+    };
     let state = queue_url(sqs, &names.state)
         .await?
-        .ok_or_else(|| Error::Outdated {
-            barrier: name.into(),
-            queue: names.state.clone(),
-        })?;
+        .ok_or_else(|| outdated(&names.state))?;
+    let lease = queue_url(sqs, &names.lease)
+        .await?
+        .ok_or_else(|| outdated(&names.lease))?;
     Ok(QueueUrls {
         checkin,
         release: [r0, r1],
         dead_letter: dlq,
         state,
+        lease,
     })
 }
 

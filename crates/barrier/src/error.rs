@@ -105,16 +105,27 @@ pub enum Error {
         /// The instance its queues belong to now.
         now: String,
     },
-    /// The barrier was set up by an earlier version of sqs-barrier, which
-    /// kept the coordinator's state elsewhere: its state queue is missing.
+    /// The barrier was set up by an earlier version of sqs-barrier: a
+    /// queue this version needs (the state queue, the lease queue) is
+    /// missing.
     #[error(
-        "barrier {barrier:?} was set up by an earlier version of sqs-barrier: its state queue {queue} is missing; set it up again with the same rules (that adds the queue and keeps everything else)"
+        "barrier {barrier:?} was set up by an earlier version of sqs-barrier: its queue {queue} is missing; set it up again with the same rules (that adds the queue and keeps everything else)"
     )]
     Outdated {
         /// The barrier.
         barrier: String,
         /// The missing queue.
         queue: String,
+    },
+    /// A coordinator's lease ran out before a request that only the lease
+    /// holder may make was sent; it was not sent. Transient: the
+    /// coordinator stands down, and decides again once it holds the lease.
+    #[error(
+        "barrier {barrier:?}: the coordinator lease ran out before the state write was sent; not written"
+    )]
+    LeaseRanOut {
+        /// The barrier.
+        barrier: String,
     },
     /// The wait timed out.
     #[error(
@@ -229,7 +240,7 @@ impl Error {
     /// after the SDK's own retries).
     pub fn is_transient(&self) -> bool {
         match self {
-            Error::Unreachable { .. } => true,
+            Error::Unreachable { .. } | Error::LeaseRanOut { .. } => true,
             Error::Sqs { detail, .. } => {
                 !detail.contains("NonExistentQueue")
                     && !detail.contains("QueueDoesNotExist")

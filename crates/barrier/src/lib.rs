@@ -47,6 +47,7 @@ mod clock;
 mod coordinator;
 mod error;
 pub mod lambda;
+mod lease;
 mod membership;
 mod notices;
 mod participant;

@@ -39,6 +39,7 @@ use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::{BarrierConfig, tags};
 
 use crate::admin::BarrierInfo;
+use crate::clock::mono_now;
 use crate::error::{Error, Result};
 use crate::sqs::Sqs;
 
@@ -187,11 +188,15 @@ fn pick<'a>(
 /// `config`). Returns `Some(other)` instead, and publishes nothing, when
 /// the queue holds a state of another coordinator that orders after it:
 /// that one took over, and this one stands down.
+///
+/// `lease_until` is when (on [`mono_now`]'s clock) the writer's lease runs
+/// out: past it, the write is not sent ([`Error::LeaseRanOut`]).
 pub(crate) async fn write_state(
     sqs: &Sqs,
     info: &BarrierInfo,
     config: &BarrierConfig,
     state: &PublishedState,
+    lease_until: Duration,
 ) -> Result<Option<Box<PublishedState>>> {
     let url = &info.urls.state;
     let got = receive(sqs, url, WRITE_HIDE, 0).await?;
@@ -228,6 +233,13 @@ pub(crate) async fn write_state(
         config: config.clone(),
         state: state.clone(),
     };
+    if mono_now() >= lease_until {
+        let receipts: Vec<String> = got.into_iter().map(|r| r.receipt).collect();
+        let _ = sqs.change_visibility(url, &receipts, 0).await;
+        return Err(Error::LeaseRanOut {
+            barrier: config.name.clone(),
+        });
+    }
     sqs.client()
         .send_message()
         .queue_url(url)
@@ -370,6 +382,7 @@ mod tests {
                 release: ["r0".into(), "r1".into()],
                 dead_letter: "d".into(),
                 state: "s".into(),
+                lease: "l".into(),
             },
             state: None,
         }

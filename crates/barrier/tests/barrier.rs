@@ -159,7 +159,7 @@ async fn setup_is_idempotent_and_checks_rules(target: Target) {
     let err = Barrier::connect(&f.sqs, &f.name, "7").await.unwrap_err();
     assert!(err.to_string().contains("not a member"), "{err}");
     let deleted = admin::teardown(&f.sqs, &f.name).await.unwrap();
-    assert_eq!(deleted.len(), 5, "{deleted:?}");
+    assert_eq!(deleted.len(), 6, "{deleted:?}");
 }
 
 /// Tagging actions SQS counts against the account's five a second.
@@ -635,8 +635,10 @@ async fn a_standby_takes_over_from_a_dead_coordinator(target: Target) {
     let killed = Instant::now();
     wait_until("the standby takes over", || g2.active.load(SeqCst)).await;
     let detected = killed.elapsed();
+    // The dead one's lease runs out within its term (10 s) of its last
+    // extension; then the standby's waiting receive gets the token.
     assert!(
-        detected < Duration::from_secs(12),
+        detected < Duration::from_secs(20),
         "took over after {detected:?}"
     );
     b1.wait(LONG).await.expect("released by the standby");
@@ -665,8 +667,9 @@ async fn a_coordinator_restarted_after_kill_takes_over_in_seconds(target: Target
     let took = restarted.elapsed();
     a0.await.unwrap();
     a1.await.unwrap();
+    // The killed one's lease runs out within its term (10 s).
     assert!(
-        took < Duration::from_secs(10),
+        took < Duration::from_secs(20),
         "released {took:?} after the restart"
     );
     second.stop().await.unwrap();

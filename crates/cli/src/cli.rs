@@ -235,9 +235,11 @@ pub struct LeaveArgs {
 pub struct CoordinatorArgs {
     #[command(flatten)]
     pub barrier: BarrierArg,
-    /// Take over at once, without first checking whether another
-    /// coordinator is alive. Without it, a coordinator started while another
-    /// one is alive stands by and takes over when that one is gone.
+    /// Take over as soon as the coordinator lease is free, without first
+    /// checking whether another coordinator is alive (a live one keeps its
+    /// lease: only the lease holder decides). Without it, a coordinator
+    /// started while another one is alive stands by and takes over when
+    /// that one is gone.
     #[arg(long)]
     pub force: bool,
     /// Seconds between heartbeats (state writes when nothing changes) while
@@ -405,7 +407,7 @@ pub struct BenchArgs {
     #[arg(long, value_name = "SECS")]
     pub duration: Option<f64>,
     /// Every SECS seconds during the run, read the approximate message
-    /// counts (visible, in flight, delayed) of the barrier's five queues
+    /// counts (visible, in flight, delayed) of the barrier's six queues
     /// with GetQueueAttributes, on a client of its own (not counted), and
     /// add the time series to the figures (`queue_series` in --json;
     /// `bench-report --svg-queues` plots it).

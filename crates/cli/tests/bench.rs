@@ -462,11 +462,15 @@ fn bench_by_duration_samples_queues() {
         .iter()
         .map(|x| x.as_str().expect("a name"))
         .collect();
-    assert_eq!(names.len(), 5, "{v}");
-    for (name, sfx) in names
-        .iter()
-        .zip(["-dlq", "-checkin", "-release-0", "-release-1", "-state"])
-    {
+    assert_eq!(names.len(), 6, "{v}");
+    for (name, sfx) in names.iter().zip([
+        "-dlq",
+        "-checkin",
+        "-release-0",
+        "-release-1",
+        "-state",
+        "-lease.fifo",
+    ]) {
         assert!(name.ends_with(sfx), "{name} in {v}");
     }
     let samples = q["samples"].as_array().expect("samples");
@@ -479,9 +483,9 @@ fn bench_by_duration_samples_queues() {
         assert!(t > last.0 && e >= last.1, "{s} after {last:?}");
         last = (t, e);
         for k in ["visible", "in_flight", "delayed"] {
-            assert_eq!(s[k].as_array().expect("counts").len(), 5, "{s}");
+            assert_eq!(s[k].as_array().expect("counts").len(), 6, "{s}");
         }
-        for q in 0..5 {
+        for q in 0..6 {
             assert_eq!(count(s, "delayed", q), 0, "{s}");
         }
         // Nothing on the dead-letter queue; on each release queue the
@@ -496,6 +500,12 @@ fn bench_by_duration_samples_queues() {
         // it replaces it (at most one receive of ten).
         assert!(count(s, "visible", 4) <= 3, "{s}");
         assert!(count(s, "in_flight", 4) <= 10, "{s}");
+        // The lease queue: its one token, in flight while the coordinator
+        // holds it.
+        assert!(
+            count(s, "visible", 5) + count(s, "in_flight", 5) <= 2,
+            "{s}"
+        );
         // Check-ins wait for a state write (at most one per 0.5 s) to be
         // deleted: never more than were sent.
         assert!(
@@ -536,8 +546,8 @@ fn bench_by_duration_samples_queues() {
         svg.starts_with("<svg") && svg.trim_end().ends_with("</svg>"),
         "{svg}"
     );
-    // Visible and in flight for each of the five queues, and episodes/s.
-    assert_eq!(svg.matches("<polyline").count(), 11, "{svg}");
+    // Visible and in flight for each of the six queues, and episodes/s.
+    assert_eq!(svg.matches("<polyline").count(), 13, "{svg}");
     let _ = std::fs::remove_file(&json);
     let _ = std::fs::remove_file(&chart);
 }

@@ -148,7 +148,7 @@ fn console_api_and_metrics() {
     let b = &state["barriers"][0];
     assert_eq!(b["arrived"][0]["member"], "0");
     assert_eq!(b["parties"], 2);
-    assert_eq!(state["queues"].as_array().map(Vec::len), Some(5));
+    assert_eq!(state["queues"].as_array().map(Vec::len), Some(6));
 
     // The page carries a token; an abort without it is refused.
     let (status, _, html) = http(&page, "GET", &[], "");

@@ -32,9 +32,9 @@ pub const LEASE_TERM: Duration = Duration::from_secs(10);
 /// the request that set it) the holder stops deciding.
 pub const LEASE_MARGIN: Duration = Duration::from_secs(3);
 
-/// How often the holder extends the lease: four tries fit in the
-/// [`LEASE_TERM`] minus the [`LEASE_MARGIN`].
-pub const LEASE_EXTEND_EVERY: Duration = Duration::from_millis(1_500);
+/// How often the holder extends the lease: three tries fit in the
+/// [`LEASE_TERM`] minus the [`LEASE_MARGIN`]; 30 requests a minute.
+pub const LEASE_EXTEND_EVERY: Duration = Duration::from_secs(2);
 
 /// After a failed extension, how soon to try again.
 const RETRY: Duration = Duration::from_millis(250);
@@ -101,6 +101,12 @@ impl Lease {
     /// with [`Self::handle_extended`] or [`Self::handle_extend_failed`],
     /// passing `now` as the instant it was sent.
     pub fn poll_extend(&mut self, now: Duration) -> bool {
+        if !self.is_held(now) {
+            // Run out on this clock: the token may be somebody else's by
+            // now. Only a new receive takes the lease again.
+            self.handle_lost();
+            return false;
+        }
         let due =
             self.until.is_some() && self.extending.is_none() && self.next.is_some_and(|t| t <= now);
         if due {
@@ -109,11 +115,16 @@ impl Lease {
         due
     }
 
-    /// The extension sent at `sent` succeeded.
+    /// The extension sent at `sent` succeeded. One sent after the lease
+    /// had run out on this clock gives nothing back: by then the token may
+    /// have been received by another coordinator (whose receipt SQS may
+    /// have extended).
     pub fn handle_extended(&mut self, sent: Duration) {
         self.extending = None;
-        if self.until.is_some() {
+        if self.is_held(sent) {
             self.renewed(sent);
+        } else {
+            self.handle_lost();
         }
     }
 
@@ -196,6 +207,10 @@ mod tests {
             }
         }
         assert_eq!(now, last + 7 * S);
+        // Run out: an extension that succeeds now gives nothing back.
+        assert!(!l.poll_extend(now));
+        l.handle_extended(now);
+        assert!(!l.is_held(now) && l.poll_timeout().is_none());
     }
 
     #[test]

@@ -1,6 +1,6 @@
 //! Queue names derived from a barrier's name.
 //!
-//! A barrier `NAME` owns five queues, all created by `setup`:
+//! A barrier `NAME` owns six queues, all created by `setup`:
 //!
 //! | queue | direction | purpose |
 //! |---|---|---|
@@ -8,6 +8,7 @@
 //! | `NAME-state` | coordinator → everyone | the coordinator's published state, with a copy of the configuration (see [`crate::record`]) |
 //! | `NAME-release-0`, `NAME-release-1` | coordinator → participants | release and broken notices for even and odd generations |
 //! | `NAME-dlq` (`NAME-dlq.fifo`) | coordinator → operators | malformed and foreign messages, moved aside |
+//! | `NAME-lease.fifo` | coordinators | the lease token: the coordinator that holds it in flight is the one that decides (see [`crate::lease`]) |
 
 use crate::config::ConfigError;
 
@@ -40,6 +41,8 @@ pub struct QueueNames {
     pub dead_letter: String,
     /// The coordinator's published state (always a standard queue).
     pub state: String,
+    /// The coordinators' lease (always a FIFO queue).
+    pub lease: String,
 }
 
 impl QueueNames {
@@ -51,6 +54,7 @@ impl QueueNames {
             release: [format!("{name}-release-0"), format!("{name}-release-1")],
             dead_letter: format!("{name}-dlq{sfx}"),
             state: format!("{name}-state"),
+            lease: format!("{name}-lease.fifo"),
         }
     }
 
@@ -61,13 +65,14 @@ impl QueueNames {
 
     /// The queue names in creation order (the dead-letter queue first, since
     /// the check-in queue's redrive policy points at it).
-    pub fn all(&self) -> [&str; 5] {
+    pub fn all(&self) -> [&str; 6] {
         [
             &self.dead_letter,
             &self.checkin,
             &self.release[0],
             &self.release[1],
             &self.state,
+            &self.lease,
         ]
     }
 }
@@ -86,6 +91,17 @@ mod tests {
         assert_eq!(f.checkin, "job-checkin.fifo");
         assert_eq!(f.dead_letter, "job-dlq.fifo");
         assert_eq!(f.release_for(2), "job-release-0");
+        assert_eq!(
+            (q.lease.as_str(), f.lease.as_str()),
+            ("job-lease.fifo", "job-lease.fifo")
+        );
+        let longest = "x".repeat(MAX_BARRIER_NAME);
+        assert!(
+            QueueNames::new(&longest, true)
+                .all()
+                .iter()
+                .all(|q| q.len() <= 80)
+        );
     }
 
     #[test]

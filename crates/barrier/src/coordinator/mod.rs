@@ -26,7 +26,17 @@ mod backstop;
 mod standby;
 
 use backstop::Backstop;
-use standby::{open_patiently, stand_by};
+use standby::{open_patiently, read_patiently, stand_by, take_lease};
+
+use crate::lease::Keeper;
+
+/// Resolves once the lease (if any) is lost.
+async fn lease_lost(lease: &mut Option<Keeper>) {
+    match lease {
+        Some(k) => k.lost().await,
+        None => std::future::pending().await,
+    }
+}
 
 /// Tunables of a running coordinator.
 #[derive(Clone, Debug)]
@@ -120,7 +130,12 @@ enum Done {
 /// How an active coordinator's run ended without an error.
 enum Ended {
     Shutdown,
-    Superseded { by: String },
+    Superseded {
+        by: String,
+    },
+    /// Its lease ran out (SQS unreachable for longer than the lease allows,
+    /// or the token taken): it decides nothing more.
+    LeaseLost,
 }
 
 /// Runs the coordinator of barrier `name` until `shutdown` resolves or a
@@ -165,11 +180,20 @@ pub async fn run_coordinator(
         else {
             return Ok(());
         };
-        // The newer of what the state queue and the copy in tags hold.
-        let restored = match (restored, backstop.take()) {
-            (Some(q), Some(t)) => Some(if t.order() > q.order() { t } else { q }),
-            (q, t) => q.or(t),
+        // Only the holder of the lease decides. A coordinator that stands
+        // by because the active one looks gone may still have to wait for
+        // it: until its lease runs out.
+        let Some(lease) = take_lease(sqs, &info, shutdown.as_mut()).await? else {
+            return Ok(());
         };
+        // The last holder's writes landed before its lease ran out, and so
+        // before this read.
+        let fresh = read_patiently(sqs, &info).await?;
+        // The newest of what the state queue and the copy in tags hold.
+        let restored = [restored, fresh, backstop.take()]
+            .into_iter()
+            .flatten()
+            .max_by(|a, b| a.order().cmp(&b.order()));
         force = false;
         if let Some(g) = &opts.gauges {
             g.active.store(true, Ordering::Relaxed);
@@ -185,6 +209,7 @@ pub async fn run_coordinator(
             restored.as_ref(),
         );
         let mut driver = Driver {
+            lease: Some(lease),
             sqs: sqs.clone(),
             info: info.clone(),
             backstop: Backstop::new(restored.as_ref()),
@@ -200,11 +225,17 @@ pub async fn run_coordinator(
             Ended::Superseded { by } => {
                 tracing::warn!(barrier = name, coordinator = %id, other = %by, "another coordinator took over; standing by");
             }
+            Ended::LeaseLost => {
+                tracing::warn!(barrier = name, coordinator = %id, "the coordinator lease ran out (SQS unreachable?); it decides nothing more and stands by");
+            }
         }
     }
 }
 
 struct Driver {
+    /// The lease: while it is held, this coordinator decides. Taken at a
+    /// clean stop (given back after the last write).
+    lease: Option<Keeper>,
     sqs: Sqs,
     info: BarrierInfo,
     backstop: Backstop,
@@ -304,7 +335,11 @@ impl Driver {
                         break Err(e);
                     }
                 }
+                _ = lease_lost(&mut self.lease) => break Ok(Ended::LeaseLost),
                 _ = tokio::time::sleep(wake) => {}
+            }
+            if !self.holds_lease() {
+                break Ok(Ended::LeaseLost);
             }
             self.core.handle_timeout(mono_now());
             let step = Instant::now();
@@ -377,14 +412,35 @@ impl Driver {
                 }
             }
         }
+        // Given back after the last word, for a standby to take at once.
+        // A lease that ran out is not: it may be somebody else's.
+        if let Some(lease) = self.lease.take()
+            && lease.is_held()
+        {
+            lease.release().await;
+        }
         tracing::info!(barrier = %self.info.config.name, coordinator = %self.core.id(), "coordinator stopped");
         result
+    }
+
+    /// Whether this coordinator holds the lease now (and may decide).
+    fn holds_lease(&self) -> bool {
+        self.lease.as_ref().is_some_and(Keeper::is_held)
+    }
+
+    /// Until when it holds the lease, as far as it knows now.
+    fn lease_until(&self) -> Duration {
+        self.lease.as_ref().map_or(Duration::ZERO, Keeper::until)
     }
 
     /// Carries out everything the core asks for, until it asks nothing more.
     async fn carry_out(&mut self) -> Result<()> {
         self.publish_events();
         while let Some(t) = self.core.poll_transmit() {
+            if !self.holds_lease() {
+                // What is left is not done; the loop stands down.
+                return Ok(());
+            }
             match t {
                 Transmit::Notify { generation, body } => {
                     let url = self.info.urls.release_for(generation);
@@ -425,6 +481,7 @@ impl Driver {
                     // wall clock's time in the state.
                     state.stamp_wall(wall_now());
                     let (sqs, info) = (self.sqs.clone(), self.info.clone());
+                    let until = self.lease_until();
                     self.last_written = Some(state.clone());
                     self.background.spawn(async move {
                         let mut config = None;
@@ -441,7 +498,7 @@ impl Driver {
                             }
                         }
                         let cfg = config.as_ref().unwrap_or(&info.config);
-                        let outcome = published::write_state(&sqs, &info, cfg, &state).await;
+                        let outcome = published::write_state(&sqs, &info, cfg, &state, until).await;
                         if matches!(outcome, Ok(None)) {
                             return Done::Write {
                                 version,
@@ -550,8 +607,9 @@ impl Driver {
     async fn write_final_state(&mut self) -> Result<()> {
         let mut state = self.core.final_snapshot(mono_now());
         state.stamp_wall(wall_now());
+        let until = self.lease_until();
         let other =
-            published::write_state(&self.sqs, &self.info, &self.info.config, &state).await?;
+            published::write_state(&self.sqs, &self.info, &self.info.config, &state, until).await?;
         if other.is_none() {
             published::write_backstop(&self.sqs, &self.info, &state).await?;
         }

@@ -12,6 +12,7 @@ use sqs_barrier_core::state::PublishedState;
 use super::CoordinatorOptions;
 use crate::admin::{self, BarrierInfo};
 use crate::error::Result;
+use crate::lease::Keeper;
 use crate::participant::{mono_now, send_checkin_queue};
 use crate::published;
 use crate::sqs::Sqs;
@@ -21,21 +22,71 @@ use crate::sqs::Sqs;
 /// right after a brief outage, should not see it fail.
 const START_PATIENCE: Duration = Duration::from_secs(10);
 
-/// [`admin::open_stored`], tried again with backoff for up to
-/// [`START_PATIENCE`] while the failure is transient.
-pub(super) async fn open_patiently(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
+/// `op`, tried again with backoff for up to [`START_PATIENCE`] while the
+/// failure is transient; `what` names it in the log.
+async fn patiently<T, F, Fut>(what: &str, mut op: F) -> Result<T>
+where
+    F: FnMut() -> Fut,
+    Fut: Future<Output = Result<T>>,
+{
     let started = Instant::now();
     let mut backoff = Duration::from_millis(200);
     loop {
-        match admin::open_stored(sqs, name).await {
+        match op().await {
             Err(e) if e.is_transient() && started.elapsed() + backoff < START_PATIENCE => {
-                tracing::warn!(error = %e, retry_in = ?backoff, "could not open the barrier; trying again");
+                tracing::warn!(error = %e, retry_in = ?backoff, "could not {what}; trying again");
                 tokio::time::sleep(backoff).await;
                 backoff = (backoff * 2).min(Duration::from_secs(2));
             }
             other => return other,
         }
     }
+}
+
+/// [`admin::open_stored`], [`patiently`].
+pub(super) async fn open_patiently(sqs: &Sqs, name: &str) -> Result<BarrierInfo> {
+    patiently("open the barrier", || admin::open_stored(sqs, name)).await
+}
+
+/// How long a coordinator that takes over waits for the lease token before
+/// it puts a new one: the lease's term (a dead holder's token comes back
+/// by then) and a margin. A token put while another coordinator holds one
+/// changes nothing (see [`crate::lease`]).
+const TOKEN_MISSING_AFTER: Duration = Duration::from_secs(15);
+
+/// Takes the lease: waits until the token is received (a live holder's
+/// lease must run out first), or `None` on shutdown.
+pub(super) async fn take_lease<S: Future<Output = ()>>(
+    sqs: &Sqs,
+    info: &BarrierInfo,
+    mut shutdown: Pin<&mut S>,
+) -> Result<Option<Keeper>> {
+    let url = &info.urls.lease;
+    let base = format!("token-{}", info.config.instance);
+    // At once if nobody holds it.
+    let quick = crate::lease::wait_for(sqs, url, Some(Duration::ZERO), None, &base);
+    if let Some(k) = quick.await? {
+        return Ok(Some(k));
+    }
+    tracing::info!(
+        barrier = %info.config.name,
+        "waiting for the coordinator lease: the last coordinator's runs out within 10 s of its last extension"
+    );
+    tokio::select! {
+        _ = shutdown.as_mut() => Ok(None),
+        k = crate::lease::wait_for(sqs, url, None, Some(TOKEN_MISSING_AFTER), &base) => k,
+    }
+}
+
+/// The published state, read [`patiently`].
+pub(super) async fn read_patiently(
+    sqs: &Sqs,
+    info: &BarrierInfo,
+) -> Result<Option<PublishedState>> {
+    patiently("read the published state", || {
+        published::read_state(sqs, info)
+    })
+    .await
 }
 
 /// Stands by until this process should coordinate: returns the published

@@ -29,6 +29,7 @@ pub mod emulator;
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
+use std::time::Duration;
 
 use sqs_barrier_core::coordinator::Event as CoordinatorEvent;
 use sqs_barrier_core::lambda::{self, Event as LambdaEvent, LambdaRound, Transmit};
@@ -39,10 +40,17 @@ use tokio::sync::Mutex;
 
 use crate::admin::{self, BarrierInfo};
 use crate::error::{Error, Result};
+use crate::lease::Keeper;
 use crate::notices;
 use crate::participant::wall_now;
 use crate::published;
 use crate::sqs::Sqs;
+
+/// How long an invocation waits for the coordinators' lease before it
+/// hands its batch back: other invocations hold it for well under a second
+/// each; a crashed one's runs out within the lease's term (10 s), longer
+/// than an invocation may wait (the function timeout is 5 s by default).
+const LEASE_PATIENCE: Duration = Duration::from_secs(3);
 
 /// One SQS record of an event source mapping's batch.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -191,6 +199,47 @@ async fn coordinate(
     records: &[Record],
     opts: &LambdaOptions,
 ) -> Result<BatchOutcome> {
+    // Only the holder of the lease decides: invocations that overlap take
+    // turns (each holds it for its round, well under a second), so no
+    // write of one can erase another's and no two decide one generation.
+    let base = format!("token-{}", info.config.instance);
+    let lease_url = &info.urls.lease;
+    let Some(lease) = crate::lease::wait_for(
+        sqs,
+        lease_url,
+        Some(LEASE_PATIENCE),
+        Some(LEASE_PATIENCE),
+        &base,
+    )
+    .await?
+    else {
+        tracing::warn!(barrier = %info.config.name, "the coordinator lease was held for {LEASE_PATIENCE:?}; handing the batch back");
+        return Ok(BatchOutcome {
+            failures: all(records),
+            ..BatchOutcome::default()
+        });
+    };
+    let outcome = Box::pin(coordinate_holding(sqs, info, records, opts, &lease)).await;
+    if lease.is_held() {
+        lease.release().await;
+    }
+    outcome
+}
+
+/// [`coordinate`] once the lease is held: drives the core's
+/// [`LambdaRound`], carrying out the reads, writes and sends it asks for,
+/// while the lease lasts.
+async fn coordinate_holding(
+    sqs: &Sqs,
+    info: &BarrierInfo,
+    records: &[Record],
+    opts: &LambdaOptions,
+    lease: &Keeper,
+) -> Result<BatchOutcome> {
+    let mut opts = opts.clone();
+    // No other invocation writes while this one holds the lease.
+    opts.verify = false;
+    let opts = &opts;
     let id = format!("{:08x}@lambda/{}", rand::random::<u32>(), function_name());
     let batch = records
         .iter()
@@ -211,6 +260,12 @@ async fn coordinate(
     let mut failed: Option<Error> = None;
     loop {
         while let Some(t) = round.poll_transmit() {
+            if !lease.is_held() && failed.is_none() {
+                // The whole batch comes back: safe, as after a crash.
+                return Err(Error::LeaseRanOut {
+                    barrier: info.config.name.clone(),
+                });
+            }
             match t {
                 Transmit::ReadState => {
                     match published::read_state_record(sqs, info).await? {
@@ -233,14 +288,16 @@ async fn coordinate(
                         }
                     }
                 }
-                Transmit::WriteState { state } => match write_state(sqs, &writer, &state).await {
-                    Ok(None) => round.handle_state_written(wall_now()),
-                    Ok(Some(other)) => round.handle_write_refused(&other, wall_now()),
-                    Err(e) => {
-                        failed = Some(e);
-                        round.handle_write_failed();
+                Transmit::WriteState { state } => {
+                    match write_state(sqs, &writer, &state, lease.until()).await {
+                        Ok(None) => round.handle_state_written(wall_now()),
+                        Ok(Some(other)) => round.handle_write_refused(&other, wall_now()),
+                        Err(e) => {
+                            failed = Some(e);
+                            round.handle_write_failed();
+                        }
                     }
-                },
+                }
                 Transmit::CheckState => {
                     let read = published::read_state(sqs, &writer).await;
                     let current = match (read, &failed) {
@@ -322,13 +379,14 @@ async fn write_state(
     sqs: &Sqs,
     info: &BarrierInfo,
     state: &PublishedState,
+    lease_until: Duration,
 ) -> Result<Option<Box<PublishedState>>> {
     let config = if state.needed_version() >= 2 {
         admin::mark_extended(sqs, info).await?
     } else {
         info.config.clone()
     };
-    published::write_state(sqs, info, &config, state).await
+    published::write_state(sqs, info, &config, state, lease_until).await
 }
 
 /// The function's name, for the coordinator id (`AWS_LAMBDA_FUNCTION_NAME`

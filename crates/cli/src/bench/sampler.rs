@@ -1,5 +1,5 @@
 //! `bench --sample-queues SECS`: the approximate message counts of the
-//! barrier's five queues over the run, read with `GetQueueAttributes` on a
+//! barrier's six queues over the run, read with `GetQueueAttributes` on a
 //! client of its own (its requests are not counted in the figures).
 
 use std::sync::Arc;
@@ -30,7 +30,7 @@ pub(super) struct QueueSeries {
     pub(super) first_error: Option<String>,
 }
 
-/// One reading of the five queues.
+/// One reading of the six queues.
 #[derive(Serialize, Debug, Clone)]
 pub(super) struct QueueSample {
     /// Seconds since sampling began (right after the barrier's setup).

@@ -416,6 +416,7 @@ fn lambda_options_make_a_coordinator_for_one_invocation() {
     let opts = LambdaOptions {
         heartbeat: Duration::from_secs(30),
         queue_visibility: Duration::from_secs(45),
+        verify: true,
     };
     let c = opts.coordinator_options();
     assert_eq!(c.heartbeat, opts.heartbeat);
@@ -423,4 +424,28 @@ fn lambda_options_make_a_coordinator_for_one_invocation() {
     assert_eq!(c.restart_grace, Duration::ZERO);
     assert!(c.age_since_write);
     assert!(!c.holds_data);
+}
+
+#[test]
+fn a_round_under_the_lease_stands_at_its_write_without_a_check() {
+    let opts = LambdaOptions {
+        verify: false,
+        ..LambdaOptions::default()
+    };
+    let bodies = [(1, checkin(0, "0")), (2, checkin(0, "1"))];
+    let mut r = LambdaRound::new(cfg(2, None), "inv", opts, records(&bodies));
+    assert_eq!(drain(&mut r), vec![Transmit::ReadState]);
+    r.handle_state_read(None, None, T);
+    let mine = write_of(&drain(&mut r));
+    assert_eq!(mine.released_below, 1);
+    r.handle_state_written(T + 40 * MS);
+    let t = drain(&mut r);
+    assert_eq!(notified(&t), vec![0]);
+    assert!(!t.contains(&Transmit::CheckState), "{t:?}");
+    assert_eq!(
+        r.ending(),
+        Some(&Ending::Answered {
+            failures: Vec::new()
+        })
+    );
 }

@@ -1,0 +1,364 @@
+//! The coordinators' lease over SQS: the token in the barrier's lease queue
+//! (`NAME-lease.fifo`) and the requests that take, keep and give it back.
+//! The holder's timing is the core's [`Lease`]; docs/PROTOCOL.md ("The
+//! lease") says why a FIFO queue's in-flight message is a lock.
+
+use std::time::Duration;
+
+use sqs_barrier_core::lease::Lease;
+use tokio::sync::watch;
+
+use crate::clock::{mono_now, wall_ms};
+use crate::error::Result;
+use crate::sqs::Sqs;
+
+/// The message group of every token: while one message of it is in
+/// flight, SQS returns no other (so extra tokens change nothing).
+const GROUP: &str = "lease";
+
+/// The token's body, for people who look into the queue.
+const BODY: &str = r#"{"v":1,"type":"lease"}"#;
+
+/// How long a holder keeps one token in flight before it puts a fresh one
+/// and lets the old go (and with it, for a moment, the lease): SQS keeps a
+/// message in flight for 12 hours at most, and a message for the queue's
+/// retention (14 days) from its send, whatever its receives.
+const HOLD_MAX: Duration = Duration::from_secs(6 * 3600);
+
+/// A token older than this (from its send) is replaced when it is given
+/// back, so that SQS's retention never ends it.
+const TOKEN_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+
+/// A token received: the lease, while its visibility lasts.
+#[derive(Clone, Debug)]
+pub(crate) struct Token {
+    receipt: String,
+    /// How old the token was (from its send) when it was received.
+    age: Duration,
+}
+
+/// Puts a token into the lease queue: `setup` does, and a coordinator that
+/// found none (a queue that kept no message for SQS's 14 days of
+/// retention). `dedup` names it: two puts with the same id within SQS's
+/// 5-minute deduplication interval put one token. A second token is
+/// harmless: it shares the first one's message group.
+pub(crate) async fn put_token(sqs: &Sqs, url: &str, dedup: &str) -> Result<()> {
+    sqs.client()
+        .send_message()
+        .queue_url(url)
+        .message_group_id(GROUP)
+        .message_deduplication_id(dedup)
+        .message_body(BODY)
+        .send()
+        .await
+        .map_err(|e| sqs.error("SendMessage", e))?;
+    Ok(())
+}
+
+/// Tries to take the lease: one receive that waits up to `wait` seconds
+/// (0 to 20) for a token, hiding it for the lease's term. `Some` once the
+/// lease is held, from `sent` (this clock, before the request went out).
+///
+/// A receive attempt id makes the SDK's retries of a receive whose answer
+/// was lost return the same token rather than nothing.
+pub(crate) async fn acquire(
+    sqs: &Sqs,
+    url: &str,
+    lease: &Lease,
+    wait: i32,
+) -> Result<Option<(Token, Duration)>> {
+    let sent = mono_now();
+    let out = sqs
+        .client()
+        .receive_message()
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
+        )
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(lease.term().as_secs() as i32)
+        .wait_time_seconds(wait)
+        .receive_request_attempt_id(format!("{:016x}", rand::random::<u64>()))
+        .send()
+        .await
+        .map_err(|e| sqs.error("ReceiveMessage", e))?;
+    let mut messages = out.messages.unwrap_or_default().into_iter();
+    let Some(first) = messages.next() else {
+        return Ok(None);
+    };
+    let sent_ms = first
+        .attributes
+        .as_ref()
+        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or_else(wall_ms);
+    let age = Duration::from_millis(wall_ms().saturating_sub(sent_ms));
+    let Some(receipt) = first.receipt_handle else {
+        return Ok(None);
+    };
+    // Extra tokens (each put of a coordinator that found none) go; one
+    // stays. Best effort: they change nothing while they share the group.
+    let extra: Vec<String> = messages.filter_map(|m| m.receipt_handle).collect();
+    if !extra.is_empty() {
+        let _ = sqs.delete_batch(url, &extra).await;
+    }
+    Ok(Some((Token { receipt, age }, sent)))
+}
+
+/// How an extension ended.
+pub(crate) enum Extended {
+    /// The token's visibility runs for the lease's term from now.
+    Kept,
+    /// SQS no longer knows the receipt (the token's visibility lapsed):
+    /// the lease is lost.
+    Lost,
+}
+
+/// Extends the token's visibility to the lease's term.
+pub(crate) async fn extend(sqs: &Sqs, url: &str, token: &Token, lease: &Lease) -> Result<Extended> {
+    match sqs
+        .client()
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(&token.receipt)
+        .visibility_timeout(lease.term().as_secs() as i32)
+        .send()
+        .await
+    {
+        Ok(_) => Ok(Extended::Kept),
+        Err(e) => {
+            let code = e
+                .as_service_error()
+                .and_then(aws_sdk_sqs::error::ProvideErrorMetadata::code)
+                .unwrap_or("");
+            if code.contains("MessageNotInflight") || code.contains("ReceiptHandleIsInvalid") {
+                Ok(Extended::Lost)
+            } else {
+                Err(sqs.error("ChangeMessageVisibility", e))
+            }
+        }
+    }
+}
+
+/// Gives the lease back (a clean stop): the token is visible at once, and
+/// a standby waiting for it takes it. Best effort: otherwise it comes back
+/// when its visibility lapses. A token held `held` and older than
+/// [`TOKEN_MAX_AGE`] is replaced by a fresh one instead.
+pub(crate) async fn release(sqs: &Sqs, url: &str, token: &Token, held: Duration) {
+    if token.age + held >= TOKEN_MAX_AGE {
+        renew(sqs, url, token).await;
+        return;
+    }
+    let _ = sqs
+        .client()
+        .change_message_visibility()
+        .queue_url(url)
+        .receipt_handle(&token.receipt)
+        .visibility_timeout(0)
+        .send()
+        .await;
+}
+
+/// Puts a fresh token, then deletes `token` (held): the lease is free for
+/// whoever receives the fresh one first. Best effort: a token not deleted
+/// comes back when its visibility lapses, beside the fresh one (two tokens
+/// in one group change nothing).
+async fn renew(sqs: &Sqs, url: &str, token: &Token) {
+    let dedup = format!("renew-{:016x}", rand::random::<u64>());
+    if let Err(e) = put_token(sqs, url, &dedup).await {
+        tracing::warn!(error = %e, "could not put a fresh coordinator lease token; keeping the old one");
+        return;
+    }
+    let _ = sqs
+        .client()
+        .delete_message()
+        .queue_url(url)
+        .receipt_handle(&token.receipt)
+        .send()
+        .await;
+}
+
+/// Keeps a held lease: extends it while the returned receiver is alive,
+/// publishing until when (on [`mono_now`]'s clock) the holder may decide;
+/// `None` once it is lost. Dropping the handle stops it (without giving the
+/// lease back: see [`Keeper::release`]).
+pub(crate) struct Keeper {
+    until: watch::Receiver<Option<Duration>>,
+    task: tokio::task::JoinHandle<()>,
+    sqs: Sqs,
+    url: String,
+    token: Token,
+    /// When it was taken (this clock).
+    taken: Duration,
+}
+
+impl Keeper {
+    /// Starts keeping `token`, received by a request sent at `sent`.
+    pub(crate) fn start(sqs: &Sqs, url: &str, token: Token, sent: Duration) -> Self {
+        let mut lease = Lease::default();
+        lease.handle_acquired(sent);
+        let (tx, rx) = watch::channel(lease.held_until());
+        let (task_sqs, task_url, task_token) = (sqs.clone(), url.to_owned(), token.clone());
+        let task = tokio::spawn(async move {
+            loop {
+                let Some(at) = lease.poll_timeout() else {
+                    let _ = tx.send(None);
+                    return;
+                };
+                tokio::time::sleep(at.saturating_sub(mono_now())).await;
+                let now = mono_now();
+                if now.saturating_sub(sent) >= HOLD_MAX {
+                    // Before SQS's 12-hour cap on a message in flight: a
+                    // fresh token, and the lease is free for a moment.
+                    lease.handle_lost();
+                    let _ = tx.send(None);
+                    renew(&task_sqs, &task_url, &task_token).await;
+                    return;
+                }
+                if !lease.poll_extend(now) {
+                    let _ = tx.send(lease.held_until().filter(|_| lease.is_held(now)));
+                    continue;
+                }
+                match extend(&task_sqs, &task_url, &task_token, &lease).await {
+                    Ok(Extended::Kept) => lease.handle_extended(now),
+                    Ok(Extended::Lost) => lease.handle_lost(),
+                    Err(e) => {
+                        tracing::warn!(error = %e, "could not extend the coordinator lease; trying again");
+                        lease.handle_extend_failed(mono_now());
+                    }
+                }
+                let _ = tx.send(lease.held_until());
+            }
+        });
+        Self {
+            until: rx,
+            task,
+            sqs: sqs.clone(),
+            url: url.to_owned(),
+            token,
+            taken: sent,
+        }
+    }
+
+    /// Whether the holder may decide now.
+    pub(crate) fn is_held(&self) -> bool {
+        mono_now() < self.until()
+    }
+
+    /// Until when (on [`mono_now`]'s clock) the holder may decide, as far
+    /// as it knows now (zero once lost).
+    pub(crate) fn until(&self) -> Duration {
+        self.until.borrow().unwrap_or_default()
+    }
+
+    /// Resolves once the lease is no longer held (lost, or run out).
+    pub(crate) async fn lost(&mut self) {
+        loop {
+            let until = *self.until.borrow_and_update();
+            match until {
+                None => return,
+                Some(u) => {
+                    let left = u.saturating_sub(mono_now());
+                    if left.is_zero() {
+                        return;
+                    }
+                    tokio::select! {
+                        _ = tokio::time::sleep(left) => {}
+                        changed = self.until.changed() => {
+                            if changed.is_err() {
+                                return;
+                            }
+                        }
+                    }
+                }
+            }
+        }
+    }
+
+    /// Stops keeping the lease and gives it back.
+    pub(crate) async fn release(self) {
+        self.task.abort();
+        let held = mono_now().saturating_sub(self.taken);
+        release(&self.sqs, &self.url, &self.token, held).await;
+    }
+}
+
+impl Drop for Keeper {
+    fn drop(&mut self) {
+        self.task.abort();
+    }
+}
+
+/// Whether the lease queue holds no token at all, neither visible nor in
+/// flight. SQS's counts are approximate: a wrong "empty" only puts a second
+/// token, which changes nothing.
+async fn is_empty(sqs: &Sqs, url: &str) -> Result<bool> {
+    use aws_sdk_sqs::types::QueueAttributeName as A;
+    let out = sqs
+        .client()
+        .get_queue_attributes()
+        .queue_url(url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .send()
+        .await
+        .map_err(|e| sqs.error("GetQueueAttributes", e))?;
+    let attrs = out.attributes.unwrap_or_default();
+    let count = |a: A| {
+        attrs
+            .get(&a)
+            .and_then(|v| v.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    Ok(count(A::ApproximateNumberOfMessages) == 0
+        && count(A::ApproximateNumberOfMessagesNotVisible) == 0)
+}
+
+/// Waits for the lease: long polls until the token is received, `patience`
+/// has passed (then `None`), or an error. If none came within
+/// `missing_after` and the queue holds none at all (SQS's retention ended
+/// it, or somebody purged the queue), a new one is put.
+pub(crate) async fn wait_for(
+    sqs: &Sqs,
+    url: &str,
+    patience: Option<Duration>,
+    missing_after: Option<Duration>,
+    dedup_base: &str,
+) -> Result<Option<Keeper>> {
+    let lease = Lease::default();
+    let started = mono_now();
+    let mut put = false;
+    loop {
+        let waited = mono_now().saturating_sub(started);
+        let left = patience.map(|p| p.saturating_sub(waited));
+        if left.is_some_and(|l| l.is_zero()) {
+            return Ok(None);
+        }
+        let wait = left.map_or(20, |l| l.as_secs().clamp(0, 20) as i32);
+        match acquire(sqs, url, &lease, wait).await {
+            Ok(Some((token, sent))) => return Ok(Some(Keeper::start(sqs, url, token, sent))),
+            Ok(None) => {}
+            Err(e) if e.is_transient() => {
+                tracing::warn!(error = %e, "could not read the lease queue; trying again");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(e) => return Err(e),
+        }
+        if !put
+            && missing_after.is_some_and(|m| mono_now().saturating_sub(started) >= m)
+            && is_empty(sqs, url).await?
+        {
+            tracing::warn!(
+                queue = url,
+                "the coordinator lease queue holds no token; putting one"
+            );
+            put = true;
+            put_token(
+                sqs,
+                url,
+                &format!("{dedup_base}-{:016x}", rand::random::<u64>()),
+            )
+            .await?;
+        }
+    }
+}
