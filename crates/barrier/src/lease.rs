@@ -5,7 +5,7 @@
 
 use std::time::Duration;
 
-use sqs_barrier_core::lease::Lease;
+use sqs_barrier_core::lease::{LEASE_MARGIN, Lease};
 use tokio::sync::watch;
 
 use crate::clock::{mono_now, wall_ms};
@@ -190,6 +190,9 @@ pub(crate) struct Keeper {
     token: Token,
     /// When it was taken (this clock).
     taken: Duration,
+    /// The slowest extension's round trip so far, in microseconds: how
+    /// close a request came to the lease's margin.
+    slowest: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
 
 impl Keeper {
@@ -199,6 +202,8 @@ impl Keeper {
         lease.handle_acquired(sent);
         let (tx, rx) = watch::channel(lease.held_until());
         let (task_sqs, task_url, task_token) = (sqs.clone(), url.to_owned(), token.clone());
+        let slowest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
+        let task_slowest = slowest.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Some(at) = lease.poll_timeout() else {
@@ -219,7 +224,16 @@ impl Keeper {
                     let _ = tx.send(lease.held_until().filter(|_| lease.is_held(now)));
                     continue;
                 }
-                match extend(&task_sqs, &task_url, &task_token, &lease).await {
+                let answer = extend(&task_sqs, &task_url, &task_token, &lease).await;
+                let took = mono_now().saturating_sub(now);
+                task_slowest.fetch_max(
+                    took.as_micros() as u64,
+                    std::sync::atomic::Ordering::Relaxed,
+                );
+                if took >= LEASE_MARGIN / 2 {
+                    tracing::warn!(?took, margin = ?LEASE_MARGIN, "an extension of the coordinator lease was slow");
+                }
+                match answer {
                     Ok(Extended::Kept) => lease.handle_extended(now),
                     Ok(Extended::Lost) => lease.handle_lost(),
                     Err(e) => {
@@ -237,7 +251,13 @@ impl Keeper {
             url: url.to_owned(),
             token,
             taken: sent,
+            slowest,
         }
+    }
+
+    /// The slowest extension's round trip so far.
+    pub(crate) fn slowest_extension(&self) -> Duration {
+        Duration::from_micros(self.slowest.load(std::sync::atomic::Ordering::Relaxed))
     }
 
     /// Whether the holder may decide now.

@@ -24,6 +24,7 @@ sqs_barrier_testkit::both_endpoints!(
     leaves_and_joins_under_the_handler,
     gathering_under_the_handler_breaks_with_a_clear_cause,
     a_quorum_release_under_the_handler,
+    an_invocation_decides_nothing_without_the_lease,
 );
 
 /// The chaos endpoint's faults (as the soak's): duplicated, empty and
@@ -377,4 +378,88 @@ async fn a_quorum_release_under_the_handler(target: Target) {
     assert_eq!(a.unwrap().generation, 1);
     assert_eq!(b.unwrap().generation, 1);
     f.stop().await;
+}
+
+/// Invocations that overlap take turns: one that cannot take the
+/// coordinators' lease (held here, as an overlapping invocation or a
+/// coordinator process would hold it) decides and writes nothing, and
+/// hands its batch back; once the lease is free, the same batch is counted.
+async fn an_invocation_decides_nothing_without_the_lease(target: Target) {
+    use sqs_barrier::core::wire::Message;
+    use sqs_barrier::lambda::{Barriers, LambdaOptions, Record, handle_batch};
+    let endpoint = start(target).await;
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let name = format!("l{:08x}", rand_u32());
+    admin::setup(&sqs, &name, &admin::SetupOptions::new(2))
+        .await
+        .expect("setup");
+    let info = admin::open(&sqs, &name).await.unwrap();
+    // Somebody else holds the lease: the token in flight for 30 s.
+    let held = sqs
+        .client()
+        .receive_message()
+        .queue_url(&info.urls.lease)
+        .visibility_timeout(30)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    let receipt = held
+        .messages()
+        .first()
+        .and_then(|m| m.receipt_handle())
+        .expect("the token")
+        .to_owned();
+    let body = Message::Checkin {
+        barrier: name.clone(),
+        instance: info.config.instance.clone(),
+        generation: 0,
+        member: "0".into(),
+        session: "s.0".into(),
+        attempt: 0,
+        leave: false,
+        data: None,
+    }
+    .encode();
+    let records = vec![Record {
+        message_id: "m1".into(),
+        body,
+        event_source_arn: format!("arn:aws:sqs:us-east-1:000000000000:{name}-checkin"),
+        message_group_id: None,
+    }];
+    let (barriers, opts) = (Barriers::new(), LambdaOptions::default());
+    let began = Instant::now();
+    let out = handle_batch(&sqs, &barriers, records.clone(), &opts)
+        .await
+        .unwrap();
+    assert_eq!(out.failures, vec!["m1".to_owned()], "{out:?}");
+    assert!(out.events.is_empty(), "decided without the lease: {out:?}");
+    assert!(
+        began.elapsed() >= Duration::from_secs(3),
+        "{:?}",
+        began.elapsed()
+    );
+    let st = admin::status_with(&sqs, &name, false).await.unwrap();
+    assert!(
+        st.state.as_ref().is_none_or(|s| s.open.is_none()),
+        "a state was written without the lease: {:?}",
+        st.state
+    );
+    // The lease is given back: the same batch is counted.
+    sqs.client()
+        .change_message_visibility()
+        .queue_url(&info.urls.lease)
+        .receipt_handle(&receipt)
+        .visibility_timeout(0)
+        .send()
+        .await
+        .unwrap();
+    let out = handle_batch(&sqs, &barriers, records, &opts).await.unwrap();
+    assert!(out.failures.is_empty(), "{out:?}");
+    let st = admin::status_with(&sqs, &name, false).await.unwrap();
+    let open = st
+        .state
+        .and_then(|s| s.open)
+        .expect("the arrival is published");
+    assert_eq!((open.generation, open.arrived.len()), (0, 1));
 }

@@ -186,6 +186,9 @@ struct CoordinatorMetrics {
     held: Family<Labels, Gauge>,
     active: Family<Labels, Gauge>,
     open_age: Family<Labels, FGauge>,
+    lease_extension_max: Family<Labels, FGauge>,
+    lease_losses: Family<Labels, Counter>,
+    lease_losses_seen: AtomicU64,
     labels: Labels,
     gauges: Arc<CoordinatorGauges>,
     counter: RequestCounter,
@@ -243,6 +246,15 @@ impl CoordinatorMetrics {
         if takeovers > seen {
             t.inc_by(takeovers - seen);
         }
+        let us = self.gauges.lease_extension_max_us.load(Ordering::Relaxed);
+        self.lease_extension_max
+            .get_or_create(l)
+            .set(us as f64 / 1e6);
+        let losses = self.gauges.lease_losses.load(Ordering::Relaxed);
+        let seen = self.lease_losses_seen.swap(losses, Ordering::Relaxed);
+        if losses > seen {
+            self.lease_losses.get_or_create(l).inc_by(losses - seen);
+        }
         let oldest = self.opened.lock().expect("lock").values().min().copied();
         self.open_age
             .get_or_create(l)
@@ -284,6 +296,18 @@ pub async fn serve_coordinator(
         "Seconds since the first arrival at the oldest phase not yet released (0 when none is open)",
         open_age.clone(),
     );
+    let lease_extension_max = Family::<Labels, FGauge>::default();
+    registry.register(
+        "coordinator_lease_extension_max_seconds",
+        "The slowest extension of the coordinator lease so far, send to answer (the barrier's safety assumes requests land within the lease's 3 s margin)",
+        lease_extension_max.clone(),
+    );
+    let lease_losses = Family::<Labels, Counter>::default();
+    registry.register(
+        "coordinator_lease_losses",
+        "Times the active coordinator's lease ran out (SQS did not answer its extensions in time) and it stood down",
+        lease_losses.clone(),
+    );
     let gauges = Arc::new(CoordinatorGauges::default());
     let m = Arc::new(CoordinatorMetrics {
         registry,
@@ -291,6 +315,9 @@ pub async fn serve_coordinator(
         held,
         active,
         open_age,
+        lease_extension_max,
+        lease_losses,
+        lease_losses_seen: AtomicU64::new(0),
         labels: barrier_label(barrier),
         gauges: gauges.clone(),
         counter,

@@ -89,6 +89,13 @@ pub struct CoordinatorGauges {
     pub active: AtomicBool,
     /// Times it took over (became active).
     pub takeovers: AtomicU64,
+    /// Times its lease ran out while it was active (it stood down): SQS
+    /// did not answer its extensions for the lease's term less its margin.
+    pub lease_losses: AtomicU64,
+    /// The slowest extension of its lease so far, send to answer, in
+    /// microseconds. The barrier's safety assumes a request lands within
+    /// the lease's margin (3 s): this shows how close they came.
+    pub lease_extension_max_us: AtomicU64,
 }
 
 impl Default for CoordinatorOptions {
@@ -226,6 +233,9 @@ pub async fn run_coordinator(
                 tracing::warn!(barrier = name, coordinator = %id, other = %by, "another coordinator took over; standing by");
             }
             Ended::LeaseLost => {
+                if let Some(g) = &opts.gauges {
+                    g.lease_losses.fetch_add(1, Ordering::Relaxed);
+                }
                 tracing::warn!(barrier = name, coordinator = %id, "the coordinator lease ran out (SQS unreachable?); it decides nothing more and stands by");
             }
         }
@@ -382,6 +392,10 @@ impl Driver {
             if let Some(g) = &self.opts.gauges {
                 g.held.store(self.core.held(), Ordering::Relaxed);
                 g.receipts.store(self.held.len(), Ordering::Relaxed);
+                if let Some(lease) = &self.lease {
+                    let us = lease.slowest_extension().as_micros() as u64;
+                    g.lease_extension_max_us.fetch_max(us, Ordering::Relaxed);
+                }
             }
         };
         pollers.abort_all();
