@@ -36,6 +36,16 @@
 //! after delete, empty receives, delays and reordering) apply as for
 //! process coordinators.
 //!
+//! As the handler does, every invocation first takes the coordinators'
+//! lease ([`sqs_barrier_core::lease`]): a token that one invocation holds at
+//! a time, for its round; one that does not get it within 3 s (it polls
+//! every 50 to 200 ms) hands its batch back, and a killed one's runs out 10
+//! s after it took it. Holding it, a round writes without the verification
+//! (no other invocation writes meanwhile). The runs `*_without_the_lease`
+//! let invocations overlap, with the verification, as the handler did
+//! before the lease: they keep exploring the races the machine still
+//! handles.
+//!
 //! Besides the checks of every run, no run may split an outcome: no two
 //! members learn different outcomes of one generation (`check_no_split`).
 //!
@@ -59,6 +69,11 @@ use super::{Faults, Plot, SEC, Sim, VISIBILITY, at, check_liveness, seeds};
 
 /// The mapping's maximum concurrency (Lambda's least, as deployed).
 const POLLERS: usize = 2;
+/// The lease's term, and how long an invocation waits for it (as the
+/// handler: `LEASE_TERM`, `LEASE_PATIENCE`).
+const LEASE_TERM: u64 = 10 * SEC;
+const LEASE_PATIENCE: u64 = 3 * SEC;
+const LEASE_MARGIN: u64 = 3 * SEC;
 /// The schedule's interval and the heartbeat the state promises (as
 /// deployed: `SQS_BARRIER_HEARTBEAT_SECS` 60).
 const TICK_EVERY: u64 = 60 * SEC;
@@ -72,6 +87,8 @@ pub(super) enum Actor {
     Invocation(u64),
     /// The schedule invokes the function with a tick.
     Tick,
+    /// Invocation `i` tries to take the lease again.
+    LeaseWait(u64),
 }
 
 /// How hostile the Lambda side is, on top of the SQS model's [`Faults`].
@@ -121,6 +138,13 @@ enum Step {
 struct Invocation {
     /// The poller that invoked it (`None`: a tick).
     poller: Option<usize>,
+    /// When it was invoked, and (with the lease) whether it holds it.
+    invoked: u64,
+    holds_lease: bool,
+    /// Until when it may decide under the lease (its term less the margin).
+    lease_until: u64,
+    /// Killed: it gives nothing back.
+    killed: bool,
     records: Vec<Rec>,
     step: Step,
     round: LambdaRound<u64>,
@@ -131,6 +155,12 @@ struct Invocation {
 #[derive(Default)]
 pub(super) struct Deployment {
     active: bool,
+    /// Invocations take the lease (as the handler does).
+    pub(super) lease: bool,
+    /// The lease: its holder, and when its token's visibility lapses.
+    holder: Option<(u64, u64)>,
+    /// Invocations that handed their batch back without getting the lease.
+    no_lease: u64,
     faults: Option<LambdaFaults>,
     invocations: HashMap<u64, Invocation>,
     next: u64,
@@ -152,12 +182,13 @@ pub(super) struct Deployment {
     max_concurrent: usize,
 }
 
-fn lambda_options() -> LambdaOptions {
+fn lambda_options(lease: bool) -> LambdaOptions {
     // As deployed: the schedule's interval, the check-in queue's
-    // visibility.
+    // visibility; under the lease, no verification.
     let mut opts = LambdaOptions::default();
     opts.heartbeat = at(TICK_EVERY);
     opts.queue_visibility = at(VISIBILITY);
+    opts.verify = !lease;
     opts
 }
 
@@ -183,6 +214,7 @@ impl Sim {
         self.queue
             .retain(|e| !matches!(e.0.2, super::Actor::Coordinator(_)));
         self.lambda.active = true;
+        self.lambda.lease = true;
         self.lambda.faults = Some(lambda);
         for p in 0..POLLERS {
             self.schedule(p as u64 * 10, super::Actor::Lambda(Actor::Poller(p)));
@@ -208,6 +240,7 @@ impl Sim {
                 self.schedule(TICK_EVERY, super::Actor::Lambda(Actor::Tick));
             }
             Actor::Invocation(i) => self.step_invocation(i),
+            Actor::LeaseWait(i) => self.take_lease(i),
         }
     }
 
@@ -244,11 +277,16 @@ impl Sim {
             .into_iter()
             .map(|(id, _, body)| Record::new(id, body))
             .collect();
-        let round = LambdaRound::new(self.cfg.clone(), format!("l{i}"), lambda_options(), batch);
+        let opts = lambda_options(self.lambda.lease);
+        let round = LambdaRound::new(self.cfg.clone(), format!("l{i}"), opts, batch);
         self.lambda.invocations.insert(
             i,
             Invocation {
                 poller,
+                invoked: self.now,
+                holds_lease: false,
+                lease_until: 0,
+                killed: false,
                 records,
                 step: Step::Run,
                 round,
@@ -258,8 +296,40 @@ impl Sim {
             .lambda
             .max_concurrent
             .max(self.lambda.invocations.len());
-        // Its first request (the state read) is a request away.
-        self.advance(i);
+        if self.lambda.lease {
+            self.take_lease(i);
+        } else {
+            // Its first request (the state read) is a request away.
+            self.advance(i);
+        }
+    }
+
+    /// Invocation `i` tries to take the lease: a free token, or one whose
+    /// holder's visibility lapsed. Else it tries again 50 to 200 ms later,
+    /// for [`LEASE_PATIENCE`], then hands its batch back.
+    fn take_lease(&mut self, i: u64) {
+        let mut inv = self.lambda.invocations.remove(&i).expect("running");
+        let free = self
+            .lambda
+            .holder
+            .is_none_or(|(_, until)| self.now >= until);
+        if free {
+            self.lambda.holder = Some((i, self.now + LEASE_TERM));
+            inv.holds_lease = true;
+            inv.lease_until = self.now + LEASE_TERM - LEASE_MARGIN;
+            self.log(|| format!("invocation {i} takes the lease"));
+            self.lambda.invocations.insert(i, inv);
+            self.advance(i);
+        } else if self.now.saturating_sub(inv.invoked) >= LEASE_PATIENCE {
+            self.log(|| format!("invocation {i} hands its batch back: no lease"));
+            self.lambda.no_lease += 1;
+            let all = inv.records.iter().map(|r| r.id).collect();
+            self.end_invocation(inv, Some(all));
+        } else {
+            let next = self.rng.random_range(50..=200);
+            self.lambda.invocations.insert(i, inv);
+            self.schedule(next, super::Actor::Lambda(Actor::LeaseWait(i)));
+        }
     }
 
     fn step_invocation(&mut self, i: u64) {
@@ -268,6 +338,16 @@ impl Sim {
         if self.chance(self.lambda_faults().kill) {
             self.log(|| format!("invocation {i} is killed"));
             self.lambda.killed += 1;
+            inv.killed = true;
+            self.end_invocation(inv, None);
+            return;
+        }
+        if inv.holds_lease && self.now >= inv.lease_until {
+            // The handler checks its lease before every request: run out,
+            // the invocation fails and its whole batch comes back.
+            self.log(|| format!("invocation {i}'s lease ran out"));
+            self.lambda.failed += 1;
+            inv.killed = true;
             self.end_invocation(inv, None);
             return;
         }
@@ -397,6 +477,11 @@ impl Sim {
     /// every other record), or failed (`None`: it deletes nothing). Its
     /// poller polls again.
     fn end_invocation(&mut self, inv: Invocation, failures: Option<Vec<u64>>) {
+        // A returning invocation gives the lease back; a killed one keeps
+        // it until its visibility lapses.
+        if inv.holds_lease && !inv.killed {
+            self.lambda.holder = None;
+        }
         if let Some(failures) = failures {
             for r in inv.records.iter().filter(|r| !failures.contains(&r.id)) {
                 self.delete_checkin(r.receipt);
@@ -488,6 +573,31 @@ fn lambda_faultless_runs_release_every_phase_promptly() {
 
 #[test]
 fn lambda_hostile_runs_are_safe_and_live() {
+    let t = hostile_runs(true);
+    if std::env::var("SIM_SEED").is_err() && std::env::var("SIM_SEEDS").is_err() {
+        // Under the lease no two rounds overlap: no race is ever lost, and
+        // some invocations waited for it in vain.
+        assert_eq!((t.lost_at_check, t.lost_at_verify), (0, 0));
+        assert!(t.no_lease > 0, "no invocation ever waited for the lease");
+    }
+}
+
+/// The same runs with invocations that overlap freely (no lease, the
+/// verification on): the races the round machine still handles.
+#[test]
+fn lambda_hostile_runs_without_the_lease_are_safe_and_live() {
+    let t = hostile_runs(false);
+    if std::env::var("SIM_SEED").is_err() && std::env::var("SIM_SEEDS").is_err() {
+        assert!(
+            t.lost_at_check > 100,
+            "{} races lost at the check",
+            t.lost_at_check
+        );
+        assert!(t.lost_at_verify > 10, "{} writes erased", t.lost_at_verify);
+    }
+}
+
+fn hostile_runs(lease: bool) -> Deployment {
     let mut totals = Deployment::default();
     let (mut releases, mut worst) = (0, 0);
     for seed in seeds(1_000) {
@@ -500,6 +610,7 @@ fn lambda_hostile_runs_are_safe_and_live() {
             LambdaFaults::HOSTILE,
             Plot::Plain,
         );
+        sim.lambda.lease = lease;
         sim.run(3_600 * SEC);
         check_lambda_run(&sim);
         releases += sim.outcomes.len();
@@ -513,17 +624,19 @@ fn lambda_hostile_runs_are_safe_and_live() {
         totals.killed += l.killed;
         totals.failed += l.failed;
         totals.handed_back += l.handed_back;
+        totals.no_lease += l.no_lease;
         totals.max_concurrent = totals.max_concurrent.max(l.max_concurrent);
     }
     let t = &totals;
     println!(
-        "lambda, hostile: {releases} releases; {} invocations ({} ticks, at most {} at once), \
-         {} rounds lost at the check and {} at the verification, {} invocations gave up, \
-         {} killed, {} failed, {} records handed back; slowest release {:.1} s after the last \
-         arrival",
+        "lambda, hostile, lease {lease}: {releases} releases; {} invocations ({} ticks, at \
+         most {} at once, {} without the lease), {} rounds lost at the check and {} at the \
+         verification, {} invocations gave up, {} killed, {} failed, {} records handed back; \
+         slowest release {:.1} s after the last arrival",
         t.started,
         t.ticks,
         t.max_concurrent,
+        t.no_lease,
         t.lost_at_check,
         t.lost_at_verify,
         t.gave_up,
@@ -537,18 +650,13 @@ fn lambda_hostile_runs_are_safe_and_live() {
         assert!(releases > 5_000, "only {releases} releases");
         assert!(t.max_concurrent >= 2, "never two invocations at once");
         assert!(
-            t.lost_at_check > 100,
-            "{} races lost at the check",
-            t.lost_at_check
-        );
-        assert!(t.lost_at_verify > 10, "{} writes erased", t.lost_at_verify);
-        assert!(
             t.killed > 100 && t.failed > 100,
             "{} killed, {} failed",
             t.killed,
             t.failed
         );
     }
+    totals
 }
 
 /// An abort breaks its generation for every waiter. A deadline breaks the
