@@ -8,17 +8,15 @@
 //! * `bad_input_ci`: 1,000 messages (`cargo test -p sqs-barrier-cli --test bad_input`).
 //! * `bad_input_long`: `BAD_INPUT_MESSAGES=10000 cargo test --release -p sqs-barrier-cli --test bad_input -- --ignored --nocapture`.
 
-mod harness;
-
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use harness::{History, MemberPlan, Stats, Supervisor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqs_barrier::core::wire::{BreakCause, Message};
 use sqs_barrier::{CoordinatorGauges, Sqs, admin};
+use sqs_barrier_testkit::harness::{self, History, MemberPlan, Stats, Supervisor};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier");
 const MIB: usize = 1024 * 1024;

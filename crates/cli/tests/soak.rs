@@ -22,18 +22,18 @@
 //! (default 120 s), which is what recovers a lost check-in or notice.
 //! `SOAK_LOG=FILE` writes a timeline of the run.
 
-mod harness;
-
 use std::process::Stdio;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use harness::{Event, History, MemberPlan, ProcessSupervisor, Stats, Supervisor};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqs_barrier::{CoordinatorGauges, Sqs, admin};
 use sqs_barrier_local::{ChaosSpec, Options, Server};
+use sqs_barrier_testkit::harness::{
+    self, Event, History, MemberPlan, ProcessSupervisor, Stats, Supervisor,
+};
 
 const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier");
 

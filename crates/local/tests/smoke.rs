@@ -1,6 +1,6 @@
 //! End-to-end smoke test of the embedded endpoint through the real aws-sdk-sqs client:
 //! a round trip, a refused oversized request, and a prompt shutdown while a long poll
-//! is waiting. The full behaviour is covered by `conformance.rs` and the boto3 suite.
+//! is waiting. The full behaviour is covered by `conformance/` and the boto3 suite.
 
 use std::time::{Duration, Instant};
 

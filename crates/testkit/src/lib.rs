@@ -17,7 +17,12 @@
 //! }
 //! # }
 //! ```
+//!
+//! The `harness` feature adds the module `harness`, the soak harness: barrier
+//! members and coordinators under faults, and a checker of their history.
 
+#[cfg(feature = "harness")]
+pub mod harness;
 mod moto;
 pub mod quota;
 pub mod runtime_api;

@@ -2,8 +2,10 @@
 //! restarted, a history of every arrival and release, and its checker.
 //!
 //! It uses only the library (`sqs_barrier`) and the embedded endpoint, so it
-//! does not depend on the CLI; the tests add OS processes of the CLI on top.
-#![allow(dead_code)]
+//! does not depend on the CLI; the tests add OS processes of the CLI on top
+//! ([`ProcessSupervisor`] runs the binary they name). The CLI's `soak` and
+//! `bad_input` tests use it. It is behind the test kit's `harness` feature,
+//! which brings in the barrier library.
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -33,8 +35,11 @@ pub enum Event {
 /// One entry of the history.
 #[derive(Clone, Debug)]
 pub struct Record {
+    /// The member's number.
     pub member: usize,
+    /// The generation (phase) it was at.
     pub generation: u64,
+    /// What happened.
     pub event: Event,
     /// Since the history began, from a monotonic clock.
     pub at: Duration,
@@ -48,6 +53,7 @@ pub struct History {
 }
 
 impl History {
+    /// An empty history; its clock starts now.
     pub fn new() -> Arc<Self> {
         Arc::new(History {
             t0: Instant::now(),
@@ -55,6 +61,7 @@ impl History {
         })
     }
 
+    /// Adds a record, stamped now.
     pub fn record(&self, member: usize, generation: u64, event: Event) {
         let mut records = self.records.lock().unwrap();
         // Taken under the lock: records are in timestamp order.
@@ -68,6 +75,7 @@ impl History {
         });
     }
 
+    /// A copy of the records so far.
     pub fn snapshot(&self) -> Vec<Record> {
         self.records.lock().unwrap().clone()
     }
@@ -99,7 +107,9 @@ pub fn recoveries(history: &History, records: &[Record], killed_at: &[Instant]) 
 /// What the checker found.
 #[derive(Debug, Default)]
 pub struct Verdict {
+    /// Releases recorded.
     pub releases: usize,
+    /// Arrivals recorded.
     pub arrivals: usize,
     /// Expected errors, by kind, that made a member run a wait again.
     pub retries: BTreeMap<String, u64>,
@@ -108,6 +118,7 @@ pub struct Verdict {
 }
 
 impl Verdict {
+    /// Panics with the first problems if there are any.
     pub fn assert_ok(&self) {
         assert!(
             self.problems.is_empty(),
@@ -213,7 +224,9 @@ pub fn check(history: &[Record], members: usize, episodes: u64) -> Verdict {
 /// Counters shared by the harness's tasks.
 #[derive(Debug, Default)]
 pub struct Stats {
+    /// Participants restarted mid-wait.
     pub participant_restarts: AtomicU64,
+    /// Active coordinators killed.
     pub coordinator_kills: AtomicU64,
     /// When each active coordinator was killed.
     pub killed_at: Mutex<Vec<Instant>>,
@@ -241,7 +254,9 @@ pub fn classify(e: &Error) -> Result<String, String> {
 /// How a participant task behaves.
 #[derive(Clone, Debug)]
 pub struct MemberPlan {
+    /// Generations to go through.
     pub episodes: u64,
+    /// The participant's options.
     pub opts: ParticipantOptions,
     /// Timeout of one wait.
     pub wait_timeout: Duration,
@@ -529,6 +544,9 @@ pub struct ProcessSupervisor {
 }
 
 impl ProcessSupervisor {
+    /// Starts the two coordinator processes of the binary at `bin` for
+    /// `barrier` on the endpoint at `url`, and the killer; `kill_every`:
+    /// range of ms between kills.
     pub fn start(
         bin: &'static str,
         url: String,
@@ -673,6 +691,7 @@ impl ProcessSupervisor {
         ProcessSupervisor { stop, tasks }
     }
 
+    /// Stops the coordinator processes and the killer.
     pub async fn stop(self) {
         self.stop.send_replace(true);
         for t in self.tasks {
@@ -689,13 +708,17 @@ async fn stopped(signal: &mut watch::Receiver<bool>) {
 /// Resource figures of this process, to compare start and end of a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Resources {
+    /// Resident set size (VmRSS), KiB.
     pub rss_kib: u64,
+    /// Open file descriptors.
     pub open_fds: usize,
+    /// Alive tokio tasks of the current runtime (0 outside one).
     pub tasks: usize,
     /// Established TCP connections to `port` (the endpoint's side).
     pub connections: usize,
 }
 
+/// This process's [`Resources`] now; `port` is the endpoint's port.
 pub fn resources(port: u16) -> Resources {
     let rss_kib = std::fs::read_to_string("/proc/self/status")
         .ok()
