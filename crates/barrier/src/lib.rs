@@ -43,9 +43,11 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+mod checkin;
 mod clock;
 mod coordinator;
 mod error;
+mod info;
 pub mod lambda;
 mod lease;
 mod membership;

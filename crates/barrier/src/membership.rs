@@ -14,8 +14,9 @@ use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{Participant, Roll};
 
 use crate::admin;
+use crate::checkin::send_checkin;
 use crate::error::{Error, Result};
-use crate::participant::{Barrier, send_checkin_queue};
+use crate::participant::Barrier;
 use crate::sqs::Sqs;
 
 /// How often a joining process reads the published state for its join.
@@ -66,7 +67,7 @@ impl Barrier {
         while let Some(t) = p.poll_transmit() {
             if let sqs_barrier_core::participant::Transmit::Send(body) = t {
                 let group = format!("{}.{generation}", inner.session);
-                send_checkin_queue(&inner.sqs, &inner.info, &body, &group).await?;
+                send_checkin(&inner.sqs, &inner.info, &body, &group).await?;
             }
         }
         let mut ph = inner.phase.lock().expect("phase lock");
@@ -144,7 +145,7 @@ impl Barrier {
             session: session.clone(),
         }
         .encode();
-        send_checkin_queue(sqs, &inner.info, &body, &format!("join.{session}")).await?;
+        send_checkin(sqs, &inner.info, &body, &format!("join.{session}")).await?;
         let started = Instant::now();
         loop {
             tokio::time::sleep(JOIN_POLL).await;

@@ -16,8 +16,8 @@ use aws_sdk_sqs::types::MessageAttributeValue;
 use sqs_barrier_core::BarrierConfig;
 use sqs_barrier_core::coordinator::sweepable;
 
-use crate::admin::BarrierInfo;
 use crate::error::Result;
+use crate::info::BarrierInfo;
 use crate::sqs::Sqs;
 
 /// Attempts at sending one notice (each with the SDK's own retries).

@@ -18,6 +18,8 @@ use sqs_barrier_core::{BarrierConfig, Participant, Roll};
 use tokio::sync::watch;
 
 use crate::admin::{self, BarrierInfo};
+use crate::checkin::send_checkin;
+use crate::clock::mono_now;
 use crate::error::{Error, Result};
 use crate::sqs::Sqs;
 
@@ -30,8 +32,6 @@ use crate::sqs::Sqs;
 /// receive goes at once.
 const STALE_PAUSE: Duration = Duration::from_millis(100);
 const STALE_PAUSE_MAX: Duration = Duration::from_secs(5);
-
-pub(crate) use crate::clock::{mono_now, wall_now};
 
 /// A member's handle on a barrier. Cheap to clone; clones share the member's
 /// phase counter and can [`abort`](Self::abort) a wait under way.
@@ -286,7 +286,7 @@ impl Barrier {
             format!("{}.{waits}", self.inner.session),
             self.inner.opts.clone(),
         )?;
-        let arrival = core_p::Arrival { leave, data };
+        let arrival = core_p::ArrivalExtras { leave, data };
         p.arrive_with(generation, timeout, arrival, mono_now())?;
         // The check-in goes out before `arrive` returns.
         flush(&self.inner, &mut p).await?;
@@ -375,7 +375,7 @@ impl Barrier {
             reason: reason.to_owned(),
         }
         .encode();
-        send_checkin_queue(&self.inner.sqs, &self.inner.info, &body, "abort").await?;
+        send_checkin(&self.inner.sqs, &self.inner.info, &body, "abort").await?;
         self.inner.abort_tx.send_replace(Some(reason.to_owned()));
         Ok(())
     }
@@ -393,7 +393,7 @@ pub async fn abort_barrier(sqs: &Sqs, name: &str, by: &str, reason: &str) -> Res
         reason: reason.to_owned(),
     }
     .encode();
-    send_checkin_queue(sqs, &info, &body, "abort").await
+    send_checkin(sqs, &info, &body, "abort").await
 }
 
 /// Marks the end of a wait on its handle when dropped.
@@ -460,28 +460,6 @@ impl Future for Arrival {
     }
 }
 
-pub(crate) async fn send_checkin_queue(
-    sqs: &Sqs,
-    info: &BarrierInfo,
-    body: &str,
-    group: &str,
-) -> Result<()> {
-    let mut req = sqs
-        .client()
-        .send_message()
-        .queue_url(&info.urls.checkin)
-        .message_body(body);
-    if info.config.fifo {
-        // The group keeps one participant's messages of one generation in
-        // order; the dedup id makes the SDK's retries of this send one message
-        // (the body alone would repeat across generations and sessions).
-        let dedup = format!("{:016x}", rand::random::<u64>());
-        req = req.message_group_id(group).message_deduplication_id(dedup);
-    }
-    req.send().await.map_err(|e| sqs.error("SendMessage", e))?;
-    Ok(())
-}
-
 /// Sends the check-ins (and aborts) the core asks for. Returns whether it
 /// also asks for a status read, which the caller runs beside its long poll.
 async fn flush(inner: &Inner, p: &mut Participant) -> Result<bool> {
@@ -491,7 +469,7 @@ async fn flush(inner: &Inner, p: &mut Participant) -> Result<bool> {
             Transmit::Send(body) => {
                 let generation = p.waiting_at().unwrap_or(0);
                 let group = format!("{}.{generation}", inner.session);
-                send_checkin_queue(&inner.sqs, &inner.info, &body, &group).await?;
+                send_checkin(&inner.sqs, &inner.info, &body, &group).await?;
                 tracing::trace!(member = %inner.member, generation, "check-in sent");
             }
             Transmit::QueryStatus => query = true,

@@ -38,9 +38,9 @@ use sqs_barrier_core::record::{StateRecord, newest};
 use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::{BarrierConfig, tags};
 
-use crate::admin::BarrierInfo;
 use crate::clock::mono_now;
 use crate::error::{Error, Result};
+use crate::info::BarrierInfo;
 use crate::sqs::Sqs;
 
 /// A read's long poll, in seconds: an empty answer then means the queue
@@ -364,7 +364,7 @@ where
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::admin::QueueUrls;
+    use crate::info::QueueUrls;
     use sqs_barrier_core::Membership;
 
     fn info(instance: &str) -> BarrierInfo {

@@ -8,8 +8,6 @@ use std::time::Duration;
 
 use serde::{Deserialize, Serialize};
 
-use crate::names::validate_barrier_name;
-
 /// The most members a barrier can have. The coordinator keeps one bit and
 /// one small record per member; the limit keeps its published state within
 /// the tags SQS allows on one queue.
@@ -44,6 +42,29 @@ pub enum ConfigError {
     /// The stored configuration could not be read.
     #[error("the barrier's stored configuration is unreadable: {0}")]
     Corrupt(String),
+}
+
+/// The most positions (configured and joined members together) a barrier
+/// whose membership changes may have, so that its published state (arrival
+/// bitmaps, the roll) fits in the tags SQS allows on one queue.
+pub const MAX_ELASTIC: usize = 2048;
+
+/// The longest barrier name: SQS queue names are at most 80 characters and
+/// the longest suffix we add is `-checkin.fifo` (13).
+pub const MAX_BARRIER_NAME: usize = 64;
+
+/// Checks that `name` can name a barrier: 1 to 64 of `[A-Za-z0-9_-]`.
+pub fn validate_barrier_name(name: &str) -> Result<(), ConfigError> {
+    let ok = !name.is_empty()
+        && name.len() <= MAX_BARRIER_NAME
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
+    if ok {
+        Ok(())
+    } else {
+        Err(ConfigError::InvalidName(name.to_owned()))
+    }
 }
 
 /// Checks a member's name: 1 to 64 characters, no `,`, no control characters.
@@ -212,7 +233,7 @@ impl BarrierConfig {
     }
 
     /// Sets a quorum release: at least `min` members (1 to the party
-    /// count, and at most [`crate::roll::MAX_ELASTIC`] parties: dropping
+    /// count, and at most [`MAX_ELASTIC`] parties: dropping
     /// members changes the roll) and a grace of at most a day.
     pub fn with_quorum(mut self, min: usize, grace: Duration) -> Result<Self, ConfigError> {
         let n = self.members.len();
@@ -221,10 +242,10 @@ impl BarrierConfig {
                 "invalid quorum {min}: must be between 1 and the {n} parties"
             )));
         }
-        if n > crate::roll::MAX_ELASTIC {
+        if n > MAX_ELASTIC {
             return Err(ConfigError::Invalid(format!(
                 "a quorum needs a barrier of at most {} parties",
-                crate::roll::MAX_ELASTIC
+                MAX_ELASTIC
             )));
         }
         if grace > Duration::from_secs(86_400) {

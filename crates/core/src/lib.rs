@@ -44,6 +44,7 @@ pub mod config;
 pub mod coordinator;
 pub mod lambda;
 pub mod lease;
+pub mod members;
 pub mod names;
 pub mod participant;
 pub mod record;

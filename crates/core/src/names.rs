@@ -10,25 +10,7 @@
 //! | `NAME-dlq` (`NAME-dlq.fifo`) | coordinator → operators | malformed and foreign messages, moved aside |
 //! | `NAME-lease.fifo` | coordinators | the lease token: the coordinator that holds it in flight is the one that decides (see [`crate::lease`]) |
 
-use crate::config::ConfigError;
-
-/// The longest barrier name: SQS queue names are at most 80 characters and
-/// the longest suffix we add is `-checkin.fifo` (13).
-pub const MAX_BARRIER_NAME: usize = 64;
-
-/// Checks that `name` can name a barrier: 1 to 64 of `[A-Za-z0-9_-]`.
-pub fn validate_barrier_name(name: &str) -> Result<(), ConfigError> {
-    let ok = !name.is_empty()
-        && name.len() <= MAX_BARRIER_NAME
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_');
-    if ok {
-        Ok(())
-    } else {
-        Err(ConfigError::InvalidName(name.to_owned()))
-    }
-}
+pub use crate::config::{MAX_BARRIER_NAME, validate_barrier_name};
 
 /// The names of a barrier's queues.
 #[derive(Clone, Debug, PartialEq, Eq)]

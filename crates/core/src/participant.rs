@@ -101,9 +101,11 @@ pub enum ParticipantError {
     TooLargeToChange,
 }
 
-/// What an arrival brings besides itself.
+/// What an arrival brings besides itself: the member leaves, or data for
+/// the others. (Not the `sqs_barrier::Arrival` of the runtime crate, a
+/// wait under way.)
 #[derive(Clone, Debug, Default, PartialEq, Eq, Hash)]
-pub struct Arrival {
+pub struct ArrivalExtras {
     /// The member is expected at no later generation.
     pub leave: bool,
     /// Data for the others, handed to everyone with the release.
@@ -210,7 +212,7 @@ impl Notice {
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 struct Waiting {
     generation: u64,
-    arrival: Arrival,
+    arrival: ArrivalExtras,
     attempt: u32,
     next_status: Duration,
     /// Whether the coordinators publish anything new, by this clock.
@@ -316,12 +318,12 @@ impl Participant {
         timeout: Option<Duration>,
         now: Duration,
     ) -> Result<(), ParticipantError> {
-        self.arrive_with(generation, timeout, Arrival::default(), now)
+        self.arrive_with(generation, timeout, ArrivalExtras::default(), now)
     }
 
     /// Checks what an arrival brings before anything is sent: the data
     /// must fit in the release notice beside every other member's.
-    pub fn check_arrival(&self, arrival: &Arrival) -> Result<(), ParticipantError> {
+    pub fn check_arrival(&self, arrival: &ArrivalExtras) -> Result<(), ParticipantError> {
         if arrival.leave && self.roll.len() > MAX_ELASTIC {
             return Err(ParticipantError::TooLargeToChange);
         }
@@ -346,7 +348,7 @@ impl Participant {
         &mut self,
         generation: u64,
         timeout: Option<Duration>,
-        arrival: Arrival,
+        arrival: ArrivalExtras,
         now: Duration,
     ) -> Result<(), ParticipantError> {
         if let Some(w) = &self.waiting {
@@ -376,7 +378,7 @@ impl Participant {
         if let Some(w) = &self.waiting {
             return Err(ParticipantError::AlreadyWaiting(w.generation));
         }
-        let arrival = Arrival { leave: true, data };
+        let arrival = ArrivalExtras { leave: true, data };
         self.check_arrival(&arrival)?;
         self.last_generation = Some(generation);
         self.push_checkin(generation, 0, &arrival);
@@ -392,7 +394,7 @@ impl Participant {
         self.push_checkin(generation, attempt, &arrival);
     }
 
-    fn push_checkin(&mut self, generation: u64, attempt: u32, arrival: &Arrival) {
+    fn push_checkin(&mut self, generation: u64, attempt: u32, arrival: &ArrivalExtras) {
         let body = Message::Checkin {
             barrier: self.barrier.clone(),
             instance: self.instance.clone(),

@@ -25,12 +25,9 @@ use std::collections::VecDeque;
 use serde::{Deserialize, Serialize};
 
 use crate::config::{Membership, validate_member_name};
-use crate::state::MemberSet;
+use crate::members::MemberSet;
 
-/// The most positions (configured and joined members together) a barrier
-/// whose membership changes may have, so that its published state (arrival
-/// bitmaps, the roll) fits in the tags SQS allows on one queue.
-pub const MAX_ELASTIC: usize = 2048;
+pub use crate::config::MAX_ELASTIC;
 
 /// The most bytes of joined members' names a barrier keeps (a roster
 /// barrier's joins: the published state must fit in the queue's tags).
@@ -469,7 +466,7 @@ pub struct SpanChange {
     pub end: Option<u64>,
     /// The positions: a base64 bitmap, or a list of positions when that
     /// is shorter.
-    #[serde(with = "crate::state::member_set_compact")]
+    #[serde(with = "crate::members::member_set_compact")]
     pub members: MemberSet,
 }
 
@@ -485,7 +482,7 @@ pub struct RollState {
     #[serde(
         default,
         skip_serializing_if = "Option::is_none",
-        with = "crate::state::opt_member_set_b64"
+        with = "crate::members::opt_member_set_b64"
     )]
     pub gone: Option<MemberSet>,
     /// Spans that touch generations not yet released.

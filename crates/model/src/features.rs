@@ -4,7 +4,7 @@
 
 use std::collections::BTreeMap;
 
-use sqs_barrier_core::participant::{Arrival, Participant};
+use sqs_barrier_core::participant::{ArrivalExtras, Participant};
 
 use crate::state::{JoinStep, State, flag};
 use crate::{BarrierModel, participant_options};
@@ -35,9 +35,9 @@ impl BarrierModel {
     }
 
     /// What member `m` brings to generation `g`.
-    pub(crate) fn arrival(&self, m: usize, g: u64) -> Arrival {
+    pub(crate) fn arrival(&self, m: usize, g: u64) -> ArrivalExtras {
         let f = self.bounds.features;
-        Arrival {
+        ArrivalExtras {
             leave: f.leave && m == self.special() && g == 0,
             data: f.gather.then(|| format!("{m}.{g}")),
         }

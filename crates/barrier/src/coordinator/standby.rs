@@ -11,9 +11,10 @@ use sqs_barrier_core::state::PublishedState;
 
 use super::CoordinatorOptions;
 use crate::admin::{self, BarrierInfo};
+use crate::checkin::send_checkin;
+use crate::clock::mono_now;
 use crate::error::Result;
 use crate::lease::Keeper;
-use crate::participant::{mono_now, send_checkin_queue};
 use crate::published;
 use crate::sqs::Sqs;
 
@@ -128,7 +129,7 @@ pub(super) async fn stand_by<S: Future<Output = ()>>(
                 },
                 StandbyTransmit::Probe(body) => {
                     let group = format!("probe.{id}");
-                    match send_checkin_queue(sqs, info, &body, &group).await {
+                    match send_checkin(sqs, info, &body, &group).await {
                         Ok(()) => {}
                         Err(e) if e.is_transient() => {
                             tracing::warn!(error = %e, "standby: could not send a probe")

@@ -39,10 +39,10 @@ use sqs_barrier_core::state::PublishedState;
 use tokio::sync::Mutex;
 
 use crate::admin::{self, BarrierInfo};
+use crate::clock::wall_now;
 use crate::error::{Error, Result};
 use crate::lease::Keeper;
 use crate::notices;
-use crate::participant::wall_now;
 use crate::published;
 use crate::sqs::Sqs;
 

@@ -34,7 +34,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 use std::time::Duration;
 
 use crate::config::BarrierConfig;
-use crate::participant::Arrival;
+use crate::participant::ArrivalExtras;
 use crate::roll::{MAX_ELASTIC, Roll};
 use crate::state::{
     Beat, BrokenState, MAX_NAMED_MISSING, MemberSet, OpenGeneration, PublishedState,
@@ -437,7 +437,7 @@ impl<T> Coordinator<T> {
                     session,
                     attempt,
                 };
-                self.checkin(token, body, m, seen, Arrival { leave, data }, now);
+                self.checkin(token, body, m, seen, ArrivalExtras { leave, data }, now);
             }
             Message::Join {
                 member, session, ..
@@ -473,7 +473,7 @@ impl<T> Coordinator<T> {
         body: &str,
         m: usize,
         seen: Seen,
-        arrival: Arrival,
+        arrival: ArrivalExtras,
         now: Duration,
     ) {
         let g = seen.generation;

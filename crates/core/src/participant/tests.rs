@@ -111,7 +111,7 @@ fn sends(p: &mut Participant) -> Vec<Message> {
 fn a_leaving_member_passes_its_last_generation_on_a_later_state() {
     let c = cfg();
     let mut p = Participant::new(&c, "2", "s", ParticipantOptions::default()).unwrap();
-    let arrival = Arrival {
+    let arrival = ArrivalExtras {
         leave: true,
         data: None,
     };
@@ -142,7 +142,7 @@ fn a_leaving_member_passes_its_last_generation_on_a_later_state() {
     p.arrive_with(
         0,
         None,
-        Arrival {
+        ArrivalExtras {
             leave: true,
             data: None,
         },

@@ -44,7 +44,7 @@
 use std::collections::{BTreeMap, HashMap};
 
 use rand::Rng;
-use sqs_barrier_core::participant::{Arrival, Outcome};
+use sqs_barrier_core::participant::{ArrivalExtras, Outcome};
 use sqs_barrier_core::roll::Roll;
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Membership, Participant};
@@ -378,9 +378,9 @@ impl Sim {
     }
 
     /// What process `m` brings to phase `g`.
-    fn arrival_of(&self, m: usize, g: u64) -> Arrival {
+    fn arrival_of(&self, m: usize, g: u64) -> ArrivalExtras {
         let script = &self.elastic.scripts[m];
-        Arrival {
+        ArrivalExtras {
             leave: script.leave.is_some_and(|(l, _)| l == g),
             data: (self.elastic.data_phases >> g & 1 == 1).then(|| data_of(m, g)),
         }
