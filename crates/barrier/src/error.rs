@@ -10,9 +10,7 @@ use sqs_barrier_core::wire::BreakCause;
 #[non_exhaustive]
 pub enum Error {
     /// The barrier's queues do not exist.
-    #[error(
-        "barrier {barrier:?} is not set up at {endpoint}: run `sqs-barrier setup --barrier {barrier} --parties N` first"
-    )]
+    #[error("barrier {barrier:?} is not set up at {endpoint}: set it up first")]
     NotSetUp {
         /// The barrier.
         barrier: String,
@@ -21,7 +19,7 @@ pub enum Error {
     },
     /// The barrier exists with other rules than requested.
     #[error(
-        "barrier {barrier:?} already exists with different settings ({detail}); tear it down first: `sqs-barrier teardown --barrier {barrier}`, then wait 60 s (SQS reuses a deleted queue's name only after that) or choose another name"
+        "barrier {barrier:?} already exists with different settings ({detail}); tear it down and wait 60 s (SQS reuses a deleted queue's name only after that), or choose another name"
     )]
     Conflict {
         /// The barrier.
@@ -45,12 +43,12 @@ pub enum Error {
     },
     /// No AWS region is configured.
     #[error(
-        "no AWS region configured; set AWS_REGION (or AWS_DEFAULT_REGION), a profile region, or pass --region"
+        "no AWS region configured; set AWS_REGION (or AWS_DEFAULT_REGION) or a profile region, or give one"
     )]
     NoRegion,
     /// The endpoint could not be reached.
     #[error(
-        "cannot reach SQS at {endpoint}: {detail}; check --endpoint-url / AWS_ENDPOINT_URL and that the endpoint is running (try `sqs-barrier local`)"
+        "cannot reach SQS at {endpoint}: {detail}; check the endpoint URL (AWS_ENDPOINT_URL) and that the endpoint is running"
     )]
     Unreachable {
         /// The endpoint.
@@ -84,7 +82,7 @@ pub enum Error {
     },
     /// The barrier's stored configuration or state is unreadable.
     #[error(
-        "barrier {barrier:?} has corrupt metadata: {detail}; re-create it with `sqs-barrier teardown` and, 60 s later (SQS reuses a deleted queue's name only after that), `setup`"
+        "barrier {barrier:?} has corrupt metadata: {detail}; tear it down and set it up again 60 s later (SQS reuses a deleted queue's name only after that)"
     )]
     Corrupt {
         /// The barrier.
@@ -156,7 +154,7 @@ pub enum Error {
         missing: Vec<String>,
     },
     /// No coordinator is alive.
-    #[error("no live coordinator for barrier {barrier:?}: {} for {:.0} s by this host's clock; start one with `sqs-barrier coordinator --barrier {barrier}`", heartbeat_text(*last_heartbeat_ms), silent_for.as_secs_f64())]
+    #[error("no live coordinator for barrier {barrier:?}: {} for {:.0} s by this host's clock; start one", heartbeat_text(*last_heartbeat_ms), silent_for.as_secs_f64())]
     CoordinatorSilent {
         /// The barrier.
         barrier: String,
@@ -171,7 +169,7 @@ pub enum Error {
     /// The member is not expected at the phase: it left, or a quorum
     /// release went on without it.
     #[error(
-        "{member:?} is not a member of barrier {barrier:?} at phase {generation}: it left, or a quorum release went on without it; run `sqs-barrier join --barrier {barrier}` to take part again"
+        "{member:?} is not a member of barrier {barrier:?} at phase {generation}: it left, or a quorum release went on without it; join the barrier again to take part"
     )]
     NotExpected {
         /// The barrier.

@@ -186,7 +186,7 @@ impl Barrier {
                 }
                 None if started.elapsed() >= timeout => {
                     return Err(refuse(format!(
-                        "the coordinator did not count the join within {timeout:.0?}; is one running (`sqs-barrier coordinator --barrier {name}`)?"
+                        "the coordinator did not count the join within {timeout:.0?}; is one running for barrier {name:?}?"
                     )));
                 }
                 None => {}

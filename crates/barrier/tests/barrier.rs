@@ -276,7 +276,7 @@ async fn missing_barrier_is_a_clear_error(target: Target) {
         .await
         .unwrap_err();
     assert!(matches!(err, Error::NotSetUp { .. }), "{err}");
-    assert!(err.to_string().contains("sqs-barrier setup"), "{err}");
+    assert!(err.to_string().contains("set it up first"), "{err}");
     // An endpoint nobody listens on.
     let dead = Sqs::local("http://127.0.0.1:9");
     let err = admin::status(&dead, "x").await.unwrap_err();

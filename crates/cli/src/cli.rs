@@ -1,8 +1,10 @@
 //! The command line, as clap sees it.
 
 use std::net::SocketAddr;
+use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand, ValueEnum};
+use sqs_barrier_console::ConsoleOptions;
 
 use crate::exit;
 
@@ -77,7 +79,7 @@ pub enum Command {
     /// phases and an abort button (a reason, then a confirmation). It binds
     /// to loopback unless --allow-remote, and state-changing requests need
     /// the token of a page it served. See docs/CONSOLE.md.
-    Console(crate::console::ConsoleArgs),
+    Console(ConsoleArgs),
     /// Run N processes through K phases on the embedded endpoint and show
     /// that nobody started phase k+1 before everyone finished phase k.
     Demo(DemoArgs),
@@ -338,6 +340,47 @@ pub struct QueuesArgs {
     /// Print JSON (an array of rows).
     #[arg(long)]
     pub json: bool,
+}
+
+#[derive(Args, Debug)]
+pub struct ConsoleArgs {
+    /// The address to serve the console on.
+    #[arg(long, default_value = "127.0.0.1:9325")]
+    pub bind: SocketAddr,
+    /// Allow an address other than loopback. The console has no login:
+    /// anyone who can reach it sees the queues and barriers and can abort
+    /// barriers (with the SQS permissions of this process).
+    #[arg(long)]
+    pub allow_remote: bool,
+    /// Watch only queues (and barriers) whose name starts with this.
+    #[arg(long)]
+    pub prefix: Option<String>,
+    /// Seconds between reads of SQS (0.2 to 60). Each read lists the
+    /// queues, gets each one's attributes and reads each barrier's state:
+    /// against real SQS that is about (queues + barriers + 1) requests per
+    /// read, billed.
+    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
+    pub interval: f64,
+}
+
+impl From<ConsoleArgs> for ConsoleOptions {
+    /// The console's options. An `--interval` outside 0.2 to 60 seconds
+    /// (negative, not a number) becomes zero, which the console's check
+    /// refuses.
+    fn from(a: ConsoleArgs) -> Self {
+        let range = ConsoleOptions::INTERVALS;
+        let secs = range.start().as_secs_f64()..=range.end().as_secs_f64();
+        ConsoleOptions {
+            bind: a.bind,
+            allow_remote: a.allow_remote,
+            prefix: a.prefix,
+            interval: if secs.contains(&a.interval) {
+                Duration::from_secs_f64(a.interval)
+            } else {
+                Duration::ZERO
+            },
+        }
+    }
 }
 
 #[derive(Args, Debug)]

@@ -5,9 +5,10 @@ use std::time::Duration;
 
 use sqs_barrier::core::participant::ParticipantOptions;
 use sqs_barrier::{Barrier, ClientOptions, CoordinatorOptions, Error, Sqs, WaitOptions, admin};
+use sqs_barrier_console::{Console, ConsoleOptions, OptionsError};
 
 use crate::cli::*;
-use crate::{bench, console, demo, exit, metrics, table};
+use crate::{advice, bench, demo, exit, table};
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: Cli) -> u8 {
@@ -22,7 +23,7 @@ pub async fn run(args: Cli) -> u8 {
         Command::Bench(a) => return bench::run(a, &client).await,
         Command::BenchWorker(a) => return bench::worker(a, &client).await,
         Command::BenchReport(a) => return bench::report(a),
-        Command::Console(a) => return console::run(a, &client).await,
+        Command::Console(a) => return console(a, &client).await,
         cmd => match Sqs::connect(&client).await {
             Ok(sqs) => dispatch(cmd, &sqs).await,
             Err(e) => Err(e),
@@ -31,7 +32,7 @@ pub async fn run(args: Cli) -> u8 {
     match result {
         Ok(()) => exit::OK,
         Err(e) => {
-            eprintln!("sqs-barrier: {e}");
+            eprintln!("sqs-barrier: {}", advice::message(&e));
             exit::of(&e)
         }
     }
@@ -149,14 +150,17 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
     opts.visibility = Duration::from_secs(a.visibility);
     let mut events = None;
     if let Some(addr) = a.metrics_bind {
-        let (gauges, tx, local) =
-            metrics::serve_coordinator(addr, &a.barrier.barrier, sqs.requests().clone())
-                .await
-                .map_err(|e| {
-                    Error::Config(sqs_barrier::core::ConfigError::Invalid(format!(
-                        "--metrics-bind: cannot listen on {addr}: {e}"
-                    )))
-                })?;
+        let (gauges, tx, local) = sqs_barrier_console::serve_coordinator(
+            addr,
+            &a.barrier.barrier,
+            sqs.requests().clone(),
+        )
+        .await
+        .map_err(|e| {
+            Error::Config(sqs_barrier::core::ConfigError::Invalid(format!(
+                "--metrics-bind: cannot listen on {addr}: {e}"
+            )))
+        })?;
         opts.gauges = Some(gauges);
         events = Some(tx);
         eprintln!("sqs-barrier: metrics at http://{local}/metrics");
@@ -167,6 +171,67 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
         sqs.endpoint()
     );
     sqs_barrier::run_coordinator(sqs, &a.barrier.barrier, opts, events, shutdown_signal()).await
+}
+
+/// Serves the web console (crate `sqs-barrier-console`) until SIGINT or
+/// SIGTERM; returns the exit code.
+async fn console(a: ConsoleArgs, client: &ClientOptions) -> u8 {
+    let options = ConsoleOptions::from(a);
+    let bind = options.bind;
+    if let Err(e) = options.check() {
+        match e {
+            OptionsError::NotLoopback(_) => eprintln!(
+                "sqs-barrier: refusing to serve the console on {bind} (not loopback): it has no login and can abort barriers; pass --allow-remote to do it anyway"
+            ),
+            OptionsError::Interval(_) => {
+                if options.is_remote() {
+                    warn_remote(bind);
+                }
+                eprintln!("sqs-barrier: --interval must be between 0.2 and 60 seconds");
+            }
+        }
+        return exit::USAGE;
+    }
+    if options.is_remote() {
+        warn_remote(bind);
+    }
+    let sqs = match Sqs::connect(client).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("sqs-barrier: {}", advice::message(&e));
+            return exit::of(&e);
+        }
+    };
+    let listener = match tokio::net::TcpListener::bind(bind).await {
+        Ok(l) => l,
+        Err(e) => {
+            eprintln!("sqs-barrier: cannot listen on {bind}: {e}");
+            return exit::INFRA;
+        }
+    };
+    let local = listener.local_addr().unwrap_or(bind);
+    let console = match Console::new(sqs, options, local) {
+        Ok(c) => c,
+        Err(e) => {
+            eprintln!("sqs-barrier: {e}");
+            return exit::USAGE;
+        }
+    };
+    let url = format!("http://{local}/");
+    println!(
+        "sqs-barrier console: {url} (SQS endpoint {}; metrics at {url}metrics; stop with Ctrl-C)",
+        console.endpoint()
+    );
+    let _ = std::io::stdout().flush();
+    console.serve(listener, shutdown_signal()).await;
+    eprintln!("sqs-barrier console: shutting down");
+    exit::OK
+}
+
+fn warn_remote(bind: std::net::SocketAddr) {
+    eprintln!(
+        "sqs-barrier: WARNING: serving the console on {bind}: anyone who can reach it sees every queue and can abort barriers"
+    );
 }
 
 /// Resolves on SIGINT or SIGTERM.

@@ -1,16 +1,15 @@
 //! `sqs-barrier`: distributed barriers over Amazon SQS, from the shell.
 //!
 //! A thin binary: argument parsing and output here, everything else in the
-//! `sqs-barrier` library and the embedded endpoint crate.
+//! `sqs-barrier` library, the embedded endpoint crate and the console crate
+//! (the web console and the metrics).
 
+mod advice;
 mod bench;
 mod cli;
 mod commands;
-mod console;
 mod demo;
 mod exit;
-mod http;
-mod metrics;
 mod table;
 
 use std::io::IsTerminal as _;

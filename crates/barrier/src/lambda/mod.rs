@@ -22,9 +22,10 @@
 //!
 //! Nothing here decides anything about the protocol: the core does.
 //!
-//! [`emulator`] runs this handler behind an emulated event source mapping
-//! and schedule, outside AWS.
+//! `emulator` (with the feature `emulator`) runs this handler behind an
+//! emulated event source mapping and schedule, outside AWS.
 
+#[cfg(feature = "emulator")]
 pub mod emulator;
 
 use std::collections::BTreeMap;

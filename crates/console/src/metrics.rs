@@ -274,7 +274,7 @@ pub async fn serve_coordinator(
     mpsc::UnboundedSender<Event>,
     SocketAddr,
 )> {
-    let listener = http::bind(addr).await?;
+    let listener = tokio::net::TcpListener::bind(addr).await?;
     let local = listener.local_addr()?;
     let mut registry = Registry::with_prefix("sqs_barrier");
     let barrier_metrics = BarrierMetrics::register(&mut registry);

@@ -2,13 +2,12 @@
 //! one task per connection, bodies up to 64 KiB, stops on shutdown.
 
 use std::future::Future;
-use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
 use http_body_util::{BodyExt as _, Full, Limited};
-use hyper::body::Incoming;
+use hyper::body::{Body, Incoming};
 use hyper::header::{CACHE_CONTROL, CONTENT_TYPE, HeaderValue};
 use hyper::service::service_fn;
 use hyper::{Request, Response, StatusCode};
@@ -19,7 +18,7 @@ use tokio::net::TcpListener;
 const MAX_BODY: usize = 64 * 1024;
 
 /// A request as the handlers see it: head and the whole body.
-pub struct Req {
+pub(crate) struct Req {
     pub method: hyper::Method,
     pub path: String,
     pub headers: hyper::HeaderMap,
@@ -27,6 +26,30 @@ pub struct Req {
 }
 
 impl Req {
+    /// Reads `req`'s whole body: refused (413) beyond 64 KiB.
+    pub async fn read<B>(req: Request<B>) -> Result<Req, Response<Full<Bytes>>>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        let (parts, body) = req.into_parts();
+        let body = match Limited::new(body, MAX_BODY).collect().await {
+            Ok(b) => b.to_bytes(),
+            Err(_) => {
+                return Err(text(
+                    StatusCode::PAYLOAD_TOO_LARGE,
+                    "request body too large\n",
+                ));
+            }
+        };
+        Ok(Req {
+            method: parts.method,
+            path: parts.uri.path().to_owned(),
+            headers: parts.headers,
+            body,
+        })
+    }
+
     /// A header's value as text, if present and valid.
     pub fn header(&self, name: &str) -> Option<&str> {
         self.headers.get(name).and_then(|v| v.to_str().ok())
@@ -66,11 +89,6 @@ pub fn json(status: StatusCode, value: &serde_json::Value) -> Response<Full<Byte
     response(status, "application/json", value.to_string())
 }
 
-/// Binds `addr`.
-pub async fn bind(addr: SocketAddr) -> std::io::Result<TcpListener> {
-    TcpListener::bind(addr).await
-}
-
 /// Serves `handler` on `listener` until `shutdown` resolves.
 pub async fn serve<H, F>(listener: TcpListener, handler: H, shutdown: impl Future<Output = ()>)
 where
@@ -96,23 +114,10 @@ where
             let service = service_fn(move |req: Request<Incoming>| {
                 let handler = handler.clone();
                 async move {
-                    let (parts, body) = req.into_parts();
-                    let body = match Limited::new(body, MAX_BODY).collect().await {
-                        Ok(b) => b.to_bytes(),
-                        Err(_) => {
-                            return Ok::<_, std::convert::Infallible>(text(
-                                StatusCode::PAYLOAD_TOO_LARGE,
-                                "request body too large\n",
-                            ));
-                        }
-                    };
-                    let req = Req {
-                        method: parts.method,
-                        path: parts.uri.path().to_owned(),
-                        headers: parts.headers,
-                        body,
-                    };
-                    Ok(handler(req).await)
+                    Ok::<_, std::convert::Infallible>(match Req::read(req).await {
+                        Ok(req) => handler(req).await,
+                        Err(refused) => refused,
+                    })
                 }
             });
             let _ = hyper::server::conn::http1::Builder::new()

@@ -1,143 +1,177 @@
-//! `sqs-barrier console`: a live web console of an endpoint's queues and
-//! barriers, with their metrics at `/metrics`.
-//!
-//! One page (server-rendered HTML with a small script, no build step) polls
-//! `/api/state` every second; the state comes from [`watch::Watch`], which
-//! reads SQS every `--interval`. An abort is a `POST /api/abort` that must
-//! carry a token the server put into the page it served (per page load, kept
-//! for the newest pages) in the `X-Console-Token` header, with a JSON body:
-//! a request from another site can neither read the page nor send that
-//! header without a CORS preflight, which the console never grants. Bound to
-//! loopback, it also refuses requests whose `Host` is not a loopback name
-//! (DNS rebinding).
-
-mod watch;
+//! The console: its options, the security checks, and the router of the
+//! page, `/api/state`, `/api/abort` and `/metrics`.
 
 use std::collections::VecDeque;
+use std::future::Future;
 use std::net::SocketAddr;
+use std::ops::RangeInclusive;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use bytes::Bytes;
-use clap::Args;
 use http_body_util::Full;
-use hyper::{Response, StatusCode};
+use hyper::body::Body;
+use hyper::{Request, Response, StatusCode};
 use serde_json::json;
-use sqs_barrier::{ClientOptions, Sqs};
+use sqs_barrier::Sqs;
+use tokio::net::TcpListener;
 
-use crate::exit;
 use crate::http::{self, Req};
+use crate::watch;
 
 /// The page; `{{TOKEN}}` and `{{INTERVAL_MS}}` are filled in per request.
 const PAGE: &str = include_str!("page.html");
 /// Tokens of the newest pages served that an abort is accepted with.
 const TOKENS_KEPT: usize = 256;
 
-#[derive(Args, Debug)]
-pub struct ConsoleArgs {
-    /// The address to serve the console on.
-    #[arg(long, default_value = "127.0.0.1:9325")]
+/// What a console serves and watches.
+#[derive(Clone, Debug, PartialEq)]
+pub struct ConsoleOptions {
+    /// The address to serve the console on (its port may be 0: the
+    /// console takes the address actually bound, see [`Console::new`]).
     pub bind: SocketAddr,
     /// Allow an address other than loopback. The console has no login:
     /// anyone who can reach it sees the queues and barriers and can abort
-    /// barriers (with the SQS permissions of this process).
-    #[arg(long)]
+    /// barriers (with the SQS permissions of its client). Without it, a
+    /// console also refuses requests whose `Host` is not a loopback name.
     pub allow_remote: bool,
     /// Watch only queues (and barriers) whose name starts with this.
-    #[arg(long)]
     pub prefix: Option<String>,
-    /// Seconds between reads of SQS (0.2 to 60). Each read lists the
-    /// queues, gets each one's attributes and reads each barrier's state:
-    /// against real SQS that is about (queues + barriers + 1) requests per
-    /// read, billed.
-    #[arg(long, default_value_t = 1.0, value_name = "SECS")]
-    pub interval: f64,
+    /// The time between reads of SQS, within [`ConsoleOptions::INTERVALS`].
+    /// Each read lists the queues, gets each one's attributes and reads
+    /// each barrier's state: against real SQS that is about (queues +
+    /// barriers + 1) requests per read, billed.
+    pub interval: Duration,
 }
 
-struct Console {
+impl Default for ConsoleOptions {
+    /// Loopback port 9325, no remote access, every queue, one read a
+    /// second.
+    fn default() -> Self {
+        Self {
+            bind: SocketAddr::from(([127, 0, 0, 1], 9325)),
+            allow_remote: false,
+            prefix: None,
+            interval: Duration::from_secs(1),
+        }
+    }
+}
+
+impl ConsoleOptions {
+    /// The intervals between reads of SQS accepted: 0.2 s to 60 s.
+    pub const INTERVALS: RangeInclusive<Duration> =
+        Duration::from_millis(200)..=Duration::from_secs(60);
+
+    /// Whether the console would be served on an address other than
+    /// loopback (refused unless `allow_remote`).
+    pub fn is_remote(&self) -> bool {
+        !self.bind.ip().is_loopback()
+    }
+
+    /// Checks the options: a bind address that is not loopback needs
+    /// `allow_remote`; the interval must be within [`Self::INTERVALS`].
+    pub fn check(&self) -> Result<(), OptionsError> {
+        if self.is_remote() && !self.allow_remote {
+            return Err(OptionsError::NotLoopback(self.bind));
+        }
+        if !Self::INTERVALS.contains(&self.interval) {
+            return Err(OptionsError::Interval(self.interval));
+        }
+        Ok(())
+    }
+}
+
+/// Options a console refuses.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub enum OptionsError {
+    /// The bind address is not loopback and remote access was not allowed.
+    #[error(
+        "refusing to serve the console on {0} (not loopback): it has no login and can abort barriers; allow remote access to do it anyway"
+    )]
+    NotLoopback(SocketAddr),
+    /// The interval between reads is out of range.
+    #[error("the interval between reads must be between 0.2 and 60 seconds, not {0:?}")]
+    Interval(Duration),
+}
+
+/// A live web console of an endpoint's queues and barriers: the poller of
+/// SQS ([`Console::poll`]) and the router of its requests
+/// ([`Console::handle`]); [`Console::serve`] runs both.
+pub struct Console {
     watch: Arc<watch::Watch>,
     tokens: Mutex<VecDeque<String>>,
-    /// Bound to loopback without --allow-remote: the `Host` names accepted.
+    /// Bound to loopback without `allow_remote`: the `Host` names accepted.
     hosts: Option<Vec<String>>,
 }
 
-/// Runs the console until SIGINT or SIGTERM; returns the exit code.
-pub async fn run(a: ConsoleArgs, client: &ClientOptions) -> u8 {
-    if !a.bind.ip().is_loopback() {
-        if !a.allow_remote {
-            eprintln!(
-                "sqs-barrier: refusing to serve the console on {} (not loopback): it has no login and can abort barriers; pass --allow-remote to do it anyway",
-                a.bind
-            );
-            return exit::USAGE;
-        }
-        eprintln!(
-            "sqs-barrier: WARNING: serving the console on {}: anyone who can reach it sees every queue and can abort barriers",
-            a.bind
-        );
-    }
-    if !(0.2..=60.0).contains(&a.interval) {
-        eprintln!("sqs-barrier: --interval must be between 0.2 and 60 seconds");
-        return exit::USAGE;
-    }
-    let sqs = match Sqs::connect(client).await {
-        Ok(s) => s,
-        Err(e) => {
-            eprintln!("sqs-barrier: {e}");
-            return exit::of(&e);
-        }
-    };
-    let listener = match http::bind(a.bind).await {
-        Ok(l) => l,
-        Err(e) => {
-            eprintln!("sqs-barrier: cannot listen on {}: {e}", a.bind);
-            return exit::INFRA;
-        }
-    };
-    let local = listener.local_addr().unwrap_or(a.bind);
-    let watch = watch::Watch::new(
-        sqs.clone(),
-        a.prefix.clone(),
-        Duration::from_secs_f64(a.interval),
-    );
-    let hosts = (!a.allow_remote).then(|| {
-        let port = local.port();
-        vec![
-            format!("127.0.0.1:{port}"),
-            format!("localhost:{port}"),
-            format!("[::1]:{port}"),
-            local.to_string(),
-        ]
-    });
-    let console = Arc::new(Console {
-        watch: watch.clone(),
-        tokens: Mutex::new(VecDeque::new()),
-        hosts,
-    });
-    let watching = tokio::spawn(watch.run());
-    let url = format!("http://{local}/");
-    println!(
-        "sqs-barrier console: {url} (SQS endpoint {}; metrics at {url}metrics; stop with Ctrl-C)",
-        watch::display_endpoint(sqs.endpoint())
-    );
-    use std::io::Write as _;
-    let _ = std::io::stdout().flush();
-    http::serve(
-        listener,
-        move |req| {
-            let console = console.clone();
-            async move { console.handle(req).await }
-        },
-        crate::commands::shutdown_signal(),
-    )
-    .await;
-    watching.abort();
-    eprintln!("sqs-barrier console: shutting down");
-    exit::OK
-}
-
 impl Console {
-    async fn handle(&self, req: Req) -> Response<Full<Bytes>> {
+    /// A console of the queues of `sqs`'s endpoint, to be served on
+    /// `local`: the address its listener is bound to (the `Host` names it
+    /// accepts without `allow_remote` are those of this address's port).
+    /// Fails if [`ConsoleOptions::check`] does.
+    pub fn new(sqs: Sqs, options: ConsoleOptions, local: SocketAddr) -> Result<Self, OptionsError> {
+        options.check()?;
+        let hosts = (!options.allow_remote).then(|| {
+            let port = local.port();
+            vec![
+                format!("127.0.0.1:{port}"),
+                format!("localhost:{port}"),
+                format!("[::1]:{port}"),
+                local.to_string(),
+            ]
+        });
+        Ok(Self {
+            watch: watch::Watch::new(sqs, options.prefix, options.interval),
+            tokens: Mutex::new(VecDeque::new()),
+            hosts,
+        })
+    }
+
+    /// The SQS endpoint watched, for display: without a user name or
+    /// password.
+    pub fn endpoint(&self) -> String {
+        watch::display_endpoint(self.watch.sqs().endpoint())
+    }
+
+    /// Reads SQS every interval, forever: what `/api/state` and
+    /// `/metrics` show. [`Console::serve`] runs it; a caller of
+    /// [`Console::handle`] spawns it.
+    pub fn poll(&self) -> impl Future<Output = ()> + Send + 'static {
+        self.watch.clone().run()
+    }
+
+    /// Serves the console on `listener` until `shutdown` resolves, reading
+    /// SQS meanwhile: one task per connection, request bodies up to 64 KiB.
+    pub async fn serve(self, listener: TcpListener, shutdown: impl Future<Output = ()>) {
+        let watching = tokio::spawn(self.poll());
+        let console = Arc::new(self);
+        http::serve(
+            listener,
+            move |req| {
+                let console = console.clone();
+                async move { console.route(req).await }
+            },
+            shutdown,
+        )
+        .await;
+        watching.abort();
+    }
+
+    /// Answers one request as the server does: `GET /` (the page, with a
+    /// new token), `GET /api/state`, `POST /api/abort`, `GET /metrics`. A
+    /// body larger than 64 KiB is refused (413).
+    pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
+    where
+        B: Body,
+        B::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    {
+        match Req::read(req).await {
+            Ok(req) => self.route(req).await,
+            Err(refused) => refused,
+        }
+    }
+
+    async fn route(&self, req: Req) -> Response<Full<Bytes>> {
         if let Some(hosts) = &self.hosts {
             let host = req.header("host").unwrap_or_default();
             if !hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
