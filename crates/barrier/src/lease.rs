@@ -56,8 +56,9 @@ pub(crate) async fn put_token(sqs: &Sqs, url: &str, dedup: &str) -> Result<()> {
 }
 
 /// Tries to take the lease: one receive that waits up to `wait` seconds
-/// (0 to 20) for a token, hiding it for the lease's term. `Some` once the
-/// lease is held, from `sent` (this clock, before the request went out).
+/// (0 to 20) for a token, hiding it for the lease's term, then an extension
+/// that confirms it. `Some` once the lease is held, from the returned
+/// instant (this clock, before the extension went out).
 ///
 /// A receive attempt id makes the SDK's retries of a receive whose answer
 /// was lost return the same token rather than nothing.
@@ -67,7 +68,6 @@ pub(crate) async fn acquire(
     lease: &Lease,
     wait: i32,
 ) -> Result<Option<(Token, Duration)>> {
-    let sent = mono_now();
     let out = sqs
         .client()
         .receive_message()
@@ -102,7 +102,27 @@ pub(crate) async fn acquire(
     if !extra.is_empty() {
         let _ = sqs.delete_batch(url, &extra).await;
     }
-    Ok(Some((Token { receipt, age }, sent)))
+    // The token's visibility runs from when SQS handed it over, somewhere
+    // in the long poll: from `sent` at the earliest. Counted from `sent`, a
+    // token that came late in a long poll would be held for nothing. So the
+    // lease starts with an extension sent now, which counts from now.
+    let token = Token { receipt, age };
+    for _ in 0..3 {
+        let sent = mono_now();
+        match extend(sqs, url, &token, lease).await {
+            Ok(Extended::Kept) => return Ok(Some((token, sent))),
+            // Its visibility lapsed before the answer came (or somebody
+            // else's receive took it): not ours.
+            Ok(Extended::Lost) => return Ok(None),
+            Err(e) if e.is_transient() => {
+                tracing::debug!(error = %e, "could not confirm the coordinator lease; trying again");
+                tokio::time::sleep(Duration::from_millis(200)).await;
+            }
+            Err(e) => return Err(e),
+        }
+    }
+    // Not confirmed: it lapses within the lease's term.
+    Ok(None)
 }
 
 /// How an extension ended.
@@ -193,7 +213,16 @@ pub(crate) struct Keeper {
     /// The slowest extension's round trip so far, in microseconds: how
     /// close a request came to the lease's margin.
     slowest: std::sync::Arc<std::sync::atomic::AtomicU64>,
+    /// When the holder last made progress ([`Keeper::alive`]), in
+    /// microseconds on [`mono_now`]'s clock.
+    progress: std::sync::Arc<std::sync::atomic::AtomicU64>,
 }
+
+/// A holder whose work made no progress for this long is not kept: its
+/// lease runs out, and another coordinator takes over. Without this, a
+/// coordinator whose loop hung (while its extension task ran on) would
+/// keep everyone else out for ever.
+const STALL: Duration = Duration::from_secs(6);
 
 impl Keeper {
     /// Starts keeping `token`, received by a request sent at `sent`.
@@ -204,6 +233,10 @@ impl Keeper {
         let (task_sqs, task_url, task_token) = (sqs.clone(), url.to_owned(), token.clone());
         let slowest = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(0));
         let task_slowest = slowest.clone();
+        let progress = std::sync::Arc::new(std::sync::atomic::AtomicU64::new(
+            mono_now().as_micros() as u64,
+        ));
+        let task_progress = progress.clone();
         let task = tokio::spawn(async move {
             loop {
                 let Some(at) = lease.poll_timeout() else {
@@ -219,6 +252,17 @@ impl Keeper {
                     let _ = tx.send(None);
                     renew(&task_sqs, &task_url, &task_token).await;
                     return;
+                }
+                let last =
+                    Duration::from_micros(task_progress.load(std::sync::atomic::Ordering::Relaxed));
+                if now.saturating_sub(last) >= STALL && lease.is_held(now) {
+                    tracing::warn!(
+                        stalled = ?now.saturating_sub(last),
+                        "the coordinator made no progress; letting its lease run out"
+                    );
+                    lease.handle_extend_failed(now);
+                    let _ = tx.send(lease.held_until());
+                    continue;
                 }
                 if !lease.poll_extend(now) {
                     let _ = tx.send(lease.held_until().filter(|_| lease.is_held(now)));
@@ -252,7 +296,17 @@ impl Keeper {
             token,
             taken: sent,
             slowest,
+            progress,
         }
+    }
+
+    /// The holder made progress (a step of its loop, a request of its
+    /// round): the lease is kept while it does (see [`STALL`]).
+    pub(crate) fn alive(&self) {
+        self.progress.store(
+            mono_now().as_micros() as u64,
+            std::sync::atomic::Ordering::Relaxed,
+        );
     }
 
     /// The slowest extension's round trip so far.
@@ -348,12 +402,15 @@ pub(crate) async fn wait_for(
     let lease = Lease::default();
     let started = mono_now();
     let mut put = false;
+    let mut tried = false;
     loop {
         let waited = mono_now().saturating_sub(started);
         let left = patience.map(|p| p.saturating_sub(waited));
-        if left.is_some_and(|l| l.is_zero()) {
+        // At least one try, also with no patience at all.
+        if tried && left.is_some_and(|l| l.is_zero()) {
             return Ok(None);
         }
+        tried = true;
         let wait = left.map_or(20, |l| l.as_secs().clamp(0, 20) as i32);
         match acquire(sqs, url, &lease, wait).await {
             Ok(Some((token, sent))) => return Ok(Some(Keeper::start(sqs, url, token, sent))),

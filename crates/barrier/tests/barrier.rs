@@ -32,6 +32,7 @@ sqs_barrier_testkit::both_endpoints!(
     waits_take_no_tagging_action,
     a_barrier_set_up_again_is_told_apart,
     many_barriers_at_once_share_the_quota,
+    a_lease_taken_late_in_a_long_poll_is_kept,
 );
 
 struct Fixture {
@@ -372,7 +373,10 @@ async fn silent_coordinator_is_an_error(target: Target) {
     let started = Instant::now();
     let err = b0.wait(LONG).await.unwrap_err();
     assert!(matches!(err, Error::CoordinatorSilent { .. }), "{err}");
-    assert!(err.to_string().contains("sqs-barrier coordinator"), "{err}");
+    assert!(
+        err.to_string().contains("no live coordinator") && err.to_string().contains("start one"),
+        "{err}"
+    );
     assert!(started.elapsed() < Duration::from_secs(10));
 }
 
@@ -752,4 +756,49 @@ async fn many_barriers_at_once_share_the_quota(target: Target) {
         counted.requests().snapshot()
     );
     drop(endpoint);
+}
+
+/// A coordinator that gets the lease's token late in its long poll (the
+/// token's last holder kept it for 8 s) holds the lease from then on, not
+/// from when its receive went out: it stays active, loses no lease, and
+/// releases.
+async fn a_lease_taken_late_in_a_long_poll_is_kept(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let info = admin::open(&f.sqs, &f.name).await.unwrap();
+    let held = f
+        .sqs
+        .client()
+        .receive_message()
+        .queue_url(&info.urls.lease)
+        .visibility_timeout(8)
+        .wait_time_seconds(1)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(held.messages().len(), 1, "the token");
+    let (c, g) = coordinator_with_gauges(&f, fast_coordinator(false));
+    let started = Instant::now();
+    wait_until("the coordinator takes the lease", || g.active.load(SeqCst)).await;
+    assert!(
+        started.elapsed() >= Duration::from_secs(6),
+        "{:?}",
+        started.elapsed()
+    );
+    // Well past the first lease's term counted from the receive.
+    tokio::time::sleep(Duration::from_secs(12)).await;
+    assert!(g.active.load(SeqCst), "it stood down");
+    assert_eq!(g.lease_losses.load(SeqCst), 0);
+    let b: Vec<Barrier> = connect_all2(["0", "1"].map(|id| member(&f, id))).await;
+    let a0 = b[0].arrive(LONG).await.unwrap();
+    b[1].wait(LONG).await.expect("released");
+    a0.await.unwrap();
+    c.stop().await.unwrap();
+}
+
+async fn connect_all2<F: std::future::Future<Output = Barrier>>(fs: [F; 2]) -> Vec<Barrier> {
+    let mut out = Vec::new();
+    for f in fs {
+        out.push(f.await);
+    }
+    out
 }

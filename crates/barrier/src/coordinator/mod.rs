@@ -317,7 +317,10 @@ impl Driver {
                 .core
                 .poll_timeout()
                 .map_or(Duration::from_secs(1), |t| t.saturating_sub(now))
-                .min(self.opts.visibility / 3);
+                .min(self.opts.visibility / 3)
+                // Wakes often enough to tell its lease it lives (see
+                // `lease::Keeper::alive`).
+                .min(Duration::from_secs(2));
             tokio::select! {
                 _ = shutdown.as_mut() => break Ok(Ended::Shutdown),
                 batch = rx.recv() => match batch {
@@ -350,6 +353,9 @@ impl Driver {
             }
             if !self.holds_lease() {
                 break Ok(Ended::LeaseLost);
+            }
+            if let Some(lease) = &self.lease {
+                lease.alive();
             }
             self.core.handle_timeout(mono_now());
             let step = Instant::now();

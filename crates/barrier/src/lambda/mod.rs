@@ -261,6 +261,7 @@ async fn coordinate_holding(
     let mut failed: Option<Error> = None;
     loop {
         while let Some(t) = round.poll_transmit() {
+            lease.alive();
             if !lease.is_held() && failed.is_none() {
                 // The whole batch comes back: safe, as after a crash.
                 return Err(Error::LeaseRanOut {
