@@ -19,15 +19,13 @@ const GROUP: &str = "lease";
 /// The token's body, for people who look into the queue.
 const BODY: &str = r#"{"v":1,"type":"lease"}"#;
 
-/// How long a holder keeps one token in flight before it puts a fresh one
-/// and lets the old go (and with it, for a moment, the lease): SQS keeps a
-/// message in flight for 12 hours at most, and a message for the queue's
-/// retention (14 days) from its send, whatever its receives.
-const HOLD_MAX: Duration = Duration::from_secs(6 * 3600);
-
-/// A token older than this (from its send) is replaced when it is given
-/// back, so that SQS's retention never ends it.
-const TOKEN_MAX_AGE: Duration = Duration::from_secs(24 * 3600);
+/// A token older than this (from its send) is replaced by a fresh one: by
+/// its holder while it holds it (the lease is free for a moment), or when
+/// it is given back. SQS keeps a message in flight for 12 hours at most
+/// (counted from a receive, so at most from its send) and keeps a message
+/// for the queue's retention (14 days) from its send, whatever its
+/// receives.
+const TOKEN_MAX_AGE: Duration = Duration::from_secs(11 * 3600);
 
 /// A token received: the lease, while its visibility lasts.
 #[derive(Clone, Debug)]
@@ -245,7 +243,7 @@ impl Keeper {
                 };
                 tokio::time::sleep(at.saturating_sub(mono_now())).await;
                 let now = mono_now();
-                if now.saturating_sub(sent) >= HOLD_MAX {
+                if task_token.age + now.saturating_sub(sent) >= TOKEN_MAX_AGE {
                     // Before SQS's 12-hour cap on a message in flight: a
                     // fresh token, and the lease is free for a moment.
                     lease.handle_lost();
