@@ -44,7 +44,7 @@ def error_fields(e: sqs_barrier.BarrierError) -> dict:
 
 
 def wait_once(barrier, args) -> sqs_barrier.Released:
-    phase = barrier.phase
+    phase = barrier.next_phase
     say("arrive", phase=phase)
     if args.mode == "wait":
         return barrier.wait(timeout=args.timeout)
@@ -81,7 +81,7 @@ def main() -> int:
     barrier = sqs_barrier.Barrier(
         args.barrier, args.member, status_interval=args.status_interval
     )
-    say("ready", phase=barrier.phase)
+    say("ready", phase=barrier.next_phase)
     if args.abort is not None:
         barrier.abort(args.abort)
         say("aborted")
@@ -94,13 +94,13 @@ def main() -> int:
             say("error", **error_fields(e))
             return 1
         except KeyboardInterrupt:
-            say("interrupted", phase=barrier.phase)
+            say("interrupted", phase=barrier.next_phase)
             if sys.stdin.readline().strip() != "again":
                 return 130
             released = barrier.wait(timeout=args.timeout)
         say("released", phase=released.phase, waited=released.waited)
-        if released.phase + 1 != barrier.phase:
-            say("error", type="PhaseNotAdvanced", message=str(barrier.phase))
+        if released.phase + 1 != barrier.next_phase:
+            say("error", type="PhaseNotAdvanced", message=str(barrier.next_phase))
             return 1
     return 0
 

@@ -128,7 +128,7 @@ def test_gather_gives_every_member_every_payload(sqs_url, procs_for, name, pool,
         assert e.value.members == 3 and e.value.size > e.value.limit, vars(e.value)
         assert "leaves each of the barrier's 3 members" in str(e.value)
         limit = e.value.limit
-    assert a.phase == 2
+    assert a.next_phase == 2
     # The limit counts the payload as a JSON string with the member's name:
     # a payload just under it passes.
     fits = "y" * (limit - len('"a"') - len('""') - 2)
@@ -161,7 +161,7 @@ def test_leave_releases_the_others_without_the_leaver(sqs_url, procs_for, name, 
 
     # Phase 1: b leaves without waiting; a passes on b's arrival alone.
     assert b.leave(payload="bye") == 1
-    assert b.phase == 2
+    assert b.next_phase == 2
     released = a.wait(timeout=WAIT_S)
     assert released.phase == 1 and released.data == {"b": "bye"}, released
     # Phase 2: a alone.
@@ -189,7 +189,7 @@ def test_join_makes_a_member_the_barrier_waits_for(
     # A numbered barrier gives the next number.
     joined = sqs_barrier.Barrier.join(name, timeout=30, endpoint_url=sqs_url)
     assert joined.member == "2" and joined.name == name
-    assert joined.first_phase == joined.phase == 1, joined
+    assert joined.first_phase == joined.next_phase == 1, joined
     st = status_until(name, sqs_url, lambda st: st["released_below"] == 1)
     assert st["members_by_phase"] == [{"from_phase": 1, "members": ["0", "1", "2"]}], st
 
@@ -220,7 +220,7 @@ def test_join_by_name_on_a_roster_barrier(sqs_url, procs_for, name, pool):
     assert "join with one" in str(e.value), e.value
     # Nobody has arrived yet: the first phase is 0.
     audit = sqs_barrier.Barrier.join(name, "audit", timeout=30, endpoint_url=sqs_url)
-    assert (audit.member, audit.first_phase, audit.phase) == ("audit", 0, 0)
+    assert (audit.member, audit.first_phase, audit.next_phase) == ("audit", 0, 0)
     a, b = (sqs_barrier.Barrier(name, m, endpoint_url=sqs_url) for m in "ab")
     # A CLI member waits as "audit" too, at phase 1.
     got = [pool.submit(m.wait, WAIT_S, payload=m.member) for m in (a, b, audit)]

@@ -214,7 +214,7 @@ def test_asyncio_members_and_cancellation(sqs_url, procs_for, aws_env, name):
         # stays, and the same phase is waited at again afterwards.
         with pytest.raises(asyncio.TimeoutError):
             await asyncio.wait_for(a.wait_async(), 1.0)
-        assert a.phase == 2
+        assert a.next_phase == 2
         arrival = await asyncio.get_running_loop().run_in_executor(None, b.arrive, 60.0)
         cli = procs.cli_wait(name, "cli", 2, status_interval=4)
         released = await asyncio.gather(a.wait_async(timeout=60), arrival.wait_async())
@@ -246,7 +246,7 @@ def test_local_endpoint_in_process(procs_for, aws_env, name):
         coordinator.start()
         try:
             barrier = sqs_barrier.Barrier(name, "py", endpoint_url=url)
-            assert barrier.members == ["py", "cli"] and barrier.phase == 0
+            assert barrier.members == ["py", "cli"] and barrier.next_phase == 0
             for phase in range(2):
                 cli = procs.cli_wait(name, "cli", phase)
                 arrival = barrier.arrive(timeout=60)

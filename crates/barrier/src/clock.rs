@@ -1,4 +1,6 @@
-//! The two clocks of this crate.
+//! The two clocks of this crate, and the one wall clock of the project's
+//! tools (the CLI, the console and the benchmark stamp with [`wall_ms`] and
+//! [`wall_us`]).
 //!
 //! Every timer (deadlines, the quorum grace, heartbeats, liveness, the
 //! restart grace, retries) runs on [`mono_now`], this process's monotonic
@@ -27,13 +29,19 @@ pub(crate) fn mono_now() -> Duration {
 /// The wall clock: time since the Unix epoch. For people, and for the
 /// Lambda coordinator, whose invocations share nothing but SQS and the
 /// (synchronised) clocks of AWS hosts.
-pub(crate) fn wall_now() -> Duration {
+pub fn wall_now() -> Duration {
     SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .unwrap_or_default()
 }
 
 /// The wall clock in milliseconds since the Unix epoch.
-pub(crate) fn wall_ms() -> u64 {
+pub fn wall_ms() -> u64 {
     wall_now().as_millis() as u64
+}
+
+/// The wall clock in microseconds since the Unix epoch (benchmark stamps
+/// that several processes of one host compare).
+pub fn wall_us() -> u64 {
+    wall_now().as_micros() as u64
 }

@@ -44,7 +44,7 @@
 
 pub mod admin;
 mod checkin;
-mod clock;
+pub mod clock;
 mod coordinator;
 mod error;
 mod info;

@@ -168,7 +168,7 @@ impl Barrier {
                         &name,
                         inner.opts.clone(),
                     );
-                    joined.set_phase(first_phase);
+                    joined.set_next_phase(first_phase);
                     return Ok(Joined {
                         barrier: joined,
                         member: name,

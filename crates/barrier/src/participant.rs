@@ -213,12 +213,12 @@ impl Barrier {
 
     /// The generation the next [`wait`](Self::wait) or
     /// [`arrive`](Self::arrive) arrives at (0 for a new handle).
-    pub fn phase(&self) -> u64 {
+    pub fn next_phase(&self) -> u64 {
         self.inner.phase.lock().expect("phase lock").next
     }
 
     /// Sets the next generation, e.g. to resume after a restart.
-    pub fn set_phase(&self, generation: u64) {
+    pub fn set_next_phase(&self, generation: u64) {
         self.inner.phase.lock().expect("phase lock").next = generation;
     }
 
@@ -417,7 +417,7 @@ impl Drop for WaitGuard {
 /// nothing. Dropping it cancels the wait, as a crash of the member would:
 /// the check-in stays counted, the member takes no notice copy, and the
 /// handle can arrive at the same generation again (see
-/// [`Barrier::set_phase`]).
+/// [`Barrier::set_next_phase`]).
 #[derive(Debug)]
 #[must_use = "dropping an arrival cancels the wait"]
 pub struct Arrival {

@@ -138,7 +138,7 @@ async fn phases_release_only_when_all_arrived(target: Target) {
                     "released at phase {k} before everyone arrived"
                 );
             }
-            b.phase()
+            b.next_phase()
         }));
     }
     for t in tasks {
@@ -485,7 +485,7 @@ async fn rerun_after_release_gets_the_notice_again(target: Target) {
     // Member 0 "crashed" after the release and re-runs phase 0 with a new
     // session: it must be released again, not hang.
     let again = member(&f, "0").await;
-    again.set_phase(0);
+    again.set_next_phase(0);
     let r = again.wait(LONG).await.expect("released again");
     assert_eq!(r.generation, 0);
     c.stop().await.unwrap();

@@ -161,7 +161,7 @@ async fn run_phases(f: &Fixture, parties: usize, phases: u64) {
                     "released at phase {k} before everyone arrived"
                 );
             }
-            b.phase()
+            b.next_phase()
         }));
     }
     for t in tasks {

@@ -78,7 +78,7 @@ mod summary;
 mod worker;
 
 use std::collections::BTreeMap;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use aws_sdk_sqs::error::DisplayErrorContext;
 use sqs_barrier::{ClientOptions, Sqs};
@@ -129,15 +129,6 @@ impl From<sqs_barrier::Error> for Failure {
 
 fn sdk<E: std::error::Error>(op: &str, e: E) -> String {
     format!("{op}: {}", DisplayErrorContext(&e))
-}
-
-/// Wall clock in microseconds since the Unix epoch: the one clock all
-/// processes of a run share (they run on one machine).
-fn now_us() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_micros() as u64
 }
 
 fn seconds(s: f64, what: &str) -> Result<Duration, Failure> {

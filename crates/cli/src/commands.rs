@@ -284,7 +284,7 @@ async fn wait(a: WaitArgs, sqs: &Sqs) -> Result<(), Error> {
         wait = wait.leaving();
     }
     let barrier = Barrier::connect_with(sqs, &a.barrier.barrier, &a.id, opts).await?;
-    barrier.set_phase(a.phase);
+    barrier.set_next_phase(a.phase);
     let released = barrier.wait_with(wait).await?;
     if a.gather {
         let data = released.data.unwrap_or_default();
@@ -347,7 +347,7 @@ async fn join(a: JoinArgs, sqs: &Sqs) -> Result<(), Error> {
 async fn leave(a: LeaveArgs, sqs: &Sqs) -> Result<(), Error> {
     let data = a.data.as_deref().map(read_data).transpose()?;
     let barrier = Barrier::connect(sqs, &a.barrier.barrier, &a.id).await?;
-    barrier.set_phase(a.phase);
+    barrier.set_next_phase(a.phase);
     let g = barrier.leave(data).await?;
     println!(
         "barrier {}: {} arrived at phase {g} and left; no later phase expects it",

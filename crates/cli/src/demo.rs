@@ -2,7 +2,9 @@
 
 use std::collections::BTreeMap;
 use std::process::Stdio;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
+
+use sqs_barrier::clock::wall_ms;
 
 use rand::{Rng, SeedableRng};
 use serde::{Deserialize, Serialize};
@@ -28,13 +30,6 @@ struct Ev {
     t: u64,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     work_ms: Option<u64>,
-}
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
 }
 
 /// The parent: endpoint, setup, processes, timeline, check, cleanup.
@@ -355,7 +350,7 @@ pub async fn worker(a: DemoWorkerArgs, client: &ClientOptions) -> u8 {
                 id: a.id.clone(),
                 phase,
                 ev: ev.into(),
-                t: now_ms(),
+                t: wall_ms(),
                 work_ms,
             };
             println!(

@@ -16,7 +16,9 @@
 use std::collections::{BTreeMap, HashMap, VecDeque};
 use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
+
+use sqs_barrier::clock::wall_ms;
 
 use aws_sdk_sqs::types::MessageSystemAttributeName;
 use prometheus_client::metrics::family::Family;
@@ -38,13 +40,6 @@ const REJECTS: usize = 20;
 const MEMBERS_SHOWN: usize = 500;
 /// The attribute a coordinator puts on a dead letter: why it was rejected.
 const REASON_ATTRIBUTE: &str = "sqs-barrier-reason";
-
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_millis() as u64
-}
 
 /// One phase as the console saw it.
 #[derive(Clone, Debug)]
@@ -305,7 +300,7 @@ impl Watch {
                 Err(e) => {
                     let mut old = self.snapshot();
                     old["error"] = json!(e.to_string());
-                    old["now_ms"] = json!(now_ms());
+                    old["now_ms"] = json!(wall_ms());
                     old
                 }
             };
@@ -352,7 +347,7 @@ impl Watch {
             "endpoint": display_endpoint(self.sqs.endpoint()),
             "prefix": self.prefix,
             "interval_secs": self.interval.as_secs_f64(),
-            "now_ms": now_ms(),
+            "now_ms": wall_ms(),
             "error": null,
             "queues": rows,
             "barriers": barriers,
@@ -425,7 +420,7 @@ impl Watch {
             .iter()
             .find(|r| r.name == names.dead_letter)
             .and_then(|r| Some(r.messages_available? + r.messages_in_flight.unwrap_or(0)));
-        let now = now_ms();
+        let now = wall_ms();
         let labels = barrier_label(name);
         let m = &self.metrics;
         if let Some(s) = &state {
@@ -708,7 +703,7 @@ impl Watch {
                 "id": s.coordinator,
                 "alive": alive,
                 "stopped": s.stopped,
-                "heartbeat_age_secs": now_ms().saturating_sub(s.heartbeat_ms) as f64 / 1000.0,
+                "heartbeat_age_secs": wall_ms().saturating_sub(s.heartbeat_ms) as f64 / 1000.0,
                 "unchanged_secs": unchanged.as_secs_f64(),
                 "heartbeat_every_secs": s.heartbeat_every_ms as f64 / 1000.0,
                 "standbys": s.standbys,
@@ -735,7 +730,7 @@ fn open_age(t: &Tracker) -> Option<Duration> {
     match t.age {
         Some((age, read)) => Some(Duration::from_millis(age) + read.elapsed()),
         None => Some(Duration::from_millis(
-            now_ms().saturating_sub(open.since_ms),
+            wall_ms().saturating_sub(open.since_ms),
         )),
     }
 }
@@ -757,7 +752,7 @@ fn liveness(t: &Tracker) -> (bool, Duration) {
     let alive = if t.seen_change {
         unchanged <= s.stale_after()
     } else {
-        s.looks_recent(now_ms())
+        s.looks_recent(wall_ms())
     };
     (alive, unchanged)
 }

@@ -177,13 +177,13 @@ impl Barrier {
     /// The phase the next wait() or arrive() arrives at (0 for a new
     /// handle). Set it to resume at a later phase after a restart.
     #[getter]
-    fn phase(&self) -> u64 {
-        self.inner.phase()
+    fn next_phase(&self) -> u64 {
+        self.inner.next_phase()
     }
 
     #[setter]
-    fn set_phase(&self, phase: u64) {
-        self.inner.set_phase(phase);
+    fn set_next_phase(&self, phase: u64) {
+        self.inner.set_next_phase(phase);
     }
 
     /// The first phase that expects this member, for a handle from
@@ -309,7 +309,7 @@ impl Barrier {
             "Barrier({:?}, {:?}, phase={})",
             self.inner.config().name,
             self.inner.member(),
-            self.inner.phase()
+            self.inner.next_phase()
         )
     }
 }

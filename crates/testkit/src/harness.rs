@@ -312,7 +312,7 @@ pub async fn run_member(
         }
         let mut failures = 0u32;
         loop {
-            handle.set_phase(g);
+            handle.set_next_phase(g);
             history.record(member, g, Event::Arrive);
             let outcome = match handle.arrive(Some(plan.wait_timeout)).await {
                 Ok(arrival) => {

@@ -9,7 +9,8 @@ use std::time::{Duration, Instant};
 use aws_sdk_sqs::types::QueueAttributeName;
 use sqs_barrier::Sqs;
 
-use super::{Failure, now_us, sdk};
+use super::{Failure, sdk};
+use sqs_barrier::clock::wall_us;
 
 /// The queues of the handout's protocol. Two of each, used by episode
 /// parity, so that a participant released early cannot take a release
@@ -122,7 +123,7 @@ pub(super) async fn wait(
                 )
             })?;
         if let Some(m) = out.messages.unwrap_or_default().into_iter().next() {
-            let released = now_us();
+            let released = wall_us();
             // Not in the handout: without it the message comes back
             // after the visibility timeout and releases someone in a
             // later episode.
@@ -197,7 +198,7 @@ pub(super) async fn monitor(
                 .await
                 .map_err(|e| sdk("SendMessage", e))?;
         }
-        decided.lock().expect("lock").insert(k, now_us());
+        decided.lock().expect("lock").insert(k, wall_us());
         // Clean-up: PurgeQueue works once a minute; receive and delete the N
         // check-ins instead.
         let mut deleted = 0;

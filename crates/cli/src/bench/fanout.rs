@@ -39,9 +39,10 @@ use tokio::process::{Child, ChildStdin, ChildStdout};
 use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
-use super::{Failure, Target, now_us, sdk};
+use super::{Failure, Target, sdk};
 use crate::cli::{BenchArgs, BenchWorkerArgs};
 use crate::exit;
+use sqs_barrier::clock::wall_us;
 
 /// Samples: 11, but none is begun once the measurement has taken
 /// [`BUDGET`] (the first always is). At N = 1,000 a sample takes well under
@@ -132,7 +133,7 @@ async fn measure(
         let fail = |e: String| Failure::infra(format!("fan-out sample {i}: {e}"));
         receivers.park(i).await.map_err(fail)?;
         tokio::time::sleep(settle).await;
-        let t0 = now_us();
+        let t0 = wall_us();
         sender
             .client()
             .send_message()
@@ -205,7 +206,7 @@ impl Group {
                         .wait_time_seconds(20)
                         .send()
                         .await;
-                    let at = now_us();
+                    let at = wall_us();
                     let out = out.map_err(|e| sdk("ReceiveMessage", e))?;
                     let got = out
                         .messages

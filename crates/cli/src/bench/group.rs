@@ -14,8 +14,9 @@ use tokio::task::JoinSet;
 
 use super::baseline::{self, BaselineQueues};
 use super::stats::{Waiting, diff};
-use super::{Counts, Failure, SETTLE, now_us};
+use super::{Counts, Failure, SETTLE};
 use crate::exit;
+use sqs_barrier::clock::wall_us;
 
 /// A participant, with a client of its own on the group's connections: its
 /// counter counts this participant's requests only (the group's counts them
@@ -95,7 +96,7 @@ async fn episode(
     let fail = |e: String| format!("episode {k}: participant {}: {e}", m.index);
     let counter = m.sqs.requests();
     let start = counter.snapshot();
-    let before = now_us();
+    let before = wall_us();
     let started = Instant::now();
     // The check-in, then the wait.
     let (checked_in_us, checked_in, released) = match &m.role {
@@ -105,9 +106,9 @@ async fn episode(
                 opts = opts.with_data(payload(m.index, k, data_bytes));
             }
             let arrival = b.arrive_with(opts).await.map_err(|e| fail(e.to_string()))?;
-            let (t, c) = (now_us(), counter.snapshot());
+            let (t, c) = (wall_us(), counter.snapshot());
             let released = arrival.await.map_err(|e| fail(e.to_string()))?;
-            let at = now_us();
+            let at = wall_us();
             if data_bytes > 0 {
                 // Everyone's data, each as its member brought it.
                 let data = released.data.unwrap_or_default();
@@ -126,12 +127,12 @@ async fn episode(
         Role::Baseline(queues) => {
             let id = m.index.to_string();
             baseline::check_in(&m.sqs, queues, &id, k).await?;
-            let (t, c) = (now_us(), counter.snapshot());
+            let (t, c) = (wall_us(), counter.snapshot());
             let released = baseline::wait(&m.sqs, queues, &id, k, started, timeout).await?;
             (t, c, released)
         }
     };
-    let waited = now_us().saturating_sub(checked_in_us);
+    let waited = wall_us().saturating_sub(checked_in_us);
     waiting.add_episode(&start, &checked_in, &counter.snapshot(), waited);
     Ok(Sample { before, released })
 }

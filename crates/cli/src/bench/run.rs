@@ -19,9 +19,10 @@ use super::handoff::handoff;
 use super::sampler::Sampler;
 use super::stats::{Tagging, Waiting, add, pct, r3, r6, ratio, sorted};
 use super::summary::{PerMinute, Report, print_report};
-use super::{COORD_START, Counts, Failure, SETTLE, Target, now_us, seconds, work_seconds, worker};
+use super::{COORD_START, Counts, Failure, SETTLE, Target, seconds, work_seconds, worker};
 use crate::cli::{BenchArgs, CoordinatorKind};
 use crate::exit;
+use sqs_barrier::clock::wall_us;
 
 /// Runs the benchmark; the exit code.
 pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
@@ -223,7 +224,7 @@ async fn bench(
                         e = ev_rx.recv() => {
                             let Some(e) = e else { break };
                             if let Event::Released { generation } = e {
-                                d.lock().expect("lock").insert(generation, now_us());
+                                d.lock().expect("lock").insert(generation, wall_us());
                             }
                             w.lock().expect("lock").event(&e);
                         }

@@ -17,7 +17,7 @@ join a running barrier, or leave it:
 
     released = barrier.wait(timeout=900, payload=json.dumps(stats))
     released.data                   # {"extract": "...", "transform": ...}
-    late = sqs_barrier.Barrier.join("etl", "audit")   # expected from late.phase
+    late = sqs_barrier.Barrier.join("etl", "audit")   # expected from late.next_phase
     barrier.leave()                 # arrive at the next phase, expected no more
 
 A coordinator must run: `sqs-barrier coordinator --barrier etl`, or

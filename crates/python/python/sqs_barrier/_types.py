@@ -89,7 +89,7 @@ class TimedOut(BarrierError):
     missing: the members that had not arrived, as far as the coordinator's
     last published state tells (None if unknown); timeout: the timeout in
     seconds. The check-in stays counted: waiting again at the same phase
-    (Barrier.phase is unchanged) is safe.
+    (Barrier.next_phase is unchanged) is safe.
     """
 
     def __init__(

@@ -66,11 +66,8 @@ use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Coordinator, Membership, Participant};
 
-#[path = "simulation/lambda.rs"]
 mod lambda;
-#[path = "simulation/membership.rs"]
 mod membership;
-#[path = "simulation/sqs.rs"]
 mod sqs;
 
 use sqs::Sqs;
