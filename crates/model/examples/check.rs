@@ -23,6 +23,7 @@ fn main() {
         takeovers: arg(8, s.takeovers.into()) as u8,
         stuck_deletes: arg(9, s.stuck_deletes.into()) as u8,
         features: s.features,
+        lease: s.lease,
     };
     let report = check(bounds, arg(10, 2) as usize);
     print!("{report}");

@@ -21,7 +21,9 @@ pub struct Bounds {
     /// Status reads per participant per wait when nothing else but a fault
     /// can happen (the status interval outlasts SQS and the coordinator).
     pub quiet_resends: u8,
-    /// Takeovers by a second coordinator while the first lives, in a run.
+    /// Takeovers by a standby while the active coordinator lives, in a run.
+    /// With [`lease`](Self::lease) the active one's lease has run out (it
+    /// stops before its next request); without it, both run at once.
     pub takeovers: u8,
     /// Deletes of a notice nobody needs (by the participant that read it)
     /// that do not take effect, in a run: on SQS a delete with a receipt
@@ -30,6 +32,12 @@ pub struct Bounds {
     pub stuck_deletes: u8,
     /// Membership changes and the other features of version 2.
     pub features: Features,
+    /// The coordinators decide only while they hold the lease (docs/PROTOCOL.md,
+    /// section 2, "The lease"): one decides at a time. `false` models the
+    /// protocol without it, or a broken timing assumption: a standby that
+    /// took the active coordinator for dead runs beside it, and a state
+    /// write is a read, then a write, with the other's steps between.
+    pub lease: bool,
 }
 
 /// The features of a membership that changes, each on or off.
@@ -78,5 +86,6 @@ impl Bounds {
         takeovers: 0,
         stuck_deletes: 0,
         features: Features::NONE,
+        lease: true,
     };
 }

@@ -46,6 +46,7 @@ impl BarrierModel {
         s.slots[k] = Some(Slot {
             machine,
             pending: VecDeque::new(),
+            writing: None,
             unseen,
             grace,
             called: false,
@@ -69,6 +70,11 @@ impl BarrierModel {
 
     /// Carries out one pending step of coordinator `k`.
     pub(crate) fn perform(&self, s: &mut State, k: usize) {
+        if let Some((version, state)) = Self::slot(s, k).writing.take() {
+            self.write(s, k, &state, version);
+            self.coordinator_drain(s, k);
+            return;
+        }
         match Self::slot(s, k)
             .pending
             .pop_front()
@@ -104,7 +110,10 @@ impl BarrierModel {
                 // Read, then merge or stand down, as the driver does. The
                 // state written is the one the core asked for, which steps
                 // in between (receives, releases) may have overtaken: the
-                // process driver writes beside its loop.
+                // process driver writes beside its loop. Under the lease
+                // nobody else writes, so the read and the write are one
+                // step; without it the write is a step of its own, and the
+                // other coordinator's steps may fall between.
                 if let Some(other) = s.tags.clone() {
                     let slot = Self::slot(s, k);
                     let now = slot.now();
@@ -115,7 +124,11 @@ impl BarrierModel {
                     self.stand_down(s, k);
                     return;
                 }
-                self.write(s, k, &state, version);
+                if self.bounds.lease {
+                    self.write(s, k, &state, version);
+                } else {
+                    Self::slot(s, k).writing = Some((version, state));
+                }
             }
         }
         self.coordinator_drain(s, k);
@@ -127,6 +140,7 @@ impl BarrierModel {
     /// else is active).
     pub(crate) fn stand_down(&self, s: &mut State, k: usize) {
         self.coordinator_drain(s, k);
+        Self::slot(s, k).writing = None;
         let rest: Vec<_> = Self::slot(s, k).pending.drain(..).collect();
         for t in rest {
             if let Transmit::Notify { generation, body } = t {
@@ -195,7 +209,7 @@ impl BarrierModel {
         self.coordinator_drain(s, k);
         let alone = s.slots[1 - k].is_none() && s.used.takeovers >= self.bounds.takeovers;
         if s.used.crashes >= self.bounds.crashes && alone {
-            while s.slots[k].as_ref().is_some_and(|c| !c.pending.is_empty()) {
+            while s.slots[k].as_ref().is_some_and(Slot::busy) {
                 self.perform(s, k);
             }
         }
@@ -242,7 +256,7 @@ impl BarrierModel {
         let Some(slot) = &s.slots[k] else {
             return;
         };
-        if !slot.pending.is_empty() {
+        if slot.busy() {
             actions.push(Action::Perform(k as u8));
             return;
         }

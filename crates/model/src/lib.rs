@@ -37,16 +37,17 @@
 //!   since); a *stuck delete* leaves a notice the participant meant to
 //!   delete (on SQS a delete with a receipt handle that is not the latest
 //!   one might not delete).
-//! * **Published state** (the check-in queue's tags): a register holding the
-//!   last document written, round-tripped through its JSON form. A write is
-//!   atomic (one `TagQueue`).
+//! * **Published state** (the state queue's newest record, docs/PROTOCOL.md
+//!   section 2): a register holding the last document written,
+//!   round-tripped through its JSON form.
 //! * **Coordinator driver**: drains `poll_transmit` into a work list after
 //!   every call and carries the transmits out one at a time, in order, as
 //!   separate steps (so a crash can fall between any two). `WriteState`
-//!   is read, merge (or stand down), write as the driver does it, in one
-//!   step: the model does not let another coordinator's write land between
-//!   the read and the write (tags are not compare-and-swap, so on SQS it
-//!   can; docs/PROTOCOL.md, section 9, says what that can cost). A write
+//!   is read, merge (or stand down), write as the driver does it. Under the
+//!   lease nobody else writes, so that is one step; without it
+//!   ([`Bounds::lease`] off) the read and the write are two steps, and the
+//!   other coordinator's steps, its writes included, may fall between (the
+//!   state queue has no compare-and-swap). A write
 //!   reports `handle_state_written` in the same step (a crash between the write and the report is the same as a crash
 //!   just after the report, since the deletes it unlocks are queued, not
 //!   done). Receives may interleave with pending transmits, and the state
@@ -55,13 +56,22 @@
 //!   may also send a notice before an earlier write lands, an order the
 //!   work list does not take; a notice is true whenever it is sent, as its
 //!   generation is complete.)
-//! * **Coordinators**: up to two at once, in slots 0 and 1. A *crash*
-//!   discards a machine and its work list and makes every check-in it held
-//!   visible again; a standby (the same slot, new id) takes over from the
-//!   register. A *takeover* starts a second coordinator from the register
-//!   while the first lives (a standby that took the active one for dead):
-//!   both run until one finds the other's write and stands down, handing
-//!   its check-ins back.
+//! * **Coordinators**: a *crash* discards a machine and its work list and
+//!   makes every check-in it held visible again; a standby (the same slot,
+//!   new id) takes over from the register. A *takeover* is a standby
+//!   taking over while the active coordinator lives. Under the lease (the
+//!   protocol, docs/PROTOCOL.md section 2) the active one's lease has run
+//!   out: it checks the lease before each request, so it stops between two
+//!   of them, and its last request landed before the lease ended (the
+//!   lease's timing assumption); the standby takes the lease and starts
+//!   from the register it reads after. So one coordinator decides at a
+//!   time, and a takeover can fall wherever a crash can. Without the lease
+//!   (the protocol before it, or the assumption broken), up to two run at
+//!   once, in slots 0 and 1, until one finds the other's write and stands
+//!   down, handing its check-ins back: the configurations
+//!   `without_the_lease_*` in tests/check.rs show what that costs (state
+//!   lost, and with a quorum or a changing pool, phases split), and must
+//!   keep finding it.
 //! * **Participants**: member `i` arrives at generations `0..G` in turn; its
 //!   status read (the register: a state showing its generation released
 //!   ends the wait, one not showing its arrival makes it send again) is an
@@ -149,7 +159,7 @@ use sqs_barrier_core::participant::ParticipantOptions;
 
 pub use bounds::{Bounds, Features};
 pub use model::Action;
-pub use report::{CheckReport, check};
+pub use report::{CheckReport, check, find_counterexample};
 pub use state::{Holder, JOIN, JoinStep, Member, Slot, State, Tok, Used};
 
 /// The one instant every call of the model happens at.

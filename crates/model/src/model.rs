@@ -6,7 +6,7 @@ use sqs_barrier_core::participant::{Notice, Participant};
 use stateright::{Model, Property};
 
 use crate::sqs::{notice_generation, take_one};
-use crate::state::{Holder, JOIN, JoinStep, Member, State, Tok, Used, flag};
+use crate::state::{Holder, JOIN, JoinStep, Member, Slot, State, Tok, Used, flag};
 use crate::{BarrierModel, NOW, participant_options};
 
 /// A step of the model.
@@ -46,8 +46,10 @@ pub enum Action {
     /// Fault: coordinator `k` crashes; a standby starts from the tags in
     /// its place.
     Crash(u8),
-    /// Fault: a standby takes over while the coordinator in slot 0 lives,
-    /// starting in slot 1 from the tags.
+    /// Fault: a standby takes over while the coordinator in slot 0 lives.
+    /// Under the lease, the active one's lease has run out: it stops, and
+    /// the standby starts in its slot from the register; without the lease,
+    /// the standby starts in slot 1 and both run.
     Takeover,
     /// The late member of a quorum barrier arrives at its next generation.
     Arrive(u8),
@@ -78,7 +80,7 @@ impl BarrierModel {
         s.slots
             .iter()
             .flatten()
-            .all(|c| c.pending.is_empty() && c.machine.poll_timeout().is_none_or(|t| t > c.now()))
+            .all(|c| !c.busy() && c.machine.poll_timeout().is_none_or(|t| t > c.now()))
             && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
             && s.members.iter().all(|m| {
                 m.waiting.is_none_or(|g| {
@@ -165,18 +167,21 @@ impl Model for BarrierModel {
         let b = &self.bounds;
         for (k, slot) in s.slots.iter().enumerate() {
             let k = k as u8;
-            if slot.as_ref().is_some_and(|c| !c.pending.is_empty()) {
+            if slot.as_ref().is_some_and(Slot::busy) {
                 // The driver carries out the transmits of one call in order
                 // before it receives again; participants' steps and SQS
-                // faults commute with them, so only a crash, or the other
-                // coordinator, is interleaved.
+                // faults commute with them, so only a crash, a lease that
+                // runs out, or the other coordinator, is interleaved.
                 actions.push(Action::Perform(k));
                 if s.used.crashes < b.crashes {
                     actions.push(Action::Crash(k));
                 }
+                if b.lease && s.used.takeovers < b.takeovers {
+                    actions.push(Action::Takeover);
+                }
             }
         }
-        let busy = |k: usize| s.slots[k].as_ref().is_some_and(|c| !c.pending.is_empty());
+        let busy = |k: usize| s.slots[k].as_ref().is_some_and(Slot::busy);
         if busy(0) || busy(1) {
             let other = if busy(0) { 1 } else { 0 };
             if busy(0) && busy(1) || s.slots[other].is_none() {
@@ -395,6 +400,18 @@ impl Model for BarrierModel {
                 if s.slots[1 - k].is_none() {
                     self.start(&mut s, k);
                 }
+            }
+            Action::Takeover if self.bounds.lease => {
+                // The active coordinator's lease ran out (its extensions
+                // failed): it re-checks the lease before every request, so
+                // it stops between two of them (the timing assumption of
+                // docs/PROTOCOL.md, section 2: what it sent before landed
+                // before the lease ended); what it holds comes back when
+                // its visibility lapses. A standby takes the lease and
+                // starts from the register.
+                s.used.takeovers += 1;
+                self.vacate(&mut s, 0);
+                self.start(&mut s, 0);
             }
             Action::Takeover => {
                 s.used.takeovers += 1;

@@ -135,16 +135,34 @@ impl std::fmt::Display for CheckReport {
 /// fingerprints and the current path, so memory stays small), and reports
 /// what was found.
 pub fn check(bounds: Bounds, threads: usize) -> CheckReport {
-    use stateright::{Checker, Expectation};
+    run(bounds, threads, false)
+}
+
+/// Searches (depth first) for a counterexample to any safety or liveness
+/// property with `bounds`, and stops at the first one: for configurations
+/// expected to fail, such as the protocol without the lease
+/// ([`Bounds::lease`]). Its report lists that counterexample (and no
+/// `sometimes` property, which an interrupted search says nothing about).
+pub fn find_counterexample(bounds: Bounds, threads: usize) -> CheckReport {
+    run(bounds, threads, true)
+}
+
+fn run(bounds: Bounds, threads: usize, first: bool) -> CheckReport {
+    use stateright::{Checker, Expectation, HasDiscoveries};
     let model = BarrierModel::new(bounds);
     let properties = model.properties();
     let start = std::time::Instant::now();
-    let checker = model.checker().threads(threads).spawn_dfs().join();
+    let mut checker = model.checker().threads(threads);
+    if first {
+        checker = checker.finish_when(HasDiscoveries::AnyFailures);
+    }
+    let checker = checker.spawn_dfs().join();
     let elapsed = start.elapsed();
     let mut failures = Vec::new();
     for p in properties {
         let found = checker.discovery(p.name);
         match (p.expectation, found) {
+            (Expectation::Sometimes, None) if first => {}
             (Expectation::Sometimes, None) => {
                 failures.push(format!("NO EXAMPLE of `{}`", p.name));
             }

@@ -103,6 +103,10 @@ pub struct Slot {
     pub machine: Coordinator<Tok>,
     /// Transmits drained from it, not yet carried out.
     pub pending: VecDeque<Transmit<Tok>>,
+    /// A state write whose read is done and whose write is not (only
+    /// without the lease, where another coordinator's steps may fall
+    /// between the two): its version and state.
+    pub writing: Option<(u64, Box<PublishedState>)>,
     /// Ghost: the check-in copies that were in the queue when this life
     /// started (a dead predecessor's held copies among them) and that it
     /// has not received since, nor anybody deleted.
@@ -120,6 +124,11 @@ pub struct Slot {
 }
 
 impl Slot {
+    /// Whether its driver has work left from the last call.
+    pub fn busy(&self) -> bool {
+        !self.pending.is_empty() || self.writing.is_some()
+    }
+
     /// This life's clock. On SQS its restart grace (the check-in queue's
     /// visibility timeout) ends once every copy a predecessor held is
     /// visible again and received; the model makes that a condition: the
