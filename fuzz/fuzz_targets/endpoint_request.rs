@@ -25,6 +25,8 @@ const TARGETS: &[&str] = &[
     "AmazonSQS.ChangeMessageVisibility",
     "AmazonSQS.ChangeMessageVisibilityBatch",
     "AmazonSQS.StartMessageMoveTask",
+    "AmazonSQS.ListMessageMoveTasks",
+    "AmazonSQS.CancelMessageMoveTask",
     "SendMessage",
 ];
 

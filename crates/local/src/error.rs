@@ -45,6 +45,9 @@ pub enum ErrorCode {
     QueueNameExists,
     /// A receipt handle that was never issued by this queue.
     ReceiptHandleIsInvalid,
+    /// A message-move task's source or destination queue, or the task itself, does
+    /// not exist (HTTP 404).
+    ResourceNotFoundException,
     /// A batch with more than 10 entries.
     TooManyEntriesInBatchRequest,
     /// An unknown `X-Amz-Target` operation.
@@ -88,6 +91,7 @@ impl ErrorCode {
             QueueDoesNotExist => "QueueDoesNotExist",
             QueueNameExists => "QueueNameExists",
             ReceiptHandleIsInvalid => "ReceiptHandleIsInvalid",
+            ResourceNotFoundException => "ResourceNotFoundException",
             TooManyEntriesInBatchRequest => "TooManyEntriesInBatchRequest",
             UnsupportedOperation => "UnsupportedOperation",
             SerializationException => "SerializationException",
@@ -135,6 +139,7 @@ impl ErrorCode {
     pub fn http_status(self) -> u16 {
         match self {
             ErrorCode::ServiceUnavailable => 503,
+            ErrorCode::ResourceNotFoundException => 404,
             code if code.is_sender_fault() => 400,
             _ => 500,
         }

@@ -34,6 +34,9 @@
 //!   with its input type and its `apply`, as in mini-redis's `cmd/`).
 //! * `service` holds the queues; each model is behind its own short-held mutex, so
 //!   different queues are served in parallel and no lock is held across an `.await`.
+//! * `moves` holds the message-move tasks (dead-letter redrive) and runs each in a
+//!   background tokio task that moves messages between queues through the model, one
+//!   queue lock at a time, at the task's rate.
 //! * `server` is the hyper front: it reads the clock, drives the model, and implements
 //!   long polling by waiting on the queue's `Notify` and a timer armed at the model's
 //!   next event, never by polling in a loop. It adds the [`latency`] model's delay to
@@ -49,8 +52,8 @@
 //! # What this crate does not do
 //!
 //! It does not verify signatures or credentials, enforce policies, encrypt, throttle
-//! anything but the tagging actions (unless told to inject faults: [`chaos`]), persist
-//! anything, or run message-move tasks; counts are exact rather than approximate.
+//! anything but the tagging actions (unless told to inject faults: [`chaos`]) or
+//! persist anything; counts are exact rather than approximate.
 //! `docs/ENDPOINT.md` lists every known difference from AWS.
 #![forbid(unsafe_code)]
 
@@ -58,6 +61,7 @@ pub mod chaos;
 pub mod error;
 pub mod latency;
 pub mod model;
+mod moves;
 pub mod ops;
 mod server;
 mod service;

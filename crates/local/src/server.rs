@@ -24,7 +24,7 @@ use crate::error::{ErrorCode, SqsError};
 use crate::latency::LatencySpec;
 use crate::model::MAX_IN_FLIGHT;
 use crate::ops;
-use crate::service::{Limits, RequestContext, Service};
+use crate::service::{Limits, RequestContext, Service, random_uuid};
 use crate::throttle::{DEFAULT_TAGGING_TPS, is_tagging_action};
 
 /// Largest request body read: a 1 MiB batch plus JSON overhead. Larger requests are
@@ -159,20 +159,26 @@ impl Server {
             tracing::info!(%spec, seed, "SQS endpoint injecting faults");
             Arc::new(Chaos::new(spec, seed))
         });
-        let service = Arc::new(Service::new(
-            options
-                .account_id
-                .unwrap_or_else(|| "000000000000".to_owned()),
-            options.region.unwrap_or_else(|| "us-east-1".to_owned()),
-            local_addr,
-            stopping.clone(),
-            chaos.clone(),
-            Limits {
-                max_in_flight: options.max_in_flight.unwrap_or(MAX_IN_FLIGHT),
-                latency: options.latency,
-                tagging_tps,
-            },
-        ));
+        let account_id = options
+            .account_id
+            .unwrap_or_else(|| "000000000000".to_owned());
+        let region = options.region.unwrap_or_else(|| "us-east-1".to_owned());
+        let service_limits = Limits {
+            max_in_flight: options.max_in_flight.unwrap_or(MAX_IN_FLIGHT),
+            latency: options.latency,
+            tagging_tps,
+        };
+        let service = Arc::new_cyclic(|this| {
+            Service::new(
+                account_id,
+                region,
+                local_addr,
+                stopping.clone(),
+                chaos.clone(),
+                service_limits,
+                this.clone(),
+            )
+        });
         if let Some(latency) = options.latency {
             tracing::info!(%latency, "SQS endpoint adding latency to every response");
         }
@@ -492,7 +498,7 @@ fn json_response(status: StatusCode, body: Vec<u8>) -> Response<Full<Bytes>> {
     *response.status_mut() = status;
     let headers = response.headers_mut();
     headers.insert(CONTENT_TYPE, HeaderValue::from_static(JSON_CONTENT_TYPE));
-    if let Ok(id) = HeaderValue::from_str(&request_id()) {
+    if let Ok(id) = HeaderValue::from_str(&random_uuid()) {
         headers.insert("x-amzn-requestid", id);
     }
     response
@@ -506,16 +512,4 @@ fn error_response(error: &SqsError) -> Response<Full<Bytes>> {
         response.headers_mut().insert("x-amzn-query-error", value);
     }
     response
-}
-
-fn request_id() -> String {
-    let v: u128 = rand::random();
-    format!(
-        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-        (v >> 96) as u32,
-        (v >> 80) as u16,
-        (v >> 64) as u16,
-        (v >> 48) as u16,
-        v & 0xffff_ffff_ffff
-    )
 }

@@ -8,7 +8,7 @@
 //! synchronous (the tokio docs recommend them for this case).
 
 use std::collections::HashMap;
-use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError, RwLock, Weak};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 use tokio::sync::{Notify, watch};
@@ -17,6 +17,7 @@ use crate::chaos::{Chaos, Decision};
 use crate::error::{ErrorCode, Result, SqsError};
 use crate::latency::LatencySpec;
 use crate::model::{Millis, Queue, RecentlyDeleted};
+use crate::moves::MoveTasks;
 use crate::throttle::TaggingQuota;
 
 /// One queue of the registry.
@@ -34,6 +35,18 @@ pub(crate) struct QueueSlot {
 }
 
 impl QueueSlot {
+    /// A slot for `queue` outside any registry (tests).
+    #[cfg(test)]
+    pub fn detached(queue: Queue, arn: &str) -> Arc<Self> {
+        Arc::new(QueueSlot {
+            name: queue.name().to_owned(),
+            arn: arn.to_owned(),
+            model: Mutex::new(queue),
+            wakeup: Notify::new(),
+            deleted: false.into(),
+        })
+    }
+
     /// Locks the model. A panic while the lock was held (a bug) must not take the
     /// whole endpoint down, so poisoning is ignored: the model keeps its invariants
     /// between statements that can panic.
@@ -86,6 +99,11 @@ pub(crate) struct Service {
     pub latency: Option<LatencySpec>,
     /// The account's tagging quota (one bucket for the whole server).
     tagging: TaggingQuota,
+    /// Message-move tasks (dead-letter redrive), by source queue.
+    pub moves: MoveTasks,
+    /// This service itself, for background work (message-move tasks) that outlives
+    /// the request that started it.
+    this: Weak<Service>,
 }
 
 /// The settings of a [`Service`] beyond its identity.
@@ -103,7 +121,28 @@ pub(crate) fn now() -> Millis {
         .map_or(0, |d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
 }
 
+/// A random version-4 UUID, for request ids and message-move task ids.
+pub(crate) fn random_uuid() -> String {
+    let v: u128 = rand::random();
+    let v = (v & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
+    uuid_text(v)
+}
+
+/// A 128-bit value in the UUID text form (8-4-4-4-12 hex digits).
+pub(crate) fn uuid_text(v: u128) -> String {
+    format!(
+        "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
+        (v >> 96) as u32,
+        (v >> 80) as u16,
+        (v >> 64) as u16,
+        (v >> 48) as u16,
+        v & 0xffff_ffff_ffff
+    )
+}
+
 impl Service {
+    /// A service with no queues; `this` must point at the `Arc` it is put in
+    /// (build it with `Arc::new_cyclic`).
     pub fn new(
         account_id: String,
         region: String,
@@ -111,6 +150,7 @@ impl Service {
         shutdown: watch::Receiver<bool>,
         chaos: Option<Arc<Chaos>>,
         limits: Limits,
+        this: Weak<Service>,
     ) -> Self {
         Service {
             account_id,
@@ -123,7 +163,14 @@ impl Service {
             max_in_flight: limits.max_in_flight,
             latency: limits.latency,
             tagging: TaggingQuota::per_second(limits.tagging_tps),
+            moves: MoveTasks::default(),
+            this,
         }
+    }
+
+    /// This service, shared, for background work; `None` only while it is dropped.
+    pub fn shared(&self) -> Option<Arc<Service>> {
+        self.this.upgrade()
     }
 
     /// Counts one tagging action against the account's quota: `false` if it is over

@@ -11,6 +11,9 @@
 //!    long pollers.
 //! 3. Move the messages [`Queue::receive`] reports as dead-lettered into the target
 //!    queue with [`Queue::accept_dead_letter`]; the model does not know other queues.
+//!    A message-move task (dead-letter redrive) takes messages out one at a time with
+//!    [`Queue::next_to_move`] and [`Queue::take_for_move`] and hands them to the
+//!    destination's [`Queue::accept_moved`] (see `redrive`).
 //!
 //! # Data structures
 //!
@@ -27,16 +30,28 @@
 
 mod attributes;
 mod digest;
+mod faults;
+mod message;
 mod names;
+mod redrive;
+mod validate;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 
-use base64::Engine as _;
-
 pub use attributes::{DeduplicationScope, QueueAttributes, READ_ONLY, RedrivePolicy, SETTABLE};
 pub use digest::{content_dedup_id, hex, md5_of_attributes, md5_of_body};
+pub use message::{
+    AttributeValue, Counts, Delivery, MessageAttribute, MessageId, NewMessage, ReceiveOutcome,
+    SendReceipt, StoredMessage,
+};
 pub use names::{NAME_REUSE_DELAY, RecentlyDeleted};
+pub use redrive::{MoveCandidate, MoveHorizon};
+pub use validate::{is_valid_message_text, validate_tag};
+
+use message::{Extras, ReceiptHandle, State};
+#[cfg(test)]
+use validate::is_number;
 
 use crate::error::{ErrorCode, Result, SqsError};
 
@@ -61,271 +76,6 @@ pub const MAX_TAGS: usize = 50;
 pub const MAX_TAG_KEY: usize = 128;
 /// Longest tag value, characters.
 pub const MAX_TAG_VALUE: usize = 256;
-
-/// The value of a message attribute.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub enum AttributeValue {
-    /// For data types `String` and `Number` (and their custom sub-types).
-    String(Box<str>),
-    /// For data type `Binary` (and its custom sub-types).
-    Binary(Box<[u8]>),
-}
-
-/// One message attribute (or message system attribute).
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct MessageAttribute {
-    /// Attribute name.
-    pub name: Box<str>,
-    /// `String`, `Number` or `Binary`, optionally followed by `.custom`.
-    pub data_type: Box<str>,
-    /// The value.
-    pub value: AttributeValue,
-}
-
-impl MessageAttribute {
-    /// Bytes this attribute counts towards `MaximumMessageSize`.
-    fn size(&self) -> usize {
-        let value = match &self.value {
-            AttributeValue::String(s) => s.len(),
-            AttributeValue::Binary(b) => b.len(),
-        };
-        self.name.len() + self.data_type.len() + value
-    }
-}
-
-/// A message to send.
-#[derive(Clone, Debug, Default, PartialEq, Eq)]
-#[non_exhaustive]
-pub struct NewMessage {
-    /// The body.
-    pub body: String,
-    /// User message attributes.
-    pub attributes: Vec<MessageAttribute>,
-    /// Message system attributes (only `AWSTraceHeader` exists).
-    pub system_attributes: Vec<MessageAttribute>,
-    /// Per-message delay, overriding the queue's (standard queues only).
-    pub delay_seconds: Option<u32>,
-    /// FIFO: message group (required on FIFO queues).
-    pub group_id: Option<String>,
-    /// FIFO: deduplication id.
-    pub deduplication_id: Option<String>,
-}
-
-impl NewMessage {
-    /// A message with only a body.
-    pub fn new(body: impl Into<String>) -> Self {
-        NewMessage {
-            body: body.into(),
-            ..Self::default()
-        }
-    }
-
-    /// Sets the FIFO group and (optionally) deduplication id.
-    pub fn in_group(mut self, group: &str, dedup: Option<&str>) -> Self {
-        self.group_id = Some(group.to_owned());
-        self.deduplication_id = dedup.map(str::to_owned);
-        self
-    }
-
-    /// Bytes this message counts towards `MaximumMessageSize` and batch limits.
-    pub fn size(&self) -> usize {
-        self.body.len()
-            + self
-                .attributes
-                .iter()
-                .map(MessageAttribute::size)
-                .sum::<usize>()
-    }
-}
-
-/// A message id, rendered as a UUID.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash)]
-pub struct MessageId(u128);
-
-impl MessageId {
-    /// A deterministic, well-spread id for message `seq` of queue incarnation `salt`.
-    fn derive(salt: u64, seq: u64) -> Self {
-        let hi = splitmix64(salt ^ seq.rotate_left(17));
-        let lo = splitmix64(hi ^ seq);
-        let raw = (u128::from(hi) << 64) | u128::from(lo);
-        // Mark as a version-4, RFC 4122 variant UUID so it looks like what SQS sends.
-        let raw = (raw & !(0xf << 76) | (0x4 << 76)) & !(0x3 << 62) | (0x2 << 62);
-        MessageId(raw)
-    }
-}
-
-impl fmt::Display for MessageId {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        let v = self.0;
-        write!(
-            f,
-            "{:08x}-{:04x}-{:04x}-{:04x}-{:012x}",
-            (v >> 96) as u32,
-            (v >> 80) as u16,
-            (v >> 64) as u16,
-            (v >> 48) as u16,
-            v & 0xffff_ffff_ffff
-        )
-    }
-}
-
-fn splitmix64(mut x: u64) -> u64 {
-    x = x.wrapping_add(0x9e37_79b9_7f4a_7c15);
-    x = (x ^ (x >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    x = (x ^ (x >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    x ^ (x >> 31)
-}
-
-/// What `SendMessage` answers.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct SendReceipt {
-    /// Id of the message (of the original one for a FIFO duplicate).
-    pub message_id: MessageId,
-    /// MD5 of the body.
-    pub md5_of_body: [u8; 16],
-    /// MD5 of the message attributes, if any.
-    pub md5_of_attributes: Option<[u8; 16]>,
-    /// MD5 of the message system attributes, if any.
-    pub md5_of_system_attributes: Option<[u8; 16]>,
-    /// FIFO sequence number.
-    pub sequence_number: Option<String>,
-    /// True when a FIFO deduplication id matched and nothing was enqueued.
-    pub duplicate: bool,
-}
-
-/// Where a stored message is.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum State {
-    Delayed,
-    Visible,
-    InFlight,
-}
-
-/// Rarely used parts of a message, boxed so plain messages stay small.
-#[derive(Clone, Debug, PartialEq, Eq)]
-struct Extras {
-    attributes: Vec<MessageAttribute>,
-    attributes_md5: Option<[u8; 16]>,
-    system_attributes: Vec<MessageAttribute>,
-    system_attributes_md5: Option<[u8; 16]>,
-    group_id: Option<Box<str>>,
-    deduplication_id: Option<Box<str>>,
-}
-
-/// A message held by a queue. Opaque outside the model; moved between queues on redrive.
-#[derive(Clone, Debug)]
-pub struct StoredMessage {
-    id: MessageId,
-    body: Box<str>,
-    body_md5: [u8; 16],
-    sent_at: Millis,
-    /// When this queue got it (retention counts from here).
-    enqueued_at: Millis,
-    first_receive_at: Option<Millis>,
-    receive_count: u32,
-    state: State,
-    /// End of the delay or of the visibility timeout, for `Delayed` and `InFlight`.
-    due: Millis,
-    extras: Option<Box<Extras>>,
-    /// Fault injection: delivered again after a delete already, so it is not
-    /// remembered for that a second time.
-    resurrected: bool,
-}
-
-impl StoredMessage {
-    fn group(&self) -> Option<&str> {
-        self.extras.as_ref()?.group_id.as_deref()
-    }
-}
-
-/// One message handed out by [`Queue::receive`].
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct Delivery {
-    /// Message id.
-    pub message_id: MessageId,
-    /// Handle for delete / change visibility; new on every receive.
-    pub receipt_handle: String,
-    /// Body.
-    pub body: Box<str>,
-    /// MD5 of the body.
-    pub md5_of_body: [u8; 16],
-    /// `SentTimestamp`.
-    pub sent_at: Millis,
-    /// `ApproximateFirstReceiveTimestamp`.
-    pub first_receive_at: Millis,
-    /// `ApproximateReceiveCount`, this receive included.
-    pub receive_count: u32,
-    /// Message attributes.
-    pub attributes: Vec<MessageAttribute>,
-    /// MD5 of all message attributes.
-    pub md5_of_attributes: Option<[u8; 16]>,
-    /// Message system attributes (`AWSTraceHeader`).
-    pub system_attributes: Vec<MessageAttribute>,
-    /// FIFO group.
-    pub group_id: Option<Box<str>>,
-    /// FIFO deduplication id.
-    pub deduplication_id: Option<Box<str>>,
-    /// FIFO sequence number.
-    pub sequence_number: Option<String>,
-}
-
-/// What [`Queue::receive`] produced.
-#[derive(Debug, Default)]
-pub struct ReceiveOutcome {
-    /// Messages for the caller, now in flight.
-    pub deliveries: Vec<Delivery>,
-    /// Messages past `maxReceiveCount`, removed from this queue: hand them to the
-    /// dead-letter queue named by [`QueueAttributes::redrive_policy`].
-    pub dead_letters: Vec<StoredMessage>,
-}
-
-/// Exact message counts (SQS calls them approximate).
-#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
-pub struct Counts {
-    /// Ready to be received.
-    pub visible: usize,
-    /// Received and not yet deleted or lapsed.
-    pub in_flight: usize,
-    /// Waiting for their delay to end.
-    pub delayed: usize,
-}
-
-/// A parsed receipt handle: which queue incarnation, which message, which receive.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-struct ReceiptHandle {
-    incarnation: u64,
-    seq: u64,
-    receive: u32,
-}
-
-impl ReceiptHandle {
-    const MAGIC: [u8; 2] = *b"rh";
-    const LEN: usize = 2 + 8 + 8 + 4;
-
-    fn encode(self) -> String {
-        let mut raw = [0u8; Self::LEN];
-        raw[..2].copy_from_slice(&Self::MAGIC);
-        raw[2..10].copy_from_slice(&self.incarnation.to_be_bytes());
-        raw[10..18].copy_from_slice(&self.seq.to_be_bytes());
-        raw[18..].copy_from_slice(&self.receive.to_be_bytes());
-        base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(raw)
-    }
-
-    fn decode(text: &str) -> Option<Self> {
-        let raw = base64::engine::general_purpose::URL_SAFE_NO_PAD
-            .decode(text)
-            .ok()?;
-        let raw: [u8; Self::LEN] = raw.try_into().ok()?;
-        if raw[..2] != Self::MAGIC {
-            return None;
-        }
-        Some(ReceiptHandle {
-            incarnation: u64::from_be_bytes(raw[2..10].try_into().ok()?),
-            seq: u64::from_be_bytes(raw[10..18].try_into().ok()?),
-            receive: u32::from_be_bytes(raw[18..].try_into().ok()?),
-        })
-    }
-}
 
 struct DedupEntry {
     expires_at: Millis,
@@ -371,129 +121,6 @@ impl fmt::Debug for Queue {
             .field("messages", &self.messages.len())
             .finish_non_exhaustive()
     }
-}
-
-/// Characters SQS allows in bodies and attribute values:
-/// `#x9 | #xA | #xD | #x20..#xD7FF | #xE000..#xFFFD | #x10000..#x10FFFF`.
-/// (Rust strings cannot hold surrogates, so only the rest needs checking.)
-pub fn is_valid_message_text(text: &str) -> bool {
-    text.chars().all(|c| {
-        matches!(c, '\t' | '\n' | '\r' | '\u{20}'..='\u{D7FF}' | '\u{E000}'..='\u{FFFD}' | '\u{10000}'..)
-    })
-}
-
-fn validate_attribute_name(name: &str) -> Result<()> {
-    let lower = name.to_ascii_lowercase();
-    let ok = !name.is_empty()
-        && name.len() <= 256
-        && name
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'))
-        && !name.starts_with('.')
-        && !name.ends_with('.')
-        && !name.contains("..")
-        && !lower.starts_with("aws.")
-        && !lower.starts_with("amazon.");
-    if ok {
-        Ok(())
-    } else {
-        Err(SqsError::invalid_parameter(format!(
-            "Message (user) attribute '{name}' name is invalid."
-        )))
-    }
-}
-
-/// Checks one tag against SQS's rules: a key of 1 to [`MAX_TAG_KEY`] and a value
-/// of up to [`MAX_TAG_VALUE`] characters, made of Unicode letters and digits,
-/// whitespace and `_ . : / = + - @`, neither starting with the reserved `aws:`.
-pub fn validate_tag(key: &str, value: &str) -> Result<()> {
-    let allowed = |text: &str| {
-        text.chars()
-            .all(|c| c.is_alphanumeric() || c.is_whitespace() || "_.:/=+-@".contains(c))
-    };
-    let reserved = |text: &str| {
-        text.get(..4)
-            .is_some_and(|p| p.eq_ignore_ascii_case("aws:"))
-    };
-    let problem = if key.is_empty() || key.chars().count() > MAX_TAG_KEY {
-        Some(format!("keys are 1 to {MAX_TAG_KEY} characters long"))
-    } else if value.chars().count() > MAX_TAG_VALUE {
-        Some(format!(
-            "values are at most {MAX_TAG_VALUE} characters long"
-        ))
-    } else if !allowed(key) || !allowed(value) {
-        Some("only letters, digits, whitespace and _ . : / = + - @ are allowed".to_owned())
-    } else if reserved(key) || reserved(value) {
-        Some("the prefix aws: is reserved".to_owned())
-    } else {
-        None
-    };
-    match problem {
-        None => Ok(()),
-        Some(problem) => Err(SqsError::invalid_parameter(format!(
-            "Tag {key:?} is invalid: {problem}."
-        ))),
-    }
-}
-
-fn validate_attributes(attributes: &[MessageAttribute]) -> Result<()> {
-    if attributes.len() > MAX_MESSAGE_ATTRIBUTES {
-        return Err(SqsError::invalid_parameter(format!(
-            "Number of message attributes [{}] exceeds the allowed maximum [{MAX_MESSAGE_ATTRIBUTES}].",
-            attributes.len()
-        )));
-    }
-    for (i, attribute) in attributes.iter().enumerate() {
-        validate_attribute_name(&attribute.name)?;
-        if attributes[..i].iter().any(|a| a.name == attribute.name) {
-            return Err(SqsError::invalid_parameter(format!(
-                "Message attribute name '{}' has already been used.",
-                attribute.name
-            )));
-        }
-        let base = attribute.data_type.split('.').next().unwrap_or_default();
-        let custom_ok = attribute.data_type.len() <= 256
-            && attribute
-                .data_type
-                .bytes()
-                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'_' | b'-' | b'.'));
-        let value_ok = match (base, &attribute.value) {
-            ("String", AttributeValue::String(s)) => {
-                if !is_valid_message_text(s) {
-                    return Err(SqsError::new(
-                        ErrorCode::InvalidMessageContents,
-                        "Invalid characters found in a message attribute value.",
-                    ));
-                }
-                true
-            }
-            ("Number", AttributeValue::String(s)) => is_number(s),
-            ("Binary", AttributeValue::Binary(_)) => true,
-            _ => false,
-        };
-        if !custom_ok || !value_ok {
-            return Err(SqsError::invalid_parameter(format!(
-                "The message attribute '{}' with type '{}' has an invalid or missing value.",
-                attribute.name, attribute.data_type
-            )));
-        }
-    }
-    Ok(())
-}
-
-/// SQS numbers: an optional sign, digits, an optional fraction and exponent.
-fn is_number(s: &str) -> bool {
-    let s = s.strip_prefix(['-', '+']).unwrap_or(s);
-    let (mantissa, exponent) = match s.split_once(['e', 'E']) {
-        Some((m, e)) => (m, Some(e.strip_prefix(['-', '+']).unwrap_or(e))),
-        None => (s, None),
-    };
-    let (int, frac) = mantissa.split_once('.').unwrap_or((mantissa, ""));
-    let digits = |t: &str| t.bytes().all(|b| b.is_ascii_digit());
-    (!int.is_empty() || !frac.is_empty())
-        && digits(int)
-        && digits(frac)
-        && exponent.is_none_or(|e| !e.is_empty() && digits(e))
 }
 
 fn secs(seconds: u32) -> Millis {
@@ -726,81 +353,6 @@ impl Queue {
         }
     }
 
-    /// Checks a message against this queue's limits without changing anything.
-    pub fn validate(&self, message: &NewMessage) -> Result<()> {
-        if message.body.is_empty() {
-            return Err(SqsError::missing("MessageBody"));
-        }
-        if !is_valid_message_text(&message.body) {
-            return Err(SqsError::new(
-                ErrorCode::InvalidMessageContents,
-                "Invalid characters found. Valid unicode characters are #x9 | #xA | #xD | #x20 to #xD7FF | #xE000 to #xFFFD | #x10000 to #x10FFFF",
-            ));
-        }
-        let max = self.attributes.maximum_message_size as usize;
-        if message.size() > max {
-            return Err(SqsError::invalid_parameter(format!(
-                "One or more parameters are invalid. Reason: Message must be shorter than {max} bytes."
-            )));
-        }
-        validate_attributes(&message.attributes)?;
-        for attribute in &message.system_attributes {
-            if &*attribute.name != "AWSTraceHeader"
-                || !matches!(attribute.value, AttributeValue::String(_))
-                || &*attribute.data_type != "String"
-            {
-                return Err(SqsError::invalid_parameter(format!(
-                    "Message system attribute name '{}' is invalid.",
-                    attribute.name
-                )));
-            }
-        }
-        if let Some(delay) = message.delay_seconds
-            && delay > 900
-        {
-            return Err(SqsError::invalid_parameter(format!(
-                "Value {delay} for parameter DelaySeconds is invalid. Reason: DelaySeconds must be >= 0 and <= 900."
-            )));
-        }
-        let fifo_id_ok = |id: &str| {
-            !id.is_empty() && id.len() <= 128 && id.bytes().all(|b| b.is_ascii_graphic())
-        };
-        if self.is_fifo() {
-            if message.delay_seconds.is_some_and(|d| d > 0) {
-                return Err(SqsError::invalid_parameter(
-                    "Value for parameter DelaySeconds is invalid. Reason: The request include parameter that is not valid for this queue type.",
-                ));
-            }
-            match &message.group_id {
-                None => return Err(SqsError::missing("MessageGroupId")),
-                Some(g) if !fifo_id_ok(g) => {
-                    return Err(SqsError::invalid_parameter(
-                        "Value for parameter MessageGroupId is invalid.",
-                    ));
-                }
-                Some(_) => {}
-            }
-            match &message.deduplication_id {
-                None if !self.attributes.content_based_deduplication => {
-                    return Err(SqsError::invalid_parameter(
-                        "The queue should either have ContentBasedDeduplication enabled or MessageDeduplicationId provided explicitly",
-                    ));
-                }
-                Some(d) if !fifo_id_ok(d) => {
-                    return Err(SqsError::invalid_parameter(
-                        "Value for parameter MessageDeduplicationId is invalid.",
-                    ));
-                }
-                _ => {}
-            }
-        } else if message.deduplication_id.is_some() {
-            return Err(SqsError::invalid_parameter(
-                "The request includes a parameter that is not valid for this queue type: MessageDeduplicationId",
-            ));
-        }
-        Ok(())
-    }
-
     fn sequence_number(&self, seq: u64) -> Option<String> {
         // 20 digits like SQS's, strictly increasing within the queue.
         self.is_fifo()
@@ -872,6 +424,7 @@ impl Queue {
                 system_attributes_md5: md5_of_system_attributes,
                 group_id: message.group_id.map(String::into_boxed_str),
                 deduplication_id: message.deduplication_id.map(String::into_boxed_str),
+                dead_letter_source: None,
             })
         });
         let (state, due) = if delay > 0 {
@@ -1057,6 +610,7 @@ impl Queue {
                 group_id: group_id.clone(),
                 deduplication_id: extras.and_then(|e| e.deduplication_id.clone()),
                 sequence_number: None,
+                dead_letter_source: extras.and_then(|e| e.dead_letter_source.clone()),
             };
             if timeout == 0 {
                 // Visible again at once; with zero timeout nothing blocks the group.
@@ -1080,19 +634,6 @@ impl Queue {
             outcome.deliveries.push(delivery);
         }
         Ok(outcome)
-    }
-
-    /// Takes in a message moved here from a source queue by redrive. It keeps its id,
-    /// body, attributes, `SentTimestamp` and receive count, and is visible at once.
-    pub fn accept_dead_letter(&mut self, mut message: StoredMessage, now: Millis) {
-        self.advance(now);
-        let seq = self.next_seq;
-        self.next_seq += 1;
-        message.state = State::Visible;
-        message.due = 0;
-        message.enqueued_at = self.clock;
-        self.visible.insert(seq);
-        self.messages.insert(seq, message);
     }
 
     /// Resolves a receipt handle to a stored message of this queue, or says why not.
@@ -1127,68 +668,6 @@ impl Queue {
             self.graveyard.push_back(message);
         }
         Ok(())
-    }
-
-    /// Fault injection: remember up to `n` deleted messages (and no more than
-    /// 64 KiB of body each) so [`Queue::resurrect`] can deliver one again, as
-    /// a standard queue may after a delete. 0 (the default) turns it off.
-    pub fn keep_deleted(&mut self, n: usize) {
-        self.keep_deleted = n;
-        while self.graveyard.len() > n {
-            self.graveyard.pop_front();
-        }
-    }
-
-    /// Fault injection: makes the `pick`-th (modulo) remembered deleted
-    /// message visible again, once, with its id, body and attributes. Returns
-    /// whether there was one. Standard queues only.
-    pub fn resurrect(&mut self, pick: usize, now: Millis) -> bool {
-        if self.is_fifo() || self.graveyard.is_empty() {
-            return false;
-        }
-        let index = pick % self.graveyard.len();
-        let Some(mut message) = self.graveyard.remove(index) else {
-            return false;
-        };
-        message.resurrected = true;
-        self.accept_dead_letter(message, now);
-        true
-    }
-
-    /// Fault injection: the visibility timeout of the `pick`-th (modulo)
-    /// in-flight message lapses now, so it is delivered again while its
-    /// receiver still holds it. Returns whether a message was in flight.
-    /// Standard queues only.
-    pub fn redeliver_early(&mut self, pick: usize, now: Millis) -> bool {
-        self.advance(now);
-        if self.is_fifo() || self.in_flight.is_empty() {
-            return false;
-        }
-        let Some(&(due, seq)) = self.in_flight.iter().nth(pick % self.in_flight.len()) else {
-            return false;
-        };
-        self.in_flight.remove(&(due, seq));
-        self.release_group(seq);
-        self.make_visible(seq);
-        true
-    }
-
-    /// Fault injection: the message sent last, if it is visible, becomes
-    /// visible only `delay` ms from `now` (a late replica). Standard queues
-    /// only. Returns whether it was held back.
-    pub fn hold_back_last(&mut self, delay: Millis, now: Millis) -> bool {
-        self.advance(now);
-        let seq = self.next_seq.saturating_sub(1);
-        if self.is_fifo() || delay == 0 || !self.visible.remove(&seq) {
-            return false;
-        }
-        let due = self.clock + delay;
-        if let Some(message) = self.messages.get_mut(&seq) {
-            message.state = State::Delayed;
-            message.due = due;
-            self.delayed.insert((due, seq));
-        }
-        true
     }
 
     /// `ChangeMessageVisibility`: the message must be in flight; the new timeout counts

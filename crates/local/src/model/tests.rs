@@ -266,7 +266,7 @@ fn redrive_moves_message_after_max_receive_count() {
     assert!(out.deliveries.is_empty());
     assert_eq!(out.dead_letters.len(), 1);
     for m in out.dead_letters {
-        dlq.accept_dead_letter(m, t);
+        dlq.accept_dead_letter(m, "arn:aws:sqs:us-east-1:000000000000:q", t);
     }
     assert_eq!(q.counts(t), Counts::default());
     let moved = dlq.receive(1, None, t).unwrap();

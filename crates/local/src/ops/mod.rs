@@ -6,6 +6,7 @@
 
 mod attributes;
 mod delete;
+mod moves;
 mod queues;
 mod receive;
 mod send;
@@ -17,6 +18,7 @@ use serde::{Deserialize, Serialize};
 
 pub use attributes::{GetQueueAttributes, SetQueueAttributes};
 pub use delete::{DeleteMessage, DeleteMessageBatch};
+pub use moves::{CancelMessageMoveTask, ListMessageMoveTasks, StartMessageMoveTask};
 pub use queues::{
     CreateQueue, DeleteQueue, GetQueueUrl, ListDeadLetterSourceQueues, ListQueues, PurgeQueue,
 };
@@ -54,6 +56,9 @@ pub enum Request {
     DeleteMessageBatch(DeleteMessageBatch),
     ChangeMessageVisibility(ChangeMessageVisibility),
     ChangeMessageVisibilityBatch(ChangeMessageVisibilityBatch),
+    StartMessageMoveTask(StartMessageMoveTask),
+    ListMessageMoveTasks(ListMessageMoveTasks),
+    CancelMessageMoveTask(CancelMessageMoveTask),
 }
 
 fn parse<T: DeserializeOwned>(body: &[u8]) -> Result<T> {
@@ -93,6 +98,9 @@ pub fn decode_request(target: &str, body: &[u8]) -> Result<Request> {
         "DeleteMessageBatch" => Request::DeleteMessageBatch(parse(body)?),
         "ChangeMessageVisibility" => Request::ChangeMessageVisibility(parse(body)?),
         "ChangeMessageVisibilityBatch" => Request::ChangeMessageVisibilityBatch(parse(body)?),
+        "StartMessageMoveTask" => Request::StartMessageMoveTask(parse(body)?),
+        "ListMessageMoveTasks" => Request::ListMessageMoveTasks(parse(body)?),
+        "CancelMessageMoveTask" => Request::CancelMessageMoveTask(parse(body)?),
         _ => {
             return Err(SqsError::new(
                 ErrorCode::UnsupportedOperation,
@@ -127,6 +135,9 @@ pub(crate) async fn execute(
         Request::DeleteMessageBatch(r) => encode(&r.apply(service)?),
         Request::ChangeMessageVisibility(r) => encode(&r.apply(service)?),
         Request::ChangeMessageVisibilityBatch(r) => encode(&r.apply(service)?),
+        Request::StartMessageMoveTask(r) => encode(&r.apply(service)?),
+        Request::ListMessageMoveTasks(r) => encode(&r.apply(service)?),
+        Request::CancelMessageMoveTask(r) => encode(&r.apply(service)?),
     }
 }
 

@@ -91,6 +91,7 @@ const SYSTEM_ATTRIBUTES: &[&str] = &[
     "MessageDeduplicationId",
     "MessageGroupId",
     "AWSTraceHeader",
+    "DeadLetterQueueSourceArn",
 ];
 
 fn wants_attribute(patterns: &[String], name: &str) -> bool {
@@ -142,6 +143,9 @@ impl ReceiveMessage {
                 "SequenceNumber" => delivery.sequence_number.clone(),
                 "MessageDeduplicationId" => delivery.deduplication_id.as_deref().map(str::to_owned),
                 "MessageGroupId" => delivery.group_id.as_deref().map(str::to_owned),
+                "DeadLetterQueueSourceArn" => {
+                    delivery.dead_letter_source.as_deref().map(str::to_owned)
+                }
                 "AWSTraceHeader" => delivery
                     .system_attributes
                     .iter()
@@ -222,7 +226,7 @@ impl ReceiveMessage {
                 Some(dlq) => {
                     let mut target = dlq.lock();
                     for message in outcome.dead_letters {
-                        target.accept_dead_letter(message, now);
+                        target.accept_dead_letter(message, &slot.arn, now);
                     }
                     drop(target);
                     dlq.wakeup.notify_waiters();
@@ -231,7 +235,7 @@ impl ReceiveMessage {
                     // The DLQ was deleted: keep the messages rather than lose them.
                     let mut queue = slot.lock();
                     for message in outcome.dead_letters {
-                        queue.accept_dead_letter(message, now);
+                        queue.take_back(message, now);
                     }
                 }
             }

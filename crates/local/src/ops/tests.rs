@@ -24,6 +24,9 @@ const TARGETS: &[&str] = &[
     "AmazonSQS.DeleteMessageBatch",
     "AmazonSQS.ChangeMessageVisibility",
     "AmazonSQS.ChangeMessageVisibilityBatch",
+    "AmazonSQS.StartMessageMoveTask",
+    "AmazonSQS.ListMessageMoveTasks",
+    "AmazonSQS.CancelMessageMoveTask",
     "AmazonSQS.Bogus",
     "",
 ];
@@ -34,6 +37,8 @@ const SEEDS: &[&str] = &[
     r#"{"QueueUrl":"http://h/000000000000/q","Entries":[{"Id":"1","MessageBody":"x"},{"Id":"2","ReceiptHandle":"r","VisibilityTimeout":0}]}"#,
     r#"{"QueueUrl":"u","MaxNumberOfMessages":10,"WaitTimeSeconds":20,"AttributeNames":["All"],"MessageAttributeNames":["All"]}"#,
     r#"{"QueueNamePrefix":"p","MaxResults":5,"NextToken":"eA"}"#,
+    r#"{"SourceArn":"arn:aws:sqs:us-east-1:000000000000:dlq","DestinationArn":"arn:aws:sqs:us-east-1:000000000000:q","MaxNumberOfMessagesPerSecond":50,"MaxResults":10}"#,
+    r#"{"TaskHandle":"MDAwMDAwMDAtMDAwMC00MDAwLTgwMDAtMDAwMDAwMDAwMDAxIGFybjphd3M6c3FzOnVzLWVhc3QtMTowMDAwMDAwMDAwMDA6ZGxx"}"#,
 ];
 
 #[test]
@@ -48,6 +53,33 @@ fn decodes_known_shapes() {
         decode_request("AmazonSQS.ListQueues", b"").unwrap(),
         Request::ListQueues(_)
     ));
+    let Request::StartMessageMoveTask(start) =
+        decode_request("AmazonSQS.StartMessageMoveTask", SEEDS[5].as_bytes()).unwrap()
+    else {
+        panic!("wrong variant");
+    };
+    let start = format!("{start:?}");
+    assert!(
+        start.contains("max_number_of_messages_per_second: Some(50)"),
+        "{start}"
+    );
+    assert!(matches!(
+        decode_request("ListMessageMoveTasks", SEEDS[5].as_bytes()).unwrap(),
+        Request::ListMessageMoveTasks(_)
+    ));
+    assert!(matches!(
+        decode_request("AmazonSQS.CancelMessageMoveTask", SEEDS[6].as_bytes()).unwrap(),
+        Request::CancelMessageMoveTask(_)
+    ));
+    assert_eq!(
+        decode_request(
+            "AmazonSQS.StartMessageMoveTask",
+            br#"{"MaxNumberOfMessagesPerSecond":"x"}"#
+        )
+        .unwrap_err()
+        .code,
+        ErrorCode::SerializationException
+    );
     assert_eq!(
         decode_request("AmazonSQS.Nope", b"{}").unwrap_err().code,
         ErrorCode::UnsupportedOperation

@@ -13,7 +13,9 @@
 //!
 //! The tests are grouped by operation, one module each; every group lists its
 //! test bodies in the test kit's `both_endpoints!`, which runs each on both
-//! targets (`GROUP::embedded::NAME` and `GROUP::moto::NAME`).
+//! targets (`GROUP::embedded::NAME` and `GROUP::moto::NAME`). The one exception
+//! is `moves` (message-move tasks), which moto does not implement: it runs on the
+//! embedded endpoint only.
 //!
 //! Run one target with `cargo test -p sqs-barrier-local --test conformance moto::`
 //! (or `embedded::`), one group with `fifo::` (say). moto comes from
@@ -24,6 +26,7 @@ mod support;
 mod delete;
 mod fifo;
 mod limits;
+mod moves;
 mod queues;
 mod receive;
 mod send;
