@@ -8,7 +8,7 @@ use sqs_barrier::{Barrier, ClientOptions, CoordinatorOptions, Error, Sqs, WaitOp
 use sqs_barrier_console::{Console, ConsoleOptions, OptionsError};
 
 use crate::cli::*;
-use crate::{advice, bench, demo, exit, table};
+use crate::{advice, demo, exit, table};
 
 /// Runs the command; returns the process exit code.
 pub async fn run(args: Cli) -> u8 {
@@ -20,9 +20,7 @@ pub async fn run(args: Cli) -> u8 {
         Command::Local(a) => return local(a).await,
         Command::Demo(a) => return demo::run(a, args.endpoint_url.as_deref()).await,
         Command::DemoWorker(a) => return demo::worker(a, &client).await,
-        Command::Bench(a) => return bench::run(a, &client).await,
-        Command::BenchWorker(a) => return bench::worker(a, &client).await,
-        Command::BenchReport(a) => return bench::report(a),
+        Command::Bench(c) => return bench(c, &client).await,
         Command::Console(a) => return console(a, &client).await,
         cmd => match Sqs::connect(&client).await {
             Ok(sqs) => dispatch(cmd, &sqs).await,
@@ -89,9 +87,22 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
         | Command::Demo(_)
         | Command::DemoWorker(_)
         | Command::Bench(_)
-        | Command::BenchWorker(_)
-        | Command::BenchReport(_)
         | Command::Console(_) => unreachable!(),
+    }
+}
+
+/// `bench`, `bench-worker`, `bench-report`: the bench crate's, which says
+/// itself why it failed; the exit code.
+async fn bench(command: sqs_barrier_bench::BenchCommand, client: &ClientOptions) -> u8 {
+    use sqs_barrier_bench::Failed;
+    match sqs_barrier_bench::run(command, client).await {
+        Ok(()) => exit::OK,
+        Err(Failed::Usage) => exit::USAGE,
+        Err(Failed::Infrastructure) => exit::INFRA,
+        Err(Failed::Timeout) => exit::TIMEOUT,
+        Err(Failed::Barrier(e)) => exit::of(&e),
+        Err(Failed::Internal) => exit::INTERNAL,
+        Err(_) => exit::INTERNAL,
     }
 }
 
@@ -189,6 +200,7 @@ async fn console(a: ConsoleArgs, client: &ClientOptions) -> u8 {
                 }
                 eprintln!("sqs-barrier: --interval must be between 0.2 and 60 seconds");
             }
+            e @ OptionsError::TokenLifetime(_) => eprintln!("sqs-barrier: {e}"),
         }
         return exit::USAGE;
     }

@@ -1,11 +1,10 @@
 //! `sqs-barrier`: distributed barriers over Amazon SQS, from the shell.
 //!
 //! A thin binary: argument parsing and output here, everything else in the
-//! `sqs-barrier` library, the embedded endpoint crate and the console crate
-//! (the web console and the metrics).
+//! `sqs-barrier` library, the embedded endpoint crate, the console crate
+//! (the web console and the metrics) and the bench crate (`bench`).
 
 mod advice;
-mod bench;
 mod cli;
 mod commands;
 mod demo;

@@ -3,7 +3,7 @@
 use std::time::{Duration, Instant};
 
 use super::{Failure, Target, sdk};
-use crate::exit;
+use crate::Failed;
 
 pub(super) async fn handoff(
     target: &Target,
@@ -50,7 +50,7 @@ pub(super) async fn handoff(
                 .map_err(|e| Failure::infra(sdk("SendMessage", e)))?;
             let (t1, r) = recv
                 .await
-                .map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
+                .map_err(|e| Failure::new(Failed::Internal, e.to_string()))?;
             let r = r.map_err(|e| Failure::infra(sdk("ReceiveMessage", e)))?;
             if r.messages.is_some_and(|m| !m.is_empty()) {
                 out.push(t1.saturating_duration_since(t0).as_secs_f64() * 1e3);

@@ -33,14 +33,14 @@ use tokio::sync::{mpsc, watch};
 use super::baseline::BaselineQueues;
 use super::group::{Gate, Msg, Permit, Plan, Work, connect_members, run_group};
 use super::{Failure, Target, seconds, work_seconds};
-use crate::cli::{BenchArgs, BenchWorkerArgs};
-use crate::exit;
+use crate::Failed;
+use crate::args::{BenchArgs, BenchWorkerArgs};
 
 /// A group of participants in its own process (`bench --processes`).
 /// Prints `EP` lines, then `WAIT`, `ERRORS` and `REQ`; `FAIL why` on error.
 /// With `--fanout-url`, a group of the fan-out floor's receivers instead
-/// (see `fanout`).
-pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
+/// (see `fanout`). Says why it failed on stdout too (`FAIL why`).
+pub(crate) async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> Result<(), Failed> {
     if let Some(url) = &a.fanout_url {
         return super::fanout::serve(&a, client, url).await;
     }
@@ -89,19 +89,16 @@ pub async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> u8 {
                     println!("REQ {}", serde_json::to_string(&c).expect("counts"));
                     return Ok(());
                 }
-                Msg::Failed(e) => return Err(Failure::new(exit::TIMEOUT, e)),
+                Msg::Failed(e) => return Err(Failure::new(Failed::Timeout, e)),
             }
         }
-        Err(Failure::new(exit::INTERNAL, "the participants stopped"))
+        Err(Failure::new(Failed::Internal, "the participants stopped"))
     }
     .await;
-    match result {
-        Ok(()) => exit::OK,
-        Err(f) => {
-            println!("FAIL {}", f.msg);
-            f.code
-        }
-    }
+    result.map_err(|f| {
+        println!("FAIL {}", f.msg);
+        f.failed
+    })
 }
 
 /// Reads `PERMIT k` and `LAST k` lines from stdin into `permits` (on a
@@ -208,7 +205,7 @@ pub(super) fn spawn(
     let n = a.parties;
     let p = a.processes.unwrap_or(1);
     let exe = std::env::current_exe()
-        .map_err(|e| Failure::new(exit::INTERNAL, format!("my own executable: {e}")))?;
+        .map_err(|e| Failure::new(Failed::Internal, format!("my own executable: {e}")))?;
     let mut first = 0;
     for g in 0..p {
         let count = n / p + usize::from(g < n % p);
@@ -232,7 +229,7 @@ pub(super) fn spawn(
         first += count;
         let mut ch = c
             .spawn()
-            .map_err(|e| Failure::new(exit::INTERNAL, format!("cannot start worker {g}: {e}")))?;
+            .map_err(|e| Failure::new(Failed::Internal, format!("cannot start worker {g}: {e}")))?;
         if let (Some(gate), Some(stdin)) = (gate, ch.stdin.take()) {
             tokio::spawn(send_permits(stdin, gate.clone()));
         }

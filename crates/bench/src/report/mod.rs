@@ -5,16 +5,20 @@
 //! participant-episode where a line has them; runs with `--work` get a
 //! second table,
 //! the cost of waiting, and runs with `--sample-queues` a third, and a chart
-//! of their own (`--svg-queues`, see `queue_chart`).
+//! of their own (`--svg-queues`, see `queue_chart`). `xml` holds what both
+//! charts use.
+
+mod queue_chart;
+mod xml;
 
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::queue_chart;
-use crate::cli::BenchReportArgs;
-use crate::exit;
+use self::xml::esc;
+use crate::Failed;
+use crate::args::BenchReportArgs;
 
 /// One point of a series.
 #[derive(Clone, Debug)]
@@ -93,8 +97,9 @@ fn row(v: &Value) -> Option<Row> {
     })
 }
 
-/// Runs `bench-report`; the exit code.
-pub fn report(a: BenchReportArgs) -> u8 {
+/// Runs `bench-report`: prints the tables and writes the charts, or says
+/// why it cannot.
+pub(crate) fn report(a: BenchReportArgs) -> Result<(), Failed> {
     let mut rows = Vec::new();
     let mut sampled = Vec::new();
     for f in &a.files {
@@ -102,7 +107,7 @@ pub fn report(a: BenchReportArgs) -> u8 {
             Ok(t) => t,
             Err(e) => {
                 eprintln!("sqs-barrier bench-report: {}: {e}", f.display());
-                return exit::USAGE;
+                return Err(Failed::Usage);
             }
         };
         for v in text
@@ -115,7 +120,7 @@ pub fn report(a: BenchReportArgs) -> u8 {
     }
     if rows.is_empty() {
         eprintln!("sqs-barrier bench-report: no `bench --json` lines found");
-        return exit::USAGE;
+        return Err(Failed::Usage);
     }
     print!("{}", table(&rows));
     if !sampled.is_empty() {
@@ -130,18 +135,18 @@ pub fn report(a: BenchReportArgs) -> u8 {
             eprintln!(
                 "sqs-barrier bench-report: --svg-queues: no run with `bench --sample-queues` found"
             );
-            return exit::USAGE;
+            return Err(Failed::Usage);
         }
         charts.push((path, queue_chart::svg(&sampled)));
     }
     for (path, chart) in charts {
         if let Err(e) = std::fs::write(path, chart) {
             eprintln!("sqs-barrier bench-report: {}: {e}", path.display());
-            return exit::INFRA;
+            return Err(Failed::Infrastructure);
         }
         eprintln!("sqs-barrier bench-report: wrote {}", path.display());
     }
-    exit::OK
+    Ok(())
 }
 
 fn table(rows: &[Row]) -> String {
@@ -207,12 +212,6 @@ const LEFT: f64 = 60.0;
 const TOP: f64 = 40.0;
 const PW: f64 = 370.0;
 const PH: f64 = 230.0;
-
-pub(super) fn esc(s: &str) -> String {
-    s.replace('&', "&amp;")
-        .replace('<', "&lt;")
-        .replace('>', "&gt;")
-}
 
 /// A panel: x = log10 N; y linear or log10.
 struct Panel {

@@ -9,7 +9,7 @@ use std::fmt::Write as _;
 
 use serde_json::Value;
 
-use super::report::esc;
+use super::xml::esc;
 
 /// One sample: seconds, episodes complete, visible and in flight per queue.
 type Sample = (f64, f64, Vec<f64>, Vec<f64>);

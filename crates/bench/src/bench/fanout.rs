@@ -40,8 +40,8 @@ use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
 use super::{Failure, Target, sdk};
-use crate::cli::{BenchArgs, BenchWorkerArgs};
-use crate::exit;
+use crate::Failed;
+use crate::args::{BenchArgs, BenchWorkerArgs};
 use sqs_barrier::clock::wall_us;
 
 /// Samples: 11, but none is begun once the measurement has taken
@@ -403,7 +403,7 @@ fn start_workers(
     p: usize,
 ) -> Result<Vec<Worker>, Failure> {
     let exe = std::env::current_exe()
-        .map_err(|e| Failure::new(exit::INTERNAL, format!("my own executable: {e}")))?;
+        .map_err(|e| Failure::new(Failed::Internal, format!("my own executable: {e}")))?;
     let mut out = Vec::with_capacity(p);
     let mut first = 0;
     for g in 0..p {
@@ -418,7 +418,7 @@ fn start_workers(
         first += count;
         let mut child = c.spawn().map_err(|e| {
             Failure::new(
-                exit::INTERNAL,
+                Failed::Internal,
                 format!("cannot start fan-out worker {g}: {e}"),
             )
         })?;
@@ -435,8 +435,12 @@ fn start_workers(
 
 /// A worker process's side (`bench-worker --fanout-url URL`): runs
 /// `a.count` receivers on `url` as told on stdin (see the module
-/// documentation); the exit code.
-pub(super) async fn serve(a: &BenchWorkerArgs, client: &ClientOptions, url: &str) -> u8 {
+/// documentation); `FAIL why` on stdout if it fails.
+pub(super) async fn serve(
+    a: &BenchWorkerArgs,
+    client: &ClientOptions,
+    url: &str,
+) -> Result<(), Failed> {
     let result = async {
         let sqs = Sqs::connect(client).await?;
         let mut group = Group::new(&sqs, a.count, url);
@@ -463,13 +467,10 @@ pub(super) async fn serve(a: &BenchWorkerArgs, client: &ClientOptions, url: &str
         Ok::<(), Failure>(())
     }
     .await;
-    match result {
-        Ok(()) => exit::OK,
-        Err(f) => {
-            println!("FAIL {}", f.msg);
-            f.code
-        }
-    }
+    result.map_err(|f| {
+        println!("FAIL {}", f.msg);
+        f.failed
+    })
 }
 
 /// Takes sample `i`'s message off the queue (hidden for 12 h, then

@@ -20,16 +20,16 @@ use super::sampler::Sampler;
 use super::stats::{Tagging, Waiting, add, pct, r3, r6, ratio, sorted};
 use super::summary::{PerMinute, Report, print_report};
 use super::{COORD_START, Counts, Failure, SETTLE, Target, seconds, work_seconds, worker};
-use crate::cli::{BenchArgs, CoordinatorKind};
-use crate::exit;
+use crate::Failed;
+use crate::args::{BenchArgs, CoordinatorKind};
 use sqs_barrier::clock::wall_us;
 
-/// Runs the benchmark; the exit code.
-pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
+/// Runs the benchmark and prints its figures, or why it failed.
+pub(crate) async fn run(a: BenchArgs, client: &ClientOptions) -> Result<(), Failed> {
     let n_max = sqs_barrier::core::config::MAX_MEMBERS;
     let usage = |m: String| {
         eprintln!("sqs-barrier bench: {m}");
-        exit::USAGE
+        Err(Failed::Usage)
     };
     if a.parties == 0 || a.parties > n_max {
         return usage(format!(
@@ -129,7 +129,7 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
             }
             Err(e) => {
                 eprintln!("sqs-barrier bench: cannot start the embedded endpoint: {e}");
-                return exit::INFRA;
+                return Err(Failed::Infrastructure);
             }
         },
     };
@@ -138,20 +138,20 @@ pub async fn run(a: BenchArgs, client: &ClientOptions) -> u8 {
         duration,
         sample,
     };
-    let code = match bench(&a, &target, limits, work).await {
+    let result = match bench(&a, &target, limits, work).await {
         Ok(r) => {
             print_report(&r, a.json);
-            exit::OK
+            Ok(())
         }
         Err(f) => {
             eprintln!("sqs-barrier bench: {}", f.msg);
-            f.code
+            Err(f.failed)
         }
     };
     if let Some(s) = server {
         s.shutdown().await;
     }
-    code
+    result
 }
 
 /// How long an episode may take, how long the run may take (`--duration`;
@@ -524,7 +524,7 @@ async fn drive(
                 return Err(Failure::infra(format!("episode {complete}: {why}")));
             }
             _ = tokio::time::sleep_until(deadline) => {
-                return Err(Failure::new(exit::TIMEOUT, format!(
+                return Err(Failure::new(Failed::Timeout, format!(
                     "episode {complete} did not complete within {:.0} s",
                     (plan.timeout.as_secs_f64() + plan.work.max_secs)
                 )));
@@ -533,11 +533,11 @@ async fn drive(
         match msg {
             None => {
                 return Err(Failure::new(
-                    exit::INTERNAL,
+                    Failed::Internal,
                     format!("episode {complete}: the participants stopped reporting"),
                 ));
             }
-            Some(Msg::Failed(e)) => return Err(Failure::new(exit::TIMEOUT, e)),
+            Some(Msg::Failed(e)) => return Err(Failure::new(Failed::Timeout, e)),
             Some(Msg::Waiting(w)) => waiting.merge(&w),
             Some(Msg::Errors(c)) => add(&mut part_errors, &c),
             Some(Msg::Requests(c)) => {
@@ -598,7 +598,7 @@ async fn drive(
     }
     if complete < total {
         return Err(Failure::new(
-            exit::INTERNAL,
+            Failed::Internal,
             format!("episode {complete}: the participants finished early"),
         ));
     }

@@ -1,4 +1,4 @@
-//! `sqs-barrier bench`: release latency, SQS requests (and tagging actions)
+//! `sqs-barrier bench` (and `bench-worker`): release latency, SQS requests (and tagging actions)
 //! per participant-episode and episodes per second of the barrier (or of the
 //! course handout's protocol, `--baseline`), next to the endpoint's own
 //! hand-off time and fan-out floor.
@@ -61,16 +61,14 @@
 //! `coordinator` splits the coordinator's requests into open and idle;
 //! `baseline` is the handout's protocol; `handoff` and `fanout` measure the
 //! endpoint; `stats` holds the arithmetic; `sampler` reads the queues'
-//! counts over a run (`--sample-queues`); `report` is `bench-report`,
-//! `queue_chart` its chart of those counts.
+//! counts over a run (`--sample-queues`). `bench-report` is the crate's
+//! `report`.
 
 mod baseline;
 mod coordinator;
 mod fanout;
 mod group;
 mod handoff;
-mod queue_chart;
-mod report;
 mod run;
 mod sampler;
 mod stats;
@@ -83,11 +81,10 @@ use std::time::Duration;
 use aws_sdk_sqs::error::DisplayErrorContext;
 use sqs_barrier::{ClientOptions, Sqs};
 
-pub use report::report;
-pub use run::run;
-pub use worker::worker;
+pub(crate) use run::run;
+pub(crate) use worker::worker;
 
-use crate::exit;
+use crate::Failed;
 
 type Counts = BTreeMap<String, u64>;
 
@@ -102,28 +99,30 @@ const SETTLE: Duration = Duration::from_millis(1500);
 /// [`SETTLE`] from their own end of the warm-up).
 const COORD_START: Duration = Duration::from_millis(1000);
 
-/// A benchmark failure: an exit code and what to tell the user.
+/// A benchmark failure: how it failed (which the caller makes an exit code
+/// of) and what to tell the user.
 #[derive(Debug)]
 struct Failure {
-    code: u8,
+    failed: Failed,
     msg: String,
 }
 
 impl Failure {
-    fn new(code: u8, msg: impl Into<String>) -> Self {
+    fn new(failed: Failed, msg: impl Into<String>) -> Self {
         Self {
-            code,
+            failed,
             msg: msg.into(),
         }
     }
     fn infra(msg: impl Into<String>) -> Self {
-        Self::new(exit::INFRA, msg)
+        Self::new(Failed::Infrastructure, msg)
     }
 }
 
 impl From<sqs_barrier::Error> for Failure {
     fn from(e: sqs_barrier::Error) -> Self {
-        Self::new(exit::of(&e), e.to_string())
+        let msg = e.to_string();
+        Self::new(Failed::Barrier(Box::new(e)), msg)
     }
 }
 
@@ -137,7 +136,7 @@ fn seconds(s: f64, what: &str) -> Result<Duration, Failure> {
         .filter(|d| !d.is_zero())
         .ok_or_else(|| {
             Failure::new(
-                exit::USAGE,
+                Failed::Usage,
                 format!("{what} must be a positive number of seconds"),
             )
         })
@@ -168,7 +167,7 @@ fn work_seconds(s: f64) -> Result<f64, Failure> {
         Ok(s)
     } else {
         Err(Failure::new(
-            exit::USAGE,
+            Failed::Usage,
             "--work must be a number of seconds from 0 to 86400",
         ))
     }

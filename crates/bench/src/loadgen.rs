@@ -1,8 +1,8 @@
-//! Load generator: the embedded endpoint against moto, measured in the same run with
-//! the same client.
+//! Load generator (the `loadgen` binary): the embedded endpoint against moto, measured
+//! in the same run with the same client.
 //!
 //! ```text
-//! cargo run --release -p sqs-barrier-local --example loadgen -- \
+//! cargo run --release -p sqs-barrier-bench --bin loadgen -- \
 //!     [--moto PATH_TO_moto_server | --no-moto] [--rounds 5] [--secs 1.5] \
 //!     [--handoffs 100] [--clients 8] [--depth 1000000] [--ops 2000] \
 //!     [--moto-depth 1000] [--moto-ops 50] [--only seq,handoff,conc,deep,moto-deep] [--json]
@@ -989,7 +989,10 @@ fn report(o: &Options, e: &Rounds, m: &Rounds) {
     }
 }
 
-fn main() {
+/// Runs `loadgen` with the process's arguments (see the module documentation); exits
+/// with 2 on a usage error. The process must be `loadgen` itself: it re-executes its
+/// own executable to serve the embedded endpoint.
+pub fn main() {
     let args: Vec<String> = std::env::args().skip(1).collect();
     if args.first().map(String::as_str) == Some("--serve") {
         serve(args.get(1).map_or("127.0.0.1:0", String::as_str));

@@ -15,7 +15,7 @@ use tokio::task::JoinSet;
 use super::baseline::{self, BaselineQueues};
 use super::stats::{Waiting, diff};
 use super::{Counts, Failure, SETTLE};
-use crate::exit;
+use crate::Failed;
 use sqs_barrier::clock::wall_us;
 
 /// A participant, with a client of its own on the group's connections: its
@@ -300,7 +300,7 @@ pub(super) async fn connect_members(
             next += 1;
         }
         if let Some(r) = tasks.join_next().await {
-            let (i, sqs, b) = r.map_err(|e| Failure::new(exit::INTERNAL, e.to_string()))?;
+            let (i, sqs, b) = r.map_err(|e| Failure::new(Failed::Internal, e.to_string()))?;
             out[i] = Some(Member {
                 index: first + i,
                 sqs,
