@@ -545,6 +545,13 @@ impl<T> Coordinator<T> {
         // until the release that hands it out is durable.
         let keep = match arrival.data {
             Some(d) if (new || same_send || !open.data.contains_key(&m)) => {
+                if !new && !same_send {
+                    // The data of an arrival a predecessor published: this
+                    // message is its only copy. If it comes back under a
+                    // new receipt handle (its visibility lapsed), that is
+                    // this same send, to be kept too, not deleted.
+                    open.held.push((m, seen.clone()));
+                }
                 open.data.insert(m, d);
                 true
             }

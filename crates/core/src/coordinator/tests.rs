@@ -674,6 +674,33 @@ fn data_stays_in_the_queue_until_the_release_and_a_successor_waits_for_it() {
     assert_eq!(gone, vec![2, 3]);
 }
 
+/// The check-in that carries a published arrival's data is its only copy:
+/// a successor keeps it also when it comes back under a new receipt handle
+/// (its visibility lapsed while the successor held it, in a slow step).
+/// Deleted as a copy that adds nothing, the data would be gone for the
+/// next successor, which would wait for it for ever.
+#[test]
+fn a_successor_keeps_a_published_arrivals_data_when_its_check_in_comes_back() {
+    let mut a = Coordinator::new(cfg(2, None), "a", CoordinatorOptions::default(), None);
+    a.handle_message(1, &checkin_with(0, "0", false, Some("zero")), T);
+    let st = written(&mut a, T);
+    let mut b = Coordinator::new(cfg(2, None), "b", CoordinatorOptions::default(), Some(&st));
+    b.handle_message(2, &checkin_with(0, "0", false, Some("zero")), T);
+    let later = T + Duration::from_secs(6);
+    b.handle_message(3, &checkin_with(0, "0", false, Some("zero")), later);
+    assert!(
+        deleted(&drain(&mut b)).is_empty(),
+        "the data's message deleted"
+    );
+    assert_eq!(b.held(), 2);
+    // `b` dies before the release: its successor finds the message.
+    let mut c = Coordinator::new(cfg(2, None), "c", CoordinatorOptions::default(), Some(&st));
+    c.handle_message(4, &checkin_with(0, "0", false, Some("zero")), later);
+    c.handle_message(5, &checkin_with(0, "1", false, Some("one")), later);
+    let (_, data) = release_of(&drain(&mut c)).expect("released");
+    assert_eq!(data.unwrap()["0"], "zero");
+}
+
 #[test]
 fn a_leaver_counts_once_and_a_joiner_from_the_first_unopened_generation() {
     let o = CoordinatorOptions {

@@ -37,17 +37,22 @@
 //! process coordinators.
 //!
 //! As the handler does, every invocation first takes the coordinators'
-//! lease ([`sqs_barrier_core::lease`]): a token that one invocation holds at
-//! a time, for its round; one that does not get it within 3 s (it polls
-//! every 50 to 200 ms) hands its batch back, and a killed one's runs out 10
-//! s after it took it. Holding it, a round writes without the verification
+//! lease (simulation/lease.rs, over the lease queue of simulation/sqs.rs,
+//! the same as process coordinators): the token is in flight under one
+//! invocation's receive at a time, for its round; one that does not get it
+//! within 3 s (it polls every 50 to 200 ms) hands its batch back; a
+//! returning one gives it back; a killed one's runs out 10 s after it took
+//! it. The invocation checks its lease (the core's `Lease` machine) before
+//! every request, and fails once it has run out (its rounds are short: it
+//! does not extend). Holding it, a round writes without the verification
 //! (no other invocation writes meanwhile). The runs `*_without_the_lease`
 //! let invocations overlap, with the verification, as the handler did
 //! before the lease: they keep exploring the races the machine still
 //! handles.
 //!
-//! Besides the checks of every run, no run may split an outcome: no two
-//! members learn different outcomes of one generation (`check_no_split`).
+//! The checks of every run apply (simulation/main.rs), among them that no
+//! two members learn different outcomes of one generation
+//! (`check_no_split`) and that no two coordinators hold the lease at once.
 //!
 //! Requests take 5 to 100 ms here, so a write never lands more than 250 ms
 //! after its check: the verification catches every erased write. A write
@@ -65,15 +70,14 @@ use sqs_barrier_core::lambda::{
 use sqs_barrier_core::participant::Outcome;
 use sqs_barrier_core::state::PublishedState;
 
-use super::{Faults, Plot, SEC, Sim, VISIBILITY, at, check_liveness, seeds};
+use super::lease::Holder;
+use super::{Faults, Plot, SEC, Sim, VISIBILITY, at, check_liveness, check_no_split, seeds};
 
 /// The mapping's maximum concurrency (Lambda's least, as deployed).
 const POLLERS: usize = 2;
-/// The lease's term, and how long an invocation waits for it (as the
-/// handler: `LEASE_TERM`, `LEASE_PATIENCE`).
-const LEASE_TERM: u64 = 10 * SEC;
+/// How long an invocation waits for the lease (as the handler:
+/// `LEASE_PATIENCE`).
 const LEASE_PATIENCE: u64 = 3 * SEC;
-const LEASE_MARGIN: u64 = 3 * SEC;
 /// The schedule's interval and the heartbeat the state promises (as
 /// deployed: `SQS_BARRIER_HEARTBEAT_SECS` 60).
 const TICK_EVERY: u64 = 60 * SEC;
@@ -138,11 +142,10 @@ enum Step {
 struct Invocation {
     /// The poller that invoked it (`None`: a tick).
     poller: Option<usize>,
-    /// When it was invoked, and (with the lease) whether it holds it.
+    /// When it was invoked, and (with the lease) the lease once it holds
+    /// it.
     invoked: u64,
-    holds_lease: bool,
-    /// Until when it may decide under the lease (its term less the margin).
-    lease_until: u64,
+    lease: Option<Holder>,
     /// Killed: it gives nothing back.
     killed: bool,
     records: Vec<Rec>,
@@ -155,10 +158,6 @@ struct Invocation {
 #[derive(Default)]
 pub(super) struct Deployment {
     active: bool,
-    /// Invocations take the lease (as the handler does).
-    pub(super) lease: bool,
-    /// The lease: its holder, and when its token's visibility lapses.
-    holder: Option<(u64, u64)>,
     /// Invocations that handed their batch back without getting the lease.
     no_lease: u64,
     faults: Option<LambdaFaults>,
@@ -180,6 +179,16 @@ pub(super) struct Deployment {
     handed_back: u64,
     /// The most invocations under way at once.
     max_concurrent: usize,
+}
+
+impl Deployment {
+    /// Ghost: how many invocations hold the lease at `now`.
+    pub(super) fn holders(&self, now: u64) -> usize {
+        self.invocations
+            .values()
+            .filter(|i| i.lease.as_ref().is_some_and(|h| h.lease.is_held(at(now))))
+            .count()
+    }
 }
 
 fn lambda_options(lease: bool) -> LambdaOptions {
@@ -214,7 +223,6 @@ impl Sim {
         self.queue
             .retain(|e| !matches!(e.0.2, super::Actor::Coordinator(_)));
         self.lambda.active = true;
-        self.lambda.lease = true;
         self.lambda.faults = Some(lambda);
         for p in 0..POLLERS {
             self.schedule(p as u64 * 10, super::Actor::Lambda(Actor::Poller(p)));
@@ -226,11 +234,6 @@ impl Sim {
         self.lambda.faults.unwrap_or(LambdaFaults::NONE)
     }
 
-    /// A request's time.
-    fn request(&mut self) -> u64 {
-        self.rng.random_range(5..=100)
-    }
-
     pub(super) fn step_lambda(&mut self, a: Actor) {
         match a {
             Actor::Poller(p) => self.poll(p),
@@ -240,7 +243,7 @@ impl Sim {
                 self.schedule(TICK_EVERY, super::Actor::Lambda(Actor::Tick));
             }
             Actor::Invocation(i) => self.step_invocation(i),
-            Actor::LeaseWait(i) => self.take_lease(i),
+            Actor::LeaseWait(i) => self.wait_for_lease(i),
         }
     }
 
@@ -277,15 +280,14 @@ impl Sim {
             .into_iter()
             .map(|(id, _, body)| Record::new(id, body))
             .collect();
-        let opts = lambda_options(self.lambda.lease);
+        let opts = lambda_options(self.leasing.on);
         let round = LambdaRound::new(self.cfg.clone(), format!("l{i}"), opts, batch);
         self.lambda.invocations.insert(
             i,
             Invocation {
                 poller,
                 invoked: self.now,
-                holds_lease: false,
-                lease_until: 0,
+                lease: None,
                 killed: false,
                 records,
                 step: Step::Run,
@@ -296,27 +298,21 @@ impl Sim {
             .lambda
             .max_concurrent
             .max(self.lambda.invocations.len());
-        if self.lambda.lease {
-            self.take_lease(i);
+        if self.leasing.on {
+            self.wait_for_lease(i);
         } else {
             // Its first request (the state read) is a request away.
             self.advance(i);
         }
     }
 
-    /// Invocation `i` tries to take the lease: a free token, or one whose
-    /// holder's visibility lapsed. Else it tries again 50 to 200 ms later,
-    /// for [`LEASE_PATIENCE`], then hands its batch back.
-    fn take_lease(&mut self, i: u64) {
+    /// Invocation `i` tries to take the lease (`Sim::take_lease`: a token
+    /// nobody holds). Else it tries again 50 to 200 ms later, for
+    /// [`LEASE_PATIENCE`], then hands its batch back.
+    fn wait_for_lease(&mut self, i: u64) {
         let mut inv = self.lambda.invocations.remove(&i).expect("running");
-        let free = self
-            .lambda
-            .holder
-            .is_none_or(|(_, until)| self.now >= until);
-        if free {
-            self.lambda.holder = Some((i, self.now + LEASE_TERM));
-            inv.holds_lease = true;
-            inv.lease_until = self.now + LEASE_TERM - LEASE_MARGIN;
+        if let Some(h) = self.take_lease() {
+            inv.lease = Some(h);
             self.log(|| format!("invocation {i} takes the lease"));
             self.lambda.invocations.insert(i, inv);
             self.advance(i);
@@ -342,7 +338,7 @@ impl Sim {
             self.end_invocation(inv, None);
             return;
         }
-        if inv.holds_lease && self.now >= inv.lease_until {
+        if inv.lease.as_ref().is_some_and(|h| !self.holds(h)) {
             // The handler checks its lease before every request: run out,
             // the invocation fails and its whole batch comes back.
             self.log(|| format!("invocation {i}'s lease ran out"));
@@ -366,7 +362,7 @@ impl Sim {
                     // the machine reads the state to see whether it landed.
                     self.log(|| format!("invocation {i}'s write fails"));
                     if self.rng.random_bool(0.5) {
-                        self.sqs.tags = Some((*state).clone());
+                        self.publish((*state).clone());
                     }
                     inv.round.handle_write_failed();
                 } else {
@@ -384,7 +380,7 @@ impl Sim {
                         state.open.as_ref().map(|o| (o.generation, o.arrived.len()))
                     )
                 });
-                self.sqs.tags = Some(*state);
+                self.publish(*state);
                 inv.round.handle_state_written(now);
             }
             Step::CheckRead => inv.round.handle_check(self.sqs.tags.as_ref()),
@@ -479,8 +475,8 @@ impl Sim {
     fn end_invocation(&mut self, inv: Invocation, failures: Option<Vec<u64>>) {
         // A returning invocation gives the lease back; a killed one keeps
         // it until its visibility lapses.
-        if inv.holds_lease && !inv.killed {
-            self.lambda.holder = None;
+        if let Some(h) = inv.lease.filter(|_| !inv.killed) {
+            self.give_back(h);
         }
         if let Some(failures) = failures {
             for r in inv.records.iter().filter(|r| !failures.contains(&r.id)) {
@@ -499,51 +495,11 @@ impl Sim {
 /// or held by a killed or failed invocation, come back after their
 /// visibility (5 s), a few times in a row at worst; a generation whose
 /// members all receive nothing from their release queue passes at their
-/// first status read (120 s).
+/// first status read (120 s). No split outcome (`check_liveness` checks
+/// that too).
 fn check_lambda_run(sim: &Sim) {
     assert!(sim.lambda.active);
     check_liveness(sim);
-    check_no_split(sim);
-}
-
-/// No split outcome: no two members learn different outcomes of the same
-/// generation (one released, one broken there or from an earlier
-/// generation; or released without different members, as two notices
-/// told them). Overlapping invocations each decide from the state they
-/// read; this checks that no two decisions of one generation ever both
-/// reach members.
-pub(super) fn check_no_split(sim: &Sim) {
-    // Per generation: the first member released there, and whom its
-    // notice dropped (once a member read one).
-    let mut released: HashMap<u64, (usize, Option<Vec<String>>)> = HashMap::new();
-    for (m, o, _) in &sim.outcomes {
-        if let Outcome::Released {
-            generation,
-            dropped,
-            ..
-        } = o
-        {
-            let (first, seen) = released.entry(*generation).or_insert((*m, dropped.clone()));
-            match (seen.as_ref(), dropped) {
-                (Some(seen), Some(d)) if seen != d => sim.fail(&format!(
-                    "split outcome: member {m} learned that {generation} was released \
-                     without {d:?}, member {first} without {seen:?}"
-                )),
-                (None, Some(_)) => *seen = dropped.clone(),
-                _ => {}
-            }
-        }
-    }
-    for (b, o, _) in &sim.outcomes {
-        if let Outcome::Broken { from_gen, .. } = o
-            && let Some((g, (r, _))) = released.iter().find(|(g, _)| *g >= from_gen)
-        {
-            sim.fail(&format!(
-                "split outcome: member {r} was released at {g}, member {b} found the \
-                 barrier broken from {from_gen}"
-            ));
-        }
-    }
 }
 
 #[test]
@@ -610,7 +566,7 @@ fn hostile_runs(lease: bool) -> Deployment {
             LambdaFaults::HOSTILE,
             Plot::Plain,
         );
-        sim.lambda.lease = lease;
+        sim.leasing.on = lease;
         sim.run(3_600 * SEC);
         check_lambda_run(&sim);
         releases += sim.outcomes.len();

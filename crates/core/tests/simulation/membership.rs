@@ -1,7 +1,9 @@
 //! Membership changes, quorum releases and gathered data, in the
-//! simulation: the same SQS model, faults and coordinator processes
-//! (crashes, restarts as standbys, false takeovers) as the other
-//! scenarios, with members that follow a script.
+//! simulation: the same SQS model, faults and coordinator processes as
+//! the other scenarios (under the lease; crashes, restarts as standbys,
+//! false takeovers, outages of the active coordinator's state queue,
+//! stalls: two coordinators take over at once in most runs, one of them
+//! waiting for the lease), with members that follow a script.
 //!
 //! * **Pool** (`a_pool_that_grows_and_shrinks`): a numbered barrier whose
 //!   member 0 leaves without waiting (`Participant::leave`) and joins again
@@ -21,36 +23,55 @@
 //!   `lambda_a_quorum_goes_on_without_the_dead_and_the_late`): the pool and
 //!   the quorum with the Lambda function as the coordinator (see
 //!   simulation/lambda.rs; no data, which it cannot gather), checked the
-//!   same way and for split outcomes besides. The pool is ignored: it
-//!   finds a known bug (see its comment).
+//!   same way.
+//! * **Without the lease** (`..._without_the_lease`, ignored): the pool
+//!   and the quorum with process coordinators, and the pool under Lambda,
+//!   with coordinators that decide without the lease, as before it. Each
+//!   fails (see their comments for the seeds): that is what the lease
+//!   closes.
 //!
 //! Checked after every run, against ghost records of who arrived when
 //! (the first `arrive` or `leave` of a member at a generation), who left
-//! and joined (the generation each joiner read from the published state)
-//! and whom each release notice went without:
+//! and joined (the generation each joiner read from the published state),
+//! which joins each landed state answered, and whom each release notice
+//! went without:
 //! * safety: a member passes g only if g expects it, and only once every
-//!   member g expects has arrived, except those a quorum release names in
-//!   `without` (then at least the quorum arrived);
-//! * gathered data: every release notice of g carries the same `without`
-//!   and the same data, and every wait released by a notice sees exactly
-//!   the data the members g released brought; a wait that passed on the
-//!   published state sees `None` (counted);
+//!   member g expects has arrived (a joiner included, once its join was
+//!   answered), except those a quorum release names in `without` (then at
+//!   least the quorum arrived);
+//! * no split decision or outcome: every release notice of g carries the
+//!   same `without` and the same data, and the checks of every run
+//!   (`check_no_split`) hold;
+//! * join answers: once a landed state answered a join (a session given a
+//!   position), every later state answers it the same way, no position is
+//!   given to two processes, and no joiner is told it is expected from a
+//!   generation a notice already released;
+//! * gathered data: every wait released by a notice sees exactly the data
+//!   the members g released brought; a wait that passed on the published
+//!   state sees `None` (counted);
 //! * liveness: every wait ends, every member passes every generation that
 //!   expects it (until it leaves or is dropped), each generation is
 //!   released within [`RELEASE_BOUND`] (plus the grace, for a quorum) of
 //!   the last arrival of the members it released, joins are counted, and
-//!   the idle coordinator holds no message.
+//!   the idle coordinator holds no message. A quorum barrier left with
+//!   fewer live members than its quorum (a quorum release dropped members
+//!   that had arrived) cannot go on: its waiters are counted, not failed
+//!   (`starved_at`).
 
 use std::collections::{BTreeMap, HashMap};
 
 use rand::Rng;
 use sqs_barrier_core::participant::{ArrivalExtras, Outcome};
-use sqs_barrier_core::roll::Roll;
+use sqs_barrier_core::roll::{JOINS_KEPT, Roll};
+use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
 use sqs_barrier_core::{BarrierConfig, Membership, Participant};
 
-use super::lambda::{LambdaFaults, check_no_split};
-use super::{Faults, PState, Plot, QueueStats, RELEASE_BOUND, SEC, Sim, at, popts, seeds};
+use super::lambda::LambdaFaults;
+use super::lease::Leasing;
+use super::{
+    Faults, PState, Plot, QueueStats, RELEASE_BOUND, SEC, Sim, at, check_no_split, popts, seeds,
+};
 
 /// The quorum scenario's grace.
 const GRACE: u64 = 10 * SEC;
@@ -112,13 +133,19 @@ pub(super) struct Plan {
     /// Ghost: the last re-run of a wait (after a participant crash) at
     /// each generation: a wait's release counts from there.
     rerun_at: HashMap<u64, u64>,
+    /// Ghost: whom each generation's release dropped, as the first landed
+    /// state that shows it released records it (the spans of its roll that
+    /// end there, other than by a leave at the generation before): for a
+    /// quorum release whose notice never went out (its writer died between
+    /// the write and the notice; members pass on the published state).
+    published_drops: HashMap<u64, Vec<String>>,
     /// Ghost: notices that differed from the first of their generation.
     conflicts: Vec<(u64, NoticeFields)>,
     /// Ghost: when the first release notice of each generation was sent.
     notice_at: HashMap<u64, u64>,
-    /// Ghost: joins as their processes learned them: (process, first
-    /// generation, when).
-    learned: Vec<(usize, u64, u64)>,
+    /// Ghost: every join a landed state answered with a position, by
+    /// session (`j<process>.<n>`).
+    answers: BTreeMap<String, usize>,
     /// Which phases everyone brings data to (bit g).
     data_phases: u64,
     quorum: Option<usize>,
@@ -142,10 +169,13 @@ struct Stats {
     quorum_releases: u64,
     dropped_arrived: u64,
     dropped_late: u64,
-    split_joins: u64,
     participant_crashes: u64,
     coordinator_crashes: u64,
     two_active: u64,
+    starved: u64,
+    outages: u64,
+    stalls: u64,
+    lease: Leasing,
     worst: u64,
 }
 
@@ -164,10 +194,13 @@ impl Stats {
         self.quorum_releases += o.quorum_releases;
         self.dropped_arrived += o.dropped_arrived;
         self.dropped_late += o.dropped_late;
-        self.split_joins += o.split_joins;
         self.participant_crashes += o.participant_crashes;
         self.coordinator_crashes += o.coordinator_crashes;
         self.two_active += o.two_active;
+        self.starved += o.starved;
+        self.outages += o.outages;
+        self.stalls += o.stalls;
+        self.lease.add(&o.lease);
         self.worst = self.worst.max(o.worst);
     }
 }
@@ -179,11 +212,12 @@ impl std::fmt::Display for Stats {
             "{} runs: {} waits released by a notice ({} with data), {} on the published state \
              (data None); {} joins counted ({} refused and asked again), {} leaves; {} quorum \
              releases, {} waits dropped (the straggler {} times; it passed {} times), {} members \
-             dropped although they arrived before anybody passed, {} waits that missed their notice \
-             taken for dropped at the generation before the one that dropped them; {} times a \
-             member joined for a generation already released without it; {} participant and {} coordinator \
-             crashes, {} runs with two active coordinators; slowest release {:.1} s after the \
-             last arrival it waited for",
+             dropped although they arrived before anybody passed ({} runs left with fewer live \
+             members than the quorum), {} waits that missed their notice \
+             taken for dropped at the generation before the one that dropped them; {} participant \
+             and {} coordinator crashes, {} runs with two coordinators active at once (one took \
+             over while the other lived), {} outages of the active coordinator's state queue, {} \
+             stalls; {}; slowest release {:.1} s after the last arrival it waited for",
             self.runs,
             self.released_by_notice,
             self.with_data_by_notice,
@@ -196,11 +230,14 @@ impl std::fmt::Display for Stats {
             self.straggler_dropped,
             self.straggler_released,
             self.dropped_arrived,
+            self.starved,
             self.dropped_late,
-            self.split_joins,
             self.participant_crashes,
             self.coordinator_crashes,
             self.two_active,
+            self.outages,
+            self.stalls,
+            self.lease,
             self.worst as f64 / SEC as f64
         )
     }
@@ -211,6 +248,14 @@ impl std::fmt::Display for Stats {
 fn data_of(m: usize, g: u64) -> String {
     let pad = (m * 97 + g as usize * 31) % 600;
     format!("m{m}@{g} \"q\" \\ ünï\t{}", "x".repeat(pad))
+}
+
+impl Plan {
+    /// The member name of process `m`, as it last knew it ("" before its
+    /// first join).
+    pub(super) fn name(&self, m: usize) -> String {
+        self.names[m].clone().unwrap_or_default()
+    }
 }
 
 impl Sim {
@@ -362,9 +407,24 @@ impl Sim {
                 {
                     self.fail(&format!("process {m} ({known}) joined as {name}"));
                 }
+                // A join answer is the joiner's alone, and names a
+                // generation nobody has passed yet.
+                if let Some(other) = (0..self.members.len())
+                    .find(|&o| o != m && self.elastic.names[o].as_deref() == Some(&name))
+                {
+                    self.fail(&format!(
+                        "join answer erased: processes {m} and {other} were both told they are \
+                         member {name}"
+                    ));
+                }
+                if let Some(t) = self.elastic.notice_at.get(&from) {
+                    self.fail(&format!(
+                        "split outcome: process {m} was told it is member {name} from {from}, \
+                         which a notice released without it at {t} ms"
+                    ));
+                }
                 self.elastic.names[m] = Some(name.clone());
                 self.elastic.spans[m].push((from, None));
-                self.elastic.learned.push((m, from, now));
                 let p = Participant::with_roll(&self.cfg, roll, &name, j.session.clone(), popts())
                     .unwrap();
                 self.members[m].p = p;
@@ -554,9 +614,10 @@ impl Sim {
         let dropped = self
             .elastic
             .notices
-            .iter()
-            .filter(|(g, (without, _))| **g >= from && without.contains(name))
-            .map(|(g, _)| *g)
+            .keys()
+            .chain(self.elastic.published_drops.keys())
+            .filter(|&&g| g >= from && self.without(g).contains(name))
+            .copied()
             .min();
         match (end, dropped) {
             (Some(e), Some(d)) => Some(e.min(d)),
@@ -595,87 +656,174 @@ impl Sim {
             })
     }
 
-    /// Whether process `m` joined for generation `g` (its first), and a
-    /// release notice of `g` had gone before it learned so: a coordinator
-    /// counted the join for a generation it did not know was released (by
-    /// a predecessor that crashed after sending the notice, before the
-    /// state recording the release; or by another coordinator active at
-    /// the same time). `g` went without it. Counted, not a failure.
-    fn split_joiner(&self, m: usize, g: u64) -> bool {
-        let Some(notice) = self.elastic.notice_at.get(&g) else {
+    /// Ghost: the joins a state about to land answers. A join answered
+    /// once (its session given a position) stays answered the same way in
+    /// every later state (while the roll remembers that many joins), and
+    /// no position is given to the sessions of two processes.
+    pub(super) fn check_join_answers(&mut self, state: &PublishedState) {
+        let Some(roll) = &state.roll else {
+            return;
+        };
+        let process = |session: &str| -> Option<usize> {
+            session.strip_prefix('j')?.split('.').next()?.parse().ok()
+        };
+        for (session, position) in &roll.joins {
+            let Some(p) = *position else { continue };
+            match self.elastic.answers.get(session) {
+                Some(&q) if q != p => self.fail(&format!(
+                    "join answer erased: session {session} was given position {q}, now {p}"
+                )),
+                Some(_) => {}
+                None => {
+                    if let Some((other, _)) = self
+                        .elastic
+                        .answers
+                        .iter()
+                        .find(|(o, q)| **q == p && process(o) != process(session))
+                    {
+                        self.fail(&format!(
+                            "join answer erased: position {p} was given to session {other}, now \
+                             to {session}"
+                        ));
+                    }
+                    self.elastic.answers.insert(session.clone(), p);
+                }
+            }
+        }
+        if roll.joins.len() < JOINS_KEPT {
+            let missing = self
+                .elastic
+                .answers
+                .keys()
+                .find(|s| !roll.joins.iter().any(|(j, _)| j == *s));
+            if let Some(s) = missing {
+                self.fail(&format!(
+                    "join answer erased: a state written by {} no longer records the join of \
+                     session {s}",
+                    state.coordinator
+                ));
+            }
+        }
+    }
+
+    /// The first generation a quorum barrier cannot release any more, if
+    /// members wait there: it expects fewer live members (not dead by
+    /// their script) than the quorum. A quorum release may drop members
+    /// that had arrived (their check-ins were not among what the
+    /// coordinator had received when the grace ended: after a stall, its
+    /// first receive decides); with two of them gone besides the dead
+    /// one, the rest wait for ever (in practice, until their own
+    /// timeouts). Counted, not a failure: it is the quorum's rule, not a
+    /// split.
+    fn starved_at(&self) -> Option<u64> {
+        let quorum = self.elastic.quorum?;
+        self.members
+            .iter()
+            .filter_map(|m| match m.state {
+                PState::Waiting(g) => Some(g),
+                _ => None,
+            })
+            .filter(|&g| {
+                let live = (0..self.members.len())
+                    .filter(|&j| {
+                        self.ghost_expects(j, g, true)
+                            && self.elastic.scripts[j].dead_from.is_none_or(|d| d > g)
+                    })
+                    .count();
+                live < quorum
+            })
+            .min()
+    }
+
+    /// Whether every member that is not done waits at a generation that
+    /// cannot be released any more (`starved_at`).
+    pub(super) fn all_starved(&self) -> bool {
+        let Some(s) = self.starved_at() else {
             return false;
         };
-        self.elastic
-            .learned
-            .iter()
-            .any(|&(j, from, t)| j == m && from == g && *notice < t)
+        self.elastic.joining.is_empty()
+            && self.members.iter().all(|m| match m.state {
+                PState::Done => true,
+                PState::Waiting(g) => g >= s,
+                PState::Working(_) => false,
+            })
     }
 
-    fn split_joiner_name(&self, name: &str, g: u64) -> bool {
-        (0..self.members.len())
-            .any(|m| self.elastic.names[m].as_deref() == Some(name) && self.split_joiner(m, g))
-    }
-
+    /// Whom the release of `g` went without: as its first notice says, or
+    /// if none went out, as the published state records it.
     fn without(&self, g: u64) -> &[String] {
-        self.elastic.notices.get(&g).map_or(&[], |(w, _)| w)
+        match self.elastic.notices.get(&g) {
+            Some((w, _)) => w,
+            None => self.elastic.published_drops.get(&g).map_or(&[], |w| w),
+        }
+    }
+
+    /// Ghost: records whom the releases a landed state shows for the first
+    /// time dropped (`Plan::published_drops`).
+    pub(super) fn note_published_drops(&mut self, state: &PublishedState) {
+        let fresh: Vec<u64> = (0..state.released_below)
+            .chain(state.released_above.iter().copied())
+            .filter(|g| !self.elastic.published_drops.contains_key(g))
+            .collect();
+        if fresh.is_empty() {
+            return;
+        }
+        let roll = state.roll(&self.cfg.members);
+        for g in fresh {
+            let dropped = (0..roll.len())
+                .filter(|&i| roll.span(i).end == Some(g))
+                .map(|i| roll.name(i))
+                .filter(|name| {
+                    // Not a member that left at g - 1.
+                    !(0..self.members.len()).any(|p| {
+                        self.elastic.names[p].as_ref() == Some(name)
+                            && self.elastic.scripts[p]
+                                .leave
+                                .is_some_and(|(l, _)| l + 1 == g)
+                    })
+                })
+                .collect();
+            self.elastic.published_drops.insert(g, dropped);
+        }
     }
 }
 
 /// Checks a finished run; returns its figures.
 fn check_elastic(sim: &Sim) -> Stats {
     let plan = &sim.elastic;
-    // Every notice of a generation carries the same `without` and data,
-    // except for the data of a member that joined for it after a notice of
-    // it had gone (`split_joiner`).
-    let mut split_joins = 0;
-    for (g, (without, data)) in &plan.conflicts {
-        let first = &plan.notices[g];
-        let strip = |d: &Option<BTreeMap<String, String>>| {
-            d.as_ref().map(|d| {
-                d.iter()
-                    .filter(|(m, _)| !sim.split_joiner_name(m, *g))
-                    .map(|(m, v)| (m.clone(), v.clone()))
-                    .collect::<BTreeMap<_, _>>()
-            })
-        };
-        if first.0 != *without || strip(&first.1) != strip(data) {
-            sim.fail(&format!(
-                "two release notices of generation {g} differ: {first:?} and {:?}",
-                (without, data)
-            ));
-        }
-        split_joins += 1;
+    // Every notice of a generation carries the same `without` and data:
+    // two that differ are two decisions of one generation.
+    if let Some((g, other)) = plan.conflicts.first() {
+        sim.fail(&format!(
+            "split decision: two release notices of generation {g} differ: {:?} and {other:?}",
+            plan.notices[g]
+        ));
     }
+    check_no_split(sim);
     let actors = sim.members.len();
+    let starved = sim.starved_at();
     for (m, member) in sim.members.iter().enumerate() {
-        if !matches!(member.state, PState::Done) || plan.joining.contains_key(&m) {
+        let waits_starved =
+            matches!(member.state, PState::Waiting(g) if starved.is_some_and(|s| g >= s));
+        if (!matches!(member.state, PState::Done) || plan.joining.contains_key(&m))
+            && !waits_starved
+        {
             sim.fail(&format!("process {m} never finished"));
         }
     }
     let mut worst = 0;
     let mut dropped_arrived = 0;
     let mut dropped_late = 0;
-    // Whom each generation's release went without, as the first member
-    // that read its notice learned it: every other must learn the same.
-    let mut learned: BTreeMap<u64, (usize, Vec<String>)> = BTreeMap::new();
+    // What members learned of each release agrees (`check_no_split`, above).
     for (m, o, t) in &sim.outcomes {
         let name = plan.names[*m].clone().unwrap_or_default();
         match o {
             Outcome::Released {
                 generation: g,
                 data,
-                dropped,
+                ..
             } => {
                 let g = *g;
-                if let Some(d) = dropped {
-                    let (first, seen) = learned.entry(g).or_insert((*m, d.clone()));
-                    if seen != d {
-                        sim.fail(&format!(
-                            "process {m} ({name}) learned that {g} was released without {d:?}, \
-                             process {first} that it was without {seen:?}"
-                        ));
-                    }
-                }
                 // A member passes only a generation that expects it.
                 if !sim.ghost_expects(*m, g, true) {
                     sim.fail(&format!(
@@ -695,12 +843,10 @@ fn check_elastic(sim: &Sim) -> Stats {
                     if without.contains(&jn) {
                         continue;
                     }
+                    // Among them a member that joined for g: its join was
+                    // answered, so g must not go without it.
                     match sim.arrivals[g as usize][j] {
                         Some(a) if a <= *t => arrived += 1,
-                        _ if sim.split_joiner(j, g) => {
-                            split_joins += 1;
-                            continue;
-                        }
                         a => sim.fail(&format!(
                             "process {m} ({name}) passed {g} at {t} ms before {jn} arrived ({a:?})"
                         )),
@@ -716,21 +862,8 @@ fn check_elastic(sim: &Sim) -> Stats {
                         plan.quorum
                     ));
                 }
-                // A notice of the coordinator that did not know of a join
-                // for g lacks the joiner's data.
-                let lacks_joiners = |d: &BTreeMap<String, String>| {
-                    let mut all = d.clone();
-                    for j in (0..actors).filter(|&j| sim.split_joiner(j, g)) {
-                        if plan.data_phases >> g & 1 == 1 {
-                            let jn = plan.names[j].clone().expect("a joiner has a name");
-                            all.entry(jn).or_insert_with(|| data_of(j, g));
-                        }
-                    }
-                    all == expected_data
-                };
                 if let Some(d) = data
                     && *d != expected_data
-                    && !lacks_joiners(d)
                 {
                     sim.fail(&format!(
                         "process {m} ({name}) passed {g} with data {d:?}, not {expected_data:?}"
@@ -763,6 +896,7 @@ fn check_elastic(sim: &Sim) -> Stats {
             if !sim.ghost_expects(m, g, true)
                 || plan.left_unwaited[m] == Some(g)
                 || sim.dropped_late(m, g)
+                || starved.is_some_and(|s| g >= s)
             {
                 continue;
             }
@@ -805,7 +939,7 @@ fn check_elastic(sim: &Sim) -> Stats {
     }
     for k in 0..sim.procs.len() {
         let held = sim.active(k).map_or(0, |c| c.held());
-        if held != 0 {
+        if held != 0 && starved.is_none() {
             sim.fail(&format!(
                 "the idle coordinator {k} still holds {held} messages"
             ));
@@ -816,7 +950,10 @@ fn check_elastic(sim: &Sim) -> Stats {
     stats.worst = worst;
     stats.dropped_arrived = dropped_arrived;
     stats.dropped_late = dropped_late;
-    stats.split_joins = split_joins;
+    stats.starved = u64::from(starved.is_some());
+    stats.outages = u64::from(Faults::HOSTILE.outages - sim.outages_left);
+    stats.stalls = u64::from(Faults::HOSTILE.stalls - sim.stalls_left);
+    stats.lease = sim.leasing.clone();
     stats.coordinator_crashes = u64::from(Faults::HOSTILE.coordinator_crashes - sim.crashes_left);
     stats.two_active = u64::from(sim.max_active > 1);
     stats
@@ -824,23 +961,12 @@ fn check_elastic(sim: &Sim) -> Stats {
 
 /// Runs `make` for every seed, checks each run, and prints the totals.
 fn run_seeds(what: &str, default: u64, make: impl Fn(u64) -> Sim) -> Stats {
-    run_seeds_checked(what, default, make, |_| {})
-}
-
-/// [`run_seeds`], with `check` besides the checks of every run.
-fn run_seeds_checked(
-    what: &str,
-    default: u64,
-    make: impl Fn(u64) -> Sim,
-    check: impl Fn(&Sim),
-) -> Stats {
     let mut total = Stats::default();
     let mut queues = QueueStats::default();
     for seed in seeds(default) {
         let mut sim = make(seed);
         sim.run(3_600 * SEC);
         total.add(&check_elastic(&sim));
-        check(&sim);
         queues.add(&sim);
     }
     println!("{what}: {total}");
@@ -850,6 +976,18 @@ fn run_seeds_checked(
 
 fn full_run() -> bool {
     std::env::var("SIM_SEED").is_err() && std::env::var("SIM_SEEDS").is_err()
+}
+
+/// The runs of process coordinators explored two of them at once: a
+/// standby that took over from a live one (also from one cut off from the
+/// state queue), and leases that ran out under an active coordinator.
+fn assert_contested(total: &Stats) {
+    let l = &total.lease;
+    assert!(
+        l.contested > total.runs / 2 && l.contested_cut_off > total.runs / 20,
+        "two coordinators were rarely active at once: {total}"
+    );
+    assert!(l.ran_out > total.runs / 20, "{total}");
 }
 
 /// The pool scenario's run for `seed`, gathering data at the phases of
@@ -898,11 +1036,7 @@ fn a_pool_that_grows_and_shrinks() {
     if full_run() {
         assert!(total.joins >= 3 * total.runs, "{} joins", total.joins);
         assert!(total.released_by_state > 0, "nobody passed on the state");
-        assert!(
-            total.two_active > 10,
-            "{} runs had two active",
-            total.two_active
-        );
+        assert_contested(&total);
     }
 }
 
@@ -915,7 +1049,54 @@ fn a_quorum_goes_on_without_the_dead_and_the_late() {
             "the straggler was rarely dropped: {total}"
         );
         assert!(total.quorum_releases >= total.runs, "{total}");
+        assert_contested(&total);
     }
+}
+
+/// The pool with process coordinators that decide without the lease (a
+/// process that takes over is active at once, as before the lease).
+/// `SIM_SEED=84` fails with "split outcome: process 0 was told it is
+/// member 0 from 5, which a notice released without it at 12225 ms": the
+/// active coordinator process 1 loses the state queue for 32 s but goes
+/// on counting and releases generations 4 and 5 (their notices go before
+/// the writes that would record them, which fail); coordinator process 0,
+/// restarted after a crash, gets no answer to its probe (answering is a
+/// write), takes over from the state that still has 4 open, and counts
+/// the rejoin of member 0 for generation 5, which the other had already
+/// released without it. 24 of the first 1,000 seeds split a join
+/// so. With the lease the standby waits for the token that the cut-off
+/// coordinator still holds.
+#[test]
+#[ignore = "without the lease, a standby that takes over from a coordinator cut off from the state queue places a join at a generation the other released (SIM_SEED=84)"]
+fn a_pool_that_grows_and_shrinks_without_the_lease() {
+    run_seeds("pool, no lease", 1_000, |seed| {
+        let mut sim = pool(seed, seed % 64);
+        sim.leasing.on = false;
+        sim
+    });
+}
+
+/// The quorum with process coordinators that decide without the lease.
+/// `SIM_SEED=542` fails with "process 1 never finished": member 3 re-ran
+/// phase 0 (two sends, each with its data); of two coordinators active at
+/// once (one cut off from the state queue and stalled, the other a
+/// standby that took over), each kept one send and deleted the other as a
+/// copy that adds nothing, so neither is left, and every later coordinator
+/// waits for ever for member 3's data. `SIM_SEED=643` splits a decision:
+/// "two release notices of generation 0 differ: ([], None) and (["1"],
+/// None)": coordinator process 0 releases generation 0 with everyone, then
+/// loses the state queue before a write records it; process 1 takes over
+/// from the state that has 0 open, sees only the arrivals it records (the
+/// other still holds the check-ins) and, after the grace, releases 0 again
+/// without member 1, which had passed it.
+#[test]
+#[ignore = "without the lease, two process coordinators lose gathered data (SIM_SEED=542) and release a generation twice, once dropping a member that passed (SIM_SEED=643)"]
+fn a_quorum_goes_on_without_the_dead_and_the_late_without_the_lease() {
+    run_seeds("quorum, no lease", 1_000, |seed| {
+        let mut sim = quorum(seed, (seed / 4) % 16);
+        sim.leasing.on = false;
+        sim
+    });
 }
 
 #[test]
@@ -929,6 +1110,7 @@ fn gathered_data_is_the_same_for_everyone() {
     if full_run() {
         assert!(total.with_data_by_notice > 1_000, "{total}");
         assert!(total.released_by_state > 0, "{total}");
+        assert_contested(&total);
     }
 }
 
@@ -940,23 +1122,20 @@ fn under_lambda(mut sim: Sim) -> Sim {
 }
 
 /// Under the lease, as the handler runs. Without it (`..._without_the_lease`
-/// below), `SIM_SEED=15` ends with "process 3 never finished":
-/// invocations 4 and 5 read the same state; 4 counts the join of member 3
-/// (and lets the join go), 5 counts the leave of member 0, and 5's write
-/// lands 23 ms after 4's and erases it. 4's check `VERIFY_AFTER` its write
-/// passes nonetheless: the newest state "includes" 4's, since
+/// below), `SIM_SEED=15` fails with "join answer erased: a state written
+/// by l5 no longer records the join of session j3.0": invocations 4 and 5
+/// read the same state; 4 counts the join of member 3 (and lets the join
+/// go), 5 counts the leave of member 0, and 5's write lands 23 ms after
+/// 4's and erases it. 4's check `VERIFY_AFTER` its write passes
+/// nonetheless: the newest state "includes" 4's, since
 /// `PublishedState::includes` compares the rolls by their version only,
 /// and both changes made it one more than the state they started from. The
-/// join is lost for good (its message was deleted). The lease is what
-/// keeps two invocations from deciding at once.
+/// join is lost for good (its message was deleted: the joining process
+/// never learns it). The lease is what keeps two invocations from deciding
+/// at once.
 #[test]
 fn lambda_a_pool_that_grows_and_shrinks() {
-    let total = run_seeds_checked(
-        "lambda pool",
-        1_000,
-        |seed| under_lambda(pool(seed, 0)),
-        check_no_split,
-    );
+    let total = run_seeds("lambda pool", 1_000, |seed| under_lambda(pool(seed, 0)));
     if full_run() {
         assert!(total.joins >= 3 * total.runs, "{} joins", total.joins);
     }
@@ -967,26 +1146,16 @@ fn lambda_a_pool_that_grows_and_shrinks() {
 #[test]
 #[ignore = "without the lease, a join erased by a concurrent invocation's leave passes the verification (SIM_SEED=15)"]
 fn lambda_a_pool_that_grows_and_shrinks_without_the_lease() {
-    run_seeds_checked(
-        "lambda pool, no lease",
-        1_000,
-        |seed| {
-            let mut sim = under_lambda(pool(seed, 0));
-            sim.lambda.lease = false;
-            sim
-        },
-        check_no_split,
-    );
+    run_seeds("lambda pool, no lease", 1_000, |seed| {
+        let mut sim = under_lambda(pool(seed, 0));
+        sim.leasing.on = false;
+        sim
+    });
 }
 
 #[test]
 fn lambda_a_quorum_goes_on_without_the_dead_and_the_late() {
-    let total = run_seeds_checked(
-        "lambda quorum",
-        1_000,
-        |seed| under_lambda(quorum(seed, 0)),
-        check_no_split,
-    );
+    let total = run_seeds("lambda quorum", 1_000, |seed| under_lambda(quorum(seed, 0)));
     if full_run() {
         assert!(total.quorum_releases >= total.runs, "{total}");
     }

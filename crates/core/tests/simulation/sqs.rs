@@ -2,9 +2,13 @@
 //! visibility timeout, deleted with the latest receipt handle, delivered
 //! again after a delete now and then), the two release queues (read with a
 //! visibility timeout of 0 by participants, swept by coordinators, notices
-//! expiring after their retention) and the tags that hold the published
-//! state; with the faults `Faults` turns on (duplicates, delays and
-//! reordering, empty receives).
+//! expiring after their retention), the tags that hold the published
+//! state (every write lands through [`Sim::publish`], which keeps the
+//! ghost records of drops and join answers) and the lease queue (a FIFO queue whose
+//! tokens share one message group: [`LeaseQueue`]); with the faults
+//! `Faults` turns on (duplicates, delays and reordering, empty receives).
+
+use std::collections::HashMap;
 
 use rand::Rng;
 use sqs_barrier_core::coordinator::sweepable;
@@ -13,6 +17,9 @@ use sqs_barrier_core::state::PublishedState;
 use sqs_barrier_core::wire::Message;
 
 use super::{NOTICE_RETENTION, Sim, VISIBILITY};
+
+/// Most messages one receive returns.
+const RECEIVE_MAX: usize = 10;
 
 #[derive(Clone, Debug)]
 pub(super) struct CheckinMsg {
@@ -58,7 +65,73 @@ pub(super) struct Sqs {
     pub(super) checkin: Vec<CheckinMsg>,
     pub(super) release: [Vec<NoticeMsg>; 2],
     pub(super) tags: Option<PublishedState>,
+    pub(super) lease: LeaseQueue,
     pub(super) next_id: u64,
+}
+
+/// A message of the lease queue: a token.
+#[derive(Clone, Debug)]
+pub(super) struct TokenMsg {
+    id: u64,
+    /// Receivable from this instant on (before it: in flight, if
+    /// received, or not yet delivered).
+    visible_at: u64,
+    /// The receipt handle of the latest receive, if any.
+    receipt: Option<u64>,
+}
+
+/// The lease queue (`NAME-lease.fifo`): every token is in the message
+/// group `lease`. As SQS documents for a FIFO queue: while a message of a
+/// group is in flight (received, its visibility timeout not lapsed, not
+/// deleted) a receive returns no message of that group; otherwise it
+/// returns the group's visible messages in order, up to 10, and puts them
+/// all in flight; no message is delivered twice at once. A visibility
+/// change counts from when SQS handles it, and is refused for a message
+/// not in flight (`MessageNotInflight`); with the receipt handle of an
+/// earlier receive of a message that another receive holds now, SQS may
+/// accept it (here: half the time) or refuse it
+/// (`ReceiptHandleIsInvalid`). A delete with an earlier receipt handle
+/// deletes nothing.
+#[derive(Default)]
+pub(super) struct LeaseQueue {
+    tokens: Vec<TokenMsg>,
+    /// Every receipt handle given out, and its token.
+    receipts: HashMap<u64, u64>,
+}
+
+/// Why SQS refused a visibility change of a token.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(super) enum Refused {
+    /// `MessageNotInflight`: its visibility lapsed.
+    NotInflight,
+    /// `ReceiptHandleIsInvalid`: deleted, or received again since.
+    InvalidReceipt,
+}
+
+impl LeaseQueue {
+    /// The queue as `setup` leaves it: one token, visible.
+    pub(super) fn with_token() -> Self {
+        Self {
+            tokens: vec![TokenMsg {
+                id: 0,
+                visible_at: 0,
+                receipt: None,
+            }],
+            receipts: HashMap::new(),
+        }
+    }
+
+    /// A token is in flight: the group is locked.
+    fn locked(&self, now: u64) -> bool {
+        self.tokens
+            .iter()
+            .any(|t| t.receipt.is_some() && t.visible_at > now)
+    }
+
+    /// How many tokens the queue holds (visible, in flight or on their way).
+    pub(super) fn len(&self) -> usize {
+        self.tokens.len()
+    }
 }
 
 impl Sim {
@@ -299,5 +372,86 @@ impl Sim {
             }
         }
         self.sqs.checkin.retain(|m| !m.deleted);
+    }
+
+    /// Lands a state write: the published state is `state` from now on.
+    /// Ghost (`membership`): whom the releases it records dropped, and
+    /// every join a landed state answered must stay answered the same way
+    /// in every later one, no position given to two processes.
+    pub(super) fn publish(&mut self, state: PublishedState) {
+        if self.elastic.active {
+            self.note_published_drops(&state);
+            self.check_join_answers(&state);
+        }
+        self.sqs.tags = Some(state);
+    }
+
+    /// A receive of the lease queue that hides what it returns for
+    /// `visibility` ms: the tokens, `(message id, receipt handle)`, first
+    /// to last; none while one is in flight.
+    pub(super) fn receive_lease(&mut self, visibility: u64) -> Vec<(u64, u64)> {
+        let now = self.now;
+        if self.sqs.lease.locked(now) {
+            return Vec::new();
+        }
+        let mut got = Vec::new();
+        for i in 0..self.sqs.lease.tokens.len() {
+            if got.len() == RECEIVE_MAX || self.sqs.lease.tokens[i].visible_at > now {
+                continue;
+            }
+            self.sqs.next_id += 1;
+            let receipt = self.sqs.next_id;
+            let t = &mut self.sqs.lease.tokens[i];
+            t.receipt = Some(receipt);
+            t.visible_at = now + visibility;
+            self.sqs.lease.receipts.insert(receipt, t.id);
+            got.push((t.id, receipt));
+        }
+        got
+    }
+
+    /// `ChangeMessageVisibility` of a token to `timeout` ms from now.
+    pub(super) fn change_lease_visibility(
+        &mut self,
+        receipt: u64,
+        timeout: u64,
+    ) -> Result<(), Refused> {
+        let now = self.now;
+        let Some(&id) = self.sqs.lease.receipts.get(&receipt) else {
+            return Err(Refused::InvalidReceipt);
+        };
+        let Some(t) = self.sqs.lease.tokens.iter_mut().find(|t| t.id == id) else {
+            return Err(Refused::InvalidReceipt);
+        };
+        let in_flight = t.receipt.is_some() && t.visible_at > now;
+        if !in_flight {
+            return Err(Refused::NotInflight);
+        }
+        if t.receipt != Some(receipt) && self.rng.random_bool(0.5) {
+            return Err(Refused::InvalidReceipt);
+        }
+        t.visible_at = now + timeout;
+        Ok(())
+    }
+
+    /// `DeleteMessage` of a token: only the latest receipt handle deletes.
+    pub(super) fn delete_lease(&mut self, receipt: u64) {
+        self.sqs.lease.tokens.retain(|t| t.receipt != Some(receipt));
+    }
+
+    /// `SendMessage` of a token (in the group `lease`).
+    pub(super) fn put_lease_token(&mut self) {
+        self.sqs.next_id += 1;
+        let visible_at = self.now + self.delay();
+        self.sqs.lease.tokens.push(TokenMsg {
+            id: self.sqs.next_id,
+            visible_at,
+            receipt: None,
+        });
+    }
+
+    /// A request's time: 5 to 100 ms.
+    pub(super) fn request(&mut self) -> u64 {
+        self.rng.random_range(5..=100)
     }
 }
