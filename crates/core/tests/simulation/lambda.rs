@@ -50,7 +50,7 @@
 //! before the lease: they keep exploring the races the machine still
 //! handles.
 //!
-//! The checks of every run apply (simulation/main.rs), among them that no
+//! The checks of every run apply (simulation/checks.rs), among them that no
 //! two members learn different outcomes of one generation
 //! (`check_no_split`) and that no two coordinators hold the lease at once.
 //!
