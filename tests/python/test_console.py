@@ -23,6 +23,8 @@ import urllib.request
 import uuid
 from pathlib import Path
 
+import base64
+
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 from selenium import webdriver
@@ -32,7 +34,7 @@ from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
 from selenium.webdriver.support.ui import WebDriverWait
 
-from conftest import _server_binary, cli_env
+from conftest import _server_binary, cli_env, make_client
 
 ROOT = Path(__file__).resolve().parents[2]
 # Screenshots go under target/ so that a test run leaves the tree as it was;
@@ -166,6 +168,7 @@ def stack(endpoint_url, tmp_path):
     try:
         yield {
             "name": name, "console": console_url, "metrics": metrics_url, "wait": wait,
+            "env": env,
         }
     finally:
         for p in procs:
@@ -232,6 +235,34 @@ def _text(driver, name, selector):
     )
 
 
+def _select(driver, selector):
+    """Selects the text of the first element matching `selector`; returns
+    the text selected."""
+    return driver.execute_script(
+        "const el = document.querySelector(arguments[0]);"
+        "const r = document.createRange(); r.selectNodeContents(el);"
+        "const s = window.getSelection(); s.removeAllRanges(); s.addRange(r);"
+        "return s.toString();",
+        selector,
+    )
+
+
+def _selection(driver):
+    return driver.execute_script("return window.getSelection().toString()")
+
+
+def _labels_fit(driver, name):
+    """Whether every label of the barrier's chart is inside the chart."""
+    return driver.execute_script(
+        "const svg = document.querySelector(`.card[data-barrier='${arguments[0]}'] svg.timeline`);"
+        "if (!svg) return false;"
+        "const w = svg.viewBox.baseVal.width;"
+        "return [...svg.querySelectorAll('text')].every(t => {"
+        "  const b = t.getBBox(); return b.x >= 0 && b.x + b.width <= w + 0.5; });",
+        name,
+    )
+
+
 def test_console_in_a_browser(stack, browser):
     name, url = stack["name"], stack["console"]
 
@@ -264,6 +295,28 @@ def test_console_in_a_browser(stack, browser):
             f"{name}-lease.fifo",
         ]
     )
+    # Created in UTC, as `sqs-barrier queues` prints it.
+    listed = subprocess.run(
+        [str(_server_binary()), "queues", "--prefix", name, "--json"],
+        env=stack["env"], check=True, capture_output=True, text=True, timeout=30,
+    )
+    created = {q["name"]: q["created"] for q in json.loads(listed.stdout)}
+    for queue, *cells in rows:
+        assert cells[2] == time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created[queue])), cells
+    table = subprocess.run(
+        [str(_server_binary()), "queues", "--prefix", name],
+        env=stack["env"], check=True, capture_output=True, text=True, timeout=30,
+    ).stdout
+    for queue, *cells in rows:
+        assert cells[2] in table, (cells, table)
+    # Counts align with their headers.
+    aligns = browser.execute_script(
+        "const t = document.querySelector('#queues');"
+        "return [...t.tHead.rows[0].cells].map((th, i) => [getComputedStyle(th).textAlign,"
+        " getComputedStyle(t.tBodies[0].rows[0].cells[i]).textAlign]);"
+    )
+    assert all(h == d for h, d in aligns), aligns
+    assert aligns[3] == ["right", "right"] and aligns[0] == ["left", "left"], aligns
     for queue, *cells in rows:
         assert len(cells) == 7 and cells[0] == queue
         # The lease queue is FIFO, without content-based deduplication.
@@ -285,6 +338,16 @@ def test_console_in_a_browser(stack, browser):
     assert _chips(browser, name, "missing") == ["bob", "cy"]
     assert "coordinator alive" in _text(browser, name, "h3")
 
+    # A selection survives the refreshes (once a second): a member's name,
+    # and a queue's in the table.
+    assert _select(browser, f'.card[data-barrier="{name}"] .members bdi:nth-of-type(2)') == "bob"
+    time.sleep(2.5)
+    assert _selection(browser) == "bob"
+    assert _select(browser, f'#queues tr[data-queue="{name}-checkin"] td') == f"{name}-checkin"
+    time.sleep(2.5)
+    assert _selection(browser) == f"{name}-checkin"
+    browser.execute_script("window.getSelection().removeAllRanges()")
+
     # bob's arrival appears without a reload; cy is the one missing.
     bob = stack["wait"]("bob", 1)
     _until(browser, lambda d: _chips(d, name, "arrived") == ["ann", "bob"])
@@ -298,13 +361,32 @@ def test_console_in_a_browser(stack, browser):
     time.sleep(0.5)
     SHOTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(SHOTS / "console.png"))
+    assert _labels_fit(browser, name)
     browser.set_window_size(390, 844)
     time.sleep(1.2)  # one poll: the chart is drawn for the new width
     browser.save_screenshot(str(SHOTS / "console-phone.png"))
+    assert _labels_fit(browser, name)
+    # At phone width the table scrolls sideways, and says so.
+    scroll = browser.execute_script(
+        "const w = document.querySelector('#queues-wrap');"
+        "return [w.scrollWidth, w.clientWidth, getComputedStyle(w).overflowX,"
+        " document.querySelector('#queues-frame').className];"
+    )
+    assert scroll[0] > scroll[1] and scroll[2] == "auto", scroll
+    assert "more-right" in scroll[3], scroll
+    assert browser.find_element(By.ID, "scroll-hint").is_displayed()
+    browser.execute_script("const w = document.querySelector('#queues-wrap'); w.scrollLeft = w.scrollWidth;")
+    _until(browser, lambda d: "more-left" in d.find_element(By.ID, "queues-frame").get_attribute("class")
+           and "more-right" not in d.find_element(By.ID, "queues-frame").get_attribute("class"))
+    # The names stay in view while the other columns scroll.
+    assert browser.execute_script(
+        "return getComputedStyle(document.querySelector('#queues tbody td')).position") == "sticky"
     browser.set_window_size(1280, 800)
+    time.sleep(1.2)
+    assert not browser.find_element(By.ID, "scroll-hint").is_displayed()
 
     # State-changing requests need the page's token, from this origin.
-    token = browser.execute_script("return TOKEN")
+    token = browser.execute_script("return token")
     abort_url = url + "api/abort"
     body = {"barrier": name, "reason": "forged"}
     status, answer = _post(abort_url, body, {"Content-Type": "application/json"})
@@ -335,6 +417,9 @@ def test_console_in_a_browser(stack, browser):
         assert "bad input file" in p.stderr.read()
     _until(browser, lambda d: "BROKEN" in _text(d, name, "h3"))
     assert "bad input file" in _text(browser, name, ".broken")
+    # "phase 1 (broken)" fits in the chart.
+    _until(browser, lambda d: "(broken)" in _text(d, name, "svg.timeline"))
+    assert _labels_fit(browser, name)
 
     # The coordinator's metrics, parsed as Prometheus text (once it has
     # handled the abort and let go of the check-ins).
@@ -376,6 +461,13 @@ def test_console_refuses_other_hosts_and_remote_binds(endpoint_url):
     )
     assert refused.returncode == 2
     assert "--allow-remote" in refused.stderr
+    # --allow-remote alone is not enough: the names browsers use are needed.
+    refused = subprocess.run(
+        [exe, "console", "--bind", "0.0.0.0:0", "--allow-remote"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )
+    assert refused.returncode == 2
+    assert "--allowed-host" in refused.stderr
     console = subprocess.Popen(
         [exe, "console", "--bind", "127.0.0.1:0", "--prefix", "none-"],
         env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
@@ -388,9 +480,125 @@ def test_console_refuses_other_hosts_and_remote_binds(endpoint_url):
         with pytest.raises(urllib.error.HTTPError) as e:
             urllib.request.urlopen(req, timeout=10)
         assert e.value.code == 421
+        # HEAD answers as GET without a body; the icon is there.
+        with urllib.request.urlopen(urllib.request.Request(url, method="HEAD"), timeout=10) as r:
+            assert r.status == 200 and r.read() == b""
+            assert r.headers["Content-Type"].startswith("text/html")
+        with urllib.request.urlopen(url + "favicon.ico", timeout=10) as r:
+            assert r.headers["Content-Type"] == "image/svg+xml"
         # Nothing in the page or the state is a credential.
         state = _get(url + "api/state")
         assert "local" not in json.loads(state).get("endpoint", "")
     finally:
         console.terminate()
         assert console.wait(timeout=10) == 0
+
+
+def test_names_are_isolated_and_a_read_only_console_offers_no_action(endpoint_url, browser):
+    """A member name with a right-to-left override (which `setup` refuses
+    now, but a barrier set up earlier may have) does not reorder the text
+    after it; 30 members with long names fit (the list and the chart's
+    labels); `--read-only` shows no abort."""
+    exe = str(_server_binary())
+    env = cli_env(endpoint_url)
+    name = f"bidi-{uuid.uuid4().hex[:8]}"
+    refused = subprocess.run(
+        [exe, "setup", "--barrier", name, "--parties", "2", "--members", "ann,x\u202eyz"],
+        env=env, capture_output=True, text=True, timeout=30,
+    )
+    assert refused.returncode != 0
+    assert "character 2 is U+202E" in refused.stderr, refused.stderr
+    members = ["alpha-etl-worker", "xyz", "bob"] + [f"worker-{i:02}" for i in range(27)]
+    subprocess.run(
+        [exe, "setup", "--barrier", name, "--parties", str(len(members)),
+         "--members", ",".join(members)],
+        env=env, check=True, capture_output=True, timeout=30,
+    )
+    # Rewrite the stored configuration as an earlier version could have.
+    sqs = make_client(endpoint_url)
+    url = sqs.get_queue_url(QueueName=f"{name}-checkin")["QueueUrl"]
+    tags = sqs.list_queue_tags(QueueUrl=url)["Tags"]
+    prefix = "sqs-barrier.config"
+    count = int(tags[f"{prefix}.n"])
+    doc = json.loads(base64.b64decode("".join(tags[f"{prefix}.{i}"] for i in range(count))))
+    members[1] = "x\u202eyz"
+    doc["members"] = members
+    encoded = base64.b64encode(json.dumps(doc).encode()).decode()
+    chunks = [encoded[i:i + 256] for i in range(0, len(encoded), 256)]
+    new_tags = {f"{prefix}.{i}": c for i, c in enumerate(chunks)}
+    new_tags[f"{prefix}.n"] = str(len(chunks))
+    sqs.tag_queue(QueueUrl=url, Tags=new_tags)
+    # The configuration is read from the tags while no state is published.
+    sqs.purge_queue(QueueUrl=sqs.get_queue_url(QueueName=f"{name}-state")["QueueUrl"])
+
+    procs = []
+
+    def spawn(*args, **kw):
+        p = subprocess.Popen([exe, *args], env=env, stdin=subprocess.DEVNULL, text=True, **kw)
+        procs.append(p)
+        return p
+
+    try:
+        console = spawn(
+            "console", "--bind", "127.0.0.1:0", "--prefix", name, "--read-only",
+            stdout=subprocess.PIPE,
+        )
+        console_url = _url_in(_line_with(console.stdout, "sqs-barrier console:"))
+        spawn("coordinator", "--barrier", name, "--heartbeat", "2", stderr=subprocess.DEVNULL)
+        spawn("wait", "--barrier", name, "--id", "alpha-etl-worker", "--phase", "0",
+              "--timeout", "120", stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        browser.get(console_url)
+        _until(browser, lambda d: "x\u202eyz" in _text(d, name, ".members"))
+        # Every name is in a <bdi>, and what follows the reversed name is
+        # drawn after it, in order.
+        names = browser.execute_script(
+            "const m = document.querySelector(`.card[data-barrier='${arguments[0]}'] .members`);"
+            "return [...m.querySelectorAll('bdi')].slice(0, 3).map(b => {"
+            "  const r = b.getBoundingClientRect();"
+            "  return [b.textContent, r.left, r.right, getComputedStyle(b).unicodeBidi]; });",
+            name,
+        )
+        assert [n[0] for n in names] == members[:3], names
+        assert all(n[3] == "isolate" for n in names), names
+        assert names[0][2] <= names[1][1] and names[1][2] <= names[2][1], names
+        assert browser.execute_script(
+            "const h = document.querySelector(`.card[data-barrier='${arguments[0]}'] h3 bdi`);"
+            "return h && h.textContent === arguments[0];", name)
+        # 30 members take a line or two, the rest behind "and 18 more".
+        height = browser.execute_script(
+            "return document.querySelector(`.card[data-barrier='${arguments[0]}'] .kv.wide`)"
+            ".getBoundingClientRect().height", name)
+        assert height < 60, height
+        assert "and 18 more" in _text(browser, name, ".members summary")
+        # The chart's labels fit, the long names whole at this width.
+        _until(browser, lambda d: _labels_fit(d, name))
+        labels = browser.execute_script(
+            "return [...document.querySelectorAll(`.card[data-barrier='${arguments[0]}'] text.member-label`)]"
+            ".map(t => t.firstChild.nodeValue)", name)
+        assert labels[0] == "alpha-etl-worker" and labels[1] == "x\u202eyz", labels
+        assert len(labels) == 24, labels
+        browser.set_window_size(390, 844)
+        time.sleep(1.5)
+        assert _labels_fit(browser, name)
+        browser.set_window_size(1280, 800)
+        # Read-only: no abort on the page, and the header says so.
+        card = _card(browser, name)
+        assert not card.find_element(By.CSS_SELECTOR, ".abort").is_displayed()
+        assert browser.find_element(By.ID, "read-only").is_displayed()
+        token = browser.execute_script("return token")
+        status, answer = _post(
+            console_url + "api/abort", {"barrier": name, "reason": "x"},
+            {"Content-Type": "application/json", "X-Console-Token": token},
+        )
+        assert status == 403 and answer["code"] == "read-only", answer
+        assert "read-only" in answer["error"]
+    finally:
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run([exe, "teardown", "--barrier", name], env=env, capture_output=True, timeout=30)

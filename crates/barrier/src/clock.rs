@@ -3,7 +3,7 @@
 //! [`wall_us`]).
 //!
 //! Every timer (deadlines, the quorum grace, heartbeats, liveness, the
-//! restart grace, retries) runs on [`mono_now`], this process's monotonic
+//! restart grace, retries) runs on `mono_now`, this process's monotonic
 //! clock: a wall clock that steps (NTP, a VM resumed, an operator) changes
 //! no decision. The wall clock ([`wall_now`], [`wall_ms`]) only stamps what
 //! people read: the published state's `heartbeat_ms` and `since_ms` (see

@@ -79,9 +79,11 @@ pub enum Command {
     /// its phase, who has arrived and who is missing and for how long, the
     /// coordinator's liveness and heartbeat, the deadline, the broken state,
     /// the dead letters with the latest reasons, a chart of the recent
-    /// phases and an abort button (a reason, then a confirmation). It binds
-    /// to loopback unless --allow-remote, and state-changing requests need
-    /// the token of a page it served. See docs/CONSOLE.md.
+    /// phases and an abort button (a reason, then a confirmation; none with
+    /// --read-only). It binds to loopback unless --allow-remote, answers
+    /// only for its own address and --allowed-host names, and
+    /// state-changing requests need the token of a page it served (valid
+    /// for an hour; the page renews it). See docs/CONSOLE.md.
     Console(ConsoleArgs),
     /// Run N processes through K phases on the embedded endpoint and show
     /// that nobody started phase k+1 before everyone finished phase k.
@@ -309,7 +311,7 @@ pub struct AbortArgs {
     /// Why (shown to every waiter).
     #[arg(long)]
     pub reason: String,
-    /// Who aborts (default: operator@HOSTNAME).
+    /// Who aborts (default: operator@HOST, the host's name).
     #[arg(long)]
     pub by: Option<String>,
 }
@@ -343,11 +345,27 @@ pub struct ConsoleArgs {
     /// The address to serve the console on.
     #[arg(long, default_value = "127.0.0.1:9325")]
     pub bind: SocketAddr,
-    /// Allow an address other than loopback. The console has no login:
-    /// anyone who can reach it sees the queues and barriers and can abort
-    /// barriers (with the SQS permissions of this process).
+    /// Allow an address other than loopback (it also needs
+    /// --allowed-host). The console has no login: anyone who can reach it
+    /// sees the queues and barriers and can abort barriers (with the SQS
+    /// permissions of this process), unless --read-only.
     #[arg(long)]
     pub allow_remote: bool,
+    /// A Host name the console answers for besides its own address
+    /// (repeatable): a host name or an IP address (IPv6 in brackets),
+    /// optionally with :PORT (without one, any port), no scheme, path or
+    /// wildcard; e.g. console.example.com or 10.0.0.5:9325. Requests for
+    /// any other name are refused (421), whatever --allow-remote says, so
+    /// that a web page cannot reach the console by pointing a name of its
+    /// own at it (DNS rebinding). Bound to loopback, localhost, 127.0.0.1
+    /// and [::1] with its port are always accepted; another address needs
+    /// at least one.
+    #[arg(long = "allowed-host", value_name = "NAME[:PORT]")]
+    pub allowed_hosts: Vec<String>,
+    /// Take no actions: the page shows no abort, and every state-changing
+    /// request is refused.
+    #[arg(long)]
+    pub read_only: bool,
     /// Watch only queues (and barriers) whose name starts with this.
     #[arg(long)]
     pub prefix: Option<String>,
@@ -369,6 +387,8 @@ impl From<ConsoleArgs> for ConsoleOptions {
         ConsoleOptions {
             bind: a.bind,
             allow_remote: a.allow_remote,
+            allowed_hosts: a.allowed_hosts,
+            read_only: a.read_only,
             prefix: a.prefix,
             interval: if secs.contains(&a.interval) {
                 Duration::from_secs_f64(a.interval)

@@ -57,12 +57,8 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
         Command::Join(a) => join(a, sqs).await,
         Command::Leave(a) => leave(a, sqs).await,
         Command::Abort(a) => {
-            let by = a.by.unwrap_or_else(|| {
-                format!(
-                    "operator@{}",
-                    std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
-                )
-            });
+            let by =
+                a.by.unwrap_or_else(|| format!("operator@{}", sqs_barrier::admin::hostname()));
             sqs_barrier::abort_barrier(sqs, &a.barrier.barrier, &by, &a.reason).await?;
             println!(
                 "barrier {}: abort sent ({by}: {})",
@@ -194,9 +190,13 @@ async fn console(a: ConsoleArgs, client: &ClientOptions) -> u8 {
             OptionsError::NotLoopback(_) => eprintln!(
                 "sqs-barrier: refusing to serve the console on {bind} (not loopback): it has no login and can abort barriers; pass --allow-remote to do it anyway"
             ),
+            OptionsError::NoAllowedHost(_) => eprintln!(
+                "sqs-barrier: serving the console on {bind} (not loopback) needs --allowed-host NAME: the name (or address) browsers will use to reach it; requests for any other name are refused so that no web page can reach the console through DNS rebinding"
+            ),
+            OptionsError::AllowedHost(why) => eprintln!("sqs-barrier: --allowed-host {why}"),
             OptionsError::Interval(_) => {
                 if options.is_remote() {
-                    warn_remote(bind);
+                    warn_remote(bind, options.read_only);
                 }
                 eprintln!("sqs-barrier: --interval must be between 0.2 and 60 seconds");
             }
@@ -205,7 +205,7 @@ async fn console(a: ConsoleArgs, client: &ClientOptions) -> u8 {
         return exit::USAGE;
     }
     if options.is_remote() {
-        warn_remote(bind);
+        warn_remote(bind, options.read_only);
     }
     let sqs = match Sqs::connect(client).await {
         Ok(s) => s,
@@ -240,10 +240,16 @@ async fn console(a: ConsoleArgs, client: &ClientOptions) -> u8 {
     exit::OK
 }
 
-fn warn_remote(bind: std::net::SocketAddr) {
-    eprintln!(
-        "sqs-barrier: WARNING: serving the console on {bind}: anyone who can reach it sees every queue and can abort barriers"
-    );
+fn warn_remote(bind: std::net::SocketAddr, read_only: bool) {
+    if read_only {
+        eprintln!(
+            "sqs-barrier: WARNING: serving the console on {bind}: anyone who can reach it sees every queue"
+        );
+    } else {
+        eprintln!(
+            "sqs-barrier: WARNING: serving the console on {bind}: anyone who can reach it sees every queue and can abort barriers (--read-only to take no actions)"
+        );
+    }
 }
 
 /// Resolves on SIGINT or SIGTERM.

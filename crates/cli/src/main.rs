@@ -23,6 +23,8 @@ fn main() -> std::process::ExitCode {
         0 if matches!(args.command, cli::Command::Coordinator(_)) => {
             "warn,sqs_barrier::coordinator=info"
         }
+        // A console logs every action and every refusal.
+        0 if matches!(args.command, cli::Command::Console(_)) => "warn,sqs_barrier_console=info",
         0 => "warn",
         1 => "info,aws=warn",
         _ => "debug,aws=info,hyper=info",

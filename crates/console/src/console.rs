@@ -1,11 +1,11 @@
-//! The console: its options, the security checks, and the router of the
-//! page, `/api/state`, `/api/abort` and `/metrics`.
+//! The console: its options and the router of the page, `/api/state`,
+//! `/api/token`, `/api/abort` and `/metrics` (the checks of requests are in
+//! the gate, `guard.rs`).
 
-use std::collections::VecDeque;
 use std::future::Future;
 use std::net::SocketAddr;
 use std::ops::RangeInclusive;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use bytes::Bytes;
@@ -16,13 +16,14 @@ use serde_json::json;
 use sqs_barrier::Sqs;
 use tokio::net::TcpListener;
 
+use crate::guard::{self, Guard};
 use crate::http::{self, Req};
 use crate::watch;
 
-/// The page; `{{TOKEN}}` and `{{INTERVAL_MS}}` are filled in per request.
+/// The page; `{{TOKEN}}` and `{{READ_ONLY}}` are filled in per request.
 const PAGE: &str = include_str!("page.html");
-/// Tokens of the newest pages served that an abort is accepted with.
-const TOKENS_KEPT: usize = 256;
+/// The console's icon (`/favicon.ico`).
+const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#232f3e\"/><rect x=\"3\" y=\"3\" width=\"2\" height=\"10\" fill=\"#ff9900\"/><rect x=\"11\" y=\"3\" width=\"2\" height=\"10\" fill=\"#ff9900\"/><rect x=\"5\" y=\"7\" width=\"6\" height=\"2\" fill=\"#fff\"/></svg>";
 
 /// What a console serves and watches.
 #[derive(Clone, Debug, PartialEq)]
@@ -32,9 +33,24 @@ pub struct ConsoleOptions {
     pub bind: SocketAddr,
     /// Allow an address other than loopback. The console has no login:
     /// anyone who can reach it sees the queues and barriers and can abort
-    /// barriers (with the SQS permissions of its client). Without it, a
-    /// console also refuses requests whose `Host` is not a loopback name.
+    /// barriers (with the SQS permissions of its client). It does not turn
+    /// off the `Host` check (see [`ConsoleOptions::allowed_hosts`]).
     pub allow_remote: bool,
+    /// The `Host` names the console answers for besides its own address
+    /// (and, bound to loopback, `localhost`, `127.0.0.1` and `[::1]` with
+    /// its port): each a host name or IP address (IPv6 in brackets),
+    /// optionally with `:PORT` (without one, any port). A request for
+    /// another name is refused (421), so a page of another site cannot
+    /// reach the console by rebinding its own name to the console's
+    /// address. An address other than loopback needs at least one.
+    pub allowed_hosts: Vec<String>,
+    /// Take no actions: the page shows none and every state-changing
+    /// request is refused.
+    pub read_only: bool,
+    /// How long a page's token is accepted for, within
+    /// [`ConsoleOptions::TOKEN_LIFETIMES`]; the page fetches a new one
+    /// when its own has expired.
+    pub token_lifetime: Duration,
     /// Watch only queues (and barriers) whose name starts with this.
     pub prefix: Option<String>,
     /// The time between reads of SQS, within [`ConsoleOptions::INTERVALS`].
@@ -45,14 +61,17 @@ pub struct ConsoleOptions {
 }
 
 impl Default for ConsoleOptions {
-    /// Loopback port 9325, no remote access, every queue, one read a
-    /// second.
+    /// Loopback port 9325, no remote access, actions allowed, every
+    /// queue, one read a second, tokens for an hour.
     fn default() -> Self {
         Self {
             bind: SocketAddr::from(([127, 0, 0, 1], 9325)),
             allow_remote: false,
+            allowed_hosts: Vec::new(),
+            read_only: false,
             prefix: None,
             interval: Duration::from_secs(1),
+            token_lifetime: Duration::from_secs(3600),
         }
     }
 }
@@ -62,6 +81,10 @@ impl ConsoleOptions {
     pub const INTERVALS: RangeInclusive<Duration> =
         Duration::from_millis(200)..=Duration::from_secs(60);
 
+    /// The lifetimes of a page token accepted: 1 s to 24 h.
+    pub const TOKEN_LIFETIMES: RangeInclusive<Duration> =
+        Duration::from_secs(1)..=Duration::from_secs(24 * 3600);
+
     /// Whether the console would be served on an address other than
     /// loopback (refused unless `allow_remote`).
     pub fn is_remote(&self) -> bool {
@@ -69,13 +92,22 @@ impl ConsoleOptions {
     }
 
     /// Checks the options: a bind address that is not loopback needs
-    /// `allow_remote`; the interval must be within [`Self::INTERVALS`].
+    /// `allow_remote` and at least one allowed host; every allowed host
+    /// must be a host name or address with an optional port; the interval
+    /// and the token lifetime must be within their ranges.
     pub fn check(&self) -> Result<(), OptionsError> {
         if self.is_remote() && !self.allow_remote {
             return Err(OptionsError::NotLoopback(self.bind));
         }
+        guard::check_allowed_hosts(&self.allowed_hosts).map_err(OptionsError::AllowedHost)?;
+        if self.is_remote() && self.allowed_hosts.is_empty() {
+            return Err(OptionsError::NoAllowedHost(self.bind));
+        }
         if !Self::INTERVALS.contains(&self.interval) {
             return Err(OptionsError::Interval(self.interval));
+        }
+        if !Self::TOKEN_LIFETIMES.contains(&self.token_lifetime) {
+            return Err(OptionsError::TokenLifetime(self.token_lifetime));
         }
         Ok(())
     }
@@ -89,9 +121,20 @@ pub enum OptionsError {
         "refusing to serve the console on {0} (not loopback): it has no login and can abort barriers; allow remote access to do it anyway"
     )]
     NotLoopback(SocketAddr),
+    /// The bind address is not loopback and no `Host` name was allowed.
+    #[error(
+        "serving the console on {0} (not loopback) needs at least one allowed host: the name (or address) browsers will use to reach it, so that requests for any other name (DNS rebinding) are refused"
+    )]
+    NoAllowedHost(SocketAddr),
+    /// An allowed host is not a host name or address.
+    #[error("allowed host {0}")]
+    AllowedHost(String),
     /// The interval between reads is out of range.
     #[error("the interval between reads must be between 0.2 and 60 seconds, not {0:?}")]
     Interval(Duration),
+    /// The lifetime of page tokens is out of range.
+    #[error("the lifetime of page tokens must be between 1 second and 24 hours, not {0:?}")]
+    TokenLifetime(Duration),
 }
 
 /// A live web console of an endpoint's queues and barriers: the poller of
@@ -99,31 +142,23 @@ pub enum OptionsError {
 /// ([`Console::handle`]); [`Console::serve`] runs both.
 pub struct Console {
     watch: Arc<watch::Watch>,
-    tokens: Mutex<VecDeque<String>>,
-    /// Bound to loopback without `allow_remote`: the `Host` names accepted.
-    hosts: Option<Vec<String>>,
+    /// The gate every request goes through (its `Host`), and every
+    /// state-changing one (`guard.authorize(&req)`).
+    pub(crate) guard: Guard,
 }
 
 impl Console {
     /// A console of the queues of `sqs`'s endpoint, to be served on
     /// `local`: the address its listener is bound to (the `Host` names it
-    /// accepts without `allow_remote` are those of this address's port).
-    /// Fails if [`ConsoleOptions::check`] does.
+    /// answers for are this address, the loopback names with its port if
+    /// it is loopback, and [`ConsoleOptions::allowed_hosts`]). Fails if
+    /// [`ConsoleOptions::check`] does.
     pub fn new(sqs: Sqs, options: ConsoleOptions, local: SocketAddr) -> Result<Self, OptionsError> {
         options.check()?;
-        let hosts = (!options.allow_remote).then(|| {
-            let port = local.port();
-            vec![
-                format!("127.0.0.1:{port}"),
-                format!("localhost:{port}"),
-                format!("[::1]:{port}"),
-                local.to_string(),
-            ]
-        });
+        let guard = Guard::new(&options, local);
         Ok(Self {
             watch: watch::Watch::new(sqs, options.prefix, options.interval),
-            tokens: Mutex::new(VecDeque::new()),
-            hosts,
+            guard,
         })
     }
 
@@ -158,8 +193,10 @@ impl Console {
     }
 
     /// Answers one request as the server does: `GET /` (the page, with a
-    /// new token), `GET /api/state`, `POST /api/abort`, `GET /metrics`. A
-    /// body larger than 64 KiB is refused (413).
+    /// new token), `GET /api/state`, `GET /api/token` (a new token),
+    /// `POST /api/abort`, `GET /metrics`, `GET /favicon.ico`; `HEAD` of
+    /// each `GET` (the same head, no body). A body larger than 64 KiB is
+    /// refused (413), a request for another host than the console's (421).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
     where
         B: Body,
@@ -172,38 +209,65 @@ impl Console {
     }
 
     async fn route(&self, req: Req) -> Response<Full<Bytes>> {
-        if let Some(hosts) = &self.hosts {
-            let host = req.header("host").unwrap_or_default();
-            if !hosts.iter().any(|h| h.eq_ignore_ascii_case(host)) {
-                return http::text(
-                    StatusCode::MISDIRECTED_REQUEST,
-                    "this console answers only requests for its loopback address\n",
-                );
-            }
+        if let Err(refused) = self.guard.check_host(&req) {
+            return refused;
+        }
+        if req.method == hyper::Method::HEAD {
+            let mut r = self.get(&req).await;
+            *r.body_mut() = Full::new(Bytes::new());
+            return r;
         }
         match (req.method.as_str(), req.path.as_str()) {
-            ("GET", "/") => self.page(),
-            ("GET", "/api/state") => http::json(StatusCode::OK, &self.watch.snapshot()),
-            ("GET", "/metrics") => self.watch.metrics_response(),
-            ("GET", "/favicon.ico") => http::text(StatusCode::NOT_FOUND, ""),
+            (_, p) if crate::queues::handles(p) => {
+                crate::queues::route(self.watch.sqs(), &self.guard, &req).await
+            }
+            ("GET", _) => self.get(&req).await,
             ("POST", "/api/abort") => self.abort(&req).await,
-            (_, "/" | "/api/state" | "/metrics" | "/api/abort") => {
-                http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n")
+            (_, "/" | "/api/state" | "/api/token" | "/metrics" | "/favicon.ico" | "/api/abort") => {
+                let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                let allow = if req.path == "/api/abort" {
+                    "POST"
+                } else {
+                    "GET, HEAD"
+                };
+                r.headers_mut()
+                    .insert("allow", hyper::header::HeaderValue::from_static(allow));
+                r
+            }
+            _ => http::text(StatusCode::NOT_FOUND, "not found\n"),
+        }
+    }
+
+    /// The answer to a `GET` (or, without its body, a `HEAD`) of `req.path`.
+    async fn get(&self, req: &Req) -> Response<Full<Bytes>> {
+        match req.path.as_str() {
+            "/" => self.page(),
+            "/api/state" => http::json(StatusCode::OK, &self.watch.snapshot()),
+            "/api/token" => self.new_token(req),
+            "/metrics" => self.watch.metrics_response(),
+            "/favicon.ico" => {
+                let mut r = http::response(StatusCode::OK, "image/svg+xml", ICON);
+                r.headers_mut().insert(
+                    hyper::header::CACHE_CONTROL,
+                    hyper::header::HeaderValue::from_static("max-age=86400"),
+                );
+                r
+            }
+            "/api/abort" => {
+                let mut r = http::text(StatusCode::METHOD_NOT_ALLOWED, "method not allowed\n");
+                r.headers_mut()
+                    .insert("allow", hyper::header::HeaderValue::from_static("POST"));
+                r
             }
             _ => http::text(StatusCode::NOT_FOUND, "not found\n"),
         }
     }
 
     fn page(&self) -> Response<Full<Bytes>> {
-        let token = format!("{:032x}", rand::random::<u128>());
-        {
-            let mut tokens = self.tokens.lock().expect("lock");
-            tokens.push_back(token.clone());
-            while tokens.len() > TOKENS_KEPT {
-                tokens.pop_front();
-            }
-        }
-        let body = PAGE.replace("{{TOKEN}}", &token);
+        let body = PAGE.replace("{{TOKEN}}", &self.guard.token()).replace(
+            "{{READ_ONLY}}",
+            if self.guard.read_only() { "1" } else { "0" },
+        );
         let mut r = http::response(StatusCode::OK, "text/html; charset=utf-8", body);
         r.headers_mut().insert(
             "content-security-policy",
@@ -214,36 +278,33 @@ impl Console {
         r
     }
 
+    /// A fresh page token for a page whose own has expired. Another site
+    /// cannot read the answer (no CORS), and a request that says it comes
+    /// from another site is refused.
+    fn new_token(&self, req: &Req) -> Response<Full<Bytes>> {
+        if let Some(site) = req.header("sec-fetch-site")
+            && !matches!(site, "same-origin" | "none")
+        {
+            return Self::refuse(StatusCode::FORBIDDEN, "cross-origin request refused");
+        }
+        http::json(
+            StatusCode::OK,
+            &json!({
+                "token": self.guard.token(),
+                "lifetime_s": self.guard.token_lifetime().as_secs(),
+            }),
+        )
+    }
+
     fn refuse(status: StatusCode, why: &str) -> Response<Full<Bytes>> {
         http::json(status, &json!({"ok": false, "error": why}))
     }
 
     async fn abort(&self, req: &Req) -> Response<Full<Bytes>> {
-        let token = req.header("x-console-token").unwrap_or_default();
-        let known = !token.is_empty()
-            && self
-                .tokens
-                .lock()
-                .expect("lock")
-                .iter()
-                .any(|t| same_token(t, token));
-        if !known {
-            return Self::refuse(
-                StatusCode::FORBIDDEN,
-                "missing or unknown page token: reload the console and try again",
-            );
-        }
-        if let (Some(origin), Some(host)) = (req.header("origin"), req.header("host"))
-            && origin != format!("http://{host}")
-        {
-            return Self::refuse(StatusCode::FORBIDDEN, "cross-origin request refused");
-        }
-        if !req
-            .header("content-type")
-            .is_some_and(|c| c.starts_with("application/json"))
-        {
-            return Self::refuse(StatusCode::UNSUPPORTED_MEDIA_TYPE, "send JSON");
-        }
+        let actor = match self.guard.authorize(req) {
+            Ok(actor) => actor,
+            Err(refused) => return refused,
+        };
         let body: serde_json::Value = match serde_json::from_slice(&req.body) {
             Ok(v) => v,
             Err(_) => return Self::refuse(StatusCode::BAD_REQUEST, "malformed JSON"),
@@ -262,39 +323,19 @@ impl Console {
                 "this console does not watch that barrier",
             );
         }
-        let by = format!(
-            "console@{}",
-            std::env::var("HOSTNAME").unwrap_or_else(|_| "localhost".into())
-        );
-        match sqs_barrier::abort_barrier(self.watch.sqs(), barrier, &by, reason).await {
+        let by = &actor.who;
+        match sqs_barrier::abort_barrier(self.watch.sqs(), barrier, by, reason).await {
             Ok(()) => {
-                tracing::warn!(barrier, %by, reason, "abort sent from the console");
+                tracing::info!(who = %by, from = %actor.from(), action = "abort", barrier, reason, "console action: abort sent");
                 http::json(StatusCode::OK, &json!({"ok": true, "by": by}))
             }
-            Err(e) => Self::refuse(StatusCode::BAD_GATEWAY, &e.to_string()),
+            Err(e) => {
+                tracing::info!(who = %by, from = %actor.from(), action = "abort", barrier, reason, error = %e, "console action failed: abort not sent");
+                Self::refuse(
+                    StatusCode::BAD_GATEWAY,
+                    &format!("the abort was not sent: {e}"),
+                )
+            }
         }
-    }
-}
-
-/// Compares two tokens in time that depends on their length only, not on
-/// where they differ: the answer's timing tells nothing of a token.
-fn same_token(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
-}
-
-#[cfg(test)]
-mod tests {
-    use super::same_token;
-
-    #[test]
-    fn tokens_compare_whole() {
-        assert!(same_token("0123abcd", "0123abcd"));
-        assert!(!same_token("0123abcd", "0123abce"));
-        assert!(!same_token("0123abcd", "0123abc"));
-        assert!(!same_token("", "x"));
     }
 }

@@ -23,6 +23,9 @@ pub(crate) struct Req {
     pub path: String,
     pub headers: hyper::HeaderMap,
     pub body: Bytes,
+    /// The address of the peer of the connection (`None` for a request
+    /// handed to the router directly).
+    pub peer: Option<std::net::SocketAddr>,
 }
 
 impl Req {
@@ -47,6 +50,7 @@ impl Req {
             path: parts.uri.path().to_owned(),
             headers: parts.headers,
             body,
+            peer: None,
         })
     }
 
@@ -98,7 +102,7 @@ where
     let handler = Arc::new(handler);
     tokio::pin!(shutdown);
     loop {
-        let (stream, _) = tokio::select! {
+        let (stream, peer) = tokio::select! {
             _ = shutdown.as_mut() => return,
             accepted = listener.accept() => match accepted {
                 Ok(a) => a,
@@ -115,7 +119,10 @@ where
                 let handler = handler.clone();
                 async move {
                     Ok::<_, std::convert::Infallible>(match Req::read(req).await {
-                        Ok(req) => handler(req).await,
+                        Ok(mut req) => {
+                            req.peer = Some(peer);
+                            handler(req).await
+                        }
                         Err(refused) => refused,
                     })
                 }

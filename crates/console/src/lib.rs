@@ -4,13 +4,17 @@
 //! [`Console`] is a live view of an endpoint's queues and barriers. One page
 //! (server-rendered HTML with a small script, no build step) polls
 //! `/api/state` every second; the state comes from a poller that reads SQS
-//! every [`ConsoleOptions::interval`]. An abort is a `POST /api/abort` that
-//! must carry a token the server put into the page it served (per page load,
-//! kept for the newest pages) in the `X-Console-Token` header, with a JSON
-//! body: a request from another site can neither read the page nor send
-//! that header without a CORS preflight, which the console never grants.
-//! Bound to loopback, it also refuses requests whose `Host` is not a
-//! loopback name (DNS rebinding). Its metrics are at `/metrics`.
+//! every [`ConsoleOptions::interval`]. Every state-changing request (an
+//! abort: `POST /api/abort`) goes through one gate (`guard.rs`): refused
+//! when the console is read-only, from another site, not JSON, or without
+//! a valid page token in the `X-Console-Token` header (a signed, expiring
+//! token the server put into the page it served; nothing is stored, so no
+//! number of page loads pushes one out). A request from another site can
+//! neither read the page nor send that header without a CORS preflight,
+//! which the console never grants. Whatever the bind address, it refuses
+//! requests whose `Host` is not its own address, a loopback name (bound to
+//! loopback) or an allowed host name (DNS rebinding). Its metrics are at
+//! `/metrics`.
 //!
 //! [`serve_coordinator`] serves a coordinator's metrics (`sqs-barrier
 //! coordinator --metrics-bind`). The metric names are listed in
@@ -29,8 +33,10 @@
 //! ```
 
 mod console;
+mod guard;
 mod http;
 mod metrics;
+mod queues;
 mod watch;
 
 pub use console::{Console, ConsoleOptions, OptionsError};

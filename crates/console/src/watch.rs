@@ -90,11 +90,34 @@ struct Reject {
     body: String,
 }
 
+/// What opening a candidate (a check-in queue beside its first release
+/// queue) found.
+#[derive(Clone, Debug, PartialEq)]
+enum Kind {
+    /// Not opened yet, or opening failed for a reason that does not tell
+    /// (SQS could not be read): not shown as a barrier.
+    Unknown,
+    /// Queues named like a barrier's without a barrier's configuration
+    /// (or with one queue of a barrier missing): plain queues.
+    Plain,
+    /// Opened: a barrier.
+    Barrier,
+}
+
 /// Everything remembered about one barrier between reads.
 struct Tracker {
+    kind: Kind,
     info: Option<BarrierInfo>,
     error: Option<String>,
     next_open_attempt: Instant,
+    /// Open it again at the next read (a read of its state failed: it may
+    /// have been deleted and set up again).
+    reopen: bool,
+    /// When its state was last read (by the console's clock).
+    last_good: Option<Instant>,
+    /// Whether the latest attempt to read it (or SQS at all) failed: its
+    /// liveness is then unknown.
+    failing: bool,
     state: Option<PublishedState>,
     /// When the state last changed (a new beat), by the console's clock.
     beat: Option<(Beat, Instant)>,
@@ -117,9 +140,13 @@ struct Tracker {
 impl Tracker {
     fn new() -> Self {
         Self {
+            kind: Kind::Unknown,
             info: None,
             error: None,
             next_open_attempt: Instant::now(),
+            reopen: false,
+            last_good: None,
+            failing: false,
             state: None,
             beat: None,
             seen_change: false,
@@ -242,7 +269,8 @@ pub struct Watch {
     sqs: Sqs,
     prefix: Option<String>,
     interval: Duration,
-    snapshot: Mutex<Value>,
+    /// The newest snapshot and when it was made.
+    snapshot: Mutex<(Value, Instant)>,
     metrics: ConsoleMetrics,
     queues_seen: Mutex<Vec<String>>,
     /// Reads completed (for tests and the page's "updated" line).
@@ -253,9 +281,10 @@ impl Watch {
     /// A watcher of the queues (with `prefix`) of `sqs`'s endpoint.
     pub fn new(sqs: Sqs, prefix: Option<String>, interval: Duration) -> Arc<Self> {
         Arc::new(Self {
-            snapshot: Mutex::new(
+            snapshot: Mutex::new((
                 json!({"endpoint": display_endpoint(sqs.endpoint()), "loading": true}),
-            ),
+                Instant::now(),
+            )),
             sqs,
             prefix,
             interval,
@@ -272,19 +301,63 @@ impl Watch {
 
     /// Whether `barrier` is one of the barriers in the newest snapshot.
     pub fn watches(&self, barrier: &str) -> bool {
-        self.snapshot.lock().expect("lock")["barriers"]
+        self.snapshot.lock().expect("lock").0["barriers"]
             .as_array()
             .is_some_and(|bs| bs.iter().any(|b| b["name"] == barrier))
     }
 
-    /// The newest snapshot, as JSON.
+    /// How long a read may go without an answer before the liveness of
+    /// every barrier is unknown: twice the interval plus 5 s.
+    fn stuck_after(&self) -> Duration {
+        self.interval * 2 + Duration::from_secs(5)
+    }
+
+    /// The newest snapshot, as JSON, with the ages of the last good reads
+    /// as of now. A read that has not ended within twice the interval plus
+    /// 5 s (SQS does not answer) makes every barrier's liveness unknown
+    /// until it ends.
     pub fn snapshot(&self) -> Value {
-        self.snapshot.lock().expect("lock").clone()
+        let (mut v, made) = self.snapshot.lock().expect("lock").clone();
+        let since = made.elapsed();
+        let stuck = since > self.stuck_after();
+        if stuck && v["error"].is_null() {
+            v["error"] = json!(format!(
+                "no answer from SQS for {:.0} s",
+                since.as_secs_f64()
+            ));
+        }
+        if let Some(barriers) = v["barriers"].as_array_mut() {
+            for b in barriers {
+                if let Some(age) = b["last_read_age_secs"].as_f64() {
+                    b["last_read_age_secs"] = json!(age + since.as_secs_f64());
+                }
+                if stuck {
+                    b["readable"] = json!(false);
+                    if b["coordinator"].is_object() {
+                        b["coordinator"]["liveness"] = json!("unknown");
+                        b["coordinator"]["alive"] = Value::Null;
+                    }
+                }
+            }
+        }
+        v
     }
 
     /// The metrics, in the Prometheus text format.
     pub fn metrics_response(&self) -> hyper::Response<http_body_util::Full<bytes::Bytes>> {
         self.metrics.barrier.sync_requests(self.sqs.requests());
+        // A read without an answer for long: no liveness is known (the next
+        // read that ends sets it again).
+        {
+            let snapshot = self.snapshot.lock().expect("lock");
+            if snapshot.1.elapsed() > self.stuck_after() {
+                for b in snapshot.0["barriers"].as_array().into_iter().flatten() {
+                    if let Some(name) = b["name"].as_str() {
+                        self.metrics.alive.remove(&barrier_label(name));
+                    }
+                }
+            }
+        }
         crate::metrics::response(&self.metrics.registry)
     }
 
@@ -297,17 +370,40 @@ impl Watch {
             ticker.tick().await;
             let snapshot = match self.read(&mut trackers).await {
                 Ok(v) => v,
-                Err(e) => {
-                    let mut old = self.snapshot();
-                    old["error"] = json!(e.to_string());
-                    old["now_ms"] = json!(wall_ms());
-                    old
-                }
+                Err(e) => self.unreadable(&mut trackers, &e),
             };
-            *self.snapshot.lock().expect("lock") = snapshot;
+            *self.snapshot.lock().expect("lock") = (snapshot, Instant::now());
             self.reads
                 .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
         }
+    }
+
+    /// The snapshot when SQS cannot be listed: the last queue table, and
+    /// every barrier as last read with its liveness unknown.
+    fn unreadable(&self, trackers: &mut HashMap<String, Tracker>, e: &Error) -> Value {
+        let mut v = self.snapshot.lock().expect("lock").0.clone();
+        let mut names: Vec<&String> = trackers
+            .iter()
+            .filter(|(_, t)| t.kind == Kind::Barrier)
+            .map(|(n, _)| n)
+            .collect();
+        names.sort();
+        let barriers: Vec<Value> = names
+            .into_iter()
+            .map(|name| {
+                let t = &trackers[name];
+                self.metrics.alive.remove(&barrier_label(name));
+                self.barrier_json(name, t, true)
+            })
+            .collect();
+        for t in trackers.values_mut() {
+            t.failing = true;
+        }
+        v["barriers"] = json!(barriers);
+        v["error"] = json!(e.to_string());
+        v["now_ms"] = json!(wall_ms());
+        v.as_object_mut().map(|o| o.remove("loading"));
+        v
     }
 
     async fn read(&self, trackers: &mut HashMap<String, Tracker>) -> Result<Value, Error> {
@@ -338,19 +434,30 @@ impl Watch {
             keep
         });
         let mut barriers = Vec::new();
+        let mut undecided = Vec::new();
         for name in &names {
             let t = trackers.entry(name.clone()).or_insert_with(Tracker::new);
             self.read_barrier(name, t, &rows).await;
-            barriers.push(self.barrier_json(name, t));
+            match t.kind {
+                Kind::Barrier => barriers.push(self.barrier_json(name, t, t.failing)),
+                Kind::Unknown => undecided.push(json!({
+                    "name": name,
+                    "error": t.error.clone().unwrap_or_else(|| "not read yet".into()),
+                })),
+                Kind::Plain => {}
+            }
         }
+        let now = wall_ms();
         Ok(json!({
             "endpoint": display_endpoint(self.sqs.endpoint()),
             "prefix": self.prefix,
             "interval_secs": self.interval.as_secs_f64(),
-            "now_ms": wall_ms(),
+            "now_ms": now,
+            "last_ok_ms": now,
             "error": null,
             "queues": rows,
             "barriers": barriers,
+            "undecided": undecided,
         }))
     }
 
@@ -388,18 +495,44 @@ impl Watch {
             *t = Tracker::new();
         }
         t.created = created;
-        if t.info.is_none() {
+        let labels = barrier_label(name);
+        if t.info.is_none() || t.reopen {
             if Instant::now() < t.next_open_attempt {
+                t.failing = t.kind == Kind::Barrier;
+                if t.failing {
+                    self.metrics.alive.remove(&labels);
+                }
                 return;
             }
             match admin::open(&self.sqs, name).await {
                 Ok(info) => {
                     t.info = Some(info);
+                    t.kind = Kind::Barrier;
+                    t.reopen = false;
                     t.error = None;
                 }
                 Err(e) => {
+                    let plain = not_a_barrier(&e);
                     t.error = Some(e.to_string());
-                    t.next_open_attempt = Instant::now() + Duration::from_secs(10);
+                    // Plain queues are looked at again now and then, in
+                    // case a barrier is set up on them.
+                    t.next_open_attempt =
+                        Instant::now() + Duration::from_secs(if plain { 60 } else { 10 });
+                    if plain {
+                        if t.kind == Kind::Barrier {
+                            self.metrics.forget(name);
+                        }
+                        *t = Tracker {
+                            kind: Kind::Plain,
+                            error: t.error.take(),
+                            next_open_attempt: t.next_open_attempt,
+                            created: t.created,
+                            ..Tracker::new()
+                        };
+                    } else {
+                        t.failing = true;
+                        self.metrics.alive.remove(&labels);
+                    }
                     return;
                 }
             }
@@ -409,19 +542,23 @@ impl Watch {
             Ok(s) => s,
             Err(e) => {
                 t.error = Some(e.to_string());
-                // Deleted and set up again: open it afresh next time.
-                t.info = None;
+                t.failing = true;
+                self.metrics.alive.remove(&labels);
+                // Perhaps deleted and set up again: open it afresh next
+                // time (showing what was last read meanwhile).
+                t.reopen = true;
                 return;
             }
         };
         t.error = None;
+        t.failing = false;
+        t.last_good = Some(Instant::now());
         let names = QueueNames::new(name, info.config.fifo);
         t.dead_letters = rows
             .iter()
             .find(|r| r.name == names.dead_letter)
             .and_then(|r| Some(r.messages_available? + r.messages_in_flight.unwrap_or(0)));
         let now = wall_ms();
-        let labels = barrier_label(name);
         let m = &self.metrics;
         if let Some(s) = &state {
             let beat = s.beat();
@@ -648,7 +785,9 @@ impl Watch {
         }
     }
 
-    fn barrier_json(&self, name: &str, t: &Tracker) -> Value {
+    /// A barrier's card; `failing`: the latest attempt to read it (or SQS)
+    /// failed, so its liveness is unknown.
+    fn barrier_json(&self, name: &str, t: &Tracker, failing: bool) -> Value {
         let Some(info) = &t.info else {
             return json!({"name": name, "error": t.error.clone().unwrap_or_else(|| "not readable yet".into())});
         };
@@ -680,6 +819,13 @@ impl Watch {
         };
         let arrived_count = open.map_or(0, |o| o.arrived.within(n).len());
         let (alive, unchanged) = liveness(t);
+        let last_read_age = t.last_good.map(|at| at.elapsed().as_secs_f64());
+        let liveness = match (failing, s) {
+            (true, _) => "unknown",
+            (false, Some(s)) if s.stopped => "stopped",
+            (false, _) if alive => "alive",
+            (false, _) => "silent",
+        };
         let mut rejects: Vec<&Reject> = t.rejects.values().collect();
         rejects.sort_by_key(|r| std::cmp::Reverse(r.sent_ms));
         json!({
@@ -701,7 +847,8 @@ impl Watch {
             "missing": missing,
             "coordinator": s.map(|s| json!({
                 "id": s.coordinator,
-                "alive": alive,
+                "alive": (!failing).then_some(alive),
+                "liveness": liveness,
                 "stopped": s.stopped,
                 "heartbeat_age_secs": wall_ms().saturating_sub(s.heartbeat_ms) as f64 / 1000.0,
                 "unchanged_secs": unchanged.as_secs_f64(),
@@ -719,6 +866,8 @@ impl Watch {
             "rejects": rejects.iter().take(5).map(|r| json!({"reason": r.reason, "sent_ms": r.sent_ms, "body": r.body})).collect::<Vec<_>>(),
             "episodes": t.episodes.iter().map(Episode::to_json).collect::<Vec<_>>(),
             "error": t.error,
+            "readable": !failing,
+            "last_read_age_secs": last_read_age,
         })
     }
 }
@@ -755,6 +904,19 @@ fn liveness(t: &Tracker) -> (bool, Duration) {
         s.looks_recent(wall_ms())
     };
     (alive, unchanged)
+}
+
+/// Whether opening a candidate failed because its queues are not a
+/// barrier's: one of a barrier's queues is missing, its name is not a
+/// barrier's, or its check-in queue carries no barrier configuration (the
+/// tags `setup` writes). Any other failure (SQS unreachable, denied,
+/// throttled) tells nothing.
+fn not_a_barrier(e: &Error) -> bool {
+    match e {
+        Error::NotSetUp { .. } | Error::Config(_) => true,
+        Error::Corrupt { detail, .. } => detail.contains("no barrier configuration"),
+        _ => false,
+    }
 }
 
 /// The endpoint for display: never a user name or password in a URL.

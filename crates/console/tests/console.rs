@@ -30,7 +30,7 @@ struct Fixture {
     name: String,
     arrival: Option<Arrival>,
     stop: Option<oneshot::Sender<()>>,
-    _endpoint: Server,
+    endpoint: Option<Server>,
 }
 
 impl Drop for Fixture {
@@ -77,7 +77,7 @@ async fn fixture() -> Fixture {
         name,
         arrival: Some(arrival),
         stop: Some(stop),
-        _endpoint: endpoint,
+        endpoint: Some(endpoint),
     }
 }
 
@@ -190,9 +190,40 @@ async fn the_page_carries_a_new_token_each_load() {
     assert!(!body(r).await.contains("{{TOKEN}}"));
 
     let (a, b) = (page_token(&console).await, page_token(&console).await);
-    assert_eq!(a.len(), 32, "{a}");
-    assert!(a.chars().all(|c| c.is_ascii_hexdigit()), "{a}");
+    // EXPIRY.NONCE.MAC: an expiry, a nonce and an HMAC-SHA256 of both.
+    let parts: Vec<&str> = a.split('.').collect();
+    assert_eq!(parts.len(), 3, "{a}");
+    assert!(parts[0].parse::<u64>().is_ok(), "{a}");
+    assert_eq!(parts[2].len(), 64, "{a}");
+    assert!(parts[2].chars().all(|c| c.is_ascii_hexdigit()), "{a}");
     assert_ne!(a, b);
+    assert!(
+        body(console.handle(get("/")).await)
+            .await
+            .contains(r#"<meta name="console-read-only" content="0">"#)
+    );
+
+    // HEAD answers as GET, without a body; the icon is served.
+    let head = |path: &str| {
+        request(Method::HEAD, path)
+            .body(Full::<Bytes>::default())
+            .unwrap()
+    };
+    for path in ["/", "/api/state", "/metrics", "/favicon.ico"] {
+        let got = console.handle(get(path)).await;
+        let r = console.handle(head(path)).await;
+        assert_eq!(r.status(), StatusCode::OK, "HEAD {path}");
+        assert_eq!(
+            header(&r, "content-type"),
+            header(&got, "content-type"),
+            "HEAD {path}"
+        );
+        assert_eq!(body(r).await, "", "HEAD {path}");
+    }
+    let r = console.handle(get("/favicon.ico")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "content-type"), "image/svg+xml");
+    assert!(body(r).await.starts_with("<svg"));
 
     // Other methods and paths.
     let r = console
@@ -203,9 +234,14 @@ async fn the_page_carries_a_new_token_each_load() {
         )
         .await;
     assert_eq!(r.status(), StatusCode::METHOD_NOT_ALLOWED);
+    assert_eq!(header(&r, "allow"), "GET, HEAD");
     assert_eq!(
         console.handle(get("/nowhere")).await.status(),
         StatusCode::NOT_FOUND
+    );
+    assert_eq!(
+        console.handle(get("/api/abort")).await.status(),
+        StatusCode::METHOD_NOT_ALLOWED
     );
 }
 
@@ -263,6 +299,29 @@ async fn an_abort_needs_the_token_the_same_origin_and_json() {
             .await,
     )
     .await;
+    for site in ["cross-site", "same-site"] {
+        refused(StatusCode::FORBIDDEN, "cross-origin")(
+            console
+                .handle(abort(
+                    Some(&token),
+                    &[json, ("sec-fetch-site", site)],
+                    &abort_body,
+                ))
+                .await,
+        )
+        .await;
+    }
+    // A forged token: another MAC, another expiry with the same MAC.
+    let (rest, mac) = token.rsplit_once('.').unwrap();
+    let forged = format!("{rest}.{}", "0".repeat(mac.len()));
+    let (expiry, tail) = token.split_once('.').unwrap();
+    let extended = format!("{}.{tail}", expiry.parse::<u64>().unwrap() + 86_400);
+    for bad in [forged.as_str(), extended.as_str(), "garbage"] {
+        refused(StatusCode::FORBIDDEN, "invalid page token")(
+            console.handle(abort(Some(bad), &[json], &abort_body)).await,
+        )
+        .await;
+    }
     // Not JSON (a form a page of another site could send), or malformed.
     refused(StatusCode::UNSUPPORTED_MEDIA_TYPE, "JSON")(
         console
@@ -305,6 +364,12 @@ async fn an_abort_needs_the_token_the_same_origin_and_json() {
         .await;
     assert_eq!(r.status(), StatusCode::PAYLOAD_TOO_LARGE);
 
+    // Any number of pages loaded (by any page the browser opens, with
+    // no-cors GETs) leaves the open page's token valid.
+    for _ in 0..1000 {
+        assert_eq!(console.handle(get("/")).await.status(), StatusCode::OK);
+    }
+
     // Nothing of that broke the barrier; the real thing does.
     let v = state(&console).await;
     assert!(v["barriers"][0]["broken"].is_null(), "{v}");
@@ -312,64 +377,336 @@ async fn an_abort_needs_the_token_the_same_origin_and_json() {
     let r = console
         .handle(abort(
             Some(&token),
-            &[json, ("origin", &format!("http://{LOCAL}"))],
+            &[
+                json,
+                ("origin", &format!("http://{LOCAL}")),
+                ("sec-fetch-site", "same-origin"),
+            ],
             &abort_body,
         ))
         .await;
     assert_eq!(r.status(), StatusCode::OK);
     let v: Value = serde_json::from_str(&body(r).await).unwrap();
     assert_eq!(v["ok"], true);
-    assert!(v["by"].as_str().unwrap().starts_with("console@"), "{v}");
+    // Who aborts: this host's name from the system, not "localhost" from
+    // an environment variable that shells do not export.
+    let by = v["by"].as_str().unwrap();
+    let host = by.strip_prefix("console@").expect("console@HOST");
+    assert!(!host.is_empty() && host.trim() == host, "{v}");
+    if let Ok(kernel) = std::fs::read_to_string("/proc/sys/kernel/hostname") {
+        assert_eq!(host, kernel.trim());
+    }
     match tokio::time::timeout(Duration::from_secs(30), arrival).await {
         Ok(Err(Error::Broken { .. })) => {}
         other => panic!("the member was not told of the abort: {other:?}"),
     }
 }
 
+async fn status(console: &Console, host: &str) -> StatusCode {
+    console.handle(get_for(host, "/api/state")).await.status()
+}
+
+fn get_for(host: &str, path: &str) -> Request<Full<Bytes>> {
+    Request::get(path)
+        .header("host", host)
+        .body(Full::<Bytes>::default())
+        .unwrap()
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_foreign_host_is_refused_unless_remote_access_is_allowed() {
+async fn the_host_check_stays_on_whatever_remote_access_says() {
     let endpoint = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
     let sqs = Sqs::local(&endpoint.endpoint_url());
-    let rebound = || {
-        Request::get("/api/state")
-            .header("host", "evil.example:9325")
-            .body(Full::<Bytes>::default())
-            .unwrap()
-    };
-    let console = Console::new(sqs.clone(), options("none"), LOCAL.parse().unwrap()).unwrap();
-    for host in [
+    let loopback = [
         "127.0.0.1:9325",
         "localhost:9325",
         "[::1]:9325",
         "LOCALHOST:9325",
-    ] {
-        let r = console
-            .handle(
-                Request::get("/api/state")
-                    .header("host", host)
-                    .body(Full::<Bytes>::default())
-                    .unwrap(),
-            )
-            .await;
-        assert_eq!(r.status(), StatusCode::OK, "{host}");
+    ];
+    // Bound to loopback, with or without --allow-remote: loopback names
+    // only, and a rebound name is refused either way.
+    for allow_remote in [false, true] {
+        let o = ConsoleOptions {
+            allow_remote,
+            ..options("none")
+        };
+        let console = Console::new(sqs.clone(), o, LOCAL.parse().unwrap()).unwrap();
+        for host in loopback {
+            assert_eq!(status(&console, host).await, StatusCode::OK, "{host}");
+        }
+        for host in ["evil.example:9325", "evil.example", "127.0.0.1:80", ""] {
+            let r = console.handle(get_for(host, "/api/state")).await;
+            assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "{host:?}");
+            assert!(body(r).await.contains("--allowed-host"));
+        }
+        let no_host = Request::get("/api/state")
+            .body(Full::<Bytes>::default())
+            .unwrap();
+        assert_eq!(
+            console.handle(no_host).await.status(),
+            StatusCode::MISDIRECTED_REQUEST,
+            "no Host"
+        );
+        // The page (and so its token) is not served to a rebound name.
+        assert_eq!(
+            status(&console, "evil.example:9325").await,
+            StatusCode::MISDIRECTED_REQUEST
+        );
     }
-    let r = console.handle(rebound()).await;
-    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST);
+    // A loopback console behind a proxy can answer for a name as well.
+    let o = ConsoleOptions {
+        allowed_hosts: vec!["console.example.com".into()],
+        ..options("none")
+    };
+    let console = Console::new(sqs.clone(), o, LOCAL.parse().unwrap()).unwrap();
+    assert_eq!(
+        status(&console, "console.example.com").await,
+        StatusCode::OK
+    );
+    assert_eq!(status(&console, "localhost:9325").await, StatusCode::OK);
+
+    // Not loopback: its own address and the --allowed-host names only.
+    let o = ConsoleOptions {
+        bind: "10.0.0.5:9325".parse().unwrap(),
+        allow_remote: true,
+        allowed_hosts: vec!["console.example.com".into(), "ops:8443".into()],
+        ..options("none")
+    };
+    let console = Console::new(sqs.clone(), o, "10.0.0.5:9325".parse().unwrap()).unwrap();
+    for host in [
+        "10.0.0.5:9325",
+        "console.example.com",
+        "Console.Example.COM:9325",
+        "ops:8443",
+    ] {
+        assert_eq!(status(&console, host).await, StatusCode::OK, "{host}");
+    }
+    for host in [
+        "evil.example:9325",
+        "ops:9325",
+        "localhost:9325",
+        "127.0.0.1:9325",
+        "console.example.com.evil.example",
+    ] {
+        assert_eq!(
+            status(&console, host).await,
+            StatusCode::MISDIRECTED_REQUEST,
+            "{host}"
+        );
+    }
+    // Every address (0.0.0.0): only the names allowed.
+    let o = ConsoleOptions {
+        bind: "0.0.0.0:9325".parse().unwrap(),
+        allow_remote: true,
+        allowed_hosts: vec!["10.0.0.5".into()],
+        ..options("none")
+    };
+    let console = Console::new(sqs, o, "0.0.0.0:9325".parse().unwrap()).unwrap();
+    assert_eq!(status(&console, "10.0.0.5:9325").await, StatusCode::OK);
+    assert_eq!(
+        status(&console, "0.0.0.0:9325").await,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+    assert_eq!(
+        status(&console, "evil.example:9325").await,
+        StatusCode::MISDIRECTED_REQUEST
+    );
+}
+
+/// A gate test's abort of a barrier nobody watches: past the gate, the
+/// console answers 404.
+fn abort_other(token: &str) -> Request<Full<Bytes>> {
+    abort(
+        Some(token),
+        &[("content-type", "application/json")],
+        r#"{"barrier":"other","reason":"x"}"#,
+    )
+}
+
+async fn refusal(r: Response<Full<Bytes>>) -> (StatusCode, Value) {
+    let status = r.status();
+    (status, serde_json::from_str(&body(r).await).unwrap())
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_expired_token_is_refused_and_a_fresh_one_fetched() {
+    let endpoint = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let o = ConsoleOptions {
+        token_lifetime: Duration::from_secs(1),
+        ..options("none")
+    };
+    let console = Console::new(sqs, o, LOCAL.parse().unwrap()).unwrap();
+    let token = page_token(&console).await;
+    let (status, _) = refusal(console.handle(abort_other(&token)).await).await;
+    assert_eq!(
+        status,
+        StatusCode::NOT_FOUND,
+        "a valid token passes the gate"
+    );
+    tokio::time::sleep(Duration::from_millis(2100)).await;
+    let (status, v) = refusal(console.handle(abort_other(&token)).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(v["code"], "token");
+    assert!(v["error"].as_str().unwrap().contains("expired"), "{v}");
+    // What the page does then: a fresh token, and the request again.
+    let r = console.handle(get("/api/token")).await;
+    assert_eq!(r.status(), StatusCode::OK);
+    assert_eq!(header(&r, "cache-control"), "no-store");
+    let v: Value = serde_json::from_str(&body(r).await).unwrap();
+    assert_eq!(v["lifetime_s"], 1);
+    let fresh = v["token"].as_str().unwrap();
+    let (status, _) = refusal(console.handle(abort_other(fresh)).await).await;
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    // Not handed to a request that says it comes from another site.
     let r = console
         .handle(
-            Request::get("/api/state")
+            request(Method::GET, "/api/token")
+                .header("sec-fetch-site", "cross-site")
                 .body(Full::<Bytes>::default())
                 .unwrap(),
         )
         .await;
-    assert_eq!(r.status(), StatusCode::MISDIRECTED_REQUEST, "no Host");
+    assert_eq!(r.status(), StatusCode::FORBIDDEN);
+    // Another console (another key) does not take this one's tokens.
+    let other = Console::new(
+        Sqs::local(&endpoint.endpoint_url()),
+        options("none"),
+        LOCAL.parse().unwrap(),
+    )
+    .unwrap();
+    let (status, v) = refusal(other.handle(abort_other(fresh)).await).await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert!(
+        v["error"].as_str().unwrap().contains("invalid page token"),
+        "{v}"
+    );
+}
 
-    let remote = ConsoleOptions {
-        allow_remote: true,
-        ..options("none")
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_read_only_console_refuses_every_action() {
+    let mut f = fixture().await;
+    let o = ConsoleOptions {
+        read_only: true,
+        ..options(&f.name)
     };
-    let console = Console::new(sqs, remote, LOCAL.parse().unwrap()).unwrap();
-    assert_eq!(console.handle(rebound()).await.status(), StatusCode::OK);
+    let console = Console::new(f.sqs.clone(), o, LOCAL.parse().unwrap()).unwrap();
+    tokio::spawn(console.poll());
+    member_missing(&console).await;
+    let html = body(console.handle(get("/")).await).await;
+    assert!(html.contains(r#"<meta name="console-read-only" content="1">"#));
+    let token = page_token(&console).await;
+    let (status, v) = refusal(
+        console
+            .handle(abort(
+                Some(&token),
+                &[("content-type", "application/json")],
+                &format!(r#"{{"barrier":"{}","reason":"testing"}}"#, f.name),
+            ))
+            .await,
+    )
+    .await;
+    assert_eq!(status, StatusCode::FORBIDDEN);
+    assert_eq!(v["code"], "read-only");
+    assert!(v["error"].as_str().unwrap().contains("read-only"), "{v}");
+    // The barrier is untouched: the member still waits.
+    let mut arrival = f.arrival.take().unwrap();
+    assert!(
+        tokio::time::timeout(Duration::from_millis(1500), &mut arrival)
+            .await
+            .is_err()
+    );
+    let v = state(&console).await;
+    assert!(v["barriers"][0]["broken"].is_null(), "{v}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn liveness_is_unknown_while_sqs_cannot_be_read() {
+    let mut f = fixture().await;
+    let console = console(&f);
+    member_missing(&console).await;
+    eventually(&console, |v| {
+        (v["barriers"][0]["coordinator"]["liveness"] == "alive").then_some(())
+    })
+    .await;
+    let metrics = body(console.handle(get("/metrics")).await).await;
+    assert!(
+        metrics.contains("sqs_barrier_coordinator_alive{"),
+        "{metrics}"
+    );
+
+    // SQS goes away.
+    f.endpoint.take().unwrap().shutdown().await;
+    let v = eventually(&console, |v| {
+        let b = &v["barriers"][0];
+        (b["coordinator"]["liveness"] == "unknown" && b["last_read_age_secs"].as_f64()? > 1.0)
+            .then(|| v.clone())
+    })
+    .await;
+    let b = &v["barriers"][0];
+    assert!(v["error"].is_string(), "{v}");
+    assert!(b["coordinator"]["alive"].is_null(), "{v}");
+    assert_eq!(b["readable"], false);
+    // What was read last is still shown, and the age of that read grows.
+    assert_eq!(b["missing"][0]["member"], "1");
+    let before = b["last_read_age_secs"].as_f64().unwrap();
+    tokio::time::sleep(Duration::from_millis(1200)).await;
+    let v = state(&console).await;
+    let after = v["barriers"][0]["last_read_age_secs"].as_f64().unwrap();
+    assert!(after > before, "{before} then {after}");
+    assert_eq!(v["barriers"][0]["coordinator"]["liveness"], "unknown");
+    // No "alive" (nor "dead") is claimed in the metrics meanwhile.
+    let metrics = body(console.handle(get("/metrics")).await).await;
+    assert!(
+        !metrics.contains(&format!(
+            "sqs_barrier_coordinator_alive{{barrier=\"{}\"}}",
+            f.name
+        )),
+        "{metrics}"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn plain_queues_named_like_a_barriers_are_not_a_barrier() {
+    let endpoint = Server::bind("127.0.0.1:0".parse().unwrap()).await.unwrap();
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let prefix = format!("plain{:08x}", rand::random::<u32>());
+    // Two queues named like a barrier's, and a whole set of six without a
+    // barrier's configuration.
+    let mut queues = vec![format!("{prefix}a-checkin"), format!("{prefix}a-release-0")];
+    for suffix in ["checkin", "release-0", "release-1", "dlq", "state"] {
+        queues.push(format!("{prefix}b-{suffix}"));
+    }
+    for q in &queues {
+        sqs.client()
+            .create_queue()
+            .queue_name(q)
+            .send()
+            .await
+            .unwrap();
+    }
+    sqs.client()
+        .create_queue()
+        .queue_name(format!("{prefix}b-lease.fifo"))
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .send()
+        .await
+        .unwrap();
+    let console = Console::new(sqs.clone(), options(&prefix), LOCAL.parse().unwrap()).unwrap();
+    tokio::spawn(console.poll());
+    // Decided (both opened and found plain), over several reads.
+    let v = eventually(&console, |v| {
+        (v["queues"].as_array()?.len() == 8 && v["undecided"].as_array()?.is_empty())
+            .then(|| v.clone())
+    })
+    .await;
+    assert_eq!(v["barriers"], serde_json::json!([]), "{v}");
+    for _ in 0..5 {
+        tokio::time::sleep(Duration::from_millis(250)).await;
+        let v = state(&console).await;
+        assert_eq!(v["barriers"], serde_json::json!([]), "{v}");
+        assert_eq!(v["queues"].as_array().map(Vec::len), Some(8));
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -387,11 +724,48 @@ async fn options_are_checked() {
         Console::new(sqs.clone(), remote.clone(), any),
         Err(OptionsError::NotLoopback(_))
     ));
+    // --allow-remote alone: no Host name allowed.
+    let no_host = ConsoleOptions {
+        allow_remote: true,
+        ..remote.clone()
+    };
+    assert_eq!(no_host.check(), Err(OptionsError::NoAllowedHost(any)));
+    assert!(
+        no_host
+            .check()
+            .unwrap_err()
+            .to_string()
+            .contains("allowed host")
+    );
     let allowed = ConsoleOptions {
         allow_remote: true,
+        allowed_hosts: vec!["console.example.com".into(), "[fd00::5]:9325".into()],
         ..remote
     };
     assert_eq!(allowed.check(), Ok(()));
+    for bad in [
+        "http://console.example.com",
+        "*.example.com",
+        "a/b",
+        "",
+        "a:b",
+    ] {
+        let o = ConsoleOptions {
+            allowed_hosts: vec![bad.into()],
+            ..allowed.clone()
+        };
+        assert!(
+            matches!(o.check(), Err(OptionsError::AllowedHost(_))),
+            "{bad:?}"
+        );
+    }
+    for lifetime in [Duration::ZERO, Duration::from_secs(86_401)] {
+        let o = ConsoleOptions {
+            token_lifetime: lifetime,
+            ..ConsoleOptions::default()
+        };
+        assert_eq!(o.check(), Err(OptionsError::TokenLifetime(lifetime)));
+    }
     for interval in [
         Duration::ZERO,
         Duration::from_millis(199),

@@ -28,6 +28,24 @@ pub enum ConfigError {
         "invalid member name {0:?}: names are 1 to 64 characters without ',' or control characters, and distinct"
     )]
     InvalidMember(String),
+    /// A barrier or member name contains a control, bidirectional or
+    /// invisible formatting character (which would reorder or hide text
+    /// where the name is shown).
+    #[error(
+        "invalid {what} name {name:?}: character {position} is U+{code:04X} ({desc}); names may not contain control, bidirectional or invisible formatting characters",
+        code = u32::from(*ch),
+        desc = unsafe_char_description(*ch)
+    )]
+    UnsafeChar {
+        /// `barrier` or `member`.
+        what: &'static str,
+        /// The name.
+        name: String,
+        /// The character's position in the name, counting from 1.
+        position: usize,
+        /// The character.
+        ch: char,
+    },
     /// `--parties` and the roster disagree.
     #[error("--parties {parties} does not match the {roster} names given with --members")]
     RosterMismatch {
@@ -53,8 +71,73 @@ pub const MAX_ELASTIC: usize = 2048;
 /// the longest suffix we add is `-checkin.fifo` (13).
 pub const MAX_BARRIER_NAME: usize = 64;
 
-/// Checks that `name` can name a barrier: 1 to 64 of `[A-Za-z0-9_-]`.
+/// Whether `c` may not be part of a name: a control character, a
+/// bidirectional formatting character (embeddings, overrides, isolates,
+/// marks), a line or paragraph separator, or an invisible one (zero width
+/// space, word joiner, byte order mark). Zero width (non-)joiners, which
+/// some scripts need, are allowed.
+pub fn is_unsafe_name_char(c: char) -> bool {
+    c.is_control()
+        || matches!(
+            c,
+            '\u{061C}'
+                | '\u{200B}'
+                | '\u{200E}'
+                | '\u{200F}'
+                | '\u{2028}'..='\u{202E}'
+                | '\u{2060}'..='\u{2064}'
+                | '\u{2066}'..='\u{2069}'
+                | '\u{FEFF}'
+        )
+}
+
+/// What a character refused in names is, for the error.
+fn unsafe_char_description(c: char) -> &'static str {
+    match c {
+        '\u{061C}' => "ARABIC LETTER MARK, a bidirectional mark",
+        '\u{200B}' => "ZERO WIDTH SPACE, an invisible character",
+        '\u{200E}' => "LEFT-TO-RIGHT MARK, a bidirectional mark",
+        '\u{200F}' => "RIGHT-TO-LEFT MARK, a bidirectional mark",
+        '\u{2028}' => "LINE SEPARATOR",
+        '\u{2029}' => "PARAGRAPH SEPARATOR",
+        '\u{202A}' => "LEFT-TO-RIGHT EMBEDDING, a bidirectional control",
+        '\u{202B}' => "RIGHT-TO-LEFT EMBEDDING, a bidirectional control",
+        '\u{202C}' => "POP DIRECTIONAL FORMATTING, a bidirectional control",
+        '\u{202D}' => "LEFT-TO-RIGHT OVERRIDE, a bidirectional control",
+        '\u{202E}' => "RIGHT-TO-LEFT OVERRIDE, a bidirectional control",
+        '\u{2060}' => "WORD JOINER, an invisible character",
+        '\u{2061}'..='\u{2064}' => "an invisible mathematical operator",
+        '\u{2066}' => "LEFT-TO-RIGHT ISOLATE, a bidirectional control",
+        '\u{2067}' => "RIGHT-TO-LEFT ISOLATE, a bidirectional control",
+        '\u{2068}' => "FIRST STRONG ISOLATE, a bidirectional control",
+        '\u{2069}' => "POP DIRECTIONAL ISOLATE, a bidirectional control",
+        '\u{FEFF}' => "ZERO WIDTH NO-BREAK SPACE (byte order mark), an invisible character",
+        _ => "a control character",
+    }
+}
+
+/// The first character of `name` refused in names, as an error.
+fn check_chars(what: &'static str, name: &str) -> Result<(), ConfigError> {
+    match name
+        .chars()
+        .enumerate()
+        .find(|(_, c)| is_unsafe_name_char(*c))
+    {
+        Some((i, ch)) => Err(ConfigError::UnsafeChar {
+            what,
+            name: name.to_owned(),
+            position: i + 1,
+            ch,
+        }),
+        None => Ok(()),
+    }
+}
+
+/// Checks that `name` can name a barrier: 1 to 64 of `[A-Za-z0-9_-]`. A
+/// control or bidirectional character is named in the error, with its
+/// position.
 pub fn validate_barrier_name(name: &str) -> Result<(), ConfigError> {
+    check_chars("barrier", name)?;
     let ok = !name.is_empty()
         && name.len() <= MAX_BARRIER_NAME
         && name
@@ -67,8 +150,20 @@ pub fn validate_barrier_name(name: &str) -> Result<(), ConfigError> {
     }
 }
 
-/// Checks a member's name: 1 to 64 characters, no `,`, no control characters.
+/// Checks a new member's name (`setup`, a join): 1 to 64 bytes, no `,`,
+/// no control, bidirectional or invisible formatting character (see
+/// [`is_unsafe_name_char`]; the error names the character and its
+/// position).
 pub fn validate_member_name(name: &str) -> Result<(), ConfigError> {
+    check_chars("member", name)?;
+    validate_stored_member_name(name)
+}
+
+/// Checks a member's name in a stored configuration, by the rules of the
+/// versions that wrote it: 1 to 64 bytes, no `,`, no control character (a
+/// barrier set up before bidirectional characters were refused stays
+/// readable).
+fn validate_stored_member_name(name: &str) -> Result<(), ConfigError> {
     let bad = name.is_empty()
         || name.len() > 64
         || name.contains(',')
@@ -103,6 +198,20 @@ impl Membership {
     /// Builds and validates a membership from a party count and an optional
     /// roster.
     pub fn new(parties: usize, roster: Option<Vec<String>>) -> Result<Self, ConfigError> {
+        Self::build(parties, roster, validate_member_name)
+    }
+
+    /// A membership read from a stored configuration: its names checked by
+    /// the rules of the versions that may have written it.
+    fn stored(parties: usize, roster: Option<Vec<String>>) -> Result<Self, ConfigError> {
+        Self::build(parties, roster, validate_stored_member_name)
+    }
+
+    fn build(
+        parties: usize,
+        roster: Option<Vec<String>>,
+        validate: fn(&str) -> Result<(), ConfigError>,
+    ) -> Result<Self, ConfigError> {
         if parties == 0 || parties > MAX_MEMBERS {
             return Err(ConfigError::InvalidParties(parties));
         }
@@ -117,7 +226,7 @@ impl Membership {
         }
         let mut seen = std::collections::HashSet::new();
         for name in &roster {
-            validate_member_name(name)?;
+            validate(name)?;
             if !seen.insert(name.as_str()) {
                 return Err(ConfigError::InvalidMember(name.clone()));
             }
@@ -290,7 +399,7 @@ impl BarrierConfig {
                 s.v
             )));
         }
-        let members = Membership::new(s.parties, s.members)?;
+        let members = Membership::stored(s.parties, s.members)?;
         let cfg = Self::new(
             &s.name,
             &s.instance,
@@ -321,6 +430,74 @@ impl BarrierConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn names_with_control_or_bidi_characters_are_refused() {
+        let e = Membership::new(2, Some(vec!["ok".into(), "ab\u{202E}cd".into()])).unwrap_err();
+        assert_eq!(
+            e,
+            ConfigError::UnsafeChar {
+                what: "member",
+                name: "ab\u{202E}cd".into(),
+                position: 3,
+                ch: '\u{202E}',
+            }
+        );
+        let text = e.to_string();
+        assert!(text.contains("character 3 is U+202E"), "{text}");
+        assert!(text.contains("RIGHT-TO-LEFT OVERRIDE"), "{text}");
+        for (name, position, code) in [
+            ("\u{2066}x", 1, "U+2066"),
+            ("x\u{200F}", 2, "U+200F"),
+            ("a\tb", 2, "U+0009"),
+            ("é\u{0085}", 2, "U+0085"),
+            ("z\u{FEFF}", 2, "U+FEFF"),
+            ("line\u{2028}", 5, "U+2028"),
+        ] {
+            let text = validate_member_name(name).unwrap_err().to_string();
+            assert!(
+                text.contains(&format!("character {position} is {code}")),
+                "{name:?}: {text}"
+            );
+        }
+        // Other scripts, and the joiners they need, are fine.
+        for name in ["Ωμέγα", "עברית", "عربي", "क्‍ष", "worker-7", "a b"] {
+            assert_eq!(validate_member_name(name), Ok(()), "{name:?}");
+        }
+        let text = validate_barrier_name("etl\u{202E}x")
+            .unwrap_err()
+            .to_string();
+        assert!(text.starts_with("invalid barrier name"), "{text}");
+        assert!(text.contains("character 4 is U+202E"), "{text}");
+        assert!(matches!(
+            validate_barrier_name("a\u{7}"),
+            Err(ConfigError::UnsafeChar { position: 2, .. })
+        ));
+        assert_eq!(
+            validate_barrier_name("é"),
+            Err(ConfigError::InvalidName("é".into()))
+        );
+        assert_eq!(
+            BarrierConfig::new("a\u{202E}", "i", Membership::Count(1), None, false).map(drop),
+            Err(ConfigError::UnsafeChar {
+                what: "barrier",
+                name: "a\u{202E}".into(),
+                position: 2,
+                ch: '\u{202E}'
+            })
+        );
+    }
+
+    #[test]
+    fn stored_configurations_with_bidi_names_stay_readable() {
+        // Written before such names were refused: still opens.
+        let json = r#"{"v":1,"name":"b","instance":"i","parties":2,"members":["a","x\u202ey"]}"#;
+        let cfg = BarrierConfig::from_json(json).expect("readable");
+        assert_eq!(cfg.members.name(1), "x\u{202E}y");
+        // Control characters never were allowed.
+        let json = r#"{"v":1,"name":"b","instance":"i","parties":1,"members":["x\u0007"]}"#;
+        assert!(BarrierConfig::from_json(json).is_err());
+    }
 
     #[test]
     fn membership_lookup() {

@@ -182,10 +182,29 @@ pub(crate) async fn mark_extended(sqs: &Sqs, info: &BarrierInfo) -> Result<Barri
     Ok(cfg)
 }
 
-/// This host's name for ids and labels (`$HOSTNAME`, else `host`).
-pub(crate) fn hostname() -> String {
-    std::env::var("HOSTNAME")
-        .ok()
-        .filter(|h| !h.is_empty())
-        .unwrap_or_else(|| "host".to_owned())
+/// This host's name, for ids and labels: the kernel's
+/// (`/proc/sys/kernel/hostname`), else what `uname -n` prints, else
+/// `host`. Not `$HOSTNAME`: shells set it but do not export it. Read once
+/// per process.
+pub fn hostname() -> String {
+    static NAME: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+    NAME.get_or_init(|| {
+        let clean = |s: &str| {
+            let s = s.trim();
+            (!s.is_empty()).then(|| s.to_owned())
+        };
+        std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .ok()
+            .and_then(|s| clean(&s))
+            .or_else(|| {
+                std::process::Command::new("uname")
+                    .arg("-n")
+                    .output()
+                    .ok()
+                    .filter(|o| o.status.success())
+                    .and_then(|o| clean(&String::from_utf8_lossy(&o.stdout)))
+            })
+            .unwrap_or_else(|| "host".to_owned())
+    })
+    .clone()
 }
