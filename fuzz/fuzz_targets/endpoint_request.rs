@@ -28,6 +28,7 @@ const TARGETS: &[&str] = &[
     "AmazonSQS.ListMessageMoveTasks",
     "AmazonSQS.CancelMessageMoveTask",
     "SendMessage",
+    "AmazonSQS.AddPermission",
 ];
 
 fuzz_target!(|data: &[u8]| {
