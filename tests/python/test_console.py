@@ -8,8 +8,19 @@ reload, the missing member is named, a request without the page's token is
 refused, and the abort button breaks the barrier for its waiters. The same
 run writes the screenshots in docs/. The metrics of the coordinator
 (`--metrics-bind`) and of the console are scraped and parsed with the
-Prometheus client's text parser. A missing browser fails the suite; nothing
-is skipped.
+Prometheus client's text parser.
+
+The queue management is tested the same way, on the embedded endpoint and
+on moto: each action is done through the page (clicks and typing) and its
+result read back with boto3: a FIFO queue created with a dead-letter queue
+and a tag, its attributes edited, tags added and removed, a message sent,
+polled and deleted, a purge and a delete behind the typed name, a barrier's
+check-in queue refused without the acknowledgement, the table sorted and
+paged over 25 queues, a dead-letter redrive started and cancelled (moto has
+none, and the page says so); a read-only console offers no action. These
+take the screenshots console-queues.png, console-queue.png and
+console-messages.png (on the embedded endpoint). A missing browser fails
+the suite; nothing is skipped.
 """
 
 import json
@@ -32,7 +43,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
-from selenium.webdriver.support.ui import WebDriverWait
+from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import _server_binary, cli_env, make_client
 
@@ -45,13 +56,16 @@ SHOTS = (
     else ROOT / "target" / "screenshots"
 )
 COLUMNS = [
+    "Select",
     "Name",
     "Type",
     "Created",
     "Messages available",
     "Messages in flight",
+    "Messages delayed",
     "Encryption",
     "Content-based deduplication",
+    "Barrier",
 ]
 
 
@@ -213,8 +227,8 @@ def _card(driver, name):
 # The page redraws its tables every second: read them in one script call.
 def _queue_rows(driver):
     return driver.execute_script(
-        "return [...document.querySelectorAll('#queues tbody tr')]"
-        ".map(tr => [tr.dataset.queue, ...[...tr.cells].map(td => td.textContent)])"
+        "return [...document.querySelectorAll('#queues tbody tr[data-queue]')]"
+        ".map(tr => [tr.dataset.queue, ...[...tr.cells].map(td => (td.querySelector('a') || td).textContent)])"
     )
 
 
@@ -282,7 +296,9 @@ def test_console_in_a_browser(stack, browser):
     browser.execute_script("window.__sameDocument = true")
 
     # The queue table with the SQS console's columns and the barrier's queues.
-    heads = [th.text for th in browser.find_elements(By.CSS_SELECTOR, "#queues thead th")]
+    heads = browser.execute_script(
+        "return [...document.querySelectorAll('#queues thead th')]"
+        ".map(th => th.textContent.replace(/[▲▼]/g, '').trim())")
     assert heads == COLUMNS
     rows = _until(browser, lambda d: (r := _queue_rows(d)) and len(r) == 6 and r)
     assert sorted(r[0] for r in rows) == sorted(
@@ -302,13 +318,13 @@ def test_console_in_a_browser(stack, browser):
     )
     created = {q["name"]: q["created"] for q in json.loads(listed.stdout)}
     for queue, *cells in rows:
-        assert cells[2] == time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created[queue])), cells
+        assert cells[3] == time.strftime("%Y-%m-%d %H:%M:%S UTC", time.gmtime(created[queue])), cells
     table = subprocess.run(
         [str(_server_binary()), "queues", "--prefix", name],
         env=stack["env"], check=True, capture_output=True, text=True, timeout=30,
     ).stdout
     for queue, *cells in rows:
-        assert cells[2] in table, (cells, table)
+        assert cells[3] in table, (cells, table)
     # Counts align with their headers.
     aligns = browser.execute_script(
         "const t = document.querySelector('#queues');"
@@ -316,14 +332,18 @@ def test_console_in_a_browser(stack, browser):
         " getComputedStyle(t.tBodies[0].rows[0].cells[i]).textAlign]);"
     )
     assert all(h == d for h, d in aligns), aligns
-    assert aligns[3] == ["right", "right"] and aligns[0] == ["left", "left"], aligns
+    assert aligns[4] == ["right", "right"] and aligns[1] == ["left", "left"], aligns
+    roles = {"checkin": "check-in", "dlq": "dead-letter", "release-0": "release",
+             "release-1": "release", "state": "state", "lease.fifo": "lease"}
     for queue, *cells in rows:
-        assert len(cells) == 7 and cells[0] == queue
+        assert len(cells) == 10 and cells[1] == queue
         # The lease queue is FIFO, without content-based deduplication.
         fifo = queue.endswith(".fifo")
         kind, dedup = ("FIFO", "Disabled") if fifo else ("Standard", "-")
-        assert cells[1] == kind and cells[5] == "SSE-SQS" and cells[6] == dedup, cells
-        assert cells[3].isdigit() and cells[4].isdigit(), cells
+        assert cells[2] == kind and cells[7] == "SSE-SQS" and cells[8] == dedup, cells
+        assert cells[4].isdigit() and cells[5].isdigit(), cells
+        # Each row of the barrier's queues names the barrier and the role.
+        assert cells[9] == f"{name} ({roles[queue[len(name) + 1:]]})", cells
 
     # The filter by name prefix.
     box = browser.find_element(By.ID, "filter")
@@ -343,7 +363,7 @@ def test_console_in_a_browser(stack, browser):
     assert _select(browser, f'.card[data-barrier="{name}"] .members bdi:nth-of-type(2)') == "bob"
     time.sleep(2.5)
     assert _selection(browser) == "bob"
-    assert _select(browser, f'#queues tr[data-queue="{name}-checkin"] td') == f"{name}-checkin"
+    assert _select(browser, f'#queues tr[data-queue="{name}-checkin"] td.qname a') == f"{name}-checkin"
     time.sleep(2.5)
     assert _selection(browser) == f"{name}-checkin"
     browser.execute_script("window.getSelection().removeAllRanges()")
@@ -602,3 +622,327 @@ def test_names_are_isolated_and_a_read_only_console_offers_no_action(endpoint_ur
             except subprocess.TimeoutExpired:
                 p.kill()
         subprocess.run([exe, "teardown", "--barrier", name], env=env, capture_output=True, timeout=30)
+
+
+# --------------------------------------------------------------------------
+# Managing queues through the page, checked with boto3.
+
+
+@pytest.fixture
+def queue_console(sqs_url, request):
+    """A console watching queues named `qc-XXXXXXXX...` on one endpoint (the
+    embedded endpoint, then moto); yields what the test needs."""
+    exe = str(_server_binary())
+    env = cli_env(sqs_url)
+    prefix = f"qc-{uuid.uuid4().hex[:8]}"
+    console = subprocess.Popen(
+        [exe, "console", "--bind", "127.0.0.1:0", "--prefix", prefix],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+    )
+    barriers = []
+    try:
+        url = _url_in(_line_with(console.stdout, "sqs-barrier console:"))
+        yield {
+            "url": url, "prefix": prefix, "env": env, "sqs": make_client(sqs_url),
+            "moto": request.node.callspec.params["sqs_url"] == "moto", "barriers": barriers,
+        }
+    finally:
+        console.terminate()
+        console.wait(timeout=10)
+        for b in barriers:
+            subprocess.run([exe, "teardown", "--barrier", b], env=env, capture_output=True, timeout=30)
+
+
+def _js_text(driver, selector):
+    return driver.execute_script(
+        "const el = document.querySelector(arguments[0]); return el ? el.textContent : '';", selector)
+
+
+def _wait_text(driver, selector, needle, timeout_s=20):
+    return _until(driver, lambda d: needle in (t := _js_text(d, selector)) and t, timeout_s)
+
+
+def _type(driver, selector, text):
+    el = driver.find_element(By.CSS_SELECTOR, selector)
+    el.clear()
+    el.send_keys(text)
+    return el
+
+
+def _click(driver, selector):
+    el = driver.find_element(By.CSS_SELECTOR, selector)
+    driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", el)
+    el.click()
+    return el
+
+
+def _attrs(sqs, name):
+    url = sqs.get_queue_url(QueueName=name)["QueueUrl"]
+    return sqs.get_queue_attributes(QueueUrl=url, AttributeNames=["All"])["Attributes"]
+
+
+def _exists(sqs, name):
+    try:
+        sqs.get_queue_url(QueueName=name)
+        return True
+    except sqs.exceptions.QueueDoesNotExist:
+        return False
+
+
+def _search(driver, text):
+    box = _type(driver, "#filter", text)
+    box.send_keys(" ")  # trimmed; makes sure an input event fires
+    _until(driver, lambda d: all(r[0].startswith(text) for r in _queue_rows(d)) and _queue_rows(d))
+
+
+def _remove(driver, action, name, ack=False):
+    """Purges or deletes `name` through the dialog, typing its name."""
+    _click(driver, "#qp-purge" if action == "purge" else "#qp-delete")
+    _until(driver, lambda d: d.find_element(By.ID, "confirm-dialog").is_displayed())
+    go = driver.find_element(By.ID, "rm-go")
+    _type(driver, "#rm-confirm", name[:-1])
+    assert not go.is_enabled()  # not the name yet
+    driver.find_element(By.ID, "rm-confirm").send_keys(name[-1])
+    assert go.is_enabled()
+    if ack:
+        driver.find_element(By.ID, "rm-ack").click()
+    go.click()
+
+
+def test_queue_actions_in_a_browser(queue_console, browser):
+    c = queue_console
+    sqs, p, url = c["sqs"], c["prefix"], c["url"]
+    dead, work = f"{p}-dead.fifo", f"{p}-work.fifo"
+    sqs.create_queue(QueueName=dead, Attributes={"FifoQueue": "true"})
+    browser.get(url)
+    _until(browser, lambda d: [r[0] for r in _queue_rows(d)] == [dead])
+
+    # Create a FIFO queue with a dead-letter queue and a tag.
+    _click(browser, "#q-create")
+    _until(browser, lambda d: d.find_element(By.ID, "cr-name").is_displayed())
+    _type(browser, "#cr-name", f"{p}-work")
+    browser.find_element(By.ID, "cr-fifo").click()
+    _type(browser, "#cr-VisibilityTimeout", "45")
+    browser.find_element(By.ID, "cr-cbd").click()
+    _type(browser, "#cr-dlq", dead)
+    _type(browser, "#cr-mrc", "3")
+    _type(browser, "#cr-tags", "team=data")
+    _click(browser, "#create-form button[type=submit]")
+    _until(browser, lambda d: d.execute_script("return location.hash") == f"#/queue/{work}")
+    a = _attrs(sqs, work)
+    assert a["FifoQueue"] == "true" and a["VisibilityTimeout"] == "45", a
+    assert a["ContentBasedDeduplication"] == "true", a
+    policy = json.loads(a["RedrivePolicy"])
+    assert policy["deadLetterTargetArn"].endswith(dead) and int(policy["maxReceiveCount"]) == 3, policy
+    wurl = sqs.get_queue_url(QueueName=work)["QueueUrl"]
+    assert sqs.list_queue_tags(QueueUrl=wurl)["Tags"] == {"team": "data"}
+
+    # Its page: the attributes, the tag, the Lambda note.
+    _wait_text(browser, "#qp-details", "VisibilityTimeout")
+    assert _js_text(browser, '#qp-details [data-attr="VisibilityTimeout"]') == "VisibilityTimeout45"
+    assert "Lambda API" in _js_text(browser, "#qp-lambda")
+    assert "team" in _js_text(browser, "#qp-tags")
+
+    # Edit the visibility timeout and the retention period.
+    _click(browser, "#qp-edit")
+    _type(browser, "#ed-VisibilityTimeout", "60")
+    _type(browser, "#ed-MessageRetentionPeriod", "3600")
+    _click(browser, "#edit-form button[type=submit]")
+    _wait_text(browser, "#edit-result", "Saved")
+    a = _attrs(sqs, work)
+    assert a["VisibilityTimeout"] == "60" and a["MessageRetentionPeriod"] == "3600", a
+    _wait_text(browser, '#qp-details [data-attr="VisibilityTimeout"]', "60")
+
+    # Add a tag, remove the first.
+    _type(browser, "#tag-key", "env")
+    _type(browser, "#tag-value", "test")
+    _click(browser, "#tag-form button[type=submit]")
+    _wait_text(browser, "#qp-tags", "env")
+    assert sqs.list_queue_tags(QueueUrl=wurl)["Tags"] == {"team": "data", "env": "test"}
+    _click(browser, '#qp-tags button[data-tag="team"]')
+    _until(browser, lambda d: "team" not in _js_text(d, "#qp-tags"))
+    assert sqs.list_queue_tags(QueueUrl=wurl)["Tags"] == {"env": "test"}
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    if not c["moto"]:  # the images of docs/CONSOLE.md: the embedded endpoint's
+        browser.execute_script("window.scrollTo(0, 0)")
+        browser.save_screenshot(str(SHOTS / "console-queue.png"))
+
+    # Send a message with an attribute; poll it; delete it.
+    _click(browser, "#qp-send")
+    _type(browser, "#send-body", "hello from the page")
+    _type(browser, "#send-attrs .at-name", "colour")
+    _type(browser, "#send-attrs .at-value", "blue")
+    _type(browser, "#send-group", "g1")
+    _click(browser, "#send-form button[type=submit]")
+    _wait_text(browser, "#send-result", "Sent")
+    _until(browser, lambda d: _attrs(sqs, work)["ApproximateNumberOfMessages"] == "1", 10)
+    _type(browser, "#poll-secs", "2")
+    _click(browser, "#poll-form button[type=submit]")
+    _wait_text(browser, "#poll-result", "in flight")
+    assert "60 s" in _js_text(browser, "#poll-result")  # the visibility timeout
+    row = "#poll-messages tbody tr"
+    assert _js_text(browser, f"{row} td.body") == "hello from the page"
+    assert _js_text(browser, f"{row} td.mattrs") == "colour = blue (String)"
+    assert _js_text(browser, f"{row} td.receive-count") == "1"
+    assert _js_text(browser, f"{row} td:nth-child(5)").endswith(" UTC")
+    assert _attrs(sqs, work)["ApproximateNumberOfMessagesNotVisible"] == "1"
+    _click(browser, f"{row} input.pick-message")
+    if not c["moto"]:
+        browser.execute_script("document.activeElement.blur();"
+                               "document.querySelector('#qp-messages').scrollIntoView()")
+        browser.save_screenshot(str(SHOTS / "console-messages.png"))
+    _click(browser, "#delete-messages")
+    _wait_text(browser, "#poll-result", "1 message(s) deleted")
+    _until(browser, lambda d: (x := _attrs(sqs, work))["ApproximateNumberOfMessages"] == "0"
+           and x["ApproximateNumberOfMessagesNotVisible"] == "0", 10)
+
+    # Purge, typing the queue's name.
+    sqs.send_message(QueueUrl=wurl, MessageBody="to purge", MessageGroupId="g")
+    _remove(browser, "purge", work)
+    _wait_text(browser, "#notice", "Purged")
+    _until(browser, lambda d: _attrs(sqs, work)["ApproximateNumberOfMessages"] == "0", 65)
+
+    # A barrier's check-in queue: refused without the acknowledgement.
+    barrier = f"{p}-b"
+    subprocess.run([str(_server_binary()), "setup", "--barrier", barrier, "--parties", "2",
+                    "--members", "a,b"], env=c["env"], check=True, capture_output=True, timeout=30)
+    c["barriers"].append(barrier)
+    checkin = f"{barrier}-checkin"
+    # In the table, its rows name the barrier and the role.
+    browser.get(url)
+    _until(browser, lambda d: len(_queue_rows(d)) == 8)
+    rows = {r[0]: r[-1] for r in _queue_rows(browser)}
+    assert rows[checkin] == f"{barrier} (check-in)" and rows[work] == "", rows
+    _click(browser, f'#queues tr[data-queue="{checkin}"] input[type=checkbox]')
+    assert browser.find_element(By.ID, "q-delete").is_enabled()
+    if not c["moto"]:
+        browser.execute_script("document.activeElement.blur();"
+                               "document.querySelector('.filter').previousElementSibling.scrollIntoView()")
+        browser.save_screenshot(str(SHOTS / "console-queues.png"))
+    # The table's Delete opens the same dialog, which names the barrier; so
+    # does the row's quick-actions menu.
+    _click(browser, "#q-delete")
+    _wait_text(browser, "#rm-effect", "check-in queue of barrier")
+    _click(browser, "#rm-cancel")
+    _click(browser, f'#queues tr[data-queue="{checkin}"] details.qa summary')
+    _click(browser, f'#queues tr[data-queue="{checkin}"] button[data-qa="purge"]')
+    _wait_text(browser, "#rm-effect", "purging it loses the arrivals")
+    _click(browser, "#rm-cancel")
+    browser.get(url + f"#/queue/{checkin}")
+    _wait_text(browser, "#qp-barrier", "check-in queue")
+    assert "sqs-barrier teardown" in _js_text(browser, "#qp-barrier")
+    assert "coordinated by" in _js_text(browser, "#qp-barrier").lower()
+    _remove(browser, "delete", checkin)
+    _wait_text(browser, "#rm-error", "barrier_ack")
+    assert "teardown" in _js_text(browser, "#rm-effect")
+    assert browser.find_element(By.ID, "rm-ack").is_displayed()
+    assert _exists(sqs, checkin)
+    _click(browser, "#rm-cancel")
+
+    # Delete the work queue, typing its name: back to the table.
+    browser.get(url + f"#/queue/{work}")
+    _wait_text(browser, "#qp-details", "VisibilityTimeout")
+    _remove(browser, "delete", work)
+    _until(browser, lambda d: d.execute_script("return location.hash") == "#/")
+    _until(browser, lambda d: not _exists(sqs, work), 10)
+
+    # Redrive: on the embedded endpoint started and cancelled; moto has none,
+    # and says so in plain words.
+    src, dlq = f"{p}-r-src", f"{p}-r-dlq"
+    dlq_url = sqs.create_queue(QueueName=dlq)["QueueUrl"]
+    dlq_arn = sqs.get_queue_attributes(QueueUrl=dlq_url, AttributeNames=["QueueArn"])["Attributes"]["QueueArn"]
+    sqs.create_queue(QueueName=src, Attributes={
+        "RedrivePolicy": json.dumps({"deadLetterTargetArn": dlq_arn, "maxReceiveCount": "1"})})
+    for i in range(4):
+        sqs.send_message(QueueUrl=dlq_url, MessageBody=f"dead {i}")
+    browser.get(url + f"#/queue/{dlq}")
+    _wait_text(browser, "#redrive-sources", src)
+    _type(browser, "#redrive-dest", src)
+    _type(browser, "#redrive-rate", "1")
+    _click(browser, "#redrive-form button[type=submit]")
+    if c["moto"]:
+        _wait_text(browser, "#redrive-result", "does not implement dead-letter redrive")
+    else:
+        _wait_text(browser, "#redrive-result", "Redrive started")
+        _wait_text(browser, "#redrive-tasks", "RUNNING")
+        _click(browser, "#redrive-tasks button.cancel-task")
+        _wait_text(browser, "#redrive-result", "Redrive cancelled")
+        tasks = sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
+        assert tasks[0]["Status"] in ("CANCELLING", "CANCELLED"), tasks
+        _until(browser, lambda d: "CANCELLED" in _js_text(d, "#redrive-tasks"))
+
+
+def test_queue_table_sorts_and_pages(queue_console, browser):
+    c = queue_console
+    sqs, p = c["sqs"], c["prefix"]
+    names = [f"{p}-s-{i:02}" for i in range(25)]
+    urls = {n: sqs.create_queue(QueueName=n)["QueueUrl"] for n in names}
+    for n, count in ((names[7], 3), (names[13], 2), (names[21], 1)):
+        for i in range(count):
+            sqs.send_message(QueueUrl=urls[n], MessageBody=str(i))
+    browser.get(c["url"])
+    _until(browser, lambda d: len(_queue_rows(d)) == 25)
+    shown = lambda d: [r[0] for r in _queue_rows(d)]  # noqa: E731
+    assert shown(browser) == names
+    assert _js_text(browser, "#queue-count") == "1–25 of 25 queues"
+
+    # Pages of 10: next, next (the last), previous.
+    Select(browser.find_element(By.ID, "page-size")).select_by_visible_text("10")
+    _until(browser, lambda d: shown(d) == names[:10])
+    _click(browser, "#next-page")
+    _until(browser, lambda d: shown(d) == names[10:20])
+    _click(browser, "#next-page")
+    _until(browser, lambda d: shown(d) == names[20:])
+    assert not browser.find_element(By.ID, "next-page").is_enabled()
+    assert _js_text(browser, "#queue-count") == "21–25 of 25 queues"
+    _click(browser, "#prev-page")
+    _until(browser, lambda d: shown(d) == names[10:20])
+
+    # Sorting (from the first page): by name, descending; by messages
+    # available, descending, as boto3 counts them.
+    _click(browser, '#queues th[data-sort="name"] button')
+    _until(browser, lambda d: shown(d) == names[::-1][:10])
+    assert browser.find_element(By.CSS_SELECTOR, '#queues th[data-sort="name"]').get_attribute("aria-sort") == "descending"
+    counts = {n: int(_attrs(sqs, n)["ApproximateNumberOfMessages"]) for n in names}
+    expected = sorted(names, key=lambda n: (counts[n], n), reverse=True)[:10]
+    _click(browser, '#queues th[data-sort="visible"] button')
+    _until(browser, lambda d: d.find_element(By.CSS_SELECTOR, '#queues th[data-sort="visible"]').get_attribute("aria-sort") == "ascending")
+    _click(browser, '#queues th[data-sort="visible"] button')
+    _until(browser, lambda d: shown(d) == expected)
+    assert expected[:3] == [names[7], names[13], names[21]]
+    assert [r[5] for r in _queue_rows(browser)[:3]] == ["3", "2", "1"]
+    # The search by prefix, from the first page.
+    _search(browser, f"{p}-s-1")
+    _until(browser, lambda d: sorted(shown(d)) == names[10:20])
+
+
+def test_a_read_only_console_offers_no_queue_action(endpoint_url, browser):
+    exe = str(_server_binary())
+    env = cli_env(endpoint_url)
+    name = f"ro-{uuid.uuid4().hex[:8]}"
+    sqs = make_client(endpoint_url)
+    sqs.create_queue(QueueName=name)
+    console = subprocess.Popen(
+        [exe, "console", "--bind", "127.0.0.1:0", "--prefix", name, "--read-only"],
+        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        url = _url_in(_line_with(console.stdout, "sqs-barrier console:"))
+        browser.get(url)
+        _until(browser, lambda d: [r[0] for r in _queue_rows(d)] == [name])
+        assert not browser.find_element(By.ID, "queue-actions").is_displayed()
+        assert not browser.find_element(By.CSS_SELECTOR, "#queues td.pick input").is_displayed()
+        assert not browser.find_elements(By.CSS_SELECTOR, "#queues details.qa")
+        browser.get(url + f"#/queue/{name}")
+        _wait_text(browser, "#qp-details", "VisibilityTimeout")
+        for sel in ("#qp-edit", "#qp-purge", "#qp-delete", "#qp-edit-box", "#qp-messages",
+                    "#tag-form", "#redrive-form"):
+            assert not browser.find_element(By.CSS_SELECTOR, sel).is_displayed(), sel
+        assert not browser.find_elements(By.CSS_SELECTOR, "button.untag, button.cancel-task")
+        browser.get(url + "#/create")
+        time.sleep(0.5)
+        assert not browser.find_element(By.ID, "create-page").is_displayed()
+        assert browser.find_element(By.ID, "home").is_displayed()
+    finally:
+        console.terminate()
+        console.wait(timeout=10)

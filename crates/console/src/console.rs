@@ -1,6 +1,6 @@
-//! The console: its options and the router of the page, `/api/state`,
-//! `/api/token`, `/api/abort` and `/metrics` (the checks of requests are in
-//! the gate, `guard.rs`).
+//! The console: its options and the router of the page, `/queues.js`,
+//! `/api/state`, `/api/token`, `/api/abort`, the queues API (`queues/`) and
+//! `/metrics` (the checks of requests are in the gate, `guard.rs`).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -22,6 +22,8 @@ use crate::watch;
 
 /// The page; `{{TOKEN}}` and `{{READ_ONLY}}` are filled in per request.
 const PAGE: &str = include_str!("page.html");
+/// The page's queue management script (`/queues.js`).
+const QUEUES_JS: &str = include_str!("queues.js");
 /// The console's icon (`/favicon.ico`).
 const ICON: &str = "<svg xmlns=\"http://www.w3.org/2000/svg\" viewBox=\"0 0 16 16\"><rect width=\"16\" height=\"16\" rx=\"3\" fill=\"#232f3e\"/><rect x=\"3\" y=\"3\" width=\"2\" height=\"10\" fill=\"#ff9900\"/><rect x=\"11\" y=\"3\" width=\"2\" height=\"10\" fill=\"#ff9900\"/><rect x=\"5\" y=\"7\" width=\"6\" height=\"2\" fill=\"#fff\"/></svg>";
 
@@ -193,8 +195,10 @@ impl Console {
     }
 
     /// Answers one request as the server does: `GET /` (the page, with a
-    /// new token), `GET /api/state`, `GET /api/token` (a new token),
-    /// `POST /api/abort`, `GET /metrics`, `GET /favicon.ico`; `HEAD` of
+    /// new token), `GET /queues.js` (its queue management script), `GET
+    /// /api/state`, `GET /api/token` (a new token), `POST /api/abort`, the
+    /// queues API under `/api/queues`, `GET /metrics`, `GET /favicon.ico`;
+    /// `HEAD` of
     /// each `GET` (the same head, no body). A body larger than 64 KiB is
     /// refused (413), a request for another host than the console's (421).
     pub async fn handle<B>(&self, req: Request<B>) -> Response<Full<Bytes>>
@@ -219,7 +223,7 @@ impl Console {
         }
         match (req.method.as_str(), req.path.as_str()) {
             (_, p) if crate::queues::handles(p) => {
-                crate::queues::route(self.watch.sqs(), &self.guard, &req).await
+                crate::queues::route(self.watch.sqs(), &self.guard, self.watch.prefix(), &req).await
             }
             ("GET", _) => self.get(&req).await,
             ("POST", "/api/abort") => self.abort(&req).await,
@@ -245,6 +249,7 @@ impl Console {
             "/api/state" => http::json(StatusCode::OK, &self.watch.snapshot()),
             "/api/token" => self.new_token(req),
             "/metrics" => self.watch.metrics_response(),
+            "/queues.js" => http::response(StatusCode::OK, "text/javascript", QUEUES_JS),
             "/favicon.ico" => {
                 let mut r = http::response(StatusCode::OK, "image/svg+xml", ICON);
                 r.headers_mut().insert(
@@ -272,7 +277,7 @@ impl Console {
         r.headers_mut().insert(
             "content-security-policy",
             hyper::header::HeaderValue::from_static(
-                "default-src 'none'; script-src 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
+                "default-src 'none'; script-src 'self' 'unsafe-inline'; style-src 'unsafe-inline'; connect-src 'self'; img-src 'self' data:; base-uri 'none'; form-action 'none'; frame-ancestors 'none'",
             ),
         );
         r

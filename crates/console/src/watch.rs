@@ -299,6 +299,11 @@ impl Watch {
         &self.sqs
     }
 
+    /// The name prefix of the queues watched (the console's `--prefix`).
+    pub fn prefix(&self) -> Option<&str> {
+        self.prefix.as_deref()
+    }
+
     /// Whether `barrier` is one of the barriers in the newest snapshot.
     pub fn watches(&self, barrier: &str) -> bool {
         self.snapshot.lock().expect("lock").0["barriers"]

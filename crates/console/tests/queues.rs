@@ -25,6 +25,7 @@ sqs_barrier_testkit::both_endpoints!(
     paging_and_sorting_over_25_queues,
     redrive_start_list_cancel,
     the_gate_refuses_token_less_and_cross_origin_requests,
+    a_console_with_a_prefix_acts_on_its_queues_only,
 );
 
 /// The address the console is told it is served on.
@@ -1046,4 +1047,57 @@ async fn the_gate_refuses_token_less_and_cross_origin_requests(target: Target) {
     assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED);
     let (status, _) = f.get(&format!("/api/queues/{existing}/nowhere/else")).await;
     assert_eq!(status, StatusCode::NOT_FOUND);
+}
+
+/// `console --prefix P` lists, reads, creates and acts on the queues whose
+/// names start with P, and no other: a typed path to another queue is
+/// answered as for a queue that does not exist.
+async fn a_console_with_a_prefix_acts_on_its_queues_only(target: Target) {
+    let mut f = fixture(target).await;
+    let (mine, other) = (format!("{}-mine", f.p), format!("x{}-other", f.p));
+    for q in [&mine, &other] {
+        f.client.create_queue().queue_name(q).send().await.unwrap();
+    }
+    // A console with the prefix, on the same endpoint.
+    f.console = Console::new(
+        f.sqs.clone(),
+        ConsoleOptions {
+            prefix: Some(f.p.clone()),
+            ..ConsoleOptions::default()
+        },
+        LOCAL.parse().unwrap(),
+    )
+    .expect("options");
+    let r = f.console.handle(get_req("/api/token")).await;
+    f.token = read(r).await.1["token"]
+        .as_str()
+        .expect("a token")
+        .to_owned();
+    let (status, v) = f.get("/api/queues").await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    let names: Vec<&str> = v["queues"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|q| q["name"].as_str().unwrap())
+        .collect();
+    assert_eq!(names, [mine.as_str()], "{v}");
+    let (status, v) = f.post("/api/queues/search", json!({"prefix": "x"})).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = f.get(&format!("/api/queues/{other}")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    assert!(error_of(&v).contains("--prefix"), "{v}");
+    let (status, v) = f
+        .post(
+            &format!("/api/queues/{other}/purge"),
+            json!({"confirm": other}),
+        )
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = f
+        .post("/api/queues", json!({"name": format!("y{}", f.p)}))
+        .await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = f.get(&format!("/api/queues/{mine}")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
 }

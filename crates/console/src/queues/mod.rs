@@ -128,16 +128,57 @@ pub(crate) fn handles(path: &str) -> bool {
 }
 
 /// Answers a request of the queues API (see the module documentation).
-pub(crate) async fn route(sqs: &Sqs, guard: &Guard, req: &Req) -> Response<Full<Bytes>> {
+/// `scope` is the console's `--prefix`: a console started with one lists,
+/// reads, creates and acts on the queues whose names start with it, and
+/// no other.
+pub(crate) async fn route(
+    sqs: &Sqs,
+    guard: &Guard,
+    scope: Option<&str>,
+    req: &Req,
+) -> Response<Full<Bytes>> {
     let rest = req.path["/api/queues".len()..].trim_start_matches('/');
     let parts: Vec<&str> = rest.split('/').filter(|p| !p.is_empty()).collect();
+    if let (Some(scope), Some(name)) = (scope, parts.first())
+        && *name != "search"
+        && !name.starts_with(scope)
+    {
+        return out_of_scope(name, scope).response();
+    }
     match (&req.method, parts.as_slice()) {
-        (&Method::GET, []) => answer(list::page(sqs, &Map::new()).await),
+        (&Method::GET, []) => {
+            let mut b = Map::new();
+            if let Some(scope) = scope {
+                b.insert("prefix".into(), Value::String(scope.to_owned()));
+            }
+            answer(list::page(sqs, &b).await)
+        }
         (&Method::POST, ["search"]) => match json_body(req) {
-            Ok(b) => answer(list::page(sqs, &b).await),
+            Ok(mut b) => {
+                if let Some(scope) = scope {
+                    let asked = b.get("prefix").and_then(Value::as_str).unwrap_or("");
+                    if asked.is_empty() {
+                        b.insert("prefix".into(), Value::String(scope.to_owned()));
+                    } else if !asked.starts_with(scope) {
+                        return out_of_scope(asked, scope).response();
+                    }
+                }
+                answer(list::page(sqs, &b).await)
+            }
             Err(f) => f.response(),
         },
-        (&Method::POST, []) => gated(guard, req, "create", |b| queue::create(sqs, b)).await,
+        (&Method::POST, []) => {
+            gated(guard, req, "create", |b| async move {
+                let name = b.get("name").and_then(Value::as_str).unwrap_or("");
+                match scope {
+                    Some(scope) if !name.starts_with(scope) => {
+                        (format!("queue {name}"), Err(out_of_scope(name, scope)))
+                    }
+                    _ => queue::create(sqs, b).await,
+                }
+            })
+            .await
+        }
         (&Method::GET, [name]) => answer(queue::details(sqs, name).await),
         (&Method::DELETE, [name]) => {
             gated(guard, req, "delete-queue", |b| {
@@ -195,6 +236,16 @@ pub(crate) async fn route(sqs: &Sqs, guard: &Guard, req: &Req) -> Response<Full<
         ) => Failure::new(StatusCode::METHOD_NOT_ALLOWED, "method not allowed here").response(),
         _ => Failure::new(StatusCode::NOT_FOUND, "no such queues API path").response(),
     }
+}
+
+/// A queue outside the console's `--prefix`: as if it did not exist.
+fn out_of_scope(name: &str, scope: &str) -> Failure {
+    Failure::new(
+        StatusCode::NOT_FOUND,
+        format!(
+            "{name} is outside this console's --prefix {scope}: it shows and acts on those queues only"
+        ),
+    )
 }
 
 /// The JSON answer of an outcome.
