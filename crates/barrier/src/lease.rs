@@ -108,16 +108,7 @@ pub(crate) async fn acquire(
     for _ in 0..3 {
         let sent = mono_now();
         match extend(sqs, url, &token, lease).await {
-            // Answered within the margin: handled while the token was
-            // still this receive's (see `Lease::handle_extended`). A
-            // slower answer leaves it to lapse within the term.
-            Ok(Extended::Kept) if mono_now().saturating_sub(sent) < LEASE_MARGIN => {
-                return Ok(Some((token, sent)));
-            }
-            Ok(Extended::Kept) => {
-                tracing::warn!(margin = ?LEASE_MARGIN, "the extension that confirms the coordinator lease was slow; not taking it");
-                return Ok(None);
-            }
+            Ok(Extended::Kept) => return Ok(Some((token, sent))),
             // Its visibility lapsed before the answer came (or somebody
             // else's receive took it): not ours.
             Ok(Extended::Lost) => return Ok(None),
@@ -285,7 +276,7 @@ impl Keeper {
                     tracing::warn!(?took, margin = ?LEASE_MARGIN, "an extension of the coordinator lease was slow");
                 }
                 match answer {
-                    Ok(Extended::Kept) => lease.handle_extended(now, mono_now()),
+                    Ok(Extended::Kept) => lease.handle_extended(now),
                     Ok(Extended::Lost) => lease.handle_lost(),
                     Err(e) => {
                         tracing::warn!(error = %e, "could not extend the coordinator lease; trying again");

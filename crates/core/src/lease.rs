@@ -115,27 +115,16 @@ impl Lease {
         due
     }
 
-    /// The extension sent at `sent` succeeded, its answer in hand at
-    /// `answered`. One sent after the lease had run out on this clock gives
-    /// nothing back: by then the token may have been received by another
-    /// coordinator (whose receipt SQS may have extended). Nor does one
-    /// whose answer took the margin or longer: SQS handled it somewhere
-    /// between the send and the answer, perhaps after the token's
-    /// visibility lapsed (the last extension counted, handled no earlier
-    /// than its send, kept it at least the term from then), when it may
-    /// have extended another's receipt. One answered within the margin was
-    /// handled while the token was still this holder's: so the holder
-    /// checks for itself that its extensions land in time, and the lease's
-    /// timing assumption is left to its decisions' requests. Such a slow
-    /// one is tried again, while the lease lasts.
-    pub fn handle_extended(&mut self, sent: Duration, answered: Duration) {
+    /// The extension sent at `sent` succeeded. One sent after the lease
+    /// had run out on this clock gives nothing back: by then the token may
+    /// have been received by another coordinator (whose receipt SQS may
+    /// have extended).
+    pub fn handle_extended(&mut self, sent: Duration) {
         self.extending = None;
-        if !self.is_held(sent) {
-            self.handle_lost();
-        } else if answered.saturating_sub(sent) >= self.margin {
-            self.next = Some(answered + RETRY);
-        } else {
+        if self.is_held(sent) {
             self.renewed(sent);
+        } else {
+            self.handle_lost();
         }
     }
 
@@ -202,7 +191,7 @@ mod tests {
             now = l.poll_timeout().unwrap();
             assert!(l.poll_extend(now));
             assert!(!l.poll_extend(now), "one extension at a time");
-            l.handle_extended(now, now + S / 10);
+            l.handle_extended(now);
             assert!(l.is_held(now + 6 * S));
         }
         // From now on every extension fails: the holder stops deciding 7 s
@@ -220,7 +209,7 @@ mod tests {
         assert_eq!(now, last + 7 * S);
         // Run out: an extension that succeeds now gives nothing back.
         assert!(!l.poll_extend(now));
-        l.handle_extended(now, now);
+        l.handle_extended(now);
         assert!(!l.is_held(now) && l.poll_timeout().is_none());
     }
 
@@ -231,35 +220,17 @@ mod tests {
         l.handle_acquired(t0);
         let t1 = t0 + 2 * S;
         assert!(l.poll_extend(t1));
-        l.handle_extended(t1, t1);
+        l.handle_extended(t1);
         assert_eq!(l.held_until(), Some(t1 + 7 * S));
-        l.handle_extended(t0, t1);
+        l.handle_extended(t0);
         assert_eq!(l.held_until(), Some(t1 + 7 * S));
         l.handle_lost();
         assert!(!l.is_held(t1));
         assert_eq!(l.poll_timeout(), None);
-        l.handle_extended(t1 + S, t1 + S);
+        l.handle_extended(t1 + S);
         assert!(
             !l.is_held(t1 + S),
             "an answer after the loss gives nothing back"
         );
-    }
-
-    #[test]
-    fn an_answer_that_took_the_margin_renews_nothing_and_is_tried_again() {
-        let mut l = Lease::default();
-        let t0 = Duration::from_secs(50);
-        l.handle_acquired(t0);
-        let t1 = t0 + 2 * S;
-        assert!(l.poll_extend(t1));
-        // Answered 3 s after its send: SQS may have handled it after the
-        // token's visibility lapsed.
-        l.handle_extended(t1, t1 + LEASE_MARGIN);
-        assert_eq!(l.held_until(), Some(t0 + 7 * S), "not renewed");
-        let retry = l.poll_timeout().expect("tried again");
-        assert!(retry < t0 + 7 * S);
-        assert!(l.poll_extend(retry));
-        l.handle_extended(retry, retry + S);
-        assert_eq!(l.held_until(), Some(retry + 7 * S));
     }
 }

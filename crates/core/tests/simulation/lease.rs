@@ -277,7 +277,7 @@ impl Sim {
             } else {
                 let term = self.term();
                 match self.change_lease_visibility(receipt, term) {
-                    Ok(()) => h.lease.handle_extended(at(sent), at(now)),
+                    Ok(()) => h.lease.handle_extended(at(sent)),
                     Err(why) => {
                         self.leasing.refused += 1;
                         self.log(|| format!("process {k}'s extension is refused: {why:?}"));
