@@ -25,6 +25,7 @@ sqs_barrier_testkit::both_endpoints!(
     gathering_under_the_handler_breaks_with_a_clear_cause,
     a_quorum_release_under_the_handler,
     an_invocation_decides_nothing_without_the_lease,
+    a_deadline_tick_and_a_release_at_once_have_one_outcome,
 );
 
 /// The chaos endpoint's faults (as the soak's): duplicated, empty and
@@ -462,4 +463,260 @@ async fn an_invocation_decides_nothing_without_the_lease(target: Target) {
         .and_then(|s| s.open)
         .expect("the arrival is published");
     assert_eq!((open.generation, open.arrived.len()), (0, 1));
+}
+
+/// Two invocations at once: a tick that finds the generation past its
+/// deadline and breaks it, and an invocation whose batch holds the last
+/// member's check-in and releases it.
+/// Without the lease both could be announced: some members Released,
+/// others Broken. With it they take turns, and the second one finds the
+/// first one's decision: every member, every notice on the release queue
+/// and the published state say the same.
+async fn a_deadline_tick_and_a_release_at_once_have_one_outcome(target: Target) {
+    let race = deadline_and_release_at_once(target, LeaseQueue::AsSetUp).await;
+    eprintln!("{target}: {race:?}");
+    race.assert_one_outcome();
+}
+
+/// The same race with the lease taken out of play (see
+/// [`LeaseQueue::TokenEach`]), the handler otherwise as it is: both
+/// invocations decide, and the checks of the test above fail. A race is a
+/// matter of timing (both must read the state before either writes), so a
+/// few barriers are tried; the first split ends it. By hand:
+/// `cargo test -p sqs-barrier --features emulator --test lambda -- --ignored --nocapture without_the_lease`
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "shows the failure the lease prevents; run by hand"]
+async fn without_the_lease_a_deadline_tick_and_a_release_split_the_members() {
+    for target in Target::ALL {
+        let mut split = None;
+        for attempt in 1..=10 {
+            let race = deadline_and_release_at_once(target, LeaseQueue::TokenEach).await;
+            eprintln!(
+                "{target}, attempt {attempt}: decided {:?}; {race:?}",
+                race.decided
+            );
+            if race.outcomes().len() > 1 {
+                split = Some(attempt);
+                break;
+            }
+        }
+        let attempt = split.unwrap_or_else(|| panic!("{target}: no split in 10 races"));
+        eprintln!("{target}: split at attempt {attempt}");
+    }
+}
+
+/// How the lease queue is set up for a race.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum LeaseQueue {
+    /// As `setup` leaves it: one token, in message group `lease`.
+    AsSetUp,
+    /// With 20 more tokens, each in a message group of its own: SQS hands
+    /// every invocation a token of its own (a receive takes at most 10 and
+    /// the handler deletes the extra ones it got), so the lease excludes
+    /// nobody. A test-only way to run the real handler without the lease;
+    /// since it holds "the" lease, its round's `verify` is off too.
+    TokenEach,
+}
+
+/// What a race ended with.
+#[derive(Debug)]
+struct Race {
+    /// Each member's outcome: `released` or `broken` (or the error).
+    members: Vec<String>,
+    /// The notices for generation 0 on its release queue, by kind.
+    notices: Vec<String>,
+    /// What the published state says of generation 0.
+    state: String,
+    /// What the releasing invocation and the tick each decided.
+    decided: [String; 2],
+}
+
+impl Race {
+    /// The distinct outcomes anyone can learn.
+    fn outcomes(&self) -> std::collections::BTreeSet<&str> {
+        self.members
+            .iter()
+            .chain(&self.notices)
+            .chain([&self.state])
+            .map(String::as_str)
+            .collect()
+    }
+
+    fn assert_one_outcome(&self) {
+        let outcomes = self.outcomes();
+        assert_eq!(outcomes.len(), 1, "generation 0 has two outcomes: {self:?}");
+        assert!(
+            outcomes.contains("released") || outcomes.contains("broken"),
+            "{self:?}"
+        );
+    }
+}
+
+/// What a coordinator's events say it decided about generation 0.
+fn decided(out: &sqs_barrier::Result<sqs_barrier::lambda::BatchOutcome>) -> String {
+    use sqs_barrier::core::coordinator::Event;
+    let Ok(out) = out else {
+        return format!("{out:?}");
+    };
+    let mut what = Vec::new();
+    for e in &out.events {
+        match e {
+            Event::Released { generation: 0, .. } => what.push("released"),
+            Event::Broken { .. } => what.push("broken"),
+            _ => {}
+        }
+    }
+    if what.is_empty() {
+        what.push("nothing");
+    }
+    format!("{} (races {})", what.join(", "), out.races)
+}
+
+/// Receives the check-ins waiting on the check-in queue, as the event
+/// source mapping would, until at least `at_least` came.
+async fn take_checkins(
+    sqs: &Sqs,
+    info: &admin::BarrierInfo,
+    at_least: usize,
+) -> Vec<sqs_barrier::lambda::Record> {
+    let mut records = Vec::new();
+    let started = Instant::now();
+    while records.len() < at_least {
+        assert!(started.elapsed() < Duration::from_secs(20), "no check-in");
+        let out = sqs
+            .client()
+            .receive_message()
+            .queue_url(&info.urls.checkin)
+            .max_number_of_messages(10)
+            .visibility_timeout(60)
+            .wait_time_seconds(1)
+            .send()
+            .await
+            .unwrap();
+        for m in out.messages() {
+            records.push(sqs_barrier::lambda::Record {
+                message_id: m.message_id().unwrap_or_default().to_owned(),
+                body: m.body().unwrap_or_default().to_owned(),
+                event_source_arn: format!(
+                    "arn:aws:sqs:us-east-1:000000000000:{}-checkin",
+                    info.config.name
+                ),
+                message_group_id: None,
+            });
+        }
+    }
+    records
+}
+
+/// Two members and a deadline of 2 s. Member 0 arrives and an invocation
+/// counts it; once the deadline (and the slack the handler gives it, here
+/// 1 s) has passed, member 1 arrives, and its invocation and a tick run at
+/// once, the real handler both. The embedded endpoint answers each request
+/// 5-20 ms late, a round trip to SQS in the region (moto takes its own
+/// time): two invocations that start together then both read the state
+/// before either writes, unless the lease keeps one waiting.
+async fn deadline_and_release_at_once(target: Target, lease: LeaseQueue) -> Race {
+    use sqs_barrier::core::wire::Message;
+    use sqs_barrier::lambda::{Barriers, LambdaOptions, handle_batch, handle_tick};
+    let endpoint = match target {
+        Target::Embedded => {
+            use sqs_barrier_local::{Options, Server};
+            let latency = "5ms..20ms".parse().unwrap();
+            let server = Server::bind_with(
+                "127.0.0.1:0".parse().unwrap(),
+                Options::default().with_latency(latency),
+            )
+            .await
+            .unwrap();
+            TestEndpoint::Embedded(server)
+        }
+        Target::Moto => start(target).await,
+    };
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let name = format!("l{:08x}", rand_u32());
+    let mut setup = admin::SetupOptions::new(2);
+    setup.deadline = Some(Duration::from_secs(2));
+    admin::setup(&sqs, &name, &setup).await.expect("setup");
+    let info = admin::open(&sqs, &name).await.unwrap();
+    if lease == LeaseQueue::TokenEach {
+        for i in 0..20 {
+            sqs.client()
+                .send_message()
+                .queue_url(&info.urls.lease)
+                .message_group_id(format!("other-{i}"))
+                .message_deduplication_id(format!("other-{i}"))
+                .message_body(r#"{"v":1,"type":"lease"}"#)
+                .send()
+                .await
+                .unwrap();
+        }
+    }
+    let mut opts = LambdaOptions::default();
+    opts.queue_visibility = Duration::from_secs(1);
+    let (b0, b1) = (
+        Barrier::connect(&sqs, &name, "0").await.unwrap(),
+        Barrier::connect(&sqs, &name, "1").await.unwrap(),
+    );
+    // Member 0 arrives; an invocation counts it (generation 0 opens).
+    let a0 = b0.arrive(LONG).await.unwrap();
+    let first = take_checkins(&sqs, &info, 1).await;
+    let out = handle_batch(&sqs, &Barriers::new(), first, &opts)
+        .await
+        .unwrap();
+    assert!(out.failures.is_empty(), "{out:?}");
+    // Past the deadline and its slack: a tick now breaks generation 0.
+    tokio::time::sleep(Duration::from_millis(3500)).await;
+    // Member 1 arrives: its check-in releases generation 0.
+    let a1 = b1.arrive(LONG).await.unwrap();
+    let last = take_checkins(&sqs, &info, 1).await;
+    // Two invocations at once, each a function instance of its own.
+    let batch = tokio::spawn({
+        let (sqs, opts) = (sqs.clone(), opts.clone());
+        async move { handle_batch(&sqs, &Barriers::new(), last, &opts).await }
+    });
+    let tick = tokio::spawn({
+        let (sqs, opts, name) = (sqs.clone(), opts.clone(), name.clone());
+        async move { handle_tick(&sqs, &Barriers::new(), &name, &opts).await }
+    });
+    let (batch, tick) = (batch.await.unwrap(), tick.await.unwrap());
+    let mut members = Vec::new();
+    for a in [a0, a1] {
+        members.push(match a.await {
+            Ok(r) if r.generation == 0 => "released".to_owned(),
+            Err(Error::Broken { .. }) => "broken".to_owned(),
+            other => format!("{other:?}"),
+        });
+    }
+    // Every notice for generation 0 that a member could read.
+    let mut notices = std::collections::BTreeSet::new();
+    for _ in 0..3 {
+        let out = sqs
+            .client()
+            .receive_message()
+            .queue_url(info.urls.release_for(0))
+            .max_number_of_messages(10)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .unwrap();
+        notices.extend(out.messages().iter().filter_map(|m| {
+            match Message::decode(m.body().unwrap_or_default()) {
+                Ok(Message::Release { generation: 0, .. }) => Some("released".to_owned()),
+                Ok(Message::Broken { generation: 0, .. }) => Some("broken".to_owned()),
+                _ => None,
+            }
+        }));
+    }
+    let st = admin::status_with(&sqs, &name, false).await.unwrap();
+    let state = match st.state {
+        Some(s) if s.is_released(0) => "released".to_owned(),
+        Some(s) if s.broken.as_ref().is_some_and(|b| b.from_gen == 0) => "broken".to_owned(),
+        other => format!("{other:?}"),
+    };
+    Race {
+        members,
+        notices: notices.into_iter().collect(),
+        state,
+        decided: [decided(&batch), decided(&tick)],
+    }
 }
