@@ -424,6 +424,7 @@ impl Supervisor {
         for k in 0..2 {
             let mut o = opts.clone();
             o.gauges = Some(gauges[k].clone());
+            let mine = gauges[k].clone();
             let (sqs, barrier, stats, kill) = (
                 sqs.clone(),
                 barrier.clone(),
@@ -460,6 +461,10 @@ impl Supervisor {
                         _ = kill.notified() => {
                             run.abort();
                             let _ = run.await;
+                            // Gone, as a killed process is: its figures with it
+                            // (a successor counts what it held again).
+                            mine.held.store(0, Ordering::Relaxed);
+                            mine.receipts.store(0, Ordering::Relaxed);
                             tracing::info!(target: "soak", slot = k, "active coordinator killed");
                             stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
                             stats.killed_at.lock().unwrap().push(Instant::now());

@@ -187,6 +187,11 @@ impl Driver {
         if let Err(e) = self.change_visibility(&held, 0).await {
             tracing::warn!(error = %e, "could not release held check-ins; they reappear after the visibility timeout");
         }
+        // A coordinator that is no longer active holds nothing.
+        if let Some(g) = &self.opts.gauges {
+            g.held.store(0, Ordering::Relaxed);
+            g.receipts.store(0, Ordering::Relaxed);
+        }
         if matches!(result, Ok(Ended::Shutdown)) {
             // The last word: a standby takes over at once.
             match self.write_final_state().await {
