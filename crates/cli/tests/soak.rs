@@ -3,7 +3,10 @@
 //! active, one standing by, both started the plain way), the active one
 //! killed a random time after it took over and restarted, again and again
 //! (the recovery of each kill is reported), and participants restarting
-//! mid-wait. Every
+//! mid-wait. Now and then the active coordinator, and only it, is cut off
+//! its state queue for about 30 s (its state reads and writes fail,
+//! everything else works) and then heals: a partition (`harness::Partitions`;
+//! no kill happens during one). Every
 //! arrival and release goes into a history that `harness::check` verifies:
 //! no early release, no lost member, only expected errors.
 //!
@@ -11,6 +14,9 @@
 //! * `soak_long` is the long run, with the coordinator as an OS process
 //!   killed with SIGKILL (`SOAK_COORDINATOR=task` for an aborted task):
 //!   `SOAK_EPISODES=1000 cargo test --release -p sqs-barrier-cli --test soak -- --ignored --nocapture`
+//! * Both take `SOAK_SEED=N` (the faults, kills and partitions are drawn
+//!   from it; the interleaving of requests still varies from run to run),
+//!   and `SOAK_PARTITIONS=0` to leave the partitions out (to compare).
 //! * `sigterm_coordinator_process_loses_no_checkin` SIGTERMs a coordinator
 //!   process at random points and restarts it.
 //!
@@ -32,7 +38,7 @@ use rand::{Rng, SeedableRng};
 use sqs_barrier::{CoordinatorGauges, Sqs, admin};
 use sqs_barrier_local::{ChaosSpec, Options, Server};
 use sqs_barrier_testkit::harness::{
-    self, Event, History, MemberPlan, ProcessSupervisor, Stats, Supervisor,
+    self, Event, History, MemberPlan, Partitions, ProcessSupervisor, Record, Stats, Supervisor,
 };
 
 const BIN: &str = env!("CARGO_BIN_EXE_sqs-barrier");
@@ -52,6 +58,8 @@ struct Setup {
     /// The coordinator as an OS process killed with SIGKILL, instead of a
     /// task of this process that is aborted.
     coordinator_process: bool,
+    /// Cutting the active coordinator off its state queue now and then.
+    partitions: Option<Partitions>,
     seed: u64,
 }
 
@@ -63,7 +71,13 @@ enum Coordinators {
 async fn soak(setup: Setup) {
     let started = Instant::now();
     trace_to_file();
-    let spec: ChaosSpec = CHAOS.parse().unwrap();
+    // The partitions' rule first: it decides for the requests it matches.
+    let spec: ChaosSpec = match setup.partitions {
+        Some(_) => format!("{},{CHAOS}", harness::partition_rule()),
+        None => CHAOS.to_owned(),
+    }
+    .parse()
+    .unwrap();
     let server = Server::bind_with(
         "127.0.0.1:0".parse().unwrap(),
         Options::default().with_chaos(spec, Some(setup.seed)),
@@ -84,19 +98,21 @@ async fn soak(setup: Setup) {
     let stats = Arc::new(Stats::default());
     let gauges = Arc::new(CoordinatorGauges::default());
     let supervisor = match (setup.coordinator_process, setup.kill_every) {
-        (true, Some(every)) => Coordinators::Process(ProcessSupervisor::start(
+        (true, Some(every)) => Coordinators::Process(ProcessSupervisor::start_with_partitions(
             BIN,
             url.clone(),
             barrier.clone(),
             every,
+            setup.partitions,
             stats.clone(),
             setup.seed ^ 1,
         )),
-        _ => Coordinators::Task(Supervisor::start(
+        _ => Coordinators::Task(Supervisor::start_with_partitions(
             sqs.clone(),
             barrier.clone(),
             harness::soak_coordinator_options(gauges.clone()),
             setup.kill_every,
+            setup.partitions,
             stats.clone(),
             setup.seed ^ 1,
         )),
@@ -142,15 +158,23 @@ async fn soak(setup: Setup) {
         };
         let done = done.clone();
         tokio::spawn(async move {
-            let mut peak = (0usize, 0usize, 0usize);
+            let mut peak = (0usize, 0usize);
+            let mut held = Vec::new();
             loop {
                 tokio::time::sleep(Duration::from_millis(250)).await;
                 let r = harness::resources(port);
                 peak.0 = peak.0.max(r.tasks);
                 peak.1 = peak.1.max(r.connections);
-                peak.2 = peak.2.max(Supervisor::held(&gauges));
+                // The active coordinator's: a killed one's gauge keeps its
+                // last figure while its successor in the slot stands by.
+                let active: Vec<_> = gauges
+                    .iter()
+                    .filter(|g| g.active.load(Ordering::Relaxed))
+                    .cloned()
+                    .collect();
+                held.push((Instant::now(), Supervisor::held(&active)));
                 if done.load(Ordering::Relaxed) {
-                    return peak;
+                    return (peak, held);
                 }
             }
         })
@@ -159,7 +183,7 @@ async fn soak(setup: Setup) {
         m.await.unwrap();
     }
     done.store(true, Ordering::Relaxed);
-    let peak = sampler.await.unwrap();
+    let (peak, held) = sampler.await.unwrap();
     let during = harness::resources(port);
     match supervisor {
         Coordinators::Task(s) => s.stop().await,
@@ -170,21 +194,44 @@ async fn soak(setup: Setup) {
     let counts = server.chaos_counts().unwrap();
     let exits = stats.coordinator_exits.lock().unwrap().clone();
     let recoveries = harness::recoveries(&history, &records, &stats.killed_at.lock().unwrap());
-    let pct = |p: f64| {
-        recoveries
-            .get(((recoveries.len() as f64 * p).ceil() as usize).saturating_sub(1))
-            .map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+    let pct = |p: f64| percentile(&recoveries, p);
+    let windows = stats.partitioned.lock().unwrap().clone();
+    let cuts = partition_figures(
+        &history,
+        &records,
+        &windows,
+        stats.partition_handovers.load(Ordering::Relaxed),
+    );
+    // Check-ins held outside partitions and their aftermath: the first
+    // state write after one records what was released meanwhile; if the
+    // coordinator dies before it, its successor (after the lease's 10 s)
+    // receives every check-in of those generations again and holds them
+    // until its own first write.
+    let in_cut = |t: Instant| {
+        windows
+            .iter()
+            .any(|(a, b)| t >= *a && t < *b + Duration::from_secs(20))
     };
+    let peak_held = held.iter().map(|(_, h)| *h).max().unwrap_or(0);
+    let (peak_held_outside, peak_held_at) = held
+        .iter()
+        .filter(|(t, _)| !in_cut(*t))
+        .map(|(t, h)| (*h, history.since_start(*t).as_secs_f64()))
+        .max_by_key(|(h, _)| *h)
+        .unwrap_or_default();
+    let waits_rerun: u64 = verdict.retries.values().sum();
     println!(
         "soak: {} episodes x {} members ({} as processes), coordinator as a {} in {:.1} s; seed {}\n\
          releases {}, arrivals {}, coordinator kills {}, participant restarts {}\n\
          recovery (a kill to the next release): p50 {}, p99 {}, max {} over {} kills\n\
+         {cuts}\n\
+         waits re-run {waits_rerun}\n\
          coordinator exits by themselves: {exits:?}\n\
          faults injected: {counts} (total {})\n\
          retries by kind: {:?}\n\
          resources at start: {before:?}\n\
          resources at end:   {during:?}\n\
-         peak: tasks {}, connections {}, coordinator held {}; peak RSS {} KiB",
+         peak: tasks {}, connections {}, coordinator held {peak_held} ({peak_held_outside} outside partitions); peak RSS {} KiB",
         setup.episodes,
         setup.members,
         setup.processes,
@@ -207,7 +254,6 @@ async fn soak(setup: Setup) {
         verdict.retries,
         peak.0,
         peak.1,
-        peak.2,
         harness::peak_rss_kib(),
     );
     verdict.assert_ok();
@@ -230,12 +276,78 @@ async fn soak(setup: Setup) {
     if setup.kill_every.is_some() {
         assert!(stats.coordinator_kills.load(Ordering::Relaxed) > 0);
     }
+    if setup.partitions.is_some() {
+        assert!(!windows.is_empty(), "no partition was made");
+    }
     // The coordinator holds at most one generation's check-ins (plus those
     // awaiting a state write): bounded by the membership, not the run.
     // Open generations hold one check-in per member; a participant released
     // early can be one generation ahead, and deletes wait for a state write.
-    assert!(peak.2 <= 4 * setup.members, "held {}", peak.2);
+    // In a partition no state write succeeds, so the check-ins of every
+    // generation released meanwhile wait: that bound holds outside them.
+    assert!(
+        peak_held_outside <= 4 * setup.members,
+        "held {peak_held_outside} at {peak_held_at:.1} s"
+    );
     server.shutdown().await;
+}
+
+/// The `p` quantile of sorted durations, for people.
+fn percentile(sorted: &[Duration], p: f64) -> String {
+    sorted
+        .get(((sorted.len() as f64 * p).ceil() as usize).saturating_sub(1))
+        .map_or("-".to_owned(), |d| format!("{:.1} s", d.as_secs_f64()))
+}
+
+/// What the partitions (`windows`, start and end) did to the episodes: how
+/// many releases came while one lasted, the longest time without any
+/// release within one, and from each end to the next release.
+fn partition_figures(
+    history: &History,
+    records: &[Record],
+    windows: &[(Instant, Instant)],
+    handovers: u64,
+) -> String {
+    if windows.is_empty() {
+        return "partitions: none".to_owned();
+    }
+    let releases: Vec<Duration> = records
+        .iter()
+        .filter(|r| r.event == Event::Release)
+        .map(|r| r.at)
+        .collect();
+    let mut during = 0;
+    let mut stall = Duration::ZERO;
+    let mut lasted = Duration::ZERO;
+    for (a, b) in windows {
+        let (a, b) = (history.since_start(*a), history.since_start(*b));
+        lasted += b - a;
+        let inside: Vec<Duration> = releases
+            .iter()
+            .copied()
+            .filter(|t| *t >= a && *t < b)
+            .collect();
+        during += inside.len();
+        let mut last = a;
+        for t in inside.iter().copied().chain([b]) {
+            stall = stall.max(t - last);
+            last = t;
+        }
+    }
+    let ends: Vec<Instant> = windows.iter().map(|(_, b)| *b).collect();
+    let healed = harness::recoveries(history, records, &ends);
+    format!(
+        "partitions {} ({:.0} s cut in all, {} ended with another coordinator active): \
+         member releases during them {during}, \
+         longest time without a release in one {:.1} s; \
+         heal to the next release p50 {}, max {}",
+        windows.len(),
+        lasted.as_secs_f64(),
+        handovers,
+        stall.as_secs_f64(),
+        percentile(&healed, 0.5),
+        percentile(&healed, 1.0),
+    )
 }
 
 /// With `SOAK_LOG=FILE`, writes a timeline (history, coordinator kills,
@@ -335,6 +447,19 @@ async fn run_process_member(
     }
 }
 
+/// `partitions`, unless `SOAK_PARTITIONS=0`.
+fn partitions_unless_off(partitions: Partitions) -> Option<Partitions> {
+    (std::env::var("SOAK_PARTITIONS").as_deref() != Ok("0")).then_some(partitions)
+}
+
+/// `SOAK_SEED`, or `default`.
+fn seed_or(default: u64) -> u64 {
+    std::env::var("SOAK_SEED")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(default)
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn soak_short() {
     soak(Setup {
@@ -344,7 +469,13 @@ async fn soak_short() {
         kill_every: Some((5000, 9000)),
         restart_probability: 0.01,
         coordinator_process: false,
-        seed: 0x5eed_0001,
+        // Two partitions in the run, the second one may be cut short by
+        // its end.
+        partitions: partitions_unless_off(Partitions {
+            every: (30_000, 45_000),
+            length: (25_000, 35_000),
+        }),
+        seed: seed_or(0x5eed_0001),
     })
     .await;
 }
@@ -356,10 +487,6 @@ async fn soak_long() {
         .ok()
         .and_then(|v| v.parse().ok())
         .unwrap_or(1000);
-    let seed = std::env::var("SOAK_SEED")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(0x5eed_1000);
     soak(Setup {
         episodes,
         members: 16,
@@ -368,7 +495,12 @@ async fn soak_long() {
         restart_probability: 0.01,
         // SOAK_COORDINATOR=task: an in-process coordinator, aborted.
         coordinator_process: std::env::var("SOAK_COORDINATOR").as_deref() != Ok("task"),
-        seed,
+        // A partition about every minute and a half.
+        partitions: partitions_unless_off(Partitions {
+            every: (30_000, 90_000),
+            length: (25_000, 35_000),
+        }),
+        seed: seed_or(0x5eed_1000),
     })
     .await;
 }

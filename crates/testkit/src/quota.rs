@@ -222,7 +222,8 @@ async fn forward(
     Ok(Response::from_parts(parts, Full::new(body)))
 }
 
-async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
+/// An HTTP/1 connection to `addr`, its driver spawned.
+pub(crate) async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
     let stream = TcpStream::connect(addr)
         .await
         .map_err(|e| format!("connecting to {addr}: {e}"))?;
@@ -235,7 +236,7 @@ async fn connect(addr: SocketAddr) -> Result<SendRequest<Full<Bytes>>, String> {
 
 /// Drops the headers that describe one hop, not the message; hyper sets
 /// `Content-Length` again for the buffered body.
-fn strip_hop_by_hop(headers: &mut HeaderMap) {
+pub(crate) fn strip_hop_by_hop(headers: &mut HeaderMap) {
     for name in [
         "connection",
         "keep-alive",

@@ -6,6 +6,18 @@
 //! ([`ProcessSupervisor`] runs the binary they name). The CLI's `soak` and
 //! `bad_input` tests use it. It is behind the test kit's `harness` feature,
 //! which brings in the barrier library.
+//!
+//! Besides kills, the supervisors can cut the active coordinator off its
+//! state queue for a while ([`Partitions`]): each coordinator then reaches
+//! the endpoint through a [`StateCut`] of its own, and the endpoint's fault
+//! injection ([`partition_rule`]) fails the state-queue requests of the one
+//! whose cut is on.
+
+mod cut;
+mod supervisor;
+
+pub use cut::{PARTITIONED_KEY, Partitions, StateCut, partition_rule};
+pub use supervisor::{ProcessSupervisor, Supervisor};
 
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};
@@ -16,8 +28,6 @@ use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
 use sqs_barrier::core::participant::ParticipantOptions;
 use sqs_barrier::{Barrier, CoordinatorGauges, CoordinatorOptions, Error, Sqs};
-use tokio::sync::{Notify, watch};
-use tokio::task::JoinHandle;
 
 /// What happened to a member at a generation.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -232,6 +242,14 @@ pub struct Stats {
     pub killed_at: Mutex<Vec<Instant>>,
     /// Coordinator runs that ended by themselves, by error kind.
     pub coordinator_exits: Mutex<BTreeMap<String, u64>>,
+    /// Partitions made: the active coordinator cut off its state queue.
+    pub partitions: AtomicU64,
+    /// When each partition began and ended.
+    pub partitioned: Mutex<Vec<(Instant, Instant)>>,
+    /// Partitions at whose end the coordinator cut off was no longer the
+    /// active one (another took over, or it lost its lease and took it
+    /// again).
+    pub partition_handovers: AtomicU64,
 }
 
 /// Classifies an error of a wait: `Ok(kind)` if it is one a participant is
@@ -392,324 +410,6 @@ pub fn soak_participant_options() -> ParticipantOptions {
     o.status_interval = Duration::from_secs(2);
     o
 }
-
-/// Runs two in-process coordinators, one active and one standing by, and
-/// kills whichever is active (aborts its task: like `kill -9`, the check-ins
-/// it held are not handed back) at random intervals, restarting it after a
-/// random pause with the plain start: it stands by (the other took over) or
-/// takes over itself.
-pub struct Supervisor {
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-    /// Each coordinator's live figures.
-    pub gauges: Vec<Arc<CoordinatorGauges>>,
-}
-
-impl Supervisor {
-    /// `kill_every`: range of ms between kills; `None`: never kill.
-    pub fn start(
-        sqs: Sqs,
-        barrier: String,
-        opts: CoordinatorOptions,
-        kill_every: Option<(u64, u64)>,
-        stats: Arc<Stats>,
-        seed: u64,
-    ) -> Self {
-        let (stop, stopping) = watch::channel(false);
-        let gauges: Vec<_> = (0..2)
-            .map(|_| Arc::new(CoordinatorGauges::default()))
-            .collect();
-        let kills: Vec<_> = (0..2).map(|_| Arc::new(Notify::new())).collect();
-        let mut tasks = Vec::new();
-        for k in 0..2 {
-            let mut o = opts.clone();
-            o.gauges = Some(gauges[k].clone());
-            let mine = gauges[k].clone();
-            let (sqs, barrier, stats, kill) = (
-                sqs.clone(),
-                barrier.clone(),
-                stats.clone(),
-                kills[k].clone(),
-            );
-            let mut stopping = stopping.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut rng = StdRng::seed_from_u64(seed ^ k as u64);
-                // The second one starts a little later: it stands by.
-                tokio::time::sleep(Duration::from_millis(500 * k as u64)).await;
-                loop {
-                    let (sqs2, name, o) = (sqs.clone(), barrier.clone(), o.clone());
-                    let mut stop_rx = stopping.clone();
-                    let mut run = tokio::spawn(async move {
-                        let stop = async move {
-                            let _ = stop_rx.wait_for(|s| *s).await;
-                        };
-                        sqs_barrier::run_coordinator(&sqs2, &name, o, None, stop).await
-                    });
-                    tokio::select! {
-                        r = &mut run => {
-                            let is_stopping = { *stopping.borrow() };
-                            let kind = match r {
-                                Ok(Ok(())) if is_stopping => return,
-                                Ok(Ok(())) => "stopped by itself".to_owned(),
-                                Ok(Err(e)) if e.is_transient() => format!("transient: {}", classify(&e).unwrap_or_default()),
-                                Ok(Err(e)) => format!("FATAL: {e}"),
-                                Err(e) => format!("PANIC: {e}"),
-                            };
-                            *stats.coordinator_exits.lock().unwrap().entry(kind).or_default() += 1;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        _ = kill.notified() => {
-                            run.abort();
-                            let _ = run.await;
-                            // Gone, as a killed process is: its figures with it
-                            // (a successor counts what it held again).
-                            mine.held.store(0, Ordering::Relaxed);
-                            mine.receipts.store(0, Ordering::Relaxed);
-                            tracing::info!(target: "soak", slot = k, "active coordinator killed");
-                            stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
-                            stats.killed_at.lock().unwrap().push(Instant::now());
-                            let pause = rng.random_range(0..300);
-                            tokio::time::sleep(Duration::from_millis(pause)).await;
-                        }
-                        _ = stopped(&mut stopping) => {
-                            let _ = run.await;
-                            return;
-                        }
-                    }
-                }
-            }));
-        }
-        if let Some((a, b)) = kill_every {
-            let (gauges, mut stopping) = (gauges.clone(), stopping.clone());
-            tasks.push(tokio::spawn(async move {
-                let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
-                // Each active coordinator lives a random time from when it
-                // took over: a kill during a takeover would only measure
-                // the next one.
-                let active = |g: &[Arc<CoordinatorGauges>]| {
-                    (0..2)
-                        .find(|k| g[*k].active.load(Ordering::Relaxed))
-                        .map(|k| (k, g[k].takeovers.load(Ordering::Relaxed)))
-                };
-                loop {
-                    let target = loop {
-                        if let Some(t) = active(&gauges) {
-                            break t;
-                        }
-                        tokio::select! {
-                            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
-                            _ = stopped(&mut stopping) => return,
-                        }
-                    };
-                    let pause = Duration::from_millis(rng.random_range(a..=b));
-                    tokio::select! {
-                        _ = tokio::time::sleep(pause) => {}
-                        _ = stopped(&mut stopping) => return,
-                    }
-                    if active(&gauges) == Some(target) {
-                        kills[target.0].notify_one();
-                        // Until it is gone.
-                        while active(&gauges) == Some(target) {
-                            tokio::time::sleep(Duration::from_millis(10)).await;
-                        }
-                    }
-                }
-            }));
-        }
-        Supervisor {
-            stop,
-            tasks,
-            gauges,
-        }
-    }
-
-    /// Check-ins the coordinators hold, in all.
-    pub fn held(gauges: &[Arc<CoordinatorGauges>]) -> usize {
-        gauges.iter().map(|g| g.held.load(Ordering::Relaxed)).sum()
-    }
-
-    /// Stops the coordinators cleanly.
-    pub async fn stop(self) {
-        self.stop.send_replace(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-        }
-    }
-}
-
-/// Runs two coordinators as OS processes (`sqs-barrier coordinator`, the
-/// plain start), one active and one standing by, and kills whichever is
-/// active with SIGKILL at random intervals, restarting it after a random
-/// pause: a real `kill -9` (the process dies with its connections, held
-/// check-ins come back after the 2 s visibility timeout). Which one is
-/// active is read from the published state (its id ends in `/PID`).
-pub struct ProcessSupervisor {
-    stop: watch::Sender<bool>,
-    tasks: Vec<JoinHandle<()>>,
-}
-
-impl ProcessSupervisor {
-    /// Starts the two coordinator processes of the binary at `bin` for
-    /// `barrier` on the endpoint at `url`, and the killer; `kill_every`:
-    /// range of ms between kills.
-    pub fn start(
-        bin: &'static str,
-        url: String,
-        barrier: String,
-        kill_every: (u64, u64),
-        stats: Arc<Stats>,
-        seed: u64,
-    ) -> Self {
-        let (stop, stopping) = watch::channel(false);
-        let pids: Arc<Mutex<[Option<u32>; 2]>> = Arc::default();
-        let kills: Vec<_> = (0..2).map(|_| Arc::new(Notify::new())).collect();
-        let mut tasks = Vec::new();
-        for (k, kill) in kills.iter().enumerate() {
-            let (url, barrier, stats, kill, pids) = (
-                url.clone(),
-                barrier.clone(),
-                stats.clone(),
-                kill.clone(),
-                pids.clone(),
-            );
-            let mut stopping = stopping.clone();
-            tasks.push(tokio::spawn(async move {
-                let mut rng = StdRng::seed_from_u64(seed ^ k as u64);
-                let traced = std::env::var_os("SOAK_LOG").is_some();
-                tokio::time::sleep(Duration::from_millis(500 * k as u64)).await;
-                loop {
-                    let mut child = tokio::process::Command::new(bin)
-                        .args(["--endpoint-url", &url, "coordinator", "--barrier", &barrier])
-                        .args(["--heartbeat", "0.5", "--visibility", "2"])
-                        .env("AWS_ACCESS_KEY_ID", "local")
-                        .env("AWS_SECRET_ACCESS_KEY", "local")
-                        .env("AWS_REGION", "us-east-1")
-                        .env("AWS_EC2_METADATA_DISABLED", "true")
-                        .env_remove("AWS_PROFILE")
-                        // With SOAK_LOG, its debug log goes into the timeline.
-                        .env("SQS_BARRIER_LOG", if traced { "sqs_barrier=debug" } else { "info" })
-                        .stdout(std::process::Stdio::null())
-                        .stderr(std::process::Stdio::piped())
-                        .kill_on_drop(true)
-                        .spawn()
-                        .expect("spawn sqs-barrier coordinator");
-                    let pid = child.id();
-                    pids.lock().unwrap()[k] = child.id();
-                    // Drain stderr (the coordinator logs at info): keep the
-                    // last line, for an unexpected exit.
-                    let stderr = child.stderr.take();
-                    let last_line = tokio::spawn(async move {
-                        use tokio::io::AsyncBufReadExt as _;
-                        let mut last = String::new();
-                        if let Some(e) = stderr {
-                            let mut lines = tokio::io::BufReader::new(e).lines();
-                            while let Ok(Some(l)) = lines.next_line().await {
-                                if traced {
-                                    tracing::info!(target: "soak", slot = k, ?pid, "coordinator: {l}");
-                                }
-                                last = l;
-                            }
-                        }
-                        last
-                    });
-                    tokio::select! {
-                        status = child.wait() => {
-                            let last = last_line.await.unwrap_or_default();
-                            let last: String = last.chars().take(80).collect();
-                            let code = status.ok().and_then(|s| s.code());
-                            let kind = match code {
-                                Some(c @ (5 | 6)) => format!("transient: exit {c}: {last}"),
-                                other => format!("FATAL: exit {other:?}: {last}"),
-                            };
-                            *stats.coordinator_exits.lock().unwrap().entry(kind).or_default() += 1;
-                            tokio::time::sleep(Duration::from_millis(100)).await;
-                        }
-                        _ = kill.notified() => {
-                            let _ = child.start_kill(); // SIGKILL
-                            let _ = child.wait().await;
-                            tracing::info!(target: "soak", slot = k, "active coordinator process killed");
-                            stats.coordinator_kills.fetch_add(1, Ordering::Relaxed);
-                            stats.killed_at.lock().unwrap().push(Instant::now());
-                            let pause = rng.random_range(0..300);
-                            tokio::time::sleep(Duration::from_millis(pause)).await;
-                        }
-                        _ = stopped(&mut stopping) => {
-                            let _ = child.start_kill();
-                            let _ = child.wait().await;
-                            return;
-                        }
-                    }
-                }
-            }));
-        }
-        let mut stopping = stopping.clone();
-        tasks.push(tokio::spawn(async move {
-            let sqs = Sqs::local(&url);
-            let info = loop {
-                match sqs_barrier::admin::open(&sqs, &barrier).await {
-                    Ok(i) => break i,
-                    Err(_) => tokio::time::sleep(Duration::from_millis(200)).await,
-                }
-            };
-            let mut rng = StdRng::seed_from_u64(seed ^ 0x4b11);
-            // The active coordinator, as the published state names it (its
-            // id ends in `/PID`): slot and id.
-            let active = async |sqs: &Sqs| {
-                let state = sqs_barrier::admin::read_state(sqs, &info)
-                    .await
-                    .ok()
-                    .flatten()
-                    .filter(|s| !s.stopped)?;
-                let current = *pids.lock().unwrap();
-                (0..2)
-                    .find(|k| {
-                        current[*k]
-                            .is_some_and(|pid| state.coordinator.ends_with(&format!("/{pid}")))
-                    })
-                    .map(|k| (k, state.coordinator))
-            };
-            // Each active coordinator lives a random time from when it took
-            // over (first named by the state): a kill during a takeover
-            // would only measure the next one.
-            let mut killed: Option<String> = None;
-            loop {
-                let target = loop {
-                    if let Some(t) = active(&sqs).await.filter(|t| Some(&t.1) != killed.as_ref()) {
-                        break t;
-                    }
-                    tokio::select! {
-                        _ = tokio::time::sleep(Duration::from_millis(100)) => {}
-                        _ = stopped(&mut stopping) => return,
-                    }
-                };
-                let pause = Duration::from_millis(rng.random_range(kill_every.0..=kill_every.1));
-                tokio::select! {
-                    _ = tokio::time::sleep(pause) => {}
-                    _ = stopped(&mut stopping) => return,
-                }
-                if active(&sqs).await.as_ref() == Some(&target) {
-                    kills[target.0].notify_one();
-                    killed = Some(target.1);
-                }
-            }
-        }));
-        ProcessSupervisor { stop, tasks }
-    }
-
-    /// Stops the coordinator processes and the killer.
-    pub async fn stop(self) {
-        self.stop.send_replace(true);
-        for t in self.tasks {
-            let _ = tokio::time::timeout(Duration::from_secs(10), t).await;
-        }
-    }
-}
-
-/// Resolves once `signal` is true; holds no `watch` guard across awaits.
-async fn stopped(signal: &mut watch::Receiver<bool>) {
-    let _ = signal.wait_for(|s| *s).await;
-}
-
 /// Resource figures of this process, to compare start and end of a run.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Resources {
