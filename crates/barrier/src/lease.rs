@@ -5,6 +5,9 @@
 
 use std::time::Duration;
 
+use aws_sdk_sqs::config::retry::RetryConfig;
+use aws_sdk_sqs::config::timeout::TimeoutConfig;
+use aws_sdk_sqs::types::{Message, MessageSystemAttributeName};
 use sqs_barrier_core::lease::{LEASE_MARGIN, Lease};
 use tokio::sync::watch;
 
@@ -69,9 +72,8 @@ pub(crate) async fn acquire(
     let out = sqs
         .client()
         .receive_message()
-        .message_system_attribute_names(
-            aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp,
-        )
+        .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
+        .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
         .queue_url(url)
         .max_number_of_messages(10)
         .visibility_timeout(lease.term().as_secs() as i32)
@@ -80,14 +82,32 @@ pub(crate) async fn acquire(
         .send()
         .await
         .map_err(|e| sqs.error("ReceiveMessage", e))?;
-    let mut messages = out.messages.unwrap_or_default().into_iter();
-    let Some(first) = messages.next() else {
+    // Only a message of the token's group is a token: its group is locked
+    // while it is in flight. A message of another group (nobody's token:
+    // sent by hand, or by something else) would be handed to a second
+    // coordinator while the holder holds the lease, so it goes.
+    let (tokens, strays): (Vec<_>, Vec<_>) = out
+        .messages
+        .unwrap_or_default()
+        .into_iter()
+        .partition(|m| attribute(m, MessageSystemAttributeName::MessageGroupId) == Some(GROUP));
+    let strays: Vec<String> = strays
+        .into_iter()
+        .filter_map(|m| m.receipt_handle)
+        .collect();
+    if !strays.is_empty() {
+        tracing::warn!(
+            queue = url,
+            count = strays.len(),
+            "the coordinator lease queue held messages that are not lease tokens; deleting them"
+        );
+        let _ = sqs.delete_batch(url, &strays).await;
+    }
+    let mut tokens = tokens.into_iter();
+    let Some(first) = tokens.next() else {
         return Ok(None);
     };
-    let sent_ms = first
-        .attributes
-        .as_ref()
-        .and_then(|a| a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::SentTimestamp))
+    let sent_ms = attribute(&first, MessageSystemAttributeName::SentTimestamp)
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or_else(wall_ms);
     let age = Duration::from_millis(wall_ms().saturating_sub(sent_ms));
@@ -96,7 +116,7 @@ pub(crate) async fn acquire(
     };
     // Extra tokens (each put of a coordinator that found none) go; one
     // stays. Best effort: they change nothing while they share the group.
-    let extra: Vec<String> = messages.filter_map(|m| m.receipt_handle).collect();
+    let extra: Vec<String> = tokens.filter_map(|m| m.receipt_handle).collect();
     if !extra.is_empty() {
         let _ = sqs.delete_batch(url, &extra).await;
     }
@@ -123,6 +143,11 @@ pub(crate) async fn acquire(
     Ok(None)
 }
 
+/// A system attribute of a received message.
+fn attribute(m: &Message, name: MessageSystemAttributeName) -> Option<&str> {
+    m.attributes.as_ref()?.get(&name).map(String::as_str)
+}
+
 /// How an extension ended.
 pub(crate) enum Extended {
     /// The token's visibility runs for the lease's term from now.
@@ -133,13 +158,32 @@ pub(crate) enum Extended {
 }
 
 /// Extends the token's visibility to the lease's term.
+///
+/// One attempt, sent now, given up after [`LEASE_MARGIN`]: the SDK's
+/// retries are off. The holder counts the lease from the send of the
+/// extension that was answered; a retry the SDK sent later (after its
+/// backoff, or after an attempt that timed out) could go out after the
+/// lease ran out on the holder's clock, when the token may be somebody
+/// else's. The keeper tries again by itself, every 250 ms, each try
+/// checked against the lease first.
 pub(crate) async fn extend(sqs: &Sqs, url: &str, token: &Token, lease: &Lease) -> Result<Extended> {
+    let one_attempt = aws_sdk_sqs::config::Builder::default()
+        .retry_config(RetryConfig::disabled())
+        .timeout_config(
+            TimeoutConfig::builder()
+                .connect_timeout(LEASE_MARGIN)
+                .operation_attempt_timeout(LEASE_MARGIN)
+                .operation_timeout(LEASE_MARGIN)
+                .build(),
+        );
     match sqs
         .client()
         .change_message_visibility()
         .queue_url(url)
         .receipt_handle(&token.receipt)
         .visibility_timeout(lease.term().as_secs() as i32)
+        .customize()
+        .config_override(one_attempt)
         .send()
         .await
     {
