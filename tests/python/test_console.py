@@ -15,14 +15,17 @@ on moto: each action is done through the page (clicks and typing) and its
 result read back with boto3: a FIFO queue created with a dead-letter queue
 and a tag, its attributes edited, tags added and removed, a message sent,
 polled and deleted, a purge and a delete behind the typed name, a barrier's
-check-in queue refused without the acknowledgement, the table sorted and
-paged over 25 queues, a dead-letter redrive started and cancelled (moto has
-none, and the page says so); a read-only console offers no action. These
+check-in queue refused without the acknowledgement, a barrier's dead-letter
+queue purged once the acknowledgement is ticked (and that queue only), a
+queue's counts in the table right after an action on it, the table sorted
+and paged over 25 queues, a dead-letter redrive started and cancelled (moto
+has none, and the page says so); a read-only console offers no action. These
 take the screenshots console-queues.png, console-queue.png and
 console-messages.png (on the embedded endpoint). A missing browser fails
 the suite; nothing is skipped.
 """
 
+import contextlib
 import json
 import os
 import selectors
@@ -43,6 +46,7 @@ from selenium.common.exceptions import StaleElementReferenceException
 from selenium.webdriver.chrome.options import Options
 from selenium.webdriver.chrome.service import Service
 from selenium.webdriver.common.by import By
+from selenium.webdriver.common.keys import Keys
 from selenium.webdriver.support.ui import Select, WebDriverWait
 
 from conftest import _server_binary, cli_env, make_client
@@ -628,6 +632,21 @@ def test_names_are_isolated_and_a_read_only_console_offers_no_action(endpoint_ur
 # Managing queues through the page, checked with boto3.
 
 
+@contextlib.contextmanager
+def _console(sqs_url, prefix, *args):
+    """A console of the queues named `prefix...` on `sqs_url`, with `args`;
+    yields its URL and stops it."""
+    console = subprocess.Popen(
+        [str(_server_binary()), "console", "--bind", "127.0.0.1:0", "--prefix", prefix, *args],
+        env=cli_env(sqs_url), stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        yield _url_in(_line_with(console.stdout, "sqs-barrier console:"))
+    finally:
+        console.terminate()
+        console.wait(timeout=10)
+
+
 @pytest.fixture
 def queue_console(sqs_url, request):
     """A console watching queues named `qc-XXXXXXXX...` on one endpoint (the
@@ -635,20 +654,14 @@ def queue_console(sqs_url, request):
     exe = str(_server_binary())
     env = cli_env(sqs_url)
     prefix = f"qc-{uuid.uuid4().hex[:8]}"
-    console = subprocess.Popen(
-        [exe, "console", "--bind", "127.0.0.1:0", "--prefix", prefix],
-        env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, text=True,
-    )
     barriers = []
     try:
-        url = _url_in(_line_with(console.stdout, "sqs-barrier console:"))
-        yield {
-            "url": url, "prefix": prefix, "env": env, "sqs": make_client(sqs_url),
-            "moto": request.node.callspec.params["sqs_url"] == "moto", "barriers": barriers,
-        }
+        with _console(sqs_url, prefix) as url:
+            yield {
+                "url": url, "prefix": prefix, "env": env, "sqs": make_client(sqs_url),
+                "moto": request.node.callspec.params["sqs_url"] == "moto", "barriers": barriers,
+            }
     finally:
-        console.terminate()
-        console.wait(timeout=10)
         for b in barriers:
             subprocess.run([exe, "teardown", "--barrier", b], env=env, capture_output=True, timeout=30)
 
@@ -695,8 +708,9 @@ def _search(driver, text):
     _until(driver, lambda d: all(r[0].startswith(text) for r in _queue_rows(d)) and _queue_rows(d))
 
 
-def _remove(driver, action, name, ack=False):
-    """Purges or deletes `name` through the dialog, typing its name."""
+def _remove(driver, action, name):
+    """Purges or deletes `name` (not a barrier's queue) through the dialog,
+    typing its name."""
     _click(driver, "#qp-purge" if action == "purge" else "#qp-delete")
     _until(driver, lambda d: d.find_element(By.ID, "confirm-dialog").is_displayed())
     go = driver.find_element(By.ID, "rm-go")
@@ -704,9 +718,17 @@ def _remove(driver, action, name, ack=False):
     assert not go.is_enabled()  # not the name yet
     driver.find_element(By.ID, "rm-confirm").send_keys(name[-1])
     assert go.is_enabled()
-    if ack:
-        driver.find_element(By.ID, "rm-ack").click()
     go.click()
+
+
+def _count(sqs, name, attribute="ApproximateNumberOfMessages"):
+    return int(_attrs(sqs, name)[attribute])
+
+
+def _row(driver, name):
+    """The table's row of queue `name`: [name, "", name, type, created,
+    available, in flight, delayed, encryption, deduplication, barrier]."""
+    return next((r for r in _queue_rows(driver) if r[0] == name), None)
 
 
 def test_queue_actions_in_a_browser(queue_console, browser):
@@ -832,10 +854,19 @@ def test_queue_actions_in_a_browser(queue_console, browser):
     _wait_text(browser, "#qp-barrier", "check-in queue")
     assert "sqs-barrier teardown" in _js_text(browser, "#qp-barrier")
     assert "coordinated by" in _js_text(browser, "#qp-barrier").lower()
-    _remove(browser, "delete", checkin)
-    _wait_text(browser, "#rm-error", "barrier_ack")
-    assert "teardown" in _js_text(browser, "#rm-effect")
+    # Its name typed, the acknowledgement not ticked: Confirm stays disabled.
+    _click(browser, "#qp-delete")
+    _wait_text(browser, "#rm-effect", "teardown")
     assert browser.find_element(By.ID, "rm-ack").is_displayed()
+    _type(browser, "#rm-confirm", checkin)
+    go = browser.find_element(By.ID, "rm-go")
+    assert not go.is_enabled()
+    # A page that let it through (the button enabled by a script) is
+    # refused by the API, and says why.
+    browser.execute_script("document.querySelector('#rm-go').disabled = false")
+    go.click()
+    _wait_text(browser, "#rm-error", "barrier_ack")
+    assert not go.is_enabled()
     assert _exists(sqs, checkin)
     _click(browser, "#rm-cancel")
 
@@ -870,6 +901,131 @@ def test_queue_actions_in_a_browser(queue_console, browser):
         tasks = sqs.list_message_move_tasks(SourceArn=dlq_arn)["Results"]
         assert tasks[0]["Status"] in ("CANCELLING", "CANCELLED"), tasks
         _until(browser, lambda d: "CANCELLED" in _js_text(d, "#redrive-tasks"))
+
+
+def test_purging_a_barriers_dead_letter_queue_needs_the_acknowledgement(queue_console, browser):
+    """A barrier's own queue, set up with the CLI: with its name typed but the
+    acknowledgement not ticked, Confirm stays disabled (and the API refuses
+    such a request); ticked, the purge empties that queue and no other of
+    the barrier's."""
+    c = queue_console
+    sqs, p, url = c["sqs"], c["prefix"], c["url"]
+    barrier = f"{p}-b"
+    subprocess.run([str(_server_binary()), "setup", "--barrier", barrier, "--parties", "2",
+                    "--members", "a,b"], env=c["env"], check=True, capture_output=True, timeout=30)
+    c["barriers"].append(barrier)
+    dlq = f"{barrier}-dlq"
+    others = [f"{barrier}-{s}" for s in ("checkin", "release-0", "release-1", "state", "lease.fifo")]
+    urls = {n: sqs.get_queue_url(QueueName=n)["QueueUrl"] for n in [dlq, *others]}
+    sqs.send_message(QueueUrl=urls[dlq], MessageBody="a rejected check-in")
+    sqs.send_message(QueueUrl=urls[f"{barrier}-release-0"], MessageBody="a marker")
+    before = {n: _attrs(sqs, n) for n in others}
+    assert int(before[f"{barrier}-release-0"]["ApproximateNumberOfMessages"]) == 1
+    assert _count(sqs, dlq) == 1
+
+    browser.get(url + f"#/queue/{dlq}")
+    _wait_text(browser, "#qp-barrier", "dead-letter queue")
+    _wait_text(browser, '#qp-details [data-attr="ApproximateNumberOfMessages"]',
+               "ApproximateNumberOfMessages1")
+    _click(browser, "#qp-purge")
+    _until(browser, lambda d: d.find_element(By.ID, "confirm-dialog").is_displayed())
+    _wait_text(browser, "#rm-effect", "loses the rejected messages")
+    assert f"sqs-barrier teardown {barrier}" in _js_text(browser, "#rm-effect")
+    ack, go = browser.find_element(By.ID, "rm-ack"), browser.find_element(By.ID, "rm-go")
+    assert ack.is_displayed() and not ack.is_selected()
+    # The name typed, not acknowledged: Confirm stays disabled, and Enter
+    # in the name's field does nothing.
+    box = _type(browser, "#rm-confirm", dlq)
+    assert not go.is_enabled()
+    box.send_keys(Keys.ENTER)
+    time.sleep(0.5)
+    assert browser.find_element(By.ID, "confirm-dialog").is_displayed()
+    assert _js_text(browser, "#rm-error") == ""
+    assert _count(sqs, dlq) == 1
+    # The API refuses the same request without the acknowledgement.
+    token = browser.execute_script("return token")
+    status, answer = _post(url + f"api/queues/{dlq}/purge", {"confirm": dlq},
+                           {"Content-Type": "application/json", "X-Console-Token": token})
+    assert status == 409 and "barrier_ack" in answer["error"], answer
+    assert answer["details"]["role"] == "dead-letter", answer
+    assert _count(sqs, dlq) == 1
+    # Ticked, then unticked: enabled, then disabled again.
+    ack.click()
+    assert go.is_enabled()
+    ack.click()
+    assert not go.is_enabled()
+    # Acknowledged, with the name typed: purged.
+    ack.click()
+    _type(browser, "#rm-confirm", dlq[:-1])
+    assert not go.is_enabled()  # acknowledged, the name not whole
+    box.send_keys(dlq[-1])
+    assert go.is_enabled()
+    go.click()
+    _wait_text(browser, "#notice", f"Purged \u2068{dlq}\u2069")
+    assert not browser.find_element(By.ID, "confirm-dialog").is_displayed()
+    _until(browser, lambda d: _count(sqs, dlq) == 0, 10)
+    assert not sqs.receive_message(QueueUrl=urls[dlq], WaitTimeSeconds=1).get("Messages")
+    # Its page shows the count read after the purge.
+    _wait_text(browser, '#qp-details [data-attr="ApproximateNumberOfMessages"]',
+               "ApproximateNumberOfMessages0", 3)
+    # The barrier's other queues: there, with what they held.
+    for n in others:
+        after = _attrs(sqs, n)
+        for a in ("ApproximateNumberOfMessages", "ApproximateNumberOfMessagesNotVisible",
+                  "ApproximateNumberOfMessagesDelayed", "CreatedTimestamp"):
+            assert after.get(a) == before[n].get(a), (n, a, before[n], after)
+    # And its table: the dead-letter queue's row reads 0.
+    _click(browser, "#queue-page a[href='#/']")
+    _until(browser, lambda d: (r := _row(d, dlq)) and r[5:8] == ["0", "0", "0"], 3)
+    assert _row(browser, f"{barrier}-release-0")[5] == "1"
+
+
+def test_a_queues_counts_in_the_table_follow_an_action_at_once(sqs_url, browser):
+    """After an action on a queue the table shows its counts at once, read
+    after the action, not at the console's next read of SQS (60 s here) or
+    the table's (every 10 s): a message sent with a delivery delay of 60 s
+    from the queue's page is in Delayed, one without it in Available; a
+    purge from the table's menu empties both."""
+    sqs = make_client(sqs_url)
+    prefix = f"qc-{uuid.uuid4().hex[:8]}"
+    q = f"{prefix}-counts"
+    qurl = sqs.create_queue(QueueName=q)["QueueUrl"]
+    sqs.send_message(QueueUrl=qurl, MessageBody="before the console")
+    with _console(sqs_url, prefix, "--interval", "60") as url:
+        browser.get(url)
+        _until(browser, lambda d: (r := _row(d, q)) and r[5:8] == ["1", "0", "0"])
+        # Its page, from the row's menu; two messages sent.
+        _click(browser, f'#queues tr[data-queue="{q}"] details.qa summary')
+        _click(browser, f'#queues tr[data-queue="{q}"] button[data-qa="messages"]')
+        _wait_text(browser, "#qp-details", "VisibilityTimeout")
+        _type(browser, "#send-body", "now")
+        _click(browser, "#send-form button[type=submit]")
+        _wait_text(browser, "#send-result", "Sent")
+        _type(browser, "#send-body", "in a minute")
+        _type(browser, "#send-delay", "60")
+        _click(browser, "#send-form button[type=submit]")
+        _wait_text(browser, "#send-result", "Sent")
+        sent = time.monotonic()
+        assert _attrs(sqs, q)["ApproximateNumberOfMessagesDelayed"] == "1"
+        # The page's counts, and the table's, within 3 s of the send.
+        _wait_text(browser, '#qp-details [data-attr="ApproximateNumberOfMessagesDelayed"]',
+                   "ApproximateNumberOfMessagesDelayed1", 3)
+        _click(browser, "#queue-page a[href='#/']")
+        _until(browser, lambda d: (r := _row(d, q)) and r[5:8] == ["2", "0", "1"],
+               max(0.1, 3 - (time.monotonic() - sent)))
+        # A purge from the table's menu: 0 everywhere, within 3 s.
+        _click(browser, f'#queues tr[data-queue="{q}"] details.qa summary')
+        _click(browser, f'#queues tr[data-queue="{q}"] button[data-qa="purge"]')
+        _until(browser, lambda d: d.find_element(By.ID, "confirm-dialog").is_displayed())
+        _type(browser, "#rm-confirm", q)
+        _click(browser, "#rm-go")
+        _wait_text(browser, "#notice", "Purged")
+        purged = time.monotonic()
+        _until(browser, lambda d: (r := _row(d, q)) and r[5:8] == ["0", "0", "0"],
+               max(0.1, 3 - (time.monotonic() - purged)))
+        a = _attrs(sqs, q)
+        assert (a["ApproximateNumberOfMessages"], a["ApproximateNumberOfMessagesDelayed"]) == ("0", "0"), a
+    sqs.delete_queue(QueueUrl=qurl)
 
 
 def test_queue_table_sorts_and_pages(queue_console, browser):

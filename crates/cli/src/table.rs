@@ -95,6 +95,7 @@ mod tests {
             created: Some(0),
             messages_available: Some(3),
             messages_in_flight: Some(1),
+            messages_delayed: Some(0),
             encryption: "SSE-SQS".into(),
             content_based_deduplication: "-".into(),
             url: "http://x/0/MyTestQueue".into(),

@@ -25,7 +25,46 @@ const Q = (() => {
 
   // ---------------------------------------------------------------- table
   const T = { sort: "name", order: "asc", size: 25, cursors: [null], rows: [], next: null, total: 0,
-              selected: new Set(), counts: new Map(), prefix: "", seq: 0, fetched: 0, started: false };
+              selected: new Set(), counts: new Map(), ends: [], api: new Map(), prefix: "", seq: 0, fetched: 0,
+              started: false };
+
+  // A row's counts come from two sources: the console's reads of SQS
+  // (T.counts, from /api/state, each --interval) and the
+  // queues API (T.api: the table's pages, every 10 s, and a queue's counts
+  // read right after an action on it). Each shows the newest: the API's
+  // counts, read at read_ms by the console's clock, give way to the state's
+  // once two reads of the console have ended after read_ms (the second of
+  // them began after the first ended: all of it is newer). T.ends: when the
+  // last two good reads of the console ended.
+  function fresher(name, c) {
+    const old = T.api.get(name);
+    if (c.read_ms != null && (!old || old.read_ms <= c.read_ms)) T.api.set(name, c);
+  }
+  function shown(name) {
+    const a = T.api.get(name) || {}, c = T.counts.get(name);
+    const live = c && T.ends.length === 2 && (a.read_ms == null || T.ends[0] > a.read_ms);
+    return { visible: (live ? c.messages_available : null) ?? a.visible, in_flight: (live ? c.messages_in_flight : null) ?? a.in_flight,
+             delayed: (live ? c.messages_delayed : null) ?? a.delayed };
+  }
+  // A queue's counts, read after an action on it: its row (and the counts
+  // on its page) show the change now rather than at the next read. One
+  // request of the console (two of SQS) an action; nothing is polled.
+  async function recount(name) {
+    const j = await api("GET", qpath(name) + "/counts");
+    if (!j.ok) return;
+    fresher(name, { visible: j.visible, in_flight: j.in_flight, delayed: j.delayed, read_ms: j.read_ms });
+    if (!$("#home").hidden) draw();
+    if (QP && QP.name === name && QP.d) {
+      const a = QP.d.attributes;
+      [["ApproximateNumberOfMessages", j.visible], ["ApproximateNumberOfMessagesNotVisible", j.in_flight],
+       ["ApproximateNumberOfMessagesDelayed", j.delayed]].forEach(([k, v]) => {
+        if (v == null || !(k in a)) return;
+        a[k] = String(v);
+        const el = $(`#qp-details [data-attr="${k}"] span`);
+        if (el) setText(el, a[k]);
+      });
+    }
+  }
 
   // The prefix asked of the API: the filter within the console's --prefix
   // (null: nothing can match).
@@ -45,19 +84,20 @@ const Q = (() => {
     setText($("#table-error"), j.ok ? "" : "Cannot list the queues: " + failure(j));
     if (!j.ok) return;
     T.rows = j.queues; T.next = j.next_cursor; T.total = j.total;
+    for (const q of j.queues) fresher(q.name, { visible: q.visible, in_flight: q.in_flight, delayed: q.delayed, read_ms: j.read_ms });
     draw();
   }
   const restart = () => { T.cursors = [null]; T.selected.clear(); load(); };
 
   function draw() {
     const rows = T.rows.map(q => {
-      const c = T.counts.get(q.name) || {};
+      const c = shown(q.name);
       const cbd = q.content_based_deduplication == null ? "-" : q.content_based_deduplication ? "Enabled" : "Disabled";
       const b = q.barrier ? `${nm(q.barrier.name)} <span class="muted">(${esc(q.barrier.role)})</span>` : "";
       return `<tr data-key="${esc(q.name)}" data-queue="${esc(q.name)}"><td class="pick"><input type="checkbox" value="${esc(q.name)}" aria-label="${esc("select " + iso(q.name))}"${T.selected.has(q.name) ? " checked" : ""}></td>` +
         `<td class="qname"><a href="#/queue/${encodeURIComponent(q.name)}">${nm(q.name)}</a>${quick(q.name)}</td><td>${esc(q.type)}</td>` +
-        `<td class="created">${q.created == null ? "–" : esc(date(q.created * 1000))}</td><td class="num">${c.messages_available ?? q.visible ?? "–"}</td>` +
-        `<td class="num">${c.messages_in_flight ?? q.in_flight ?? "–"}</td><td class="num">${q.delayed ?? "–"}</td>` +
+        `<td class="created">${q.created == null ? "–" : esc(date(q.created * 1000))}</td><td class="num">${c.visible ?? "–"}</td>` +
+        `<td class="num">${c.in_flight ?? "–"}</td><td class="num">${c.delayed ?? "–"}</td>` +
         `<td>${esc(q.encryption)}</td><td>${cbd}</td><td class="barrier-of">${b}</td></tr>`;
     });
     morph($("#queues tbody"), rows.join("") || '<tr><td></td><td colspan="9" class="muted">No queue matches.</td></tr>');
@@ -155,8 +195,15 @@ const Q = (() => {
       `To remove the barrier whole, run <code>${esc(teardown)}</code> instead.`);
     setText($("#rm-ack-text"), `I understand what this does to barrier ${iso(barrier)}, and want to ${pending.action} this queue anyway`);
     el.hidden = false;
+    ready();
   }
-  $("#rm-confirm").addEventListener("input", () => { $("#rm-go").disabled = $("#rm-confirm").value !== pending.name; });
+  // Confirm: once the queue's name is typed and, for a barrier's queue,
+  // the acknowledgement ticked (the API refuses without it, too).
+  const ready = () => {
+    $("#rm-go").disabled = !pending || $("#rm-confirm").value !== pending.name || (!$("#rm-barrier").hidden && !$("#rm-ack").checked);
+  };
+  $("#rm-confirm").addEventListener("input", ready);
+  $("#rm-ack").addEventListener("change", ready);
   $("#rm-cancel").addEventListener("click", () => dialog.close());
   $("#rm-form").addEventListener("submit", async ev => {
     ev.preventDefault();
@@ -166,17 +213,17 @@ const Q = (() => {
     say($("#rm-error"), action === "purge" ? "purging…" : "deleting…");
     const body = { confirm: $("#rm-confirm").value, barrier_ack: $("#rm-ack").checked };
     const j = action === "purge" ? await api("POST", qpath(name) + "/purge", body) : await api("DELETE", qpath(name), body);
-    $("#rm-go").disabled = false;
     if (!j.ok) {
       say($("#rm-error"), failure(j), false);
       if (j.details && j.details.barrier) explain(j.details.barrier, j.details.role, j.details.effect, j.details.teardown);
+      ready();
       return;
     }
     dialog.close();
     notice(action === "purge" ? `Purged ${iso(name)}: ${j.note}` : `Deleted ${iso(name)}: ${j.note}`);
     T.selected.delete(name);
-    if (action === "delete") { if (location.hash.startsWith("#/queue/")) location.hash = "#/"; else load(); }
-    else if (QP && QP.name === name && !$("#queue-page").hidden) details(); else load();
+    if (action === "delete") { T.api.delete(name); if (location.hash.startsWith("#/queue/")) location.hash = "#/"; else load(); }
+    else recount(name);
   });
   let noticed = null;
   const notice = text => { setText($("#notice"), text); clearTimeout(noticed); noticed = setTimeout(() => setText($("#notice"), ""), 15000); };
@@ -402,7 +449,7 @@ const Q = (() => {
     say(out, "sending…");
     const j = await api("POST", qpath(QP.name) + "/messages", body);
     say(out, j.ok ? `Sent: message ${j.message_id}.` : "Not sent: " + failure(j), j.ok);
-    if (j.ok) $("#send-body").value = "";
+    if (j.ok) { $("#send-body").value = ""; recount(QP.name); }
   }
   async function poll(ev) {
     ev.preventDefault();
@@ -416,6 +463,7 @@ const Q = (() => {
     QP.polled = j.messages;
     say(out, `${j.count} message(s) received. ${j.in_flight_note}`);
     messageTable();
+    if (j.count) recount(QP.name);
   }
   function messageTable() {
     const ms = QP.polled;
@@ -438,6 +486,7 @@ const Q = (() => {
     QP.polled = QP.polled.filter(m => !handles.includes(m.receipt_handle) || failed.has(m.receipt_handle));
     messageTable();
     say($("#poll-result"), `${j.deleted} message(s) deleted.` + (j.failed.length ? " Not deleted: " + j.failed.map(f => f.error).join("; ") : ""), !j.failed.length);
+    if (j.deleted) recount(QP.name);
   }
 
   // -------------------------------------------------------------- redrive
@@ -545,9 +594,11 @@ const Q = (() => {
 
   return {
     // Each read of /api/state: the live counts, the console's prefix; the
-    // table's page is read again every 10 s while it is shown.
+    // table's page is read again every 10 s while it is shown (and a
+    // queue's counts after an action on it, see recount).
     state(state) {
       T.counts = new Map((state.queues || []).map(q => [q.name, q]));
+      if (!state.error && state.now_ms && state.now_ms !== T.ends[T.ends.length - 1]) T.ends = [...T.ends, state.now_ms].slice(-2);
       T.prefix = state.prefix || "";
       if (!T.started) { T.started = true; route(); return; }
       if (!$("#home").hidden && Date.now() - T.fetched > 10000) load(); else draw();

@@ -20,6 +20,7 @@ sqs_barrier_testkit::both_endpoints!(
     edit_each_attribute,
     tags_add_and_remove,
     send_poll_and_delete_selected,
+    a_queues_counts_are_read_at_once,
     purge_and_delete_need_confirmation,
     a_barriers_queues_are_refused_without_barrier_ack,
     paging_and_sorting_over_25_queues,
@@ -580,6 +581,55 @@ async fn send_poll_and_delete_selected(target: Target) {
         let (status, v) = f.post(&format!("/api/queues/{q}/messages"), body).await;
         assert_eq!(status, StatusCode::BAD_REQUEST, "{v}");
     }
+}
+
+/// The counts the page reads after an action: the three columns of the
+/// table, read now, with the console's clock; the table's pages carry
+/// that clock too.
+async fn a_queues_counts_are_read_at_once(target: Target) {
+    let f = fixture(target).await;
+    let q = format!("{}-c", f.p);
+    f.create(&q).await;
+    let before = sqs_barrier::clock::wall_ms();
+    let (status, v) = f.get(&format!("/api/queues/{q}/counts")).await;
+    assert_eq!(status, StatusCode::OK, "{v}");
+    assert_eq!(
+        (&v["name"], &v["visible"], &v["in_flight"], &v["delayed"]),
+        (&json!(q), &json!(0), &json!(0), &json!(0)),
+        "{v}"
+    );
+    let read = v["read_ms"].as_u64().expect("read_ms");
+    assert!(
+        read >= before && read <= sqs_barrier::clock::wall_ms(),
+        "{v}"
+    );
+    for body in [
+        json!({"body": "now"}),
+        json!({"body": "taken"}),
+        json!({"body": "later", "delay_seconds": 60}),
+    ] {
+        f.ok(&format!("/api/queues/{q}/messages"), body).await;
+    }
+    f.ok(
+        &format!("/api/queues/{q}/messages/poll"),
+        json!({"duration_secs": 1, "max_count": 1}),
+    )
+    .await;
+    let (_, v) = f.get(&format!("/api/queues/{q}/counts")).await;
+    assert_eq!(
+        (&v["visible"], &v["in_flight"], &v["delayed"]),
+        (&json!(1), &json!(1), &json!(1)),
+        "{v}"
+    );
+    assert!(v["read_ms"].as_u64().unwrap() >= read, "{v}");
+    let (_, t) = f.post("/api/queues/search", json!({"prefix": q})).await;
+    assert_eq!(t["queues"][0]["delayed"], 1, "{t}");
+    assert!(t["read_ms"].as_u64().unwrap() >= read, "{t}");
+    // A missing queue, another method.
+    let (status, v) = f.get(&format!("/api/queues/{q}-none/counts")).await;
+    assert_eq!(status, StatusCode::NOT_FOUND, "{v}");
+    let (status, v) = f.post(&format!("/api/queues/{q}/counts"), json!({})).await;
+    assert_eq!(status, StatusCode::METHOD_NOT_ALLOWED, "{v}");
 }
 
 async fn purge_and_delete_need_confirmation(target: Target) {

@@ -265,6 +265,8 @@ pub struct QueueRow {
     pub messages_available: Option<u64>,
     /// ApproximateNumberOfMessagesNotVisible.
     pub messages_in_flight: Option<u64>,
+    /// ApproximateNumberOfMessagesDelayed.
+    pub messages_delayed: Option<u64>,
     /// `SSE-SQS`, `SSE-KMS` or `Disabled`.
     pub encryption: String,
     /// `Enabled`/`Disabled` for FIFO queues, `-` for standard ones.
@@ -336,6 +338,7 @@ pub async fn list_queues(sqs: &Sqs, prefix: Option<&str>) -> Result<Vec<QueueRow
             created: num(&A::CreatedTimestamp),
             messages_available: num(&A::ApproximateNumberOfMessages),
             messages_in_flight: num(&A::ApproximateNumberOfMessagesNotVisible),
+            messages_delayed: num(&A::ApproximateNumberOfMessagesDelayed),
             encryption: encryption.into(),
             content_based_deduplication: cbd.into(),
             name,

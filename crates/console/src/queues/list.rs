@@ -13,6 +13,7 @@ use std::collections::HashMap;
 use aws_sdk_sqs::types::QueueAttributeName as A;
 use serde_json::{Map, Value, json};
 use sqs_barrier::Sqs;
+use sqs_barrier::clock::wall_ms;
 use tokio::task::JoinSet;
 
 use super::barrier::Finder;
@@ -249,6 +250,8 @@ async fn with_attributes(sqs: &Sqs, urls: Vec<String>) -> Result<Vec<Row>, Failu
 pub(crate) async fn page(sqs: &Sqs, body: &Map<String, Value>) -> Outcome {
     let q = Query::parse(body)?;
     let (urls, truncated) = urls(sqs, q.prefix.as_deref()).await?;
+    // The attributes are read after this (the console's clock).
+    let read_ms = wall_ms();
     let total = urls.len();
     let names: Vec<String> = urls.iter().map(|u| name_of(u)).collect();
     let after = |key: &str, name: &str| {
@@ -303,5 +306,6 @@ pub(crate) async fn page(sqs: &Sqs, body: &Map<String, Value>) -> Outcome {
         "sort": q.sort,
         "order": if q.descending { "desc" } else { "asc" },
         "page_size": q.page_size,
+        "read_ms": read_ms,
     }))
 }

@@ -26,7 +26,8 @@
 //!   standard), "has_dead_letter_queue", "barrier": {"name", "role"} |
 //!   null}], "next_cursor" (null on the last page), "total" (queues
 //!   matching), "truncated" (more than 10,000 matched), "prefix", "sort",
-//!   "order", "page_size"}`. The whole listing is read (`ListQueues`, 1000
+//!   "order", "page_size", "read_ms" (the console's clock, epoch ms, before
+//!   the attributes were read)}`. The whole listing is read (`ListQueues`, 1000
 //!   a page); sorting by a column other than the name reads every queue's
 //!   attributes and is refused above 1000 queues. The cursor is the last
 //!   row's sort value and name: the next page starts after it.
@@ -41,6 +42,10 @@
 //!   "id", "where" (host/pid or function), "stopped", "standbys", "note"}},
 //!   "lambda_triggers": {"known": false, "note"}, "settable": [attribute
 //!   names], "ranges": {name: [lowest, highest]}}`.
+//! * `GET /api/queues/{name}/counts`: the queue's message counts, read now
+//!   (one `GetQueueAttributes`): `{"name", "visible", "in_flight",
+//!   "delayed", "read_ms"}`. The page reads them after an action on the
+//!   queue, so that its row shows the change at once.
 //! * `GET /api/queues/{name}/tags`: `{"tags": {...}}`.
 //! * `GET /api/queues/{name}/redrive`: the newest message-move tasks out of
 //!   this (dead-letter) queue: `{"source_arn", "tasks": [{"status",
@@ -180,6 +185,7 @@ pub(crate) async fn route(
             .await
         }
         (&Method::GET, [name]) => answer(queue::details(sqs, name).await),
+        (&Method::GET, [name, "counts"]) => answer(queue::counts(sqs, name).await),
         (&Method::DELETE, [name]) => {
             gated(guard, req, "delete-queue", |b| {
                 removal::delete_queue(sqs, name, b)
@@ -229,7 +235,10 @@ pub(crate) async fn route(
             []
             | ["search"]
             | [_]
-            | [_, "attributes" | "tags" | "messages" | "purge" | "redrive"]
+            | [
+                _,
+                "attributes" | "counts" | "tags" | "messages" | "purge" | "redrive",
+            ]
             | [_, "tags", "remove"]
             | [_, "messages", "poll" | "delete"]
             | [_, "redrive", "cancel"],

@@ -6,6 +6,7 @@ use aws_sdk_sqs::types::QueueAttributeName as A;
 use hyper::StatusCode;
 use serde_json::{Map, Value, json};
 use sqs_barrier::Sqs;
+use sqs_barrier::clock::wall_ms;
 
 use super::barrier::{self, Finder};
 use super::errors::{self, Failure, Outcome};
@@ -77,6 +78,36 @@ pub(crate) async fn details(sqs: &Sqs, name: &str) -> Outcome {
         },
         "settable": attributes::settable(),
         "ranges": attributes::RANGES.iter().map(|(n, lo, hi, _)| ((*n).to_owned(), json!([lo, hi]))).collect::<Map<_, _>>(),
+    }))
+}
+
+/// A queue's message counts, the table's columns, read now: one
+/// `GetQueueAttributes` of three attributes. The page reads them after an
+/// action on the queue instead of waiting for the table's next read;
+/// `read_ms` (the console's clock, before the read) orders them against
+/// the table's pages and the console's own reads.
+pub(crate) async fn counts(sqs: &Sqs, name: &str) -> Outcome {
+    let url = url_of(sqs, name).await?;
+    let read_ms = wall_ms();
+    let attrs = sqs
+        .client()
+        .get_queue_attributes()
+        .queue_url(&url)
+        .attribute_names(A::ApproximateNumberOfMessages)
+        .attribute_names(A::ApproximateNumberOfMessagesNotVisible)
+        .attribute_names(A::ApproximateNumberOfMessagesDelayed)
+        .send()
+        .await
+        .map_err(|e| errors::sqs("GetQueueAttributes", e))?
+        .attributes
+        .unwrap_or_default();
+    let num = |a: A| attrs.get(&a).and_then(|v| v.parse::<u64>().ok());
+    Ok(json!({
+        "name": name,
+        "visible": num(A::ApproximateNumberOfMessages),
+        "in_flight": num(A::ApproximateNumberOfMessagesNotVisible),
+        "delayed": num(A::ApproximateNumberOfMessagesDelayed),
+        "read_ms": read_ms,
     }))
 }
 
