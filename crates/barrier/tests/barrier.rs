@@ -802,3 +802,101 @@ async fn connect_all2<F: std::future::Future<Output = Barrier>>(fs: [F; 2]) -> V
     }
     out
 }
+
+/// A coordinator cut off from its state queue goes on releasing phases
+/// whose members all arrived (a notice needs no write) and holds their
+/// check-ins until a write records them: at `max_held` it stops receiving,
+/// so what it holds (and extends) stays bounded however long the cut
+/// lasts; once the state queue is back every phase completes. On the
+/// embedded endpoint, whose fault injection does the cut.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_coordinator_cut_off_its_state_holds_no_more_than_max_held() {
+    use sqs_barrier_local::{Options, Server};
+    const CUT: (u64, u64) = (4, 14);
+    const MAX_HELD: usize = 10;
+    const EPISODES: u64 = 30;
+    let spec = format!("any[queue=-state;from={};to={}].error=1", CUT.0, CUT.1)
+        .parse()
+        .unwrap();
+    let server = Server::bind_with(
+        "127.0.0.1:0".parse().unwrap(),
+        Options::default().with_chaos(spec, Some(1)),
+    )
+    .await
+    .unwrap();
+    let started = Instant::now();
+    let sqs = Sqs::local(&server.endpoint_url());
+    let name = format!("t{:08x}", rand_u32());
+    admin::setup(&sqs, &name, &admin::SetupOptions::new(2))
+        .await
+        .expect("setup");
+    let f = Fixture {
+        _endpoint: Some(TestEndpoint::Embedded(server)),
+        sqs,
+        name,
+    };
+    let gauges = Arc::new(CoordinatorGauges::default());
+    let mut opts = CoordinatorOptions::default();
+    opts.core.min_write_interval = Duration::from_millis(100);
+    opts.visibility = Duration::from_secs(2);
+    opts.receivers = Some(1);
+    opts.max_held = Some(MAX_HELD);
+    opts.gauges = Some(gauges.clone());
+    let running = coordinator(&f, opts);
+    let (b0, b1) = (member(&f, "0").await, member(&f, "1").await);
+    assert!(
+        started.elapsed() < Duration::from_secs(CUT.0),
+        "too slow to start"
+    );
+    // The most check-ins held at once, sampled.
+    let sampler = tokio::spawn({
+        let g = gauges.clone();
+        async move {
+            let mut most = 0;
+            while started.elapsed() < Duration::from_secs(CUT.1 + 20) {
+                most = most.max(g.receipts.load(SeqCst));
+                tokio::time::sleep(Duration::from_millis(5)).await;
+            }
+            most
+        }
+    });
+    let run = |b: Barrier| {
+        tokio::spawn(async move {
+            // Every episode from the cut on.
+            tokio::time::sleep(Duration::from_secs(CUT.0 + 1).saturating_sub(started.elapsed()))
+                .await;
+            let mut released = Vec::new();
+            for _ in 0..EPISODES {
+                b.wait(Some(Duration::from_secs(60)))
+                    .await
+                    .expect("released");
+                released.push(started.elapsed());
+            }
+            released
+        })
+    };
+    let (r0, r1) = (run(b0), run(b1));
+    let (r0, r1) = (r0.await.unwrap(), r1.await.unwrap());
+    let most = sampler.await.unwrap();
+    let in_cut = |r: &[Duration]| {
+        r.iter()
+            .filter(|t| (CUT.0 + 1..CUT.1).contains(&t.as_secs()))
+            .count()
+    };
+    eprintln!(
+        "held at most {most}; releases of member 0 during the cut: {}, in all {}",
+        in_cut(&r0),
+        r0.len()
+    );
+    // One receive (up to 10 messages) may be under way when it is full.
+    assert!(most <= MAX_HELD + 10, "held {most}");
+    // Two check-ins a phase: five phases fill it, and the receive under
+    // way then may bring one more (a margin of one beyond).
+    assert!(
+        in_cut(&r0) <= MAX_HELD / 2 + 2,
+        "released {} phases during the cut",
+        in_cut(&r0)
+    );
+    assert_eq!((r0.len(), r1.len()), (EPISODES as usize, EPISODES as usize));
+    running.stop().await.unwrap();
+}

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 use tokio::sync::{mpsc, watch};
 use tokio::task::JoinSet;
 
-use super::{Driver, Ended, default_receivers, lease_lost};
+use super::{Driver, Ended, default_max_held, default_receivers, lease_lost};
 use crate::clock::mono_now;
 use crate::error::Result;
 use crate::sqs::Sqs;
@@ -37,6 +37,8 @@ impl Driver {
     ) -> Result<Ended> {
         let n = self.info.config.members.len();
         let receivers = self.opts.receivers.unwrap_or(default_receivers(n)).max(1);
+        let max_held = self.opts.max_held.unwrap_or(default_max_held(n)).max(1);
+        let mut full = false;
         let (tx, mut rx) = mpsc::channel::<Result<Vec<Received>>>(receivers * 4);
         // Quiet: one receiver, 20 s polls. Busy (a batch within the last
         // `busy_wait`): two receivers, short polls. In a burst (check-ins
@@ -150,8 +152,25 @@ impl Driver {
             // finds every receiver so is counted a round trip later.
             let busy = last_batch.is_some_and(|t| t.elapsed() < self.opts.busy_wait);
             let burst = last_burst.is_some_and(|t| t.elapsed() < self.opts.busy_wait);
+            // Holding as many as it may: receiving waits for writes to land
+            // (and their deletes), the check-ins in the queue meanwhile.
+            if full != (self.held.len() >= max_held) {
+                full = !full;
+                if full {
+                    tracing::warn!(
+                        held = self.held.len(),
+                        max_held,
+                        "holding as many check-ins as allowed (the state cannot be written?); receiving waits"
+                    );
+                } else {
+                    tracing::info!(held = self.held.len(), "receiving check-ins again");
+                }
+            }
             polling_tx.send_if_modified(|p| {
-                let want = polling_for(busy, burst);
+                let mut want = polling_for(busy, burst);
+                if full {
+                    want.receivers = 0;
+                }
                 std::mem::replace(p, want) != want
             });
             let took = step.elapsed();

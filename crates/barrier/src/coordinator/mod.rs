@@ -64,6 +64,15 @@ pub struct CoordinatorOptions {
     /// While nothing comes in (idle, or members working or waiting for a
     /// straggler), one long poll of 20 s listens: three requests a minute.
     pub receivers: Option<usize>,
+    /// The most check-ins this coordinator holds (received, not yet
+    /// deleted) before it stops receiving. A check-in is held until a state
+    /// write records it; while writes fail (the state queue cut off, say)
+    /// the coordinator goes on releasing phases whose members all arrived,
+    /// and what it holds grows with every phase, each held check-in
+    /// extended every `visibility / 2`. At this many it receives nothing
+    /// more (the check-ins wait in the queue, nothing is lost) until writes
+    /// land again. Default: `max(8 N, 1000)`.
+    pub max_held: Option<usize>,
     /// Live figures of the running coordinator, if wanted (soak tests,
     /// monitoring); share the `Arc` and read it while it runs.
     pub gauges: Option<Arc<CoordinatorGauges>>,
@@ -101,9 +110,23 @@ impl Default for CoordinatorOptions {
             force: false,
             visibility: Duration::from_secs(5),
             receivers: None,
+            max_held: None,
             busy_wait: Duration::from_secs(5),
             gauges: None,
         }
+    }
+}
+
+impl CoordinatorOptions {
+    /// The concurrent long polls on the check-in queue during a burst of
+    /// check-ins of a barrier of `members` members: [`receivers`] if set
+    /// (at least one), else the default rule described there. For tools
+    /// that measure against what the coordinator does (the benchmark's
+    /// gather floor).
+    ///
+    /// [`receivers`]: Self::receivers
+    pub fn burst_receivers(&self, members: usize) -> usize {
+        self.receivers.unwrap_or(default_receivers(members)).max(1)
     }
 }
 
@@ -281,9 +304,16 @@ fn default_receivers(n: usize) -> usize {
     (64 / n.max(1)).max(n / 50).clamp(2, 8)
 }
 
+/// The check-ins a coordinator of a barrier of `n` members holds at most
+/// (see [`CoordinatorOptions::max_held`]): eight phases' worth, and at
+/// least 1,000, far below SQS's 120,000 messages in flight per queue.
+fn default_max_held(n: usize) -> usize {
+    n.saturating_mul(8).max(1000)
+}
+
 #[cfg(test)]
 mod tests {
-    use super::default_receivers;
+    use super::{CoordinatorOptions, default_receivers};
 
     #[test]
     fn receivers_are_many_for_small_and_large_barriers_and_two_between() {
@@ -306,5 +336,16 @@ mod tests {
                 (10_000, 8)
             ]
         );
+    }
+
+    #[test]
+    fn burst_receivers_are_the_option_or_the_default_rule() {
+        let mut o = CoordinatorOptions::default();
+        assert_eq!(o.burst_receivers(64), 2);
+        assert_eq!(o.burst_receivers(1000), 8);
+        o.receivers = Some(5);
+        assert_eq!(o.burst_receivers(64), 5);
+        o.receivers = Some(0);
+        assert_eq!(o.burst_receivers(64), 1);
     }
 }
