@@ -1,9 +1,11 @@
-//! A partition: the active coordinator is cut off from the state queue for
-//! 30 s (its state reads and writes fail; everything else works) while a
-//! standby runs, across phases with a join, a quorum release and a
-//! deadline. The embedded endpoint's fault injection does the cutting (a
-//! rule for one access key, one queue and a time window), so this runs on
-//! the embedded endpoint only.
+//! Partitions: the active coordinator cut off from the state queue (its
+//! state reads and writes fail; everything else works) while a standby
+//! runs. For 30 s across phases with a join, a quorum release and a
+//! deadline; and until it is killed, after releasing a phase it could not
+//! record, with the phase's deadline passed when the standby takes over.
+//! The embedded endpoint's fault injection does the cutting (a rule for one
+//! access key, one queue and a time window), so this runs on the embedded
+//! endpoint only.
 
 mod common;
 
@@ -21,6 +23,18 @@ fn as_key(url: &str, key: &str) -> Command {
     let mut c = cmd(url);
     c.env("AWS_ACCESS_KEY_ID", key);
     c
+}
+
+/// A coordinator of `b` with its own access key.
+fn coordinator(url: &str, b: &str, key: &str) -> Killer {
+    Killer(
+        as_key(url, key)
+            .args(["coordinator", "--barrier", b])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap(),
+    )
 }
 
 fn wait(url: &str, b: &str, id: &str, phase: u64) -> Child {
@@ -66,6 +80,29 @@ fn all_released(phase: u64, outs: &[(String, Output)], without: &str) {
     }
 }
 
+/// An embedded endpoint with the fault injection `spec`: it, its URL, and
+/// when it started (the rules' time windows count from then).
+fn local_with_chaos(spec: &str) -> (Killer, String, Instant) {
+    let mut child = Command::new(BIN)
+        .args(["local", "--bind", "127.0.0.1:0", "--chaos", spec])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start local");
+    let mut line = String::new();
+    BufReader::new(child.stdout.take().unwrap())
+        .read_line(&mut line)
+        .unwrap();
+    let started = Instant::now();
+    let local = Killer(child);
+    let url = line
+        .split_whitespace()
+        .find(|w| w.starts_with("http://"))
+        .unwrap_or_else(|| panic!("no URL in {line:?}"))
+        .to_owned();
+    (local, url, started)
+}
+
 fn until(s: Instant, secs: u64) {
     std::thread::sleep((s + Duration::from_secs(secs)).saturating_duration_since(Instant::now()));
 }
@@ -76,23 +113,7 @@ fn a_coordinator_cut_off_from_its_state_keeps_the_lease_and_every_phase_has_one_
         "any[queue=-state;key=coordA;from={};to={}].error=1",
         CUT.0, CUT.1
     );
-    let mut child = Command::new(BIN)
-        .args(["local", "--bind", "127.0.0.1:0", "--chaos", &spec])
-        .stdout(Stdio::piped())
-        .stdin(Stdio::null())
-        .spawn()
-        .expect("start local");
-    let mut line = String::new();
-    BufReader::new(child.stdout.take().unwrap())
-        .read_line(&mut line)
-        .unwrap();
-    let started = Instant::now();
-    let _local = Killer(child);
-    let url = line
-        .split_whitespace()
-        .find(|w| w.starts_with("http://"))
-        .unwrap_or_else(|| panic!("no URL in {line:?}"))
-        .to_owned();
+    let (_local, url, started) = local_with_chaos(&spec);
     let b = name();
     setup(
         &url,
@@ -109,16 +130,7 @@ fn a_coordinator_cut_off_from_its_state_keeps_the_lease_and_every_phase_has_one_
             "20",
         ],
     );
-    let coordinator = |key: &str| {
-        Killer(
-            as_key(&url, key)
-                .args(["coordinator", "--barrier", &b])
-                .stdout(Stdio::null())
-                .stderr(Stdio::null())
-                .spawn()
-                .unwrap(),
-        )
-    };
+    let coordinator = |key: &str| coordinator(&url, &b, key);
     let active = coordinator("coordA");
     wait_active(&url, &b, active.0.id(), Duration::from_secs(15));
     let _standby = coordinator("coordB");
@@ -177,5 +189,67 @@ fn a_coordinator_cut_off_from_its_state_keeps_the_lease_and_every_phase_has_one_
     assert!(
         now_active.ends_with(&format!("/{}", active.0.id())),
         "one coordinator decided throughout: {now_active}"
+    );
+}
+
+/// A coordinator that released a phase while cut off from its state queue
+/// dies before it could record the release, and the phase's deadline has
+/// passed by the time its standby takes over: the standby must count the
+/// release again from the check-ins the dead one held (they come back
+/// within the check-in visibility, before its restart grace ends), not
+/// break the phase its members have passed.
+#[test]
+fn a_release_the_dead_coordinator_never_recorded_is_not_broken_by_its_deadline() {
+    // The cut never heals: the coordinator it cuts is killed during it.
+    let spec = "any[queue=-state;key=coordA;from=10;to=600].error=1";
+    let (_local, url, started) = local_with_chaos(spec);
+    let b = name();
+    setup(&url, &b, "4", &["--members", "a,b,c,d", "--deadline", "20"]);
+    let coordinator = |key: &str| coordinator(&url, &b, key);
+    let active = coordinator("coordA");
+    wait_active(&url, &b, active.0.id(), Duration::from_secs(10));
+    let standby = coordinator("coordB");
+
+    // Phase 0, before the cut: its release opens phase 1, whose deadline
+    // runs from then (20 s).
+    all_released(0, &outcomes(waits(&url, &b, &["a", "b", "c", "d"], 0)), "");
+    let phase1_opened = started.elapsed();
+    assert!(phase1_opened < Duration::from_secs(10), "too slow to start");
+
+    // Phase 1, cut off: released at once (a notice needs no write).
+    until(started, 11);
+    all_released(1, &outcomes(waits(&url, &b, &["a", "b", "c", "d"], 1)), "");
+    // Killed before any state write could record that release, late
+    // enough that its lease (8-10 s from its last extension) outlasts
+    // phase 1's deadline.
+    std::thread::sleep((phase1_opened + Duration::from_secs(15)).saturating_sub(started.elapsed()));
+    drop(active);
+    let killed = started.elapsed();
+
+    // The standby takes over once the dead one's lease runs out, after
+    // phase 1's deadline.
+    wait_active(&url, &b, standby.0.id(), Duration::from_secs(30));
+    let took_over = started.elapsed();
+    assert!(
+        took_over > phase1_opened + Duration::from_secs(20),
+        "the standby took over at {took_over:?}, before phase 1's deadline \
+         ({phase1_opened:?} + 20 s): the test shows nothing"
+    );
+    // Its restart grace, and the deadline it could then fire, are over.
+    std::thread::sleep(Duration::from_secs(8));
+
+    // Phase 1 stays released: the members go on to phase 2, which the
+    // standby releases (a broken barrier would fail every wait here).
+    all_released(2, &outcomes(waits(&url, &b, &["a", "b", "c", "d"], 2)), "");
+    let o = run(cmd(&url).args(["status", "--barrier", &b, "--json"]));
+    assert!(o.status.success(), "{}", text(&o));
+    let v: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(
+        v["broken"].is_null() || v["broken"] == false,
+        "broken after the takeover: {v}"
+    );
+    eprintln!(
+        "phase 1 opened at {phase1_opened:?}, coordinator killed at {killed:?}, \
+         standby active at {took_over:?}"
     );
 }
