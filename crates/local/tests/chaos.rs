@@ -439,3 +439,153 @@ async fn filters_cut_one_client_off_one_kind_of_queue_for_a_while() {
     assert_eq!(receive_bodies(&bad, &x, 0).await.len(), 3);
     assert_eq!(s.chaos_counts().unwrap().error, errors);
 }
+
+async fn fifo_queue_with_token(client: &Client, name: &str) -> String {
+    let url = client
+        .create_queue()
+        .queue_name(name)
+        .attributes(aws_sdk_sqs::types::QueueAttributeName::FifoQueue, "true")
+        .attributes(
+            aws_sdk_sqs::types::QueueAttributeName::ContentBasedDeduplication,
+            "true",
+        )
+        .send()
+        .await
+        .unwrap()
+        .queue_url
+        .unwrap();
+    client
+        .send_message()
+        .queue_url(&url)
+        .message_body("token")
+        .message_group_id("lease")
+        .send()
+        .await
+        .unwrap();
+    url
+}
+
+/// The receive's own answer: (receipt handle, ApproximateReceiveCount) of
+/// each message.
+fn received(
+    out: &aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput,
+) -> Vec<(String, String)> {
+    out.messages()
+        .iter()
+        .map(|m| {
+            let count = m
+                .attributes()
+                .and_then(|a| {
+                    a.get(&aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount)
+                })
+                .cloned()
+                .unwrap_or_default();
+            (m.receipt_handle().unwrap_or_default().to_owned(), count)
+        })
+        .collect()
+}
+
+async fn receive_with_attempt(
+    client: &Client,
+    url: &str,
+    attempt_id: &str,
+) -> Result<
+    aws_sdk_sqs::operation::receive_message::ReceiveMessageOutput,
+    aws_sdk_sqs::error::SdkError<aws_sdk_sqs::operation::receive_message::ReceiveMessageError>,
+> {
+    client
+        .receive_message()
+        .queue_url(url)
+        .max_number_of_messages(10)
+        .visibility_timeout(30)
+        .receive_request_attempt_id(attempt_id)
+        .message_system_attribute_names(
+            aws_sdk_sqs::types::MessageSystemAttributeName::ApproximateReceiveCount,
+        )
+        .send()
+        .await
+}
+
+/// `error_after` on a FIFO receive: the receive took effect (the token is in
+/// flight, its group locked), then a 5xx. The retry with the same
+/// `ReceiveRequestAttemptId` gets the token, with the receipt handle of that
+/// receive; another id gets nothing while the group is locked.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_fifo_receive_whose_answer_was_lost_is_answered_again_to_its_retry() {
+    let s = server("receive[key=lossy].error_after=1", 6).await;
+    let lossy = keyed_client(&s.endpoint_url(), "lossy");
+    let plain = keyed_client(&s.endpoint_url(), "plain");
+    let url = fifo_queue_with_token(&plain, "lease.fifo").await;
+
+    let lost = receive_with_attempt(&lossy, &url, "take-1").await;
+    let status = lost
+        .expect_err("error_after")
+        .raw_response()
+        .map(|r| r.status().as_u16());
+    assert!(matches!(status, Some(500 | 503)), "{status:?}");
+    assert_eq!(s.chaos_counts().unwrap().error_after, 1);
+
+    // The retry (here from a client whose answers are not lost).
+    let retry = received(&receive_with_attempt(&plain, &url, "take-1").await.unwrap());
+    assert_eq!(retry.len(), 1, "the token, received by the lost call");
+    assert_eq!(retry[0].1, "1", "the same receive, not a second one");
+    // Another attempt finds the group locked by the token.
+    let other = receive_with_attempt(&plain, &url, "take-2").await.unwrap();
+    assert!(other.messages().is_empty(), "{other:?}");
+    // And the retry is answered the same again.
+    let again = received(&receive_with_attempt(&plain, &url, "take-1").await.unwrap());
+    assert_eq!(again, retry);
+    plain
+        .delete_message()
+        .queue_url(&url)
+        .receipt_handle(&retry[0].0)
+        .send()
+        .await
+        .expect("the retried handle deletes the token");
+    assert!(receive_bodies(&plain, &url, 0).await.is_empty());
+}
+
+/// The SDK's own retries after `error_after`: every call that ends well gets
+/// the token from the receive that took it (its receive count goes up by one
+/// per call), although earlier attempts of the call lost their answer.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn sdk_retries_of_a_lost_fifo_receive_get_the_token() {
+    let s = server("receive.error_after=0.5", 7).await;
+    let plain = sqs_barrier_testkit::sdk_client(&s.endpoint_url());
+    let retrying = retrying_client(&s.endpoint_url());
+    let url = fifo_queue_with_token(&plain, "lease.fifo").await;
+    let mut lost_then_retried = 0;
+    for call in 1..=16 {
+        let attempt_id = format!("take-{call}");
+        let before = s.chaos_counts().unwrap().error_after;
+        // Three attempts may all lose their answer: call again with the same id.
+        let out = loop {
+            if let Ok(out) = receive_with_attempt(&retrying, &url, &attempt_id).await {
+                break out;
+            }
+        };
+        if s.chaos_counts().unwrap().error_after > before {
+            lost_then_retried += 1;
+        }
+        let got = received(&out);
+        assert_eq!(got.len(), 1, "call {call}: the token, not an empty answer");
+        assert_eq!(
+            got[0].1,
+            call.to_string(),
+            "call {call}: one receive per call"
+        );
+        // Give the lease back.
+        plain
+            .change_message_visibility()
+            .queue_url(&url)
+            .receipt_handle(&got[0].0)
+            .visibility_timeout(0)
+            .send()
+            .await
+            .expect("the retried handle is the current one");
+    }
+    assert!(
+        lost_then_retried >= 4,
+        "{lost_then_retried} of 16 calls lost an answer"
+    );
+}

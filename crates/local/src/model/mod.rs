@@ -3,7 +3,8 @@
 //! A [`Queue`] is a plain state machine. Every input takes `now` (milliseconds since the
 //! UNIX epoch) as an argument, so tests drive it with a virtual clock:
 //!
-//! 1. Feed inputs with [`Queue::send`], [`Queue::receive`], [`Queue::delete`],
+//! 1. Feed inputs with [`Queue::send`], [`Queue::receive`] (or, with a FIFO retry
+//!    token, [`Queue::receive_attempt`]), [`Queue::delete`],
 //!    [`Queue::change_visibility`], [`Queue::purge`] (each first applies every timer that
 //!    is due at `now`, see [`Queue::advance`]).
 //! 2. Ask [`Queue::next_event`] when the queue changes by itself next (a delay ends or a
@@ -28,6 +29,7 @@
 //! with the (clamped, monotonic) clock, so the first entry is always the oldest one and
 //! retention expiry only ever looks at the front.
 
+mod attempts;
 mod attributes;
 mod digest;
 mod faults;
@@ -39,6 +41,7 @@ mod validate;
 use std::collections::{BTreeMap, BTreeSet, HashMap, VecDeque};
 use std::fmt;
 
+pub use attempts::{MAX_ATTEMPT_ID, validate_attempt_id};
 pub use attributes::{DeduplicationScope, QueueAttributes, READ_ONLY, RedrivePolicy, SETTABLE};
 pub use digest::{content_dedup_id, hex, md5_of_attributes, md5_of_body};
 pub use message::{
@@ -49,6 +52,7 @@ pub use names::{NAME_REUSE_DELAY, RecentlyDeleted};
 pub use redrive::{MoveCandidate, MoveHorizon};
 pub use validate::{is_valid_message_text, validate_tag};
 
+use attempts::Attempts;
 use message::{Extras, ReceiptHandle, State};
 #[cfg(test)]
 use validate::is_number;
@@ -104,6 +108,8 @@ pub struct Queue {
     /// FIFO: remembered deduplication ids (survive delete) and their expiry order.
     dedup: HashMap<Box<str>, DedupEntry>,
     dedup_expiry: VecDeque<(Millis, Box<str>)>,
+    /// FIFO: receives remembered by `ReceiveRequestAttemptId` (see `attempts`).
+    attempts: Attempts,
     last_purge: Option<Millis>,
     /// Most messages in flight at once ([`MAX_IN_FLIGHT`] unless lowered).
     in_flight_limit: usize,
@@ -147,6 +153,7 @@ impl Queue {
             group_in_flight: HashMap::new(),
             dedup: HashMap::new(),
             dedup_expiry: VecDeque::new(),
+            attempts: Attempts::default(),
             last_purge: None,
             in_flight_limit: MAX_IN_FLIGHT,
             keep_deleted: 0,
@@ -254,8 +261,9 @@ impl Queue {
     }
 
     /// Applies every timer due at `now`: ends delays, lapses visibility timeouts,
-    /// drops messages past retention and forgets expired deduplication ids. Every input
-    /// calls this first; call it directly only to observe the state at `now`.
+    /// drops messages past retention and forgets expired deduplication ids and
+    /// receive attempt ids. Every input calls this first; call it directly only to
+    /// observe the state at `now`.
     pub fn advance(&mut self, now: Millis) {
         let now = self.tick(now);
         while let Some(&(due, seq)) = self.delayed.first() {
@@ -292,6 +300,7 @@ impl Queue {
                 }
             }
         }
+        self.attempts.expire(now);
     }
 
     fn make_visible(&mut self, seq: u64) {
@@ -492,17 +501,7 @@ impl Queue {
         now: Millis,
         start: usize,
     ) -> Result<ReceiveOutcome> {
-        if !(1..=10).contains(&max) {
-            return Err(SqsError::invalid_parameter(format!(
-                "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
-            )));
-        }
-        let timeout = visibility_timeout.unwrap_or(self.attributes.visibility_timeout);
-        if timeout > MAX_VISIBILITY_TIMEOUT {
-            return Err(SqsError::invalid_parameter(format!(
-                "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= {MAX_VISIBILITY_TIMEOUT}, if provided."
-            )));
-        }
+        let timeout = self.receive_timeout(max, visibility_timeout)?;
         self.advance(now);
         let now = self.clock;
         // The in-flight quota: a receive with a visibility timeout of 0 puts nothing
@@ -586,32 +585,8 @@ impl Queue {
                 continue;
             };
             message.receive_count = message.receive_count.saturating_add(1);
-            let first_receive_at = *message.first_receive_at.get_or_insert(now);
-            let extras = message.extras.as_deref();
-            let group_id = extras.and_then(|e| e.group_id.clone());
-            let delivery = Delivery {
-                message_id: message.id,
-                receipt_handle: ReceiptHandle {
-                    incarnation: self.incarnation,
-                    seq,
-                    receive: message.receive_count,
-                }
-                .encode(),
-                body: message.body.clone(),
-                md5_of_body: message.body_md5,
-                sent_at: message.sent_at,
-                first_receive_at,
-                receive_count: message.receive_count,
-                attributes: extras.map(|e| e.attributes.clone()).unwrap_or_default(),
-                md5_of_attributes: extras.and_then(|e| e.attributes_md5),
-                system_attributes: extras
-                    .map(|e| e.system_attributes.clone())
-                    .unwrap_or_default(),
-                group_id: group_id.clone(),
-                deduplication_id: extras.and_then(|e| e.deduplication_id.clone()),
-                sequence_number: None,
-                dead_letter_source: extras.and_then(|e| e.dead_letter_source.clone()),
-            };
+            message.first_receive_at.get_or_insert(now);
+            let group_id: Option<Box<str>> = message.group().map(Box::from);
             if timeout == 0 {
                 // Visible again at once; with zero timeout nothing blocks the group.
                 self.visible.insert(seq);
@@ -628,12 +603,56 @@ impl Queue {
             {
                 taken_groups.push(group);
             }
-            let sequence_number = self.sequence_number(seq);
-            let mut delivery = delivery;
-            delivery.sequence_number = sequence_number;
-            outcome.deliveries.push(delivery);
+            outcome.deliveries.extend(self.delivery(seq));
         }
         Ok(outcome)
+    }
+
+    /// Checks a receive's `MaxNumberOfMessages` and `VisibilityTimeout` and returns
+    /// the timeout that applies (the queue's default if `None`).
+    fn receive_timeout(&self, max: usize, visibility_timeout: Option<u32>) -> Result<u32> {
+        if !(1..=10).contains(&max) {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {max} for parameter MaxNumberOfMessages is invalid. Reason: Must be between 1 and 10, if provided."
+            )));
+        }
+        let timeout = visibility_timeout.unwrap_or(self.attributes.visibility_timeout);
+        if timeout > MAX_VISIBILITY_TIMEOUT {
+            return Err(SqsError::invalid_parameter(format!(
+                "Value {timeout} for parameter VisibilityTimeout is invalid. Reason: Must be >= 0 and <= {MAX_VISIBILITY_TIMEOUT}, if provided."
+            )));
+        }
+        Ok(timeout)
+    }
+
+    /// What a receive hands out for stored message `seq`, as of its latest receive
+    /// (the receipt handle names that receive).
+    fn delivery(&self, seq: u64) -> Option<Delivery> {
+        let message = self.messages.get(&seq)?;
+        let extras = message.extras.as_deref();
+        Some(Delivery {
+            message_id: message.id,
+            receipt_handle: ReceiptHandle {
+                incarnation: self.incarnation,
+                seq,
+                receive: message.receive_count,
+            }
+            .encode(),
+            body: message.body.clone(),
+            md5_of_body: message.body_md5,
+            sent_at: message.sent_at,
+            first_receive_at: message.first_receive_at.unwrap_or(self.clock),
+            receive_count: message.receive_count,
+            attributes: extras.map(|e| e.attributes.clone()).unwrap_or_default(),
+            md5_of_attributes: extras.and_then(|e| e.attributes_md5),
+            system_attributes: extras
+                .map(|e| e.system_attributes.clone())
+                .unwrap_or_default(),
+            group_id: extras.and_then(|e| e.group_id.clone()),
+            deduplication_id: extras.and_then(|e| e.deduplication_id.clone()),
+            sequence_number: self.sequence_number(seq),
+            dead_letter_source: extras.and_then(|e| e.dead_letter_source.clone()),
+        })
     }
 
     /// Resolves a receipt handle to a stored message of this queue, or says why not.
@@ -725,6 +744,7 @@ impl Queue {
         self.delayed.clear();
         self.in_flight.clear();
         self.group_in_flight.clear();
+        self.attempts.clear();
         Ok(())
     }
 }

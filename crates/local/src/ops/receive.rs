@@ -6,7 +6,12 @@
 //! redrive, queue deletion, a delete that makes room under the in-flight quota), the model's next timer ([`Queue::next_event`]: a delay
 //! ending or a visibility timeout lapsing), the end of the wait, or server shutdown.
 //!
+//! On a FIFO queue a `ReceiveRequestAttemptId` goes to the model
+//! ([`Queue::receive_attempt`]): the retry of a receive it remembers is answered on the
+//! first try, with the same messages and receipt handles.
+//!
 //! [`Queue::next_event`]: crate::model::Queue::next_event
+//! [`Queue::receive_attempt`]: crate::model::Queue::receive_attempt
 
 use std::collections::BTreeMap;
 use std::time::Duration;
@@ -17,7 +22,9 @@ use serde::{Deserialize, Serialize};
 use super::{in_range, required};
 use crate::chaos::{Counted, EmptyAfter};
 use crate::error::{ErrorCode, Result};
-use crate::model::{AttributeValue, Delivery, MessageAttribute, ReceiveOutcome, hex};
+use crate::model::{
+    AttributeValue, Delivery, MessageAttribute, ReceiveOutcome, hex, validate_attempt_id,
+};
 use crate::service::{QueueSlot, RequestContext, Service, now};
 
 /// `ReceiveMessage` input.
@@ -35,8 +42,8 @@ pub struct ReceiveMessage {
     max_number_of_messages: Option<i64>,
     visibility_timeout: Option<i64>,
     wait_time_seconds: Option<i64>,
-    /// FIFO retry token; accepted and ignored (see docs/ENDPOINT.md).
-    #[allow(dead_code)]
+    /// FIFO retry token: a retry with the same id gets the same messages (see
+    /// `model::Queue::receive_attempt`); standard queues ignore it.
     receive_request_attempt_id: Option<String>,
 }
 
@@ -196,13 +203,15 @@ impl ReceiveMessage {
         let (outcome, next_event, dlq_arn) = {
             let mut queue = slot.lock();
             let reorder = ctx.chaos.and_then(|(chaos, d)| Some((chaos, d.reorder?)));
-            let result = match reorder {
-                Some((chaos, start)) if !queue.is_fifo() => {
+            let attempt_id = self.receive_request_attempt_id.as_deref();
+            let result = match (reorder, attempt_id) {
+                (Some((chaos, start)), _) if !queue.is_fifo() => {
                     if queue.counts(now).visible >= 2 {
                         chaos.count(Counted::Reorder);
                     }
                     queue.receive_from(max, visibility, now, start)
                 }
+                (_, Some(id)) => queue.receive_attempt(id, max, visibility, now),
                 _ => queue.receive(max, visibility, now),
             };
             let outcome = match result {
@@ -261,6 +270,13 @@ impl ReceiveMessage {
             Some(w) => in_range(w, "WaitTimeSeconds", 0..=20)?,
             None => slot.lock().attributes().receive_message_wait_time_seconds,
         };
+        if let Some(id) = self.receive_request_attempt_id.as_deref()
+            && slot.lock().is_fifo()
+        {
+            // Checked before the receive's own faults (`empty`, `duplicate`); the model
+            // checks it again.
+            validate_attempt_id(id)?;
+        }
         let deadline = tokio::time::Instant::now() + Duration::from_secs(u64::from(wait));
         let mut shutdown = service.shutdown.clone();
         tracing::trace!(queue = %slot.lock().name(), wait, "receive");

@@ -13,16 +13,19 @@
 //!
 //! The tests are grouped by operation, one module each; every group lists its
 //! test bodies in the test kit's `both_endpoints!`, which runs each on both
-//! targets (`GROUP::embedded::NAME` and `GROUP::moto::NAME`). The one exception
-//! is `moves` (message-move tasks), which moto does not implement: it runs on the
-//! embedded endpoint only.
+//! targets (`GROUP::embedded::NAME` and `GROUP::moto::NAME`). The exceptions are
+//! `moves` (message-move tasks) and `attempts` (FIFO receives deduplicated by
+//! `ReceiveRequestAttemptId`), which moto does not implement: they run on the
+//! embedded endpoint only (`embedded_only!`).
 //!
 //! Run one target with `cargo test -p sqs-barrier-local --test conformance moto::`
 //! (or `embedded::`), one group with `fifo::` (say). moto comes from
 //! `scripts/test`, which sets `SQS_BARRIER_MOTO_SERVER`.
 
+#[macro_use]
 mod support;
 
+mod attempts;
 mod delete;
 mod fifo;
 mod limits;

@@ -22,17 +22,6 @@ use sqs_barrier_testkit::Target;
 
 use crate::support::{Ctx, bodies, error_code, sys_attr};
 
-/// `mod embedded` with a tokio test per name, like the test kit's
-/// `both_endpoints!` without the moto half (see the module documentation).
-macro_rules! embedded_only {
-    ($($name:ident),* $(,)?) => {
-        mod embedded {
-            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-               async fn $name() { super::$name(sqs_barrier_testkit::Target::Embedded).await } )*
-        }
-    };
-}
-
 embedded_only!(
     redrive_back_to_the_source_queue,
     redrive_to_a_custom_destination_at_a_rate,

@@ -19,6 +19,7 @@ sqs_barrier_testkit::both_endpoints!(
     queue_receive_wait_time_is_default_long_poll,
     change_message_visibility_single_and_batch,
     redrive_moves_to_dead_letter_queue,
+    standard_queue_ignores_receive_request_attempt_id,
 );
 
 fn receive_count(message: &Message) -> u32 {
@@ -259,4 +260,35 @@ async fn redrive_moves_to_dead_letter_queue(target: Target) {
         .await
         .unwrap();
     assert_eq!(sources.queue_urls(), [url]);
+}
+
+/// `ReceiveRequestAttemptId` "applies only to FIFO (first-in-first-out)
+/// queues": on a standard queue two receives with the same id are two
+/// receives. (FIFO queues: see `attempts`.)
+/// <https://docs.aws.amazon.com/AWSSimpleQueueService/latest/APIReference/API_ReceiveMessage.html>
+async fn standard_queue_ignores_receive_request_attempt_id(target: Target) {
+    let ctx = Ctx::start(target).await;
+    let url = ctx.queue("attempts", &[]).await;
+    ctx.send(&url, "m1").await;
+    ctx.send(&url, "m2").await;
+    let mut got = Vec::new();
+    for _ in 0..2 {
+        let out = ctx
+            .client
+            .receive_message()
+            .queue_url(&url)
+            .visibility_timeout(30)
+            .receive_request_attempt_id("take-1")
+            .send()
+            .await
+            .unwrap_or_else(|e| panic!("[{}] ReceiveMessage: {e:?}", ctx.target));
+        got.extend(out.messages.unwrap_or_default());
+    }
+    let mut received = bodies(&got);
+    received.sort_unstable();
+    assert_eq!(
+        received,
+        ["m1", "m2"],
+        "no deduplication on a standard queue"
+    );
 }

@@ -13,6 +13,18 @@ use md5::{Digest, Md5};
 use sqs_barrier_testkit::Target::{self, Moto};
 use sqs_barrier_testkit::TestEndpoint;
 
+/// `mod embedded` with a tokio test per name, like the test kit's
+/// `both_endpoints!` without the moto half: for behaviour moto does not
+/// implement (the group's documentation says which).
+macro_rules! embedded_only {
+    ($($name:ident),* $(,)?) => {
+        mod embedded {
+            $( #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+               async fn $name() { super::$name(sqs_barrier_testkit::Target::Embedded).await } )*
+        }
+    };
+}
+
 /// One test's endpoint and a client for it.
 pub struct Ctx {
     pub target: Target,
