@@ -9,8 +9,10 @@ use clap::{Args, Subcommand, ValueEnum};
 pub enum BenchCommand {
     /// Measure release latency, SQS requests and tagging actions per
     /// participant-episode, tagging actions per barrier-minute and episodes
-    /// per second, against the endpoint's own hand-off time and the fan-out
-    /// floor of N parked long polls; with --work, the cost of waiting.
+    /// per second, against the endpoint's own hand-off time, the fan-out
+    /// floor (one message to N parked long polls) and the gather floor (N
+    /// messages at once to one consumer's parked long polls); with --work,
+    /// the cost of waiting.
     Bench(BenchArgs),
     /// A group of benchmark participants (started by `bench --processes`).
     #[command(hide = true)]
@@ -79,7 +81,8 @@ pub struct BenchArgs {
     #[arg(long, default_value_t = 200)]
     pub(crate) handoff_samples: usize,
     /// Concurrent long polls of the coordinator on the check-in queue
-    /// (default: the library's, by party count).
+    /// (default: the library's, by party count); the gather floor's
+    /// consumer has as many.
     #[arg(long)]
     pub(crate) receivers: Option<usize>,
     /// Who coordinates (see `demo --help`); with `lambda` the figures add
@@ -138,6 +141,10 @@ pub struct BenchWorkerArgs {
     /// floor on this queue, as told on stdin.
     #[arg(long, value_name = "URL")]
     pub(crate) fanout_url: Option<String>,
+    /// Instead of participants: run `--count` senders of the gather floor
+    /// on this queue, as told on stdin.
+    #[arg(long, value_name = "URL", conflicts_with = "fanout_url")]
+    pub(crate) gather_url: Option<String>,
 }
 
 /// `sqs-barrier bench-report`.

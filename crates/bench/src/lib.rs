@@ -3,16 +3,17 @@
 //! * `sqs-barrier bench` (module `bench`): the barrier's release latency,
 //!   SQS requests and tagging actions per participant-episode, episodes per
 //!   second and the cost of waiting, next to the endpoint's own hand-off
-//!   time and fan-out floor; with the hidden subcommands `bench-worker` (a
-//!   group of participants, or of the fan-out floor's receivers, in a
-//!   process of its own) and `bench-report` (module `report`: `bench --json`
-//!   lines to Markdown tables and SVG charts).
+//!   time, fan-out floor and gather floor; with the hidden subcommands
+//!   `bench-worker` (a group of participants, of the fan-out floor's
+//!   receivers or of the gather floor's senders, in a process of its own)
+//!   and `bench-report` (module `report`: `bench --json` lines to Markdown
+//!   tables and SVG charts).
 //! * [`loadgen`]: the embedded endpoint against moto, the `loadgen` binary
 //!   of this crate.
 //!
 //! A binary offers the benchmark by flattening [`BenchCommand`] into its
 //! subcommands (`#[command(flatten)]`) and calling [`run`]. `bench
-//! --processes` and the fan-out floor start worker processes of the running
+//! --processes` and its floors start worker processes of the running
 //! executable as `EXE [--endpoint-url URL] [--region R] [--profile P]
 //! bench-worker ...`, so that binary must take those global options too: it
 //! is the `sqs-barrier` binary.

@@ -18,8 +18,9 @@
 //! the message is taken (`VisibilityTimeout` 43,200) and deleted, so that
 //! the next sample starts from an empty queue.
 //!
-//! Worker processes (`bench-worker --fanout-url URL`) run their group's
-//! receivers as told on stdin, one line per sample, and answer on stdout:
+//! Worker processes (`bench-worker --fanout-url URL`, see `probes`) run
+//! their group's receivers as told on stdin, one line per sample, and
+//! answer on stdout:
 //!
 //! * `PARK i` (stdin): start the receivers' long polls for sample `i`;
 //! * `PARKED i`: every receiver's attempt has been counted;
@@ -30,31 +31,17 @@
 //!
 //! A worker ends when its stdin is closed.
 
-use std::process::Stdio;
 use std::time::{Duration, Instant};
 
 use sqs_barrier::{ClientOptions, Sqs};
-use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader, Lines};
-use tokio::process::{Child, ChildStdin, ChildStdout};
-use tokio::sync::mpsc;
 use tokio::task::JoinSet;
 
+use super::probes::{self, Probe};
+use super::probes::{BUDGET, DELIVERY_LIMIT, PARK_LIMIT, SAMPLES};
 use super::{Failure, Target, sdk};
 use crate::Failed;
 use crate::args::{BenchArgs, BenchWorkerArgs};
 use sqs_barrier::clock::wall_us;
-
-/// Samples: 11, but none is begun once the measurement has taken
-/// [`BUDGET`] (the first always is). At N = 1,000 a sample takes well under
-/// a second on the embedded endpoint.
-const SAMPLES: usize = 11;
-const BUDGET: Duration = Duration::from_secs(60);
-
-/// How long a sample may take: for every receiver's attempt to be counted
-/// (a worker process's first sample includes its start), and then for
-/// every receiver to have the message.
-const PARK_LIMIT: Duration = Duration::from_secs(30);
-const DELIVERY_LIMIT: Duration = Duration::from_secs(30);
 
 /// The settle time after every attempt was counted: a fixed part, twice
 /// the endpoint's hand-off p50 (a request's way there, with margin), and a
@@ -103,7 +90,14 @@ pub(super) async fn fanout(
     let result = async {
         let mut receivers = match a.processes {
             None => Receivers::Here(Group::new(&target.sqs().await?, a.parties, &url)),
-            Some(p) => Receivers::Workers(start_workers(target, name, &url, a.parties, p)?),
+            Some(p) => Receivers::Workers(probes::start(
+                target,
+                name,
+                ("--fanout-url", &url),
+                a.parties,
+                p,
+                "fan-out",
+            )?),
         };
         let r = measure(&mut receivers, &sender, &url, settle).await;
         receivers.close().await;
@@ -283,34 +277,7 @@ impl Group {
 /// Where the receivers are: in this process, or in worker processes.
 enum Receivers {
     Here(Group),
-    Workers(Vec<Worker>),
-}
-
-/// A worker process running a group of receivers.
-struct Worker {
-    child: Child,
-    stdin: Option<ChildStdin>,
-    lines: Lines<BufReader<ChildStdout>>,
-}
-
-impl Worker {
-    /// The next line of the worker that starts with `word`, with the
-    /// rest; fails on `FAIL`, at the end of its output and after `until`.
-    async fn expect(&mut self, word: &str, until: tokio::time::Instant) -> Result<String, String> {
-        loop {
-            let line = tokio::time::timeout_at(until, self.lines.next_line())
-                .await
-                .map_err(|_| format!("a worker process did not answer {word} in time"))?
-                .map_err(|e| format!("a worker process: {e}"))?
-                .ok_or_else(|| "a worker process ended".to_owned())?;
-            if let Some(rest) = line.strip_prefix(word) {
-                return Ok(rest.trim().to_owned());
-            }
-            if let Some(why) = line.strip_prefix("FAIL ") {
-                return Err(why.to_owned());
-            }
-        }
-    }
+    Workers(Vec<Probe>),
 }
 
 impl Receivers {
@@ -321,17 +288,7 @@ impl Receivers {
             Self::Here(g) => g.park(i).await,
             Self::Workers(ws) => {
                 let until = tokio::time::Instant::now() + PARK_LIMIT;
-                for w in ws.iter_mut() {
-                    let stdin = w.stdin.as_mut().ok_or("a worker's stdin is closed")?;
-                    stdin
-                        .write_all(format!("PARK {i}\n").as_bytes())
-                        .await
-                        .map_err(|e| format!("a worker process: {e}"))?;
-                    stdin
-                        .flush()
-                        .await
-                        .map_err(|e| format!("a worker process: {e}"))?;
-                }
+                probes::tell_all(ws, &format!("PARK {i}")).await?;
                 for w in ws.iter_mut() {
                     let rest = w.expect("PARKED ", until).await?;
                     if rest != i.to_string() {
@@ -364,73 +321,20 @@ impl Receivers {
         }
     }
 
-    /// Ends the worker processes (their stdin closed), killing those that
-    /// do not end within 5 s.
+    /// Ends the worker processes, if any.
     async fn close(self) {
-        let Self::Workers(ws) = self else { return };
-        for mut w in ws {
-            drop(w.stdin.take());
-            if tokio::time::timeout(Duration::from_secs(5), w.child.wait())
-                .await
-                .is_err()
-            {
-                let _ = w.child.kill().await;
-            }
+        if let Self::Workers(ws) = self {
+            probes::close(ws).await;
         }
     }
 }
 
 /// `i last empty` of a `GOT` line for sample `i`.
 fn parse_got(rest: &str, i: usize) -> Option<(u64, u64)> {
-    let v: Vec<u64> = rest
-        .split(' ')
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .ok()?;
-    match v[..] {
-        [k, last, empty] if k == i as u64 => Some((last, empty)),
+    match probes::numbers(rest, i)?[..] {
+        [last, empty] => Some((last, empty)),
         _ => None,
     }
-}
-
-/// Starts `p` worker processes with the receivers of queue `url`, shared
-/// out as the participants are.
-fn start_workers(
-    target: &Target,
-    name: &str,
-    url: &str,
-    n: usize,
-    p: usize,
-) -> Result<Vec<Worker>, Failure> {
-    let exe = std::env::current_exe()
-        .map_err(|e| Failure::new(Failed::Internal, format!("my own executable: {e}")))?;
-    let mut out = Vec::with_capacity(p);
-    let mut first = 0;
-    for g in 0..p {
-        let count = n / p + usize::from(g < n % p);
-        let mut c = super::worker::child(&exe, target);
-        c.args(["bench-worker", "--barrier", name])
-            .args(["--first", &first.to_string()])
-            .args(["--count", &count.to_string()])
-            .args(["--episodes", "0", "--episode-timeout", "1"])
-            .args(["--fanout-url", url])
-            .stdin(Stdio::piped());
-        first += count;
-        let mut child = c.spawn().map_err(|e| {
-            Failure::new(
-                Failed::Internal,
-                format!("cannot start fan-out worker {g}: {e}"),
-            )
-        })?;
-        let stdin = child.stdin.take();
-        let stdout = child.stdout.take().expect("piped");
-        out.push(Worker {
-            child,
-            stdin,
-            lines: BufReader::new(stdout).lines(),
-        });
-    }
-    Ok(out)
 }
 
 /// A worker process's side (`bench-worker --fanout-url URL`): runs
@@ -444,18 +348,9 @@ pub(super) async fn serve(
     let result = async {
         let sqs = Sqs::connect(client).await?;
         let mut group = Group::new(&sqs, a.count, url);
-        // Stdin, read on a thread of its own (a blocking read).
-        let (tx, mut rx) = mpsc::unbounded_channel();
-        std::thread::spawn(move || {
-            for l in std::io::stdin().lines() {
-                let Ok(l) = l else { return };
-                if tx.send(l).is_err() {
-                    return;
-                }
-            }
-        });
+        let mut rx = probes::stdin_lines();
         while let Some(l) = rx.recv().await {
-            let Some(i) = l.strip_prefix("PARK ").and_then(|i| i.trim().parse().ok()) else {
+            let Some(i) = probes::command(&l, "PARK") else {
                 continue;
             };
             let fail = |e: String| Failure::infra(format!("fan-out sample {i}: {e}"));

@@ -1,7 +1,7 @@
 //! `sqs-barrier bench` (and `bench-worker`): release latency, SQS requests (and tagging actions)
 //! per participant-episode and episodes per second of the barrier (or of the
 //! course handout's protocol, `--baseline`), next to the endpoint's own
-//! hand-off time and fan-out floor.
+//! hand-off time, fan-out floor and gather floor.
 //!
 //! Definitions (the same in both modes):
 //!
@@ -32,6 +32,20 @@
 //!   returned without it polls again. 11 samples (none begun after 60 s);
 //!   its p50 is the least a release of N parked participants takes once
 //!   decided, and release p50 is reported as a multiple of it ("x floor").
+//! * **Gather floor**: on a queue of its own, one consumer (one client) has
+//!   R long polls parked (R = the coordinator's receivers in a burst of N
+//!   check-ins: `--receivers`, else its default rule;
+//!   `MaxNumberOfMessages` 10, `VisibilityTimeout` 43,200, each polling
+//!   again at once after an answer); once every one has been counted and a
+//!   settle time more has passed (the fan-out floor's for R receivers), N
+//!   senders (each with a client of its own, grouped into processes as the
+//!   participants are) send one message each, all at once; the time from
+//!   the start of the last send until the consumer has all N distinct
+//!   messages. Round 0 (connections) is not a sample; then 11 samples (none
+//!   begun after 60 s), the messages deleted after each. Its p50 is the
+//!   least the N check-ins take to reach a coordinator; the **two-hop
+//!   floor** is gather p50 + fan-out p50, the least the whole release
+//!   takes (two hand-offs), release p50 reported as a multiple of it too.
 //! * **Tagging actions**: the `TagQueue`, `UntagQueue` and `ListQueueTags`
 //!   attempts among the requests above (SQS allows 5 a second per
 //!   account, the three together): per participant-episode (over N x E), and
@@ -59,16 +73,19 @@
 //! them; `group` runs a group of participants (in this process, or in a
 //! worker process that reports over the line protocol of `worker`);
 //! `coordinator` splits the coordinator's requests into open and idle;
-//! `baseline` is the handout's protocol; `handoff` and `fanout` measure the
-//! endpoint; `stats` holds the arithmetic; `sampler` reads the queues'
+//! `baseline` is the handout's protocol; `handoff`, `fanout` and `gather`
+//! measure the endpoint (`probes`: the floors' worker processes); `stats`
+//! holds the arithmetic; `sampler` reads the queues'
 //! counts over a run (`--sample-queues`). `bench-report` is the crate's
 //! `report`.
 
 mod baseline;
 mod coordinator;
 mod fanout;
+mod gather;
 mod group;
 mod handoff;
+mod probes;
 mod run;
 mod sampler;
 mod stats;

@@ -14,10 +14,11 @@ use tokio::sync::{mpsc, watch};
 use super::baseline::{BaselineQueues, monitor};
 use super::coordinator::Window;
 use super::fanout::{self, fanout};
+use super::gather::gather;
 use super::group::{Msg, Permit, Plan, Work, connect_members, run_group};
 use super::handoff::handoff;
 use super::sampler::Sampler;
-use super::stats::{Tagging, Waiting, add, pct, r3, r6, ratio, sorted};
+use super::stats::{FloorFigures, Tagging, Waiting, add, pct, r3, r6, ratio, sorted, two_hop};
 use super::summary::{PerMinute, Report, print_report};
 use super::{COORD_START, Counts, Failure, SETTLE, Target, seconds, work_seconds, worker};
 use crate::Failed;
@@ -185,6 +186,19 @@ async fn bench(
     let settle = fanout::settle(n, pct(&hand, 0.5));
     let floor = fanout(a, target, &format!("{name}-fanout"), settle).await?;
     let floor_ms = sorted(floor.samples.clone());
+    // The coordinator's long polls in a burst of N check-ins.
+    let mut coordinator = CoordinatorOptions::default();
+    coordinator.receivers = a.receivers;
+    let receivers = coordinator.burst_receivers(n);
+    let gathered = gather(
+        a,
+        target,
+        &format!("{name}-gather"),
+        receivers,
+        fanout::settle(receivers, pct(&hand, 0.5)),
+    )
+    .await?;
+    let gather_floor = FloorFigures::of(&gathered.samples);
 
     // The deciding side, with a client (and counter) of its own.
     let coord_sqs = target.sqs().await?;
@@ -350,6 +364,7 @@ async fn bench(
     let p50 = pct(&lat, 0.5);
     let h50 = pct(&hand, 0.5);
     let f50 = pct(&floor_ms, 0.5);
+    let (two_hop_floor, two_hop_ratio) = two_hop(p50, gather_floor.p50, f50);
     Ok(Report {
         mode: if a.baseline { "baseline" } else { "barrier" },
         coordinator_kind: match (a.baseline, a.coordinator) {
@@ -400,6 +415,13 @@ async fn bench(
         fanout_settle_ms: r3(floor.settle.as_secs_f64() * 1e3),
         fanout_empty_receives: floor.empty,
         ratio_to_fanout_floor: ratio(p50, f50),
+        gather_receivers: gathered.receivers,
+        gather_floor_p50_ms: gather_floor.p50,
+        gather_floor_max_ms: gather_floor.max,
+        gather_floor_samples: gather_floor.samples,
+        gather_settle_ms: r3(gathered.settle.as_secs_f64() * 1e3),
+        two_hop_floor_p50_ms: two_hop_floor,
+        ratio_to_two_hop_floor: two_hop_ratio,
         tagging_actions: tagging.actions,
         tagging_actions_per_participant_episode: tagging.per_participant_episode,
         tagging_actions_per_barrier_minute: tagging.per_barrier_minute,

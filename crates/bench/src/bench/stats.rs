@@ -30,6 +30,33 @@ pub(super) fn ratio(a: f64, b: f64) -> f64 {
     if b > 0.0 { r3(a / b) } else { 0.0 }
 }
 
+/// A floor's samples summed up: p50 and max (nearest rank, rounded to
+/// three decimals) and how many there are.
+#[derive(Clone, Copy, Debug, PartialEq)]
+pub(super) struct FloorFigures {
+    pub(super) p50: f64,
+    pub(super) max: f64,
+    pub(super) samples: usize,
+}
+
+impl FloorFigures {
+    pub(super) fn of(samples: &[f64]) -> Self {
+        let s = sorted(samples.to_vec());
+        Self {
+            p50: r3(pct(&s, 0.5)),
+            max: r3(pct(&s, 1.0)),
+            samples: s.len(),
+        }
+    }
+}
+
+/// The two-hop floor (`gather_p50 + fanout_p50`, rounded to three
+/// decimals) and `release_p50` over it.
+pub(super) fn two_hop(release_p50: f64, gather_p50: f64, fanout_p50: f64) -> (f64, f64) {
+    let floor = gather_p50 + fanout_p50;
+    (r3(floor), ratio(release_p50, floor))
+}
+
 /// Rounded to six decimals (for minutes: a few tens of microseconds).
 pub(super) fn r6(x: f64) -> f64 {
     (x * 1e6).round() / 1e6
@@ -182,6 +209,37 @@ mod tests {
         assert_eq!(pct(&v, 0.99), 99.0);
         assert_eq!(pct(&v, 1.0), 100.0);
         assert_eq!(pct(&[7.0], 0.5), 7.0);
+    }
+
+    #[test]
+    fn floor_figures_of_unsorted_samples() {
+        let f = FloorFigures::of(&[3.0, 1.0004, 9.5, 2.0, 4.0]);
+        assert_eq!(
+            f,
+            FloorFigures {
+                p50: 3.0,
+                max: 9.5,
+                samples: 5
+            }
+        );
+        assert_eq!(
+            FloorFigures::of(&[]),
+            FloorFigures {
+                p50: 0.0,
+                max: 0.0,
+                samples: 0
+            }
+        );
+        // An even count: the lower middle (nearest rank).
+        assert_eq!(FloorFigures::of(&[2.0, 1.0]).p50, 1.0);
+    }
+
+    #[test]
+    fn the_two_hop_floor_adds_the_gather_and_the_fan_out() {
+        assert_eq!(two_hop(30.0, 5.0, 7.0), (12.0, 2.5));
+        assert_eq!(two_hop(10.0, 1.0004, 2.0), (3.0, 3.333));
+        // No floor measured: no ratio.
+        assert_eq!(two_hop(10.0, 0.0, 0.0), (0.0, 0.0));
     }
 
     #[test]

@@ -69,6 +69,22 @@ pub(super) struct Report {
     pub(super) fanout_empty_receives: u64,
     /// Release p50 / fan-out floor p50.
     pub(super) ratio_to_fanout_floor: f64,
+    /// The gather floor's consumer's long polls (R): the coordinator's in
+    /// a burst of N check-ins.
+    pub(super) gather_receivers: usize,
+    /// The gather floor: from the start of the last of N sends at once
+    /// until the consumer has all N messages; p50 and max over the samples.
+    pub(super) gather_floor_p50_ms: f64,
+    pub(super) gather_floor_max_ms: f64,
+    pub(super) gather_floor_samples: usize,
+    /// The wait before each round's sends, once every long poll of the
+    /// consumer was out.
+    pub(super) gather_settle_ms: f64,
+    /// Gather floor p50 + fan-out floor p50: the least a release's two
+    /// hand-offs take.
+    pub(super) two_hop_floor_p50_ms: f64,
+    /// Release p50 / two-hop floor p50.
+    pub(super) ratio_to_two_hop_floor: f64,
     /// Tagging actions (`TagQueue`, `UntagQueue`, `ListQueueTags` attempts)
     /// of the participants and the coordinator over the counted window.
     pub(super) tagging_actions: u64,
@@ -187,6 +203,17 @@ pub(super) fn print_report(r: &Report, json: bool) {
         r.fanout_settle_ms,
         r.fanout_empty_receives,
         r.ratio_to_fanout_floor
+    );
+    println!(
+        "  gather floor ({} senders at once, one consumer with {} long polls) p50 {:.2} ms  max {:.2} ms ({} samples, settle {:.0} ms); two-hop floor (gather + fan-out p50) {:.2} ms; release p50 = {:.2} x two-hop floor",
+        r.parties,
+        r.gather_receivers,
+        r.gather_floor_p50_ms,
+        r.gather_floor_max_ms,
+        r.gather_floor_samples,
+        r.gather_settle_ms,
+        r.two_hop_floor_p50_ms,
+        r.ratio_to_two_hop_floor
     );
     println!(
         "  SQS requests per participant-episode {:.3} (participants {:.3}, coordinator {:.1} per episode)",

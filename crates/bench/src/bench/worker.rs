@@ -20,7 +20,9 @@
 //! `LAST k` (episode k is the last one), one per line.
 //!
 //! With `--fanout-url URL` a worker runs a group of the fan-out floor's
-//! receivers instead, over a line protocol of its own (see `fanout`).
+//! receivers instead, with `--gather-url URL` a group of the gather floor's
+//! senders, over line protocols of their own (see `probes`, `fanout` and
+//! `gather`).
 
 use std::process::Stdio;
 use std::sync::Arc;
@@ -39,10 +41,14 @@ use crate::args::{BenchArgs, BenchWorkerArgs};
 /// A group of participants in its own process (`bench --processes`).
 /// Prints `EP` lines, then `WAIT`, `ERRORS` and `REQ`; `FAIL why` on error.
 /// With `--fanout-url`, a group of the fan-out floor's receivers instead
-/// (see `fanout`). Says why it failed on stdout too (`FAIL why`).
+/// (see `fanout`); with `--gather-url`, of the gather floor's senders (see
+/// `gather`). Says why it failed on stdout too (`FAIL why`).
 pub(crate) async fn worker(a: BenchWorkerArgs, client: &ClientOptions) -> Result<(), Failed> {
     if let Some(url) = &a.fanout_url {
         return super::fanout::serve(&a, client, url).await;
+    }
+    if let Some(url) = &a.gather_url {
+        return super::gather::serve(&a, client, url).await;
     }
     let result = async {
         let plan = Plan {
