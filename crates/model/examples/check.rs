@@ -24,6 +24,7 @@ fn main() {
         stuck_deletes: arg(9, s.stuck_deletes.into()) as u8,
         features: s.features,
         lease: s.lease,
+        coordinator: s.coordinator,
     };
     let report = check(bounds, arg(10, 2) as usize);
     print!("{report}");

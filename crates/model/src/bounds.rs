@@ -11,7 +11,8 @@ pub struct Bounds {
     pub duplications: u8,
     /// Visibility lapses of held check-ins in a run.
     pub lapses: u8,
-    /// Coordinator crashes in a run.
+    /// Coordinator crashes in a run (invocations killed, under the Lambda
+    /// coordinator).
     pub crashes: u8,
     /// Notice copies dropped by retention expiry in a run.
     pub expiries: u8,
@@ -23,7 +24,9 @@ pub struct Bounds {
     pub quiet_resends: u8,
     /// Takeovers by a standby while the active coordinator lives, in a run.
     /// With [`lease`](Self::lease) the active one's lease has run out (it
-    /// stops before its next request); without it, both run at once.
+    /// stops before its next request); without it, both run at once. Under
+    /// the Lambda coordinator: invocations started while another runs
+    /// (only without the lease).
     pub takeovers: u8,
     /// Deletes of a notice nobody needs (by the participant that read it)
     /// that do not take effect, in a run: on SQS a delete with a receipt
@@ -38,6 +41,42 @@ pub struct Bounds {
     /// took the active coordinator for dead runs beside it, and a state
     /// write is a read, then a write, with the other's steps between.
     pub lease: bool,
+    /// Which coordinator decides: a process, or the Lambda function.
+    pub coordinator: CoordinatorKind,
+}
+
+/// Which coordinator the model runs.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, Hash)]
+pub enum CoordinatorKind {
+    /// A coordinator process (`sqs-barrier coordinator`): one life receives
+    /// check-ins one at a time and goes on until it crashes, its lease runs
+    /// out, or it stands down.
+    #[default]
+    Process,
+    /// The coordinator as the Lambda function: the event source takes a
+    /// batch of 1 to `batch` visible check-in copies and invokes the
+    /// function, whose invocation is one `LambdaRound` of the core (see the
+    /// crate documentation). A crash is an invocation killed (a function
+    /// timeout, a lost instance, a lease that ran out); `takeovers` counts
+    /// the invocations started while another runs, only without the lease
+    /// (under the lease, invocations take turns), and `lapses` must be 0:
+    /// an event source mapping needs the queue's visibility timeout to be
+    /// at least the function's timeout, so nothing an invocation holds
+    /// becomes visible before the invocation is over.
+    Lambda {
+        /// The most records a batch holds (the mapping's batch size).
+        batch: u8,
+    },
+}
+
+impl CoordinatorKind {
+    /// The Lambda function with batches of 1 or 2 records.
+    pub const LAMBDA: CoordinatorKind = CoordinatorKind::Lambda { batch: 2 };
+
+    /// Whether this is the Lambda function.
+    pub fn is_lambda(self) -> bool {
+        matches!(self, CoordinatorKind::Lambda { .. })
+    }
 }
 
 /// The features of a membership that changes, each on or off.
@@ -87,5 +126,6 @@ impl Bounds {
         stuck_deletes: 0,
         features: Features::NONE,
         lease: true,
+        coordinator: CoordinatorKind::Process,
     };
 }

@@ -6,6 +6,7 @@ use std::collections::{BTreeMap, BTreeSet, VecDeque};
 
 use sqs_barrier_core::coordinator::{Coordinator, Event, Transmit, sweepable};
 use sqs_barrier_core::state::PublishedState;
+use sqs_barrier_core::wire::BreakCause;
 
 use crate::model::Action;
 use crate::sqs::notify;
@@ -154,11 +155,28 @@ impl BarrierModel {
     }
 
     pub(crate) fn write(&self, s: &mut State, k: usize, state: &PublishedState, version: u64) {
+        if self.publish(s, state) {
+            // A quorum release's drops are decided once this state, which
+            // records the release, is published (its notice follows, but a
+            // crash may come first): a status read may tell a dropped
+            // member so.
+            let mut drops = std::mem::take(&mut Self::slot(s, k).drops);
+            make_public(s, &mut drops, state);
+            Self::slot(s, k).drops = drops;
+        }
+        Self::slot(s, k).machine.handle_state_written(version);
+    }
+
+    /// Writes `state` to the register, as read back from its JSON form;
+    /// false if it does not read back (flagged).
+    pub(crate) fn publish(&self, s: &mut State, state: &PublishedState) -> bool {
         match PublishedState::from_json(&state.to_json()) {
             Some(mut read_back) => {
                 // Only the coordinator's id, `released_*`, `open`, `broken`
                 // and `rejected` matter here; clearing when it happened
-                // merges states that differ only in that.
+                // merges states that differ only in that. (A Lambda round
+                // then takes a restored generation, and its quorum, for as
+                // old as its clock: see the crate documentation, "Time".)
                 read_back.heartbeat_ms = 0;
                 read_back.heartbeat_every_ms = 0;
                 if let Some(o) = &mut read_back.open {
@@ -180,27 +198,13 @@ impl BarrierModel {
                     ));
                 }
                 s.tags = Some(read_back);
-                // A quorum release's drops are decided once this state,
-                // which records the release, is published (its notice
-                // follows, but a crash may come first): a status read may
-                // tell a dropped member so.
-                let slot = Self::slot(s, k);
-                let public: Vec<(u64, u8)> = slot
-                    .drops
-                    .iter()
-                    .filter(|(g, _)| state.is_released(**g))
-                    .map(|(g, d)| (*g, *d))
-                    .collect();
-                for (g, d) in public {
-                    Self::slot(s, k).drops.remove(&g);
-                    if let Some(w) = s.without.get_mut(g as usize) {
-                        *w |= d;
-                    }
-                }
+                true
             }
-            None => flag(s, "published state does not read back".into()),
+            None => {
+                flag(s, "published state does not read back".into());
+                false
+            }
         }
-        Self::slot(s, k).machine.handle_state_written(version);
     }
 
     /// After a coordinator call: with no crash or second coordinator left to
@@ -222,25 +226,8 @@ impl BarrierModel {
         };
         let mut bad = None;
         while let Some(e) = slot.machine.poll_event() {
-            match e {
-                Event::Arrived { .. }
-                | Event::Released { .. }
-                | Event::Superseded { .. }
-                | Event::Joined { .. }
-                | Event::Left { .. } => {}
-                Event::Dropped {
-                    generation,
-                    members,
-                } => {
-                    let d = slot.drops.entry(generation).or_insert(0);
-                    for name in members {
-                        match name.parse::<u8>() {
-                            Ok(e) if e < 8 => *d |= 1 << e,
-                            _ => bad = Some(format!("coordinator dropped a stranger {name:?}")),
-                        }
-                    }
-                }
-                other => bad = Some(format!("coordinator: unexpected event {other:?}")),
+            if let Some(b) = coordinator_event(e, &mut slot.drops, false) {
+                bad = Some(b);
             }
         }
         while let Some(t) = slot.machine.poll_transmit() {
@@ -276,5 +263,59 @@ impl BarrierModel {
         {
             actions.push(Action::Heartbeat(k as u8));
         }
+    }
+}
+
+/// The members the quorum releases in `drops` went without, for those
+/// releases the published `state` records: public now, in the ghost
+/// [`State::without`].
+pub(crate) fn make_public(s: &mut State, drops: &mut BTreeMap<u64, u8>, state: &PublishedState) {
+    let public: Vec<(u64, u8)> = drops
+        .iter()
+        .filter(|(g, _)| state.is_released(**g))
+        .map(|(g, d)| (*g, *d))
+        .collect();
+    for (g, d) in public {
+        drops.remove(&g);
+        if let Some(w) = s.without.get_mut(g as usize) {
+            *w |= d;
+        }
+    }
+}
+
+/// Checks an event of a coordinator (a process's, or a Lambda round's):
+/// records a quorum release's drops; returns what was wrong with it, if
+/// anything. `breaks`: the barrier may break because a member brought
+/// data (only the Lambda coordinator, which cannot gather).
+pub(crate) fn coordinator_event(
+    e: Event,
+    drops: &mut BTreeMap<u64, u8>,
+    breaks: bool,
+) -> Option<String> {
+    match e {
+        Event::Arrived { .. }
+        | Event::Released { .. }
+        | Event::Superseded { .. }
+        | Event::Joined { .. }
+        | Event::Left { .. } => None,
+        Event::Broken {
+            cause: BreakCause::Unsupported { .. },
+            ..
+        } if breaks => None,
+        Event::Dropped {
+            generation,
+            members,
+        } => {
+            let d = drops.entry(generation).or_insert(0);
+            let mut bad = None;
+            for name in members {
+                match name.parse::<u8>() {
+                    Ok(e) if e < 8 => *d |= 1 << e,
+                    _ => bad = Some(format!("coordinator dropped a stranger {name:?}")),
+                }
+            }
+            bad
+        }
+        other => Some(format!("coordinator: unexpected event {other:?}")),
     }
 }

@@ -13,9 +13,9 @@ impl BarrierModel {
     /// Ghost: whether generation `g` expects member `e`, as the scenario
     /// and what was released so far say: a leaving member only up to its
     /// last generation, the joined one from the first generation it read
-    /// (not before it read it: [`Action::JoinRead`] checks that nothing at
-    /// or after it was released before), a member named in the `without`
-    /// of an earlier generation's release no more.
+    /// (not before it read it: [`Action::JoinRead`](crate::Action::JoinRead)
+    /// checks that nothing at or after it was released before), a member
+    /// named in the `without` of an earlier generation's release no more.
     pub(crate) fn expects(&self, s: &State, e: usize, g: u64) -> bool {
         let f = self.bounds.features;
         if e >= self.bounds.members {

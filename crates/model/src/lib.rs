@@ -1,8 +1,9 @@
 //! An exhaustively checked model of the sqs-barrier protocol.
 //!
 //! The model embeds the **real** state machines of `sqs-barrier-core`
-//! ([`Coordinator`] and [`Participant`]) and replaces the driver and SQS by a
-//! nondeterministic environment that [stateright](https://docs.rs/stateright)
+//! ([`Coordinator`] and [`Participant`]; for the coordinator as the Lambda
+//! function, [`LambdaRound`], which builds a [`Coordinator`] per round) and
+//! replaces the drivers and SQS by a nondeterministic environment that [stateright](https://docs.rs/stateright)
 //! explores exhaustively (depth first). Every state holds whole clones of
 //! the machines (core derives `Clone`, `Eq` and `Hash` for this), so no
 //! abstraction of the machines' own state is involved. stateright remembers
@@ -72,10 +73,69 @@
 //!   `without_the_lease_*` in tests/check.rs show what that costs (state
 //!   lost, and with a quorum or a changing pool, phases split), and must
 //!   keep finding it.
+//! * **The Lambda coordinator** ([`CoordinatorKind::Lambda`]): no
+//!   coordinator process runs. The event source mapping takes a *batch* of
+//!   1 to `batch` distinct visible check-in copies, in any order (the round
+//!   feeds them in order, and a join before a check-in is placed
+//!   differently from one after it), and invokes the function with it
+//!   ([`Action::Invoke`]); the copies are in flight, held by the
+//!   invocation. The schedule invokes it with no batch (a *tick*,
+//!   [`LambdaRound::tick`]). An invocation is one [`LambdaRound`] driven as
+//!   the handler (`sqs_barrier::lambda`) drives it: its transmits are
+//!   drained into a work list after every call and carried out one at a
+//!   time, as separate steps, each answered as the handler answers it:
+//!   `ReadState` with the register (the round builds its coordinator from
+//!   it and feeds it the batch: the records reach a coordinator there);
+//!   `WriteState` is the handler's write: read the register, refused
+//!   ([`LambdaRound::handle_write_refused`]) if it holds a state that
+//!   orders after the round's, else written and reported written (one
+//!   step under the lease, where nobody else writes; two without it, the
+//!   other invocation's steps between); `Notify`, `Sweep` (the round's
+//!   sweeps wait for its end) and `DeadLetter` (flagged: none is
+//!   expected) as for a process. With nothing left to carry out, the
+//!   invocation returns its [`Ending`], and the mapping acts on it in a
+//!   step of its own: the records it names as batch item failures are
+//!   visible again (after the visibility timeout), the others deleted. A
+//!   *crash* kills the invocation between any two of its steps (a function
+//!   timeout, a lost instance, a lease that ran out: the handler checks
+//!   its lease before every request and fails once it has run out), and
+//!   its whole batch is visible again. Under the lease (the FIFO group
+//!   lock of the lease queue) one invocation runs at a time. Its batch is
+//!   taken as it starts: on AWS the mapping may receive it earlier, while
+//!   another invocation holds the lease, which gives the same records, as
+//!   a record the other holds is not visible before the other is over
+//!   (the mapping needs the queue's visibility timeout to be at least the
+//!   function's timeout, so nothing lapses while an invocation runs: no
+//!   *visibility lapse* here) and what the other hands back comes back
+//!   only after it returned. Without the lease ([`Bounds::lease`] off, the
+//!   handler before the lease), a second invocation may start while one
+//!   runs ([`Bounds::takeovers`] counts these), and every round checks its
+//!   write after `VERIFY_AFTER` (a step: its timer fires with the frozen
+//!   clock standing still) and starts again if it was erased, as the
+//!   handler did then; the configurations `lambda_without_the_lease_*`
+//!   show the window that leaves open, and must keep finding it.
+//!
+//!   Every round is a coordinator life with one more term than the state it
+//!   read, so an invocation that changes nothing would lead back to the
+//!   state it started from but for the published state's writer and term,
+//!   for ever: one that hands its whole batch back and publishes the state
+//!   it read again (check-ins of a generation after an open one, which
+//!   wait for it; a tick with nothing due). With no other invocation under
+//!   way the event source does not start such an invocation (the model
+//!   runs it to its end to tell; every step it could be killed at leads to
+//!   the same state too). A state where nothing else can happen is then
+//!   terminal, and L1 judges it.
 //! * **Participants**: member `i` arrives at generations `0..G` in turn; its
 //!   status read (the register: a state showing its generation released
 //!   ends the wait, one not showing its arrival makes it send again) is an
 //!   action. A participant whose notice expired unread passes only by it.
+//!   Under the Lambda coordinator a notice goes only after the write that
+//!   records it, so an invocation killed between the two leaves a release
+//!   that only the published state tells: once nothing else can happen, a
+//!   status read that would end the wait (the state shows its generation
+//!   released or broken, or that it is expected there no more) is always
+//!   enabled, beyond the quiet re-sends of the wait, which reads of earlier
+//!   states may have used up (it ends the wait, so paths stay finite).
 //!
 //! # Time
 //!
@@ -103,6 +163,21 @@
 //! does every life of a configuration without quorum or join, where
 //! nothing waits for the grace.
 //!
+//! The Lambda rounds run with the options as deployed (the schedule's
+//! heartbeat; the check-in queue's visibility timeout, 30 s, as the
+//! `deadline_slack` that a quorum release waits beyond its grace; no
+//! restart grace, as a round decides nothing before its write and sends
+//! its notices only after it), every call at `NOW`. The register keeps no
+//! write times (see above), so a round takes a restored open generation,
+//! and its quorum, for as old as its clock (`age_since_write`): between
+//! two invocations the slack has passed. So the invocation that first
+//! sees a quorum publishes it without releasing (its own clock says the
+//! slack has not passed), and any later invocation, a batch or a tick,
+//! releases by quorum unless its batch completes the generation first.
+//! A tick (a round without records) can change something only there, or
+//! by publishing the first state; otherwise it publishes the state it read
+//! again and is not taken (see above). Deadlines are not configured.
+//!
 //! # Bounds
 //!
 //! Faults are bounded by [`Bounds`] (per run), re-sends per wait. Faults are
@@ -121,21 +196,39 @@
 //! deadlock, L1 (`eventually` every participant completes every
 //! generation), a `sometimes` check that runs using every allowed fault
 //! complete, and B, the bound the release broadcast is designed for: a
-//! release queue holds at most `1 + f` notice copies, where `f` counts the
-//! crashes, takeovers and duplications so far. Without faults that is one
-//! notice per queue, however many generations pass: a release sweeps the
-//! other queue's older notice before anybody waits there.
+//! release queue holds at most `1 + f` release notice copies, where `f`
+//! counts the crashes, takeovers and duplications so far. Without faults
+//! that is one notice per queue, however many generations pass: a release
+//! sweeps the other queue's older notice before anybody waits there.
+//!
+//! Under the Lambda coordinator the same properties are checked, with
+//! one difference: it cannot gather data (docs/PROTOCOL.md, section 9),
+//! and the first round that counts a check-in with data breaks the
+//! barrier, saying so (`BreakCause::Unsupported`). With
+//! [`Features::gather`] a broken wait is then an expected outcome and
+//! counts as done for L1; S5 has nothing to check, and the property of
+//! unexpected outcomes checks the break instead: every broken outcome
+//! names the same generation and that cause, and nobody passes a broken
+//! generation. (Broken notices, one to every member that
+//! checks in after the break, are not counted by B.) A broken outcome is
+//! unexpected in every other configuration.
 //!
 //! # Layout
 //!
 //! `state` holds the system state (queues, machines, ghost variables);
 //! `sqs` the release queues' operations; `driver` the coordinators and
-//! their driver (start, transmits, crash, standing down); `participants`
+//! their driver (start, transmits, crash, standing down); `lambda` the
+//! Lambda coordinator (the event source's batches, the invocations and
+//! their driver, what the mapping does with their answer); `participants`
 //! the members' arrivals, sends and outcomes; `features` what leave, join,
 //! quorum and gathered data change; `model` the actions and transitions;
 //! `properties` what is checked; `report` the run and its traces.
 //!
 //! [`Coordinator`]: sqs_barrier_core::coordinator::Coordinator
+//! [`LambdaRound`]: sqs_barrier_core::lambda::LambdaRound
+//! [`LambdaRound::tick`]: sqs_barrier_core::lambda::LambdaRound::tick
+//! [`LambdaRound::handle_write_refused`]: sqs_barrier_core::lambda::LambdaRound::handle_write_refused
+//! [`Ending`]: sqs_barrier_core::lambda::Ending
 //! [`Participant`]: sqs_barrier_core::participant::Participant
 //! [`Notice::deletable`]: sqs_barrier_core::participant::Notice::deletable
 //! [`Transmit::Sweep`]: sqs_barrier_core::coordinator::Transmit::Sweep
@@ -144,6 +237,7 @@
 mod bounds;
 mod driver;
 mod features;
+mod lambda;
 mod model;
 mod participants;
 mod properties;
@@ -157,7 +251,8 @@ use sqs_barrier_core::config::{BarrierConfig, Membership};
 use sqs_barrier_core::coordinator::CoordinatorOptions;
 use sqs_barrier_core::participant::ParticipantOptions;
 
-pub use bounds::{Bounds, Features};
+pub use bounds::{Bounds, CoordinatorKind, Features};
+pub use lambda::Invocation;
 pub use model::Action;
 pub use report::{CheckReport, check, find_counterexample};
 pub use state::{Holder, JOIN, JoinStep, Member, Slot, State, Tok, Used};
@@ -213,6 +308,14 @@ impl BarrierModel {
             "a leave or a quorum needs 2 members"
         );
         assert!(!(f.quorum && f.leave), "the late member is the leaving one");
+        if let CoordinatorKind::Lambda { batch } = bounds.coordinator {
+            assert!(batch >= 1, "a batch holds a record at least");
+            assert_eq!(bounds.lapses, 0, "nothing lapses while an invocation runs");
+            assert!(
+                !bounds.lease || bounds.takeovers == 0,
+                "under the lease invocations take turns: a lease that runs out is a crash"
+            );
+        }
         let members = Membership::new(bounds.members, None).expect("valid membership");
         let mut cfg =
             BarrierConfig::new("model", "i0", members, None, false).expect("valid config");

@@ -2,12 +2,12 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 
-use sqs_barrier_core::participant::{Notice, Participant};
+use sqs_barrier_core::participant::{Notice, Participant, Transmit as PTransmit};
 use stateright::{Model, Property};
 
 use crate::sqs::{notice_generation, take_one};
 use crate::state::{Holder, JOIN, JoinStep, Member, Slot, State, Tok, Used, flag};
-use crate::{BarrierModel, NOW, participant_options};
+use crate::{BarrierModel, CoordinatorKind, NOW, participant_options};
 
 /// A step of the model.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
@@ -58,6 +58,11 @@ pub enum Action {
     /// The joining process reads the published state, which shows its
     /// join counted: it learns its position and first generation.
     JoinRead,
+    /// The Lambda coordinator: the event source invokes the function with
+    /// these visible check-in copies, in this order (empty: the schedule's
+    /// tick). The invocation holds them and runs its round in the free
+    /// slot, one step per [`Action::Perform`].
+    Invoke(Vec<Tok>),
 }
 
 impl BarrierModel {
@@ -68,20 +73,32 @@ impl BarrierModel {
     pub fn all_done(&self, s: &State) -> bool {
         s.members.iter().all(|m| {
             matches!(m.join, JoinStep::Member | JoinStep::Joined)
-                && (m.next >= m.stop || m.dropped || (m.late && m.waiting.is_none()))
+                && (m.next >= m.stop || m.dropped || m.broken || (m.late && m.waiting.is_none()))
         })
     }
 
     /// Whether nothing but a status read or a fault can happen: no check-in
-    /// is visible to a running coordinator, no coordinator step is due, and
-    /// no waiting participant has a notice to read.
+    /// is visible to a running coordinator, no coordinator step is due (the
+    /// Lambda coordinator: no invocation is under way, and none that would
+    /// change anything can start), and no waiting participant has a notice
+    /// to read.
     pub(crate) fn quiet(&self, s: &State) -> bool {
-        let running = s.slots.iter().any(Option::is_some);
-        s.slots
-            .iter()
-            .flatten()
-            .all(|c| !c.busy() && c.machine.poll_timeout().is_none_or(|t| t > c.now()))
-            && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
+        let invocations = match self.bounds.coordinator {
+            CoordinatorKind::Lambda { batch } => self.lambda_invocations(s, batch),
+            CoordinatorKind::Process => Vec::new(),
+        };
+        self.quiet_given(s, &invocations)
+    }
+
+    /// [`Self::quiet`], given the invocations the event source may start
+    /// (under the Lambda coordinator).
+    fn quiet_given(&self, s: &State, invocations: &[Vec<Tok>]) -> bool {
+        let coordinators = if self.bounds.coordinator.is_lambda() {
+            self.lambda_quiet(s, invocations)
+        } else {
+            self.coordinators_quiet(s)
+        };
+        coordinators
             && s.members.iter().all(|m| {
                 m.waiting.is_none_or(|g| {
                     s.release[(g % 2) as usize]
@@ -89,6 +106,98 @@ impl BarrierModel {
                         .all(|b| m.read.contains(b))
                 })
             })
+    }
+
+    /// [`Self::quiet`] for the coordinator processes: none has a step due,
+    /// and no check-in is visible to a running one.
+    fn coordinators_quiet(&self, s: &State) -> bool {
+        let running = s.slots.iter().any(Option::is_some);
+        s.slots
+            .iter()
+            .flatten()
+            .all(|c| !c.busy() && c.machine.poll_timeout().is_none_or(|t| t > c.now()))
+            && (!running || s.checkin.values().all(|h| matches!(h, Holder::Held(_))))
+    }
+
+    /// The steps of a coordinator process with work left from its last
+    /// call; true if nothing else may happen meanwhile.
+    fn coordinators_busy(&self, s: &State, actions: &mut Vec<Action>) -> bool {
+        let b = &self.bounds;
+        for (k, slot) in s.slots.iter().enumerate() {
+            let k = k as u8;
+            if slot.as_ref().is_some_and(Slot::busy) {
+                // The driver carries out the transmits of one call in order
+                // before it receives again; participants' steps and SQS
+                // faults commute with them, so only a crash, a lease that
+                // runs out, or the other coordinator, is interleaved.
+                actions.push(Action::Perform(k));
+                if s.used.crashes < b.crashes {
+                    actions.push(Action::Crash(k));
+                }
+                if b.lease && s.used.takeovers < b.takeovers {
+                    actions.push(Action::Takeover);
+                }
+            }
+        }
+        let busy = |k: usize| s.slots[k].as_ref().is_some_and(Slot::busy);
+        if busy(0) || busy(1) {
+            let other = if busy(0) { 1 } else { 0 };
+            if busy(0) && busy(1) || s.slots[other].is_none() {
+                return true;
+            }
+            // The other coordinator may act meanwhile (below, for it only).
+            self.coordinator_actions(s, other, actions);
+            return true;
+        }
+        false
+    }
+
+    /// The steps of the invocations under way; true if nothing else may
+    /// happen meanwhile. As for a process, participants' steps and SQS
+    /// faults commute with an invocation's steps: only a crash (the
+    /// invocation killed) or, without the lease, another invocation is
+    /// interleaved; under the lease no other starts before it is over.
+    fn lambda_running(&self, s: &State, batch: u8, actions: &mut Vec<Action>) -> bool {
+        let b = &self.bounds;
+        let mut running = 0;
+        for (k, inv) in s.invocations.iter().enumerate() {
+            if inv.is_some() {
+                running += 1;
+                actions.push(Action::Perform(k as u8));
+                if s.used.crashes < b.crashes {
+                    actions.push(Action::Crash(k as u8));
+                }
+            }
+        }
+        if running == 1 && !b.lease && s.used.takeovers < b.takeovers {
+            // Without the lease the event source may invoke the function
+            // again meanwhile.
+            actions.extend(
+                self.lambda_invocations(s, batch)
+                    .into_iter()
+                    .map(Action::Invoke),
+            );
+        }
+        running > 0
+    }
+
+    /// Whether a status read of participant `i` would end its wait (the
+    /// published state shows its generation released, broken, or that it
+    /// is expected there no more). Under the Lambda coordinator a notice
+    /// goes only after the write that records it, so an invocation killed
+    /// between the two leaves a release that only the state tells: once
+    /// nothing else can happen, such a read is always offered, beyond the
+    /// quiet reads of the wait (which reads of earlier states may have
+    /// used up); it ends the wait, so paths stay finite.
+    fn read_ends_wait(&self, s: &State, i: usize) -> bool {
+        let mut p = s.members[i].machine.clone();
+        p.handle_timeout(NOW);
+        while let Some(t) = p.poll_transmit() {
+            if t == PTransmit::QueryStatus {
+                p.handle_status(s.tags.as_ref(), NOW);
+            }
+        }
+        p.poll_event().is_some()
     }
 
     /// The actions enabled in `s`, collected (for the deadlock property).
@@ -126,6 +235,7 @@ impl Model for BarrierModel {
                     stop: if f.leave && i == self.special() { 1 } else { g },
                     late: f.quorum && i == self.special(),
                     dropped: false,
+                    broken: false,
                     join: if joiner {
                         JoinStep::Unsent
                     } else {
@@ -137,6 +247,7 @@ impl Model for BarrierModel {
         let g = g as usize;
         let mut s = State {
             slots: [None, None],
+            invocations: [None, None],
             checkin: BTreeMap::new(),
             sent: BTreeMap::new(),
             release: [BTreeMap::new(), BTreeMap::new()],
@@ -150,11 +261,14 @@ impl Model for BarrierModel {
             joined_from: None,
             gathered: vec![None; g],
             gather_violation: None,
+            broken_from: None,
             published_violation: None,
             used: Used::default(),
             violation: None,
         };
-        self.start(&mut s, 0);
+        if !self.bounds.coordinator.is_lambda() {
+            self.start(&mut s, 0);
+        }
         for i in 0..self.bounds.members {
             if !s.members[i].late && self.bounds.generations > 0 {
                 self.arrive(&mut s, i);
@@ -165,37 +279,22 @@ impl Model for BarrierModel {
 
     fn actions(&self, s: &State, actions: &mut Vec<Action>) {
         let b = &self.bounds;
-        for (k, slot) in s.slots.iter().enumerate() {
-            let k = k as u8;
-            if slot.as_ref().is_some_and(Slot::busy) {
-                // The driver carries out the transmits of one call in order
-                // before it receives again; participants' steps and SQS
-                // faults commute with them, so only a crash, a lease that
-                // runs out, or the other coordinator, is interleaved.
-                actions.push(Action::Perform(k));
-                if s.used.crashes < b.crashes {
-                    actions.push(Action::Crash(k));
-                }
-                if b.lease && s.used.takeovers < b.takeovers {
-                    actions.push(Action::Takeover);
-                }
-            }
-        }
-        let busy = |k: usize| s.slots[k].as_ref().is_some_and(Slot::busy);
-        if busy(0) || busy(1) {
-            let other = if busy(0) { 1 } else { 0 };
-            if busy(0) && busy(1) || s.slots[other].is_none() {
+        if let CoordinatorKind::Lambda { batch } = b.coordinator {
+            if self.lambda_running(s, batch, actions) {
                 return;
             }
-            // The other coordinator may act meanwhile (below, for it only).
-            self.coordinator_actions(s, other, actions);
+        } else if self.coordinators_busy(s, actions) {
             return;
         }
-        let quiet = self.quiet(s);
+        let invocations = match b.coordinator {
+            CoordinatorKind::Lambda { batch } => self.lambda_invocations(s, batch),
+            CoordinatorKind::Process => Vec::new(),
+        };
+        let quiet = self.quiet_given(s, &invocations);
         for (i, m) in s.members.iter().enumerate() {
             let i = i as u8;
             match m.waiting {
-                None if m.late && !m.dropped && m.next < m.stop => {
+                None if m.late && !m.dropped && !m.broken && m.next < m.stop => {
                     actions.push(Action::Arrive(i));
                 }
                 None if m.join == JoinStep::Unsent => actions.push(Action::JoinSend),
@@ -212,6 +311,7 @@ impl Model for BarrierModel {
                 Some(g) => {
                     let budget = if quiet {
                         m.resends < b.quiet_resends
+                            || b.coordinator.is_lambda() && self.read_ends_wait(s, i.into())
                     } else {
                         s.used.resends < b.racing_resends
                     };
@@ -232,9 +332,16 @@ impl Model for BarrierModel {
                 }
             }
         }
-        for k in 0..2 {
-            if s.slots[k].is_some() {
-                self.coordinator_actions(s, k, actions);
+        match b.coordinator {
+            CoordinatorKind::Lambda { .. } => {
+                actions.extend(invocations.into_iter().map(Action::Invoke));
+            }
+            CoordinatorKind::Process => {
+                for k in 0..2 {
+                    if s.slots[k].is_some() {
+                        self.coordinator_actions(s, k, actions);
+                    }
+                }
             }
         }
         if self.all_done(s) {
@@ -262,6 +369,7 @@ impl Model for BarrierModel {
                 }
             }
         }
+        // (An invocation is killed while it runs: see `lambda_running`.)
         if s.used.crashes < b.crashes {
             for k in 0..2 {
                 if s.slots[k].is_some() {
@@ -280,7 +388,8 @@ impl Model for BarrierModel {
             Action::Resend(i) => {
                 let i = i as usize;
                 if self.quiet(last) {
-                    s.members[i].resends += 1;
+                    let m = &mut s.members[i];
+                    m.resends = m.resends.saturating_add(1);
                 } else {
                     s.used.resends += 1;
                 }
@@ -355,6 +464,13 @@ impl Model for BarrierModel {
                 }
                 self.stand_down(&mut s, k);
             }
+            Action::Perform(k) if self.bounds.coordinator.is_lambda() => {
+                let k = k as usize;
+                self.lambda_perform(&mut s, k);
+                if s.invocations[k].is_some() {
+                    self.lambda_settle(&mut s, k);
+                }
+            }
             Action::Perform(k) => {
                 let k = k as usize;
                 self.perform(&mut s, k);
@@ -391,6 +507,10 @@ impl Model for BarrierModel {
             Action::Expire(p, body) => {
                 s.used.expiries += 1;
                 take_one(&mut s.release[p as usize], &body);
+            }
+            Action::Crash(k) if self.bounds.coordinator.is_lambda() => {
+                s.used.crashes += 1;
+                self.vacate_invocation(&mut s, k as usize);
             }
             Action::Crash(k) => {
                 let k = k as usize;
@@ -431,11 +551,20 @@ impl Model for BarrierModel {
                 s.checkin.insert(tok, Holder::Visible(None));
             }
             Action::JoinRead => self.join_read(&mut s),
+            Action::Invoke(batch) => {
+                // (Alone, the event source starts only an invocation that
+                // changes something: see `lambda_invocations`.)
+                let k = self.invoke(&mut s, batch);
+                self.lambda_settle(&mut s, k);
+            }
         }
         // A lone coordinator runs in slot 0 (states that differ only in the
         // slot are the same).
-        if s.slots[0].is_none() && s.slots[1].is_some() {
+        if s.slots[0].is_none() && s.slots[1].is_some()
+            || s.invocations[0].is_none() && s.invocations[1].is_some()
+        {
             s.slots.swap(0, 1);
+            s.invocations.swap(0, 1);
             for h in s.checkin.values_mut() {
                 *h = match *h {
                     Holder::Held(k) => Holder::Held(1 - k),

@@ -2,7 +2,7 @@
 //! from the published state, and outcomes.
 
 use sqs_barrier_core::participant::{Outcome, Transmit as PTransmit};
-use sqs_barrier_core::wire::Message;
+use sqs_barrier_core::wire::{BreakCause, Message};
 
 use crate::state::{Holder, JOIN, State, Tok, flag};
 use crate::{BarrierModel, NOW};
@@ -98,6 +98,14 @@ impl BarrierModel {
                         );
                         continue;
                     }
+                    if s.broken_from.is_some_and(|b| generation >= b) {
+                        flag(
+                            s,
+                            format!("participant {i} passed {generation}, a broken generation"),
+                        );
+                        continue;
+                    }
+                    let m = &mut s.members[i];
                     m.waiting = None;
                     m.next = generation + 1;
                     m.resends = 0;
@@ -130,6 +138,46 @@ impl BarrierModel {
                                 "participant {i} dropped at {generation} (since {since}), not named in a release"
                             ),
                         );
+                    }
+                }
+                Outcome::Broken {
+                    generation,
+                    from_gen,
+                    cause,
+                    ..
+                } => {
+                    // Only the Lambda coordinator breaks a barrier in the
+                    // model: it cannot gather data, and says so.
+                    let f = self.bounds.features;
+                    let expected = self.bounds.coordinator.is_lambda()
+                        && f.gather
+                        && matches!(cause, BreakCause::Unsupported { .. });
+                    let m = &mut s.members[i];
+                    if !expected || m.waiting != Some(generation) || generation < from_gen {
+                        let w = m.waiting;
+                        flag(
+                            s,
+                            format!(
+                                "participant {i} broken at {generation} from {from_gen} waiting at {w:?}: {cause}"
+                            ),
+                        );
+                        continue;
+                    }
+                    m.waiting = None;
+                    m.broken = true;
+                    // Every member learns one break, and nobody passed a
+                    // generation it breaks.
+                    if *s.broken_from.get_or_insert(from_gen) != from_gen {
+                        let b = s.broken_from;
+                        flag(
+                            s,
+                            format!("participant {i} broken from {from_gen}, another from {b:?}"),
+                        );
+                    }
+                    if let Some(g) =
+                        (from_gen..self.bounds.generations).find(|g| s.passed[*g as usize] != 0)
+                    {
+                        flag(s, format!("generation {g} was passed and broken"));
                     }
                 }
                 other => flag(s, format!("participant {i}: unexpected outcome {other:?}")),

@@ -8,7 +8,7 @@ use sqs_barrier_core::wire::Message;
 use stateright::Model;
 
 use crate::model::Action;
-use crate::state::{Holder, State};
+use crate::state::{Holder, JOIN, State, Tok};
 use crate::{BarrierModel, Bounds, NOW};
 
 impl State {
@@ -39,15 +39,29 @@ impl State {
                 }
             }
         }
+        for (k, inv) in self.invocations.iter().enumerate() {
+            if let Some(i) = inv {
+                let batch: Vec<String> = i.batch.iter().map(tok).collect();
+                let _ = write!(
+                    out,
+                    "invocation{k} {} round {} batch [{}] pending={}{} | ",
+                    i.id,
+                    i.round.round(),
+                    batch.join(" "),
+                    i.pending.len(),
+                    match i.round.ending() {
+                        Some(e) => format!(" ending {e:?}"),
+                        None => String::new(),
+                    }
+                );
+            }
+        }
         let _ = write!(out, "checkin:");
         for (t, h) in &self.checkin {
             let _ = write!(
                 out,
-                " m{}g{}a{}c{}{}",
-                t.member,
-                t.generation,
-                t.attempt,
-                t.copy,
+                " {}{}",
+                tok(t),
                 match h {
                     Holder::Held(k) => format!("*{k}"),
                     Holder::Visible(_) => String::new(),
@@ -69,6 +83,7 @@ impl State {
             " | tags {:?}",
             self.tags.as_ref().map(|t| (
                 &t.coordinator,
+                t.term,
                 t.released_below,
                 &t.released_above,
                 t.open.as_ref().map(|o| (o.generation, o.arrived.len()))
@@ -78,8 +93,11 @@ impl State {
         for (i, m) in self.members.iter().enumerate() {
             let _ = write!(
                 out,
-                " {i}:next{}/wait{:?}/rs{}",
-                m.next, m.waiting, m.resends
+                " {i}:next{}/wait{:?}/rs{}{}",
+                m.next,
+                m.waiting,
+                m.resends,
+                if m.broken { "/broken" } else { "" }
             );
         }
         if let Some(v) = &self.violation {
@@ -189,6 +207,14 @@ fn run(bounds: Bounds, threads: usize, first: bool) -> CheckReport {
     }
 }
 
+fn tok(t: &Tok) -> String {
+    if t.generation == JOIN {
+        format!("m{}join", t.member)
+    } else {
+        format!("m{}g{}a{}c{}", t.member, t.generation, t.attempt, t.copy)
+    }
+}
+
 fn describe(a: &Action) -> String {
     let notice = |body: &str| match Message::decode(body) {
         Ok(Message::Release { generation, .. }) => format!("release g{generation}"),
@@ -207,6 +233,11 @@ fn describe(a: &Action) -> String {
         }
         Action::Expire(p, body) => {
             format!("FAULT a copy of {} on release-{p} expires", notice(body))
+        }
+        Action::Invoke(batch) if batch.is_empty() => "the schedule invokes a tick".to_owned(),
+        Action::Invoke(batch) => {
+            let batch: Vec<String> = batch.iter().map(tok).collect();
+            format!("the event source invokes with [{}]", batch.join(" "))
         }
         Action::Lapse(_) | Action::DuplicateCheckin(..) | Action::Crash(_) | Action::Takeover => {
             format!("FAULT {a:?}")

@@ -8,6 +8,7 @@ use sqs_barrier_core::coordinator::{Coordinator, Transmit};
 use sqs_barrier_core::participant::Participant;
 use sqs_barrier_core::state::PublishedState;
 
+use crate::lambda::Invocation;
 use crate::{GRACE, NOW};
 
 /// A copy of a check-in in the check-in queue, and the coordinator's token
@@ -47,6 +48,9 @@ pub struct Member {
     pub late: bool,
     /// A quorum release went on without it: it is done.
     pub dropped: bool,
+    /// Its wait ended broken (only the Lambda coordinator breaks a barrier
+    /// in the model: it cannot gather data): it is done.
+    pub broken: bool,
     /// The joining process: where its join is.
     pub join: JoinStep,
 }
@@ -148,8 +152,10 @@ impl Slot {
 /// A state of the whole system.
 #[derive(Clone, Debug, PartialEq, Eq, Hash)]
 pub struct State {
-    /// The coordinators running, by slot.
+    /// The coordinators running, by slot (a coordinator process).
     pub slots: [Option<Slot>; 2],
+    /// The invocations under way, by slot (the Lambda function).
+    pub invocations: [Option<Invocation>; 2],
     /// The check-in queue: copy -> who holds it.
     pub checkin: BTreeMap<Tok, Holder>,
     /// Every check-in ever sent, (member, generation, attempt) -> copies made.
@@ -183,6 +189,9 @@ pub struct State {
     /// Ghost: the first gathered data that was not what the members
     /// brought, or differed between participants.
     pub gather_violation: Option<String>,
+    /// Ghost: the generation the barrier is broken from, as the first
+    /// participant whose wait ended broken learnt it.
+    pub broken_from: Option<u64>,
     /// Ghost: the first published state that did not include the one
     /// before it (a release, an arrival or a roll change lost).
     pub published_violation: Option<String>,

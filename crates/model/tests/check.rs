@@ -10,7 +10,7 @@
 //! `cargo test --release -p sqs-barrier-model -- --ignored deep_`
 //! (docs/RELIABILITY.md has their last results).
 
-use sqs_barrier_model::{Bounds, Features, check, find_counterexample};
+use sqs_barrier_model::{Bounds, CoordinatorKind, Features, check, find_counterexample};
 
 fn run(bounds: Bounds) {
     let report = check(bounds, 2);
@@ -45,6 +45,7 @@ const NONE: Bounds = Bounds {
     stuck_deletes: 0,
     features: Features::NONE,
     lease: true,
+    coordinator: CoordinatorKind::Process,
 };
 
 /// 3 members, 2 generations, reordering only (every visible check-in may be
@@ -328,4 +329,317 @@ fn quorum_late_member_crash() {
         crashes: 1,
         ..QUORUM
     });
+}
+
+// ---------------------------------------------------------------------------
+// The coordinator as the Lambda function (`CoordinatorKind::Lambda`): every
+// invocation is one round of the core's `LambdaRound` over a batch of 1 or
+// 2 visible check-in copies the event source takes, in any order, or over
+// none (the schedule's tick), carried out one request at a time; a crash
+// kills it between any two (its whole batch comes back). Under the lease
+// invocations take turns.
+
+/// 3 members, 2 generations, batches of 1 or 2, under the lease.
+const LAMBDA: Bounds = Bounds {
+    coordinator: CoordinatorKind::LAMBDA,
+    ..NONE
+};
+
+/// Leave and join under the Lambda coordinator: as [`ELASTIC`], but
+/// without gathered data, which the Lambda coordinator cannot gather (see
+/// `lambda_gathered_data_breaks_the_barrier_and_a_crash`).
+const LAMBDA_ELASTIC: Bounds = Bounds {
+    members: 2,
+    features: Features {
+        leave: true,
+        join: true,
+        quorum: false,
+        gather: false,
+    },
+    ..LAMBDA
+};
+
+/// A quorum barrier under the Lambda coordinator: as [`QUORUM`], without
+/// gathered data.
+const LAMBDA_QUORUM: Bounds = Bounds {
+    features: Features {
+        leave: false,
+        join: false,
+        quorum: true,
+        gather: false,
+    },
+    ..LAMBDA
+};
+
+/// Invocations over a reordering queue.
+#[test]
+fn lambda_three_members_two_generations_reordering() {
+    run(LAMBDA);
+}
+
+/// An invocation killed at any step (a function timeout, a lost
+/// instance, a lease that ran out), and a duplicated check-in or notice.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_duplication_and_crash() {
+    run(Bounds {
+        duplications: 1,
+        crashes: 1,
+        ..LAMBDA
+    });
+}
+
+/// Two invocations killed.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_two_crashes() {
+    run(Bounds {
+        crashes: 2,
+        ..LAMBDA
+    });
+}
+
+/// A notice copy expires unread around a killed invocation (one killed
+/// between its write and its notice leaves a release that only the
+/// published state tells).
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_notice_expiry_and_crash() {
+    run(Bounds {
+        expiries: 1,
+        crashes: 1,
+        ..LAMBDA
+    });
+}
+
+/// A status read racing with the invocations, around a killed one.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_racing_resend_and_crash() {
+    run(Bounds {
+        racing_resends: 1,
+        crashes: 1,
+        ..LAMBDA
+    });
+}
+
+/// 3 generations, a duplicating network and a delete of a notice nobody
+/// needs that does not take effect.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_three_generations_duplication_stuck_delete() {
+    run(Bounds {
+        generations: 3,
+        duplications: 1,
+        stuck_deletes: 1,
+        ..LAMBDA
+    });
+}
+
+/// 3 generations, a duplication and a killed invocation.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_three_generations_duplication_and_crash() {
+    run(Bounds {
+        generations: 3,
+        duplications: 1,
+        crashes: 1,
+        ..LAMBDA
+    });
+}
+
+/// Batches of up to 3 records (every member's check-in in one batch) and
+/// a killed invocation.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_batches_of_three_and_a_crash() {
+    run(Bounds {
+        crashes: 1,
+        coordinator: CoordinatorKind::Lambda { batch: 3 },
+        ..LAMBDA
+    });
+}
+
+/// Member 2 of 3 leaves at generation 0, around a killed invocation.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_leave_and_a_crash() {
+    run(Bounds {
+        crashes: 1,
+        features: Features {
+            leave: true,
+            ..Features::NONE
+        },
+        ..LAMBDA
+    });
+}
+
+/// A third process joins a barrier of 2, around a killed invocation.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_join_and_a_crash() {
+    run(Bounds {
+        members: 2,
+        crashes: 1,
+        features: Features {
+            join: true,
+            ..Features::NONE
+        },
+        ..LAMBDA
+    });
+}
+
+/// Leave and join: the joined member's check-ins for the generation after
+/// an open one go back to the queue (batch item failures) until that one
+/// is released.
+#[test]
+fn lambda_leave_and_join_reordering() {
+    run(LAMBDA_ELASTIC);
+}
+
+/// Leave and join around a killed invocation.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_leave_and_join_crash() {
+    run(Bounds {
+        crashes: 1,
+        ..LAMBDA_ELASTIC
+    });
+}
+
+/// Leave and join with a duplicated message (a join, a check-in or a
+/// notice) and a killed invocation.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_leave_and_join_duplication_and_crash() {
+    run(Bounds {
+        duplications: 1,
+        crashes: 1,
+        ..LAMBDA_ELASTIC
+    });
+}
+
+/// A quorum barrier with a dead or late member: the invocation that sees
+/// the quorum publishes it, and a later one (a batch, or the schedule's
+/// tick) releases without the late member, unless its check-in completes
+/// the generation first.
+#[test]
+fn lambda_quorum_late_member_reordering() {
+    run(LAMBDA_QUORUM);
+}
+
+/// A quorum barrier around a killed invocation.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_quorum_late_member_crash() {
+    run(Bounds {
+        crashes: 1,
+        ..LAMBDA_QUORUM
+    });
+}
+
+/// A quorum barrier with a duplicated message.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_quorum_late_member_duplication() {
+    run(Bounds {
+        duplications: 1,
+        ..LAMBDA_QUORUM
+    });
+}
+
+/// A quorum barrier with two killed invocations and a duplicated message
+/// (about 2 minutes on two cores).
+#[test]
+#[ignore = "deep: cargo test --release -p sqs-barrier-model -- --ignored deep_"]
+fn deep_lambda_quorum_late_member_two_crashes_and_duplication() {
+    run(Bounds {
+        crashes: 2,
+        duplications: 1,
+        ..LAMBDA_QUORUM
+    });
+}
+
+/// Every check-in brings data, which the Lambda coordinator cannot gather
+/// (docs/PROTOCOL.md, section 9): the first invocation that counts one
+/// breaks the barrier, saying so, and every member's wait ends broken at
+/// the same generation, around a killed invocation. (S5 has nothing to
+/// check here; the break is checked instead: every broken outcome names
+/// the same generation and this cause, and nobody passes a broken
+/// generation.)
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_gathered_data_breaks_the_barrier_and_a_crash() {
+    run(Bounds {
+        crashes: 1,
+        features: Features {
+            gather: true,
+            ..Features::NONE
+        },
+        ..LAMBDA
+    });
+}
+
+/// Gathered data in a pool that shrinks and grows, around a killed
+/// invocation: the joined member's wait too ends broken.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_gathered_data_in_a_changing_pool_and_a_crash() {
+    run(Bounds {
+        crashes: 1,
+        features: Features {
+            gather: true,
+            ..LAMBDA_ELASTIC.features
+        },
+        ..LAMBDA_ELASTIC
+    });
+}
+
+/// Without the lease (the handler before it, or the lease's timing
+/// assumption broken) two invocations run at once, and each checks that
+/// its write stood (`VERIFY_AFTER` later) and starts again if it did not.
+/// A write that lands after the other's check still erases it: a release
+/// somebody passed by its notice is lost from the published state (S3,
+/// S6).
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_without_the_lease_two_invocations_lose_published_state() {
+    fails_without_the_lease(
+        Bounds {
+            members: 2,
+            takeovers: 1,
+            lease: false,
+            ..LAMBDA
+        },
+        &["S3", "S6", "S1", "released only", "L1"],
+    );
+}
+
+/// Without the lease, two invocations on a changing pool.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_without_the_lease_two_invocations_on_a_changing_pool() {
+    fails_without_the_lease(
+        Bounds {
+            takeovers: 1,
+            lease: false,
+            ..LAMBDA_ELASTIC
+        },
+        &["S1", "S3", "S4", "S6", "released only", "L1"],
+    );
+}
+
+/// Without the lease, two invocations on a quorum barrier.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_without_the_lease_two_invocations_on_a_quorum_barrier() {
+    fails_without_the_lease(
+        Bounds {
+            members: 2,
+            takeovers: 1,
+            lease: false,
+            ..LAMBDA_QUORUM
+        },
+        &["S1", "S3", "S4", "S6", "released only", "L1"],
+    );
 }
