@@ -137,6 +137,11 @@ impl fmt::Debug for Sqs {
 
 /// Long polls last up to 20 s; an attempt may take that long plus the
 /// network's share.
+/// What the SDK's default credential chain tries, in order: what a
+/// "no credentials" error says was tried (the chain's own answer, every
+/// provider's failure, is logged at debug level).
+const CHAIN_TRIED: &str = "tried environment variables, the shared config and credentials files (profile, SSO, web identity), the container credentials endpoint and the EC2 instance metadata service";
+
 const ATTEMPT_TIMEOUT: Duration = Duration::from_secs(30);
 const CONNECT_TIMEOUT: Duration = Duration::from_secs(5);
 
@@ -183,8 +188,11 @@ impl Sqs {
             });
         };
         if let Err(e) = creds.provide_credentials().await {
+            // The chain's full answer (each provider's failure, HTTP
+            // details of the instance metadata) is for those who ask.
+            tracing::debug!(error = %DisplayErrorContext(&e), "no provider of the credential chain gave credentials");
             return Err(Error::NoCredentials {
-                detail: DisplayErrorContext(&e).to_string(),
+                detail: CHAIN_TRIED.into(),
             });
         }
         Ok(Self::from_builder(builder, endpoint))
@@ -367,7 +375,10 @@ impl Sqs {
             _ => {
                 let detail = DisplayErrorContext(&err).to_string();
                 if detail.contains("credentials") {
-                    Error::NoCredentials { detail }
+                    tracing::debug!(error = %detail, "no credentials for {operation}");
+                    Error::NoCredentials {
+                        detail: CHAIN_TRIED.into(),
+                    }
                 } else {
                     Error::Sqs {
                         endpoint,

@@ -20,12 +20,17 @@ fn main() -> std::process::ExitCode {
     let filter = match args.verbose {
         // A coordinator says what it is doing: standing by, taking over,
         // releasing.
+        // (The SDK's credential chain warns of every provider that gave
+        // nothing, with HTTP dumps: the error says what was tried; -v
+        // shows them.)
         0 if matches!(args.command, cli::Command::Coordinator(_)) => {
-            "warn,sqs_barrier::coordinator=info"
+            "warn,aws_config=error,sqs_barrier::coordinator=info"
         }
         // A console logs every action and every refusal.
-        0 if matches!(args.command, cli::Command::Console(_)) => "warn,sqs_barrier_console=info",
-        0 => "warn",
+        0 if matches!(args.command, cli::Command::Console(_)) => {
+            "warn,aws_config=error,sqs_barrier_console=info"
+        }
+        0 => "warn,aws_config=error",
         1 => "info,aws=warn",
         _ => "debug,aws=info,hyper=info",
     };

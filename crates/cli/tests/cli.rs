@@ -327,8 +327,13 @@ fn infrastructure_errors_exit_6_with_a_hint() {
         .env("HOME", "/nonexistent")
         .env("AWS_EC2_METADATA_DISABLED", "true"));
     assert_eq!(o.status.code(), Some(6), "{}", text(&o));
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert!(err.contains("no AWS credentials"), "{}", text(&o));
+    // One line that says what was tried, not the chain's dump (that is -v).
+    assert_eq!(err.trim().lines().count(), 1, "{}", text(&o));
+    assert!(err.contains("tried environment variables"), "{}", text(&o));
     assert!(
-        String::from_utf8_lossy(&o.stderr).contains("no AWS credentials"),
+        !err.contains("WARN") && !err.contains("ProviderError"),
         "{}",
         text(&o)
     );
