@@ -21,18 +21,33 @@ queue's counts in the table right after an action on it, the table sorted
 and paged over 25 queues, a dead-letter redrive started and cancelled (moto
 has none, and the page says so); a read-only console offers no action. These
 take the screenshots console-queues.png, console-queue.png and
-console-messages.png (on the embedded endpoint). A missing browser fails
-the suite; nothing is skipped.
+console-messages.png (on the embedded endpoint).
+
+The gate is attacked by real pages, on both endpoints, while a member waits
+at a barrier and a queue holds a message: a page of another origin (the
+console's host on another port, and another site) tries to abort the
+barrier and purge the queue, with a valid token it was given, by a JSON
+fetch (its CORS preflight fails, so it is never sent), a no-cors POST and
+form posts (each refused as cross-origin, and logged); Chromium told to
+resolve evil.example to loopback opens the console under that name, and the
+page and its own fetches get 421, no token and no state; after 600 no-cors
+GETs of the console's page and /api/token from the other origin, the page
+opened before aborts the barrier and purges the queue with the token it was
+served. A missing browser fails the suite; nothing is skipped.
 """
 
 import contextlib
+import http.server
 import json
 import os
+import re
 import selectors
 import shutil
 import subprocess
+import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 import uuid
 from pathlib import Path
@@ -200,18 +215,24 @@ def stack(endpoint_url, tmp_path):
         subprocess.run([exe, "teardown", "--barrier", name], env=env, capture_output=True, timeout=30)
 
 
-@pytest.fixture
-def browser():
+def _chromium(*extra: str):
+    """A headless Chromium driven by Selenium, started with `extra` flags
+    besides the suite's."""
     options = Options()
     options.binary_location = _find("chromium", "chromium-browser")
     for arg in (
         "--headless=new", "--no-sandbox", "--disable-dev-shm-usage", "--disable-gpu",
-        "--window-size=1280,800", "--hide-scrollbars",
+        "--window-size=1280,800", "--hide-scrollbars", *extra,
     ):
         options.add_argument(arg)
-    driver = webdriver.Chrome(
+    return webdriver.Chrome(
         service=Service(executable_path=_find("chromedriver", "chromium-driver")), options=options
     )
+
+
+@pytest.fixture
+def browser():
+    driver = _chromium()
     try:
         yield driver
     finally:
@@ -1102,3 +1123,302 @@ def test_a_read_only_console_offers_no_queue_action(endpoint_url, browser):
     finally:
         console.terminate()
         console.wait(timeout=10)
+
+
+# --------------------------------------------------------------------------
+# The gate, attacked by other pages in the browser.
+
+# A page of another origin than the console's, as an attacker would serve
+# it; the test calls its functions with the console's address.
+ATTACKER_PAGE = """<!doctype html>
+<meta charset="utf-8">
+<title>Another site</title>
+<iframe name="sink"></iframe>
+<script>
+"use strict";
+// Tries to read the console's page (its token), a token, and the state.
+async function steal(base) {
+  const out = {};
+  for (const path of ["", "api/token", "api/state"]) {
+    try {
+      const r = await fetch(base + path, {cache: "no-store"});
+      out["/" + path] = "read " + r.status + ": " + (await r.text()).slice(0, 300);
+    } catch (e) { out["/" + path] = "unreadable"; }
+  }
+  return out;
+}
+
+// Submits a form to `url` in the frame; resolves once the frame has loaded.
+function post(url, enctype, fields) {
+  return new Promise(resolve => {
+    const frame = document.querySelector("iframe[name=sink]");
+    const timer = setTimeout(() => resolve("no load event"), 5000);
+    frame.onload = () => { clearTimeout(timer); resolve("submitted"); };
+    const form = document.createElement("form");
+    form.method = "POST"; form.action = url; form.target = "sink"; form.enctype = enctype;
+    for (const [k, v] of Object.entries(fields)) {
+      const input = document.createElement("input");
+      input.type = "hidden"; input.name = k; input.value = v;
+      form.append(input);
+    }
+    document.body.append(form);
+    form.submit();
+    form.remove();
+  });
+}
+
+// Sends the action `body` to `url` every way a page can.
+async function attack(url, body, token) {
+  const json = JSON.stringify(body), out = {};
+  // JSON with a token: not a simple request, so the browser asks first (a
+  // CORS preflight) and sends it only if the console allows it.
+  try {
+    const r = await fetch(url, {method: "POST", body: json,
+      headers: {"Content-Type": "application/json", "X-Console-Token": token}});
+    out.json = "answered " + r.status;
+  } catch (e) { out.json = "blocked"; }
+  // A simple request (no-cors): sent without asking, the headers a page may
+  // not set dropped, the body as text/plain; the answer cannot be read.
+  try {
+    const r = await fetch(url, {method: "POST", mode: "no-cors", body: json,
+      headers: {"Content-Type": "application/json", "X-Console-Token": token}});
+    out.simple = r.type;
+  } catch (e) { out.simple = "error: " + e; }
+  // Forms: the fields urlencoded, and a text/plain form whose body reads
+  // as the JSON (NAME=VALUE with the name `{...,"x":"` and the value `"}`).
+  out.form = await post(url, "application/x-www-form-urlencoded", body);
+  out.plain_form = await post(url, "text/plain", {[json.slice(0, -1) + ',"x":"']: '"}'});
+  return out;
+}
+
+// `n` GETs of the console's page and of /api/token at once; how they ended.
+async function flood(base, n) {
+  const one = path => fetch(base + path, {mode: "no-cors", cache: "no-store"})
+    .then(r => r.type, () => "error");
+  const all = await Promise.all(Array.from({length: n}, () => [one(""), one("api/token")]).flat());
+  const counts = {};
+  for (const t of all) counts[t] = (counts[t] || 0) + 1;
+  return counts;
+}
+</script>
+"""
+
+
+# A page token: expiry, nonce, HMAC-SHA256 (see crates/console/src/guard.rs).
+TOKEN = re.compile(r"\d+\.[0-9a-f]{16}\.[0-9a-f]{64}")
+
+
+@contextlib.contextmanager
+def _attacker_site():
+    """Serves ATTACKER_PAGE at / on a free loopback port (another origin
+    than the console's); yields the port."""
+
+    class Page(http.server.BaseHTTPRequestHandler):
+        def do_GET(self):  # noqa: N802
+            found = self.path == "/"
+            body = ATTACKER_PAGE.encode() if found else b"not found\n"
+            self.send_response(200 if found else 404)
+            self.send_header("Content-Type", "text/html; charset=utf-8" if found else "text/plain")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Page)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield server.server_address[1]
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+def _run(driver, call, *args):
+    """Awaits `call` (a function of the open page, with `args`) in the page;
+    returns its result."""
+    return driver.execute_async_script(
+        "const done = arguments[arguments.length - 1];"
+        f"{call}(...[...arguments].slice(0, -1)).then(done, e => done('failed: ' + e));",
+        *args,
+    )
+
+
+def _logged(log: Path, message: str) -> list[dict]:
+    """The console's log lines with `message`, as {field: value}."""
+    lines = [line for line in log.read_text().splitlines() if message in line]
+    return [
+        {k: v.strip('"') for k, v in re.findall(r'(\w+)=("[^"]*"|\S+)', line)} for line in lines
+    ]
+
+
+def test_other_pages_cannot_act_through_the_console(sqs_url, tmp_path):
+    """The gate against real pages in Chromium, on both endpoints (what the
+    gate refuses does not depend on the endpoint; what a refusal leaves
+    unchanged is read back from each). A console watches a barrier whose
+    member waits and a queue holding a message:
+
+    * A page of another origin (the same host on another port, and another
+      site) tries to abort the barrier and to purge the queue with a valid
+      token it was given: JSON with the token (the CORS preflight fails: the
+      POST is never sent), a no-cors POST, and form posts (urlencoded, and
+      text/plain shaped as JSON). The console refuses each request sent
+      (403, logged with `code="cross-origin"`); the member still waits, the
+      message is still there. The page can read neither the console's page,
+      nor a token, nor the state.
+    * A rebinding name (Chromium resolves evil.example to 127.0.0.1): the
+      page at http://evil.example:PORT/ is the console's 421, without a
+      token; its own same-origin fetches of the state, a token and the page,
+      and the abort and purge with the valid token, are all answered 421
+      and logged.
+    * A flood: 300 no-cors GETs of the console's page and 300 of /api/token
+      from the other origin; then the console's page, opened before, aborts
+      the barrier (the member fails with code 4) and purges the queue with
+      the token it was served, never renewed.
+    """
+    exe = str(_server_binary())
+    env = cli_env(sqs_url)
+    env.pop("SQS_BARRIER_LOG", None)  # the console's default level logs refusals
+    sqs = make_client(sqs_url)
+    prefix = f"gate-{uuid.uuid4().hex[:8]}"
+    barrier, queue = f"{prefix}-b", f"{prefix}-q"
+    subprocess.run([exe, "setup", "--barrier", barrier, "--parties", "2", "--members", "a,b"],
+                   env=env, check=True, capture_output=True, timeout=30)
+    qurl = sqs.create_queue(QueueName=queue)["QueueUrl"]
+    sqs.send_message(QueueUrl=qurl, MessageBody="keep me")
+    log = tmp_path / "console.log"
+    procs = []
+
+    def spawn(*args, **kw):
+        p = subprocess.Popen([exe, *args], env=env, stdin=subprocess.DEVNULL, text=True, **kw)
+        procs.append(p)
+        return p
+
+    def unchanged():
+        assert member.poll() is None, "the member must still wait"
+        st = json.loads(subprocess.run(
+            [exe, "status", "--barrier", barrier, "--json", "--no-probe"],
+            env=env, check=True, capture_output=True, text=True, timeout=30).stdout)
+        assert st["broken"] is None and st["arrived"] == ["a"], st
+        assert _count(sqs, queue) == 1
+
+    driver = None
+    try:
+        spawn("coordinator", "--barrier", barrier, "--heartbeat", "2", stderr=subprocess.DEVNULL)
+        member = spawn("wait", "--barrier", barrier, "--id", "a", "--phase", "0",
+                       "--timeout", "120", stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+        with open(log, "w") as err:
+            console = spawn("console", "--bind", "127.0.0.1:0", "--prefix", prefix,
+                            stdout=subprocess.PIPE, stderr=err)
+        url = _url_in(_line_with(console.stdout, "sqs-barrier console:"))
+        port = urllib.parse.urlsplit(url).port
+        # A valid token, as if it had leaked to the other pages.
+        leaked = json.loads(_get(url + "api/token"))["token"]
+        assert TOKEN.fullmatch(leaked), leaked
+        abort = ("api/abort", {"barrier": barrier, "reason": "from another page"})
+        purge = (f"api/queues/{queue}/purge", {"confirm": queue})
+        driver = _chromium(
+            "--host-resolver-rules=MAP evil.example 127.0.0.1, MAP attacker.example 127.0.0.1",
+            "--no-proxy-server",
+        )
+        driver.set_script_timeout(60)
+        with _attacker_site() as aport:
+            # The console's own page, opened first: the member has arrived.
+            driver.get(url)
+            _until(driver, lambda d: _chips(d, barrier, "arrived") == ["a"], 30)
+            served = driver.execute_script("return token")
+            console_tab = driver.current_window_handle
+
+            # 1. Pages of another origin: the same host on another port
+            # (same site), and another site.
+            driver.switch_to.new_window("tab")
+            for origin in (f"http://127.0.0.1:{aport}/", f"http://attacker.example:{aport}/"):
+                driver.get(origin)
+                stolen = _run(driver, "steal", url)
+                assert set(stolen.values()) == {"unreadable"}, stolen
+                for path, body in (abort, purge):
+                    out = _run(driver, "attack", url + path, body, leaked)
+                    assert out == {"json": "blocked", "simple": "opaque", "form": "submitted",
+                                   "plain_form": "submitted"}, (origin, path, out)
+            refused = _logged(log, "console request refused")
+            for path, _ in (abort, purge):
+                lines = [r for r in refused if r.get("path") == "/" + path]
+                # The no-cors POST and the two forms, from each origin.
+                assert len(lines) == 6 and {r["code"] for r in lines} == {"cross-origin"}, lines
+            assert not _logged(log, "console action"), log.read_text()
+            unchanged()
+
+            # 2. A rebinding name: the console's port under another name.
+            evil = f"http://evil.example:{port}/"
+            driver.get(evil)
+            status, text, meta = driver.execute_script(
+                "return [performance.getEntriesByType('navigation')[0].responseStatus,"
+                " document.body.innerText, !!document.querySelector('meta[name=console-token]')]")
+            assert status == 421 and not meta, (status, text)
+            assert "does not answer for the host name" in text and not TOKEN.search(text), text
+            answers = driver.execute_async_script(
+                """const done = arguments[arguments.length - 1];
+                (async () => {
+                  const out = {};
+                  for (const [path, body] of arguments[0]) {
+                    const init = body === null ? {cache: "no-store"} : {method: "POST",
+                      headers: {"Content-Type": "application/json", "X-Console-Token": arguments[1]},
+                      body: JSON.stringify(body)};
+                    try { const r = await fetch(path, init); out[path] = [r.status, await r.text()]; }
+                    catch (e) { out[path] = ["failed", String(e)]; }
+                  }
+                  return out;
+                })().then(done);""",
+                [["/api/state", None], ["/api/token", None], ["/", None],
+                 ["/" + abort[0], abort[1]], ["/" + purge[0], purge[1]]],
+                leaked,
+            )
+            for path, (code, body) in answers.items():
+                assert code == 421 and "does not answer for the host name" in body, (path, code, body)
+                assert barrier not in body and not TOKEN.search(body), (path, body)
+            # Each logged (twice: Chromium sends a request again once on a 421).
+            hosts = _logged(log, "a Host it does not answer for")
+            assert {r["path"] for r in hosts} >= {"/", "/api/state", "/api/token", "/" + abort[0],
+                                                  "/" + purge[0]}, hosts
+            assert {r["host"] for r in hosts} == {f"evil.example:{port}"}, hosts
+            unchanged()
+
+            # 3. A flood from the other origin.
+            driver.get(f"http://127.0.0.1:{aport}/")
+            assert _run(driver, "flood", url, 300) == {"opaque": 600}
+            driver.close()
+            unchanged()
+
+        # The page opened before the flood acts with the token it was served.
+        driver.switch_to.window(console_tab)
+        card = _card(driver, barrier)
+        card.find_element(By.CSS_SELECTOR, ".abort-form input[name=reason]").send_keys("after the flood")
+        card.find_element(By.CSS_SELECTOR, ".abort-form button[type=submit]").click()
+        card.find_element(By.CSS_SELECTOR, ".confirm .yes").click()
+        _until(driver, lambda d: "abort sent" in _text(d, barrier, ".abort-result"))
+        code, err = member.wait(timeout=60), member.stderr.read()
+        assert code == 4 and "after the flood" in err, err
+        # The purge the other pages tried, through the page's own act().
+        answer = _run(driver, "act", "/" + purge[0], purge[1])
+        assert answer["ok"], answer
+        assert driver.execute_script("return token") == served
+        assert not [r for r in _logged(log, "console request refused") if r.get("code") == "token"]
+        actions = _logged(log, "console action")
+        assert [r["action"] for r in actions] == ["abort", "purge"], actions
+        _until(driver, lambda d: _count(sqs, queue) == 0, 10)
+    finally:
+        if driver is not None:
+            driver.quit()
+        for p in procs:
+            if p.poll() is None:
+                p.terminate()
+        for p in procs:
+            try:
+                p.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                p.kill()
+        subprocess.run([exe, "teardown", "--barrier", barrier], env=env, capture_output=True, timeout=30)
+        with contextlib.suppress(Exception):
+            sqs.delete_queue(QueueUrl=qurl)

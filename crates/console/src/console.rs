@@ -287,10 +287,8 @@ impl Console {
     /// cannot read the answer (no CORS), and a request that says it comes
     /// from another site is refused.
     fn new_token(&self, req: &Req) -> Response<Full<Bytes>> {
-        if let Some(site) = req.header("sec-fetch-site")
-            && !matches!(site, "same-origin" | "none")
-        {
-            return Self::refuse(StatusCode::FORBIDDEN, "cross-origin request refused");
+        if let Err(refused) = self.guard.check_page_request(req) {
+            return refused;
         }
         http::json(
             StatusCode::OK,

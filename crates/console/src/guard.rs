@@ -88,6 +88,8 @@ impl HostRule {
         name.eq_ignore_ascii_case(&self.name)
             && match self.port {
                 None => true,
+                // Browsers leave HTTP's default port out of `Host`.
+                Some(80) => matches!(port, Some(80) | None),
                 Some(p) => port == Some(p),
             }
     }
@@ -266,6 +268,14 @@ impl Guard {
                 "this console does not answer for the host name {host:?}: open it by its own address, or start it with --allowed-host for this name\n"
             ),
         ))
+    }
+
+    /// Refuses (403, logged) a request sent by a page of another site: for
+    /// what the page itself asks that changes nothing but must not reach
+    /// other pages (a fresh token).
+    #[allow(clippy::result_large_err)]
+    pub fn check_page_request(&self, req: &Req) -> Result<(), Response<Full<Bytes>>> {
+        Self::check_same_origin(req).map_err(|r| r.response(req))
     }
 
     /// Refuses a request sent by a page of another site: its `Origin` is
@@ -474,6 +484,11 @@ mod tests {
         let rule = parse_allowed_host("console.example.com:8443").unwrap();
         assert!(rule.matches("console.example.com:8443"));
         assert!(!rule.matches("console.example.com:9325"));
+        // Port 80: browsers send the name alone.
+        let rule = parse_allowed_host("console.example.com:80").unwrap();
+        assert!(rule.matches("console.example.com"));
+        assert!(rule.matches("console.example.com:80"));
+        assert!(!rule.matches("console.example.com:8080"));
     }
 
     #[test]
