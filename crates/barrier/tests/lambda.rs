@@ -27,6 +27,7 @@ sqs_barrier_testkit::both_endpoints!(
     an_invocation_decides_nothing_without_the_lease,
     a_deadline_tick_and_a_release_at_once_have_one_outcome,
     stray_messages_in_the_lease_queue_open_no_second_lease,
+    a_warm_instance_serves_a_barrier_set_up_again_with_its_new_configuration,
 );
 
 /// The chaos endpoint's faults (as the soak's): duplicated, empty and
@@ -709,5 +710,114 @@ async fn deadline_and_release_at_once(target: Target, lease: LeaseQueue) -> Race
         notices: notices.into_iter().collect(),
         state,
         decided: [decided(&batch), decided(&tick)],
+    }
+}
+
+/// A warm function instance keeps each barrier's configuration. A barrier
+/// deleted and set up again under the same name, now with three members,
+/// must not be served with the old one (which would release at two
+/// arrivals, and dead-letter the new instance's check-ins as another
+/// barrier's): the instance notices the new one and opens it afresh.
+async fn a_warm_instance_serves_a_barrier_set_up_again_with_its_new_configuration(target: Target) {
+    use sqs_barrier::core::config::{BarrierConfig, Membership};
+    use sqs_barrier::core::record::StateRecord;
+    use sqs_barrier::core::state::PublishedState;
+    use sqs_barrier::lambda::{Barriers, LambdaOptions, handle_batch};
+    let endpoint = start(target).await;
+    let sqs = Sqs::local(&endpoint.endpoint_url());
+    let name = format!("l{:08x}", rand_u32());
+    admin::setup(&sqs, &name, &admin::SetupOptions::new(2))
+        .await
+        .expect("setup");
+    let info = admin::open(&sqs, &name).await.unwrap();
+    let (warm, opts) = (Barriers::new(), LambdaOptions::default());
+    // Phase 0 of the first instance, through the warm instance: it caches
+    // the configuration.
+    let (b0, b1) = (
+        Barrier::connect(&sqs, &name, "0").await.unwrap(),
+        Barrier::connect(&sqs, &name, "1").await.unwrap(),
+    );
+    let (a0, a1) = (
+        b0.arrive(LONG).await.unwrap(),
+        b1.arrive(LONG).await.unwrap(),
+    );
+    let out = handle_batch(&sqs, &warm, take_checkins(&sqs, &info, 2).await, &opts)
+        .await
+        .unwrap();
+    assert!(out.failures.is_empty(), "{out:?}");
+    a0.await.unwrap();
+    a1.await.unwrap();
+    // Set up again with three members. SQS lets a deleted queue's name be
+    // used again only after 60 s, so what setup leaves in the state queue
+    // is put there directly: the new instance's configuration, nothing
+    // released.
+    let config = BarrierConfig::new(
+        &name,
+        "0123456789abcdef",
+        Membership::new(3, None).unwrap(),
+        None,
+        false,
+    )
+    .unwrap();
+    sqs.client()
+        .purge_queue()
+        .queue_url(&info.urls.state)
+        .send()
+        .await
+        .unwrap();
+    tokio::time::sleep(Duration::from_millis(200)).await;
+    sqs.client()
+        .send_message()
+        .queue_url(&info.urls.state)
+        .message_body(
+            StateRecord {
+                config,
+                state: PublishedState::initial(0),
+            }
+            .to_json(),
+        )
+        .send()
+        .await
+        .unwrap();
+    // Two of the new instance's three members arrive: the warm instance
+    // must not release them, nor dead-letter their check-ins.
+    let mut members = Vec::new();
+    for id in ["0", "1", "2"] {
+        members.push(Barrier::connect(&sqs, &name, id).await.unwrap());
+    }
+    let (a0, a1) = (
+        members[0].arrive(LONG).await.unwrap(),
+        members[1].arrive(LONG).await.unwrap(),
+    );
+    let out = handle_batch(&sqs, &warm, take_checkins(&sqs, &info, 2).await, &opts)
+        .await
+        .unwrap();
+    assert!(out.failures.is_empty(), "{out:?}");
+    assert!(out.released.is_empty(), "released at 2 of 3: {out:?}");
+    let dead = sqs
+        .client()
+        .get_queue_attributes()
+        .queue_url(&info.urls.dead_letter)
+        .attribute_names(aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(
+        dead.attributes()
+            .and_then(
+                |a| a.get(&aws_sdk_sqs::types::QueueAttributeName::ApproximateNumberOfMessages)
+            )
+            .map(String::as_str),
+        Some("0"),
+        "check-ins of the new instance dead-lettered"
+    );
+    // The third arrives: all three pass phase 0 of the new instance.
+    let a2 = members[2].arrive(LONG).await.unwrap();
+    let out = handle_batch(&sqs, &warm, take_checkins(&sqs, &info, 1).await, &opts)
+        .await
+        .unwrap();
+    assert_eq!(out.released, vec![0], "{out:?}");
+    for a in [a0, a1, a2] {
+        assert_eq!(a.await.unwrap().generation, 0);
     }
 }
