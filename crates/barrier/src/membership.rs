@@ -160,7 +160,19 @@ impl Barrier {
                     // the frontier (a phase that expects the joiner is not
                     // released without it).
                     let below = st.as_ref().map_or(0, |s| s.released_below);
-                    let first_phase = roll.span(position).from.max(below);
+                    let span = roll.span(position);
+                    let first_phase = span.from.max(below);
+                    // Counted, then dropped before it could arrive: a
+                    // quorum release went on without it at the phase it
+                    // was placed at. It is not a member from here on.
+                    if let Some(end) = span.end.filter(|e| *e <= first_phase) {
+                        return Err(Error::NotExpected {
+                            barrier: name.to_owned(),
+                            member: roll.name(position),
+                            generation: first_phase,
+                            since: end,
+                        });
+                    }
                     let joined = Barrier::from_parts(
                         sqs,
                         inner.info.clone(),

@@ -207,6 +207,49 @@ const QUORUM: Bounds = Bounds {
     ..NONE
 };
 
+/// A quorum barrier that a fourth process joins: a quorum release may go
+/// on without the joined member too, also before it has read its join
+/// (it is then dropped, not early); every check-in brings data.
+const QUORUM_JOIN: Bounds = Bounds {
+    features: Features {
+        leave: false,
+        join: true,
+        quorum: true,
+        gather: true,
+    },
+    ..NONE
+};
+
+/// A quorum barrier that a process joins, over a reordering network.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn quorum_and_join_reordering() {
+    run(QUORUM_JOIN);
+}
+
+/// A quorum barrier that a process joins, and a coordinator crash: more
+/// than ten minutes, run by hand with the other `deep_` configurations.
+#[test]
+#[ignore = "deep: cargo test --release -p sqs-barrier-model -- --ignored deep_"]
+fn deep_quorum_and_join_crash() {
+    run(Bounds {
+        crashes: 1,
+        ..QUORUM_JOIN
+    });
+}
+
+/// A quorum barrier that a process joins, under the Lambda coordinator,
+/// and an invocation killed.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn lambda_quorum_and_join_crash() {
+    run(Bounds {
+        crashes: 1,
+        coordinator: CoordinatorKind::LAMBDA,
+        ..QUORUM_JOIN
+    });
+}
+
 /// Leave, join and gather over a reordering network.
 #[test]
 fn leave_and_join_reordering() {
