@@ -204,15 +204,20 @@ def stack(endpoint_url, tmp_path):
             "env": env,
         }
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        subprocess.run([exe, "teardown", "--barrier", name], env=env, capture_output=True, timeout=30)
+        _end(procs, exe, name, env)
+
+
+def _end(procs, exe, barrier: str, env) -> None:
+    """Stops the processes (all signalled first, then each awaited) and tears the barrier down."""
+    for p in procs:
+        if p.poll() is None:
+            p.terminate()
+    for p in procs:
+        try:
+            p.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            p.kill()
+    subprocess.run([exe, "teardown", "--barrier", barrier], env=env, capture_output=True, timeout=30)
 
 
 def _chromium(*extra: str):
@@ -638,15 +643,7 @@ def test_names_are_isolated_and_a_read_only_console_offers_no_action(endpoint_ur
         assert status == 403 and answer["code"] == "read-only", answer
         assert "read-only" in answer["error"]
     finally:
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        subprocess.run([exe, "teardown", "--barrier", name], env=env, capture_output=True, timeout=30)
+        _end(procs, exe, name, env)
 
 
 # --------------------------------------------------------------------------
@@ -1411,14 +1408,6 @@ def test_other_pages_cannot_act_through_the_console(sqs_url, tmp_path):
     finally:
         if driver is not None:
             driver.quit()
-        for p in procs:
-            if p.poll() is None:
-                p.terminate()
-        for p in procs:
-            try:
-                p.wait(timeout=10)
-            except subprocess.TimeoutExpired:
-                p.kill()
-        subprocess.run([exe, "teardown", "--barrier", barrier], env=env, capture_output=True, timeout=30)
+        _end(procs, exe, barrier, env)
         with contextlib.suppress(Exception):
             sqs.delete_queue(QueueUrl=qurl)
