@@ -172,7 +172,11 @@ async fn soak(setup: Setup) {
                     .filter(|g| g.active.load(Ordering::Relaxed))
                     .cloned()
                     .collect();
-                held.push((Instant::now(), Supervisor::held(&active)));
+                let writes: u64 = gauges
+                    .iter()
+                    .map(|g| g.state_writes.load(Ordering::Relaxed))
+                    .sum();
+                held.push((Instant::now(), Supervisor::held(&active), writes));
                 if done.load(Ordering::Relaxed) {
                     return (peak, held);
                 }
@@ -202,21 +206,45 @@ async fn soak(setup: Setup) {
         &windows,
         stats.partition_handovers.load(Ordering::Relaxed),
     );
-    // Check-ins held outside partitions and their aftermath: the first
-    // state write after one records what was released meanwhile; if the
-    // coordinator dies before it, its successor (after the lease's 10 s)
-    // receives every check-in of those generations again and holds them
-    // until its own first write.
-    let in_cut = |t: Instant| {
-        windows
+    // Check-ins held outside partitions and their aftermath. The first
+    // state write after a cut records what was released meanwhile, and the
+    // check-ins of those generations are deleted. If the coordinator dies
+    // before it, its successor (after the lease's 10 s) receives every one
+    // of them again and holds them until its own first write; if that one
+    // is killed first, the next does. So an aftermath lasts until a state
+    // write lands after the heal, and a few seconds more for the deletes.
+    let aftermath = |healed: Instant| {
+        let writes_then = held
             .iter()
-            .any(|(a, b)| t >= *a && t < *b + Duration::from_secs(20))
+            .take_while(|(t, _, _)| *t <= healed)
+            .last()
+            .map_or(0, |(_, _, w)| *w);
+        held.iter()
+            .find(|(t, _, w)| *t > healed && *w > writes_then)
+            .map(|(t, _, _)| *t)
     };
-    let peak_held = held.iter().map(|(_, h)| *h).max().unwrap_or(0);
+    let healed_to_write: Vec<String> = windows
+        .iter()
+        .map(|(_, healed)| {
+            aftermath(*healed).map_or("none before the end".to_owned(), |t| {
+                format!("{:.1}", t.duration_since(*healed).as_secs_f64())
+            })
+        })
+        .collect();
+    // Until the run's end if no write landed after the heal.
+    let aftermaths: Vec<_> = windows
+        .iter()
+        .map(|(a, b)| {
+            let end = aftermath(*b).map_or(Instant::now(), |t| t + Duration::from_secs(3));
+            (*a, end)
+        })
+        .collect();
+    let in_cut = |t: Instant| aftermaths.iter().any(|(a, b)| t >= *a && t < *b);
+    let peak_held = held.iter().map(|(_, h, _)| *h).max().unwrap_or(0);
     let (peak_held_outside, peak_held_at) = held
         .iter()
-        .filter(|(t, _)| !in_cut(*t))
-        .map(|(t, h)| (*h, history.since_start(*t).as_secs_f64()))
+        .filter(|(t, _, _)| !in_cut(*t))
+        .map(|(t, h, _)| (*h, history.since_start(*t).as_secs_f64()))
         .max_by_key(|(h, _)| *h)
         .unwrap_or_default();
     let waits_rerun: u64 = verdict.retries.values().sum();
@@ -231,7 +259,7 @@ async fn soak(setup: Setup) {
          retries by kind: {:?}\n\
          resources at start: {before:?}\n\
          resources at end:   {during:?}\n\
-         peak: tasks {}, connections {}, coordinator held {peak_held} ({peak_held_outside} outside partitions); peak RSS {} KiB",
+         peak: tasks {}, connections {}, coordinator held {peak_held} ({peak_held_outside} outside partitions and their aftermath: {healed_to_write:?} s from a heal to a state write); peak RSS {} KiB",
         setup.episodes,
         setup.members,
         setup.processes,
@@ -285,9 +313,21 @@ async fn soak(setup: Setup) {
     // early can be one generation ahead, and deletes wait for a state write.
     // In a partition no state write succeeds, so the check-ins of every
     // generation released meanwhile wait: that bound holds outside them.
+    let at = |t: &Instant| format!("{:.1}", history.since_start(*t).as_secs_f64());
     assert!(
         peak_held_outside <= 4 * setup.members,
-        "held {peak_held_outside} at {peak_held_at:.1} s"
+        "held {peak_held_outside} at {peak_held_at:.1} s; cuts to their first write after (s) {:?}; kills (s) {:?}",
+        aftermaths
+            .iter()
+            .map(|(a, b)| (at(a), at(b)))
+            .collect::<Vec<_>>(),
+        stats
+            .killed_at
+            .lock()
+            .unwrap()
+            .iter()
+            .map(at)
+            .collect::<Vec<_>>(),
     );
     server.shutdown().await;
 }

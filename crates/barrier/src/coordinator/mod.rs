@@ -89,6 +89,9 @@ pub struct CoordinatorGauges {
     pub receipts: AtomicUsize,
     /// Messages this coordinator moved to the dead-letter queue.
     pub dead_lettered: AtomicU64,
+    /// Its state writes that landed (each publishes the barrier's state,
+    /// after which the check-ins it records can be deleted).
+    pub state_writes: AtomicU64,
     /// Whether it is the active coordinator (not standing by).
     pub active: AtomicBool,
     /// Times it took over (became active).

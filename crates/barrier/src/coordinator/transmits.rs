@@ -138,6 +138,9 @@ impl Driver {
                     self.info.config = c;
                 }
                 self.core.handle_state_written(version);
+                if let Some(g) = &self.opts.gauges {
+                    g.state_writes.fetch_add(1, Ordering::Relaxed);
+                }
                 self.copy_to_tags();
             }
             Done::Backstop(Ok(())) => self.backstop.writing = false,
