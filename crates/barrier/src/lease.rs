@@ -36,6 +36,20 @@ pub(crate) struct Token {
     receipt: String,
     /// How old the token was (from its send) when it was received.
     age: Duration,
+    /// The token message's id and how often SQS had handed it out, this
+    /// receive included (`ApproximateReceiveCount`): a holder that gave
+    /// the lease back and takes it again tells from them whether anybody
+    /// else received the token in between.
+    message_id: String,
+    receives: u64,
+}
+
+impl Token {
+    /// Whether `self`, received after `given_back` was given back, is the
+    /// same token received by nobody else in between.
+    fn follows(&self, given_back: &Token) -> bool {
+        self.message_id == given_back.message_id && self.receives == given_back.receives + 1
+    }
 }
 
 /// Puts a token into the lease queue: `setup` does, and a coordinator that
@@ -74,6 +88,7 @@ pub(crate) async fn acquire(
         .receive_message()
         .message_system_attribute_names(MessageSystemAttributeName::SentTimestamp)
         .message_system_attribute_names(MessageSystemAttributeName::MessageGroupId)
+        .message_system_attribute_names(MessageSystemAttributeName::ApproximateReceiveCount)
         .queue_url(url)
         .max_number_of_messages(10)
         .visibility_timeout(lease.term().as_secs() as i32)
@@ -111,6 +126,10 @@ pub(crate) async fn acquire(
         .and_then(|v| v.parse::<u64>().ok())
         .unwrap_or_else(wall_ms);
     let age = Duration::from_millis(wall_ms().saturating_sub(sent_ms));
+    let receives = attribute(&first, MessageSystemAttributeName::ApproximateReceiveCount)
+        .and_then(|v| v.parse::<u64>().ok())
+        .unwrap_or(0);
+    let message_id = first.message_id.clone().unwrap_or_default();
     let Some(receipt) = first.receipt_handle else {
         return Ok(None);
     };
@@ -124,7 +143,12 @@ pub(crate) async fn acquire(
     // in the long poll: from `sent` at the earliest. Counted from `sent`, a
     // token that came late in a long poll would be held for nothing. So the
     // lease starts with an extension sent now, which counts from now.
-    let token = Token { receipt, age };
+    let token = Token {
+        receipt,
+        age,
+        message_id,
+        receives,
+    };
     for _ in 0..3 {
         let sent = mono_now();
         match extend(sqs, url, &token, lease).await {
@@ -202,14 +226,14 @@ pub(crate) async fn extend(sqs: &Sqs, url: &str, token: &Token, lease: &Lease) -
     }
 }
 
-/// Gives the lease back (a clean stop): the token is visible at once, and
-/// a standby waiting for it takes it. Best effort: otherwise it comes back
-/// when its visibility lapses. A token held `held` and older than
-/// [`TOKEN_MAX_AGE`] is replaced by a fresh one instead.
-pub(crate) async fn release(sqs: &Sqs, url: &str, token: &Token, held: Duration) {
+/// Gives the lease back (a clean stop, a rest): the token is visible at
+/// once, and a standby waiting for it takes it. Best effort: otherwise it
+/// comes back when its visibility lapses. A token held `held` and older
+/// than [`TOKEN_MAX_AGE`] is replaced by a fresh one instead: then `false`.
+pub(crate) async fn release(sqs: &Sqs, url: &str, token: &Token, held: Duration) -> bool {
     if token.age + held >= TOKEN_MAX_AGE {
         renew(sqs, url, token).await;
-        return;
+        return false;
     }
     let _ = sqs
         .client()
@@ -219,6 +243,7 @@ pub(crate) async fn release(sqs: &Sqs, url: &str, token: &Token, held: Duration)
         .visibility_timeout(0)
         .send()
         .await;
+    true
 }
 
 /// Puts a fresh token, then deletes `token` (held): the lease is free for
@@ -391,11 +416,15 @@ impl Keeper {
         }
     }
 
-    /// Stops keeping the lease and gives it back.
-    pub(crate) async fn release(self) {
+    /// Stops keeping the lease and gives it back. The token given back, to
+    /// tell whether anybody else received it when it is taken again
+    /// ([`take_again`]); `None` if a fresh one replaced it.
+    pub(crate) async fn release(self) -> Option<Token> {
         self.task.abort();
         let held = mono_now().saturating_sub(self.taken);
-        release(&self.sqs, &self.url, &self.token, held).await;
+        release(&self.sqs, &self.url, &self.token, held)
+            .await
+            .then(|| self.token.clone())
     }
 }
 
@@ -403,6 +432,50 @@ impl Drop for Keeper {
     fn drop(&mut self) {
         self.task.abort();
     }
+}
+
+/// What taking the lease again after resting came to.
+pub(crate) enum Retaken {
+    /// Held again, and nobody else received the token in between (as far
+    /// as its receive count tells; `given_back` unknown: not checked).
+    Held(Keeper),
+    /// Somebody else holds it or held it since: why, for the log. The
+    /// token received again, if it was (given back again at once), for the
+    /// next try.
+    Elsewhere(String, Option<Token>),
+}
+
+/// Takes the lease again after resting: one receive with a 1 s long poll
+/// (an empty answer then means the token is in flight: somebody else holds
+/// it), then the confirming extension. If the token received is not the
+/// one given back (`given_back`) received once more, somebody else took
+/// the lease in between, and it is given back at once.
+pub(crate) async fn take_again(
+    sqs: &Sqs,
+    url: &str,
+    given_back: Option<&Token>,
+) -> Result<Retaken> {
+    let Some((token, sent)) = acquire(sqs, url, &Lease::default(), 1).await? else {
+        return Ok(Retaken::Elsewhere(
+            "another coordinator holds the lease".into(),
+            given_back.cloned(),
+        ));
+    };
+    if let Some(before) = given_back
+        && !token.follows(before)
+    {
+        let why = if token.message_id == before.message_id {
+            format!(
+                "another coordinator received the lease token since this one gave it back ({} receive(s))",
+                token.receives.saturating_sub(before.receives + 1)
+            )
+        } else {
+            "the lease token was replaced since this coordinator gave it back".to_owned()
+        };
+        let again = release(sqs, url, &token, Duration::ZERO).await;
+        return Ok(Retaken::Elsewhere(why, again.then_some(token)));
+    }
+    Ok(Retaken::Held(Keeper::start(sqs, url, token, sent)))
 }
 
 /// Whether the lease queue holds no token at all, neither visible nor in

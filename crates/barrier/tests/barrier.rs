@@ -33,6 +33,8 @@ sqs_barrier_testkit::both_endpoints!(
     a_barrier_set_up_again_is_told_apart,
     many_barriers_at_once_share_the_quota,
     a_lease_taken_late_in_a_long_poll_is_kept,
+    a_coordinator_rests_while_nothing_is_to_be_decided,
+    a_rested_coordinator_stands_down_when_another_took_the_lease,
 );
 
 struct Fixture {
@@ -600,16 +602,7 @@ async fn two_coordinators_never_release_early(target: Target) {
     // a heartbeat and hands its check-ins over.
     let (forced, g3) = coordinator_with_gauges(&f, fast_coordinator(true));
     let b: Vec<Barrier> = connect_all(["0", "1", "2"].map(|id| member(&f, id))).await;
-    let a0 = b[0].arrive(LONG).await.unwrap();
-    let a1 = b[1].arrive(LONG).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        !a0.is_finished() && !a1.is_finished(),
-        "released before member 2 arrived"
-    );
-    b[2].wait(LONG).await.expect("released");
-    a0.await.unwrap();
-    a1.await.unwrap();
+    only_all_three_release(&b).await;
     wait_until("exactly one active coordinator", || {
         [&g1, &g2, &g3]
             .iter()
@@ -677,6 +670,91 @@ async fn a_coordinator_restarted_after_kill_takes_over_in_seconds(target: Target
         "released {took:?} after the restart"
     );
     second.stop().await.unwrap();
+}
+
+/// With nothing to decide the coordinator gives the lease back (rests):
+/// while a member waits for the other, it sends no lease extension (its
+/// heartbeats go on); the next check-in takes the lease again and
+/// releases the phase.
+async fn a_coordinator_rests_while_nothing_is_to_be_decided(target: Target) {
+    let f = fixture(target, 2, None).await;
+    let mut o = fast_coordinator(false);
+    o.rest_after = Some(Duration::from_secs(1));
+    let (c, g) = coordinator_with_gauges(&f, o);
+    let b0 = member(&f, "0").await;
+    let b1 = member(&f, "1").await;
+    wait_until("it rests", || g.rests.load(SeqCst) >= 1).await;
+    let a0 = b0.arrive(LONG).await.unwrap();
+    wait_until("it took the lease again for the arrival, and rests", || {
+        g.resumes.load(SeqCst) >= 1 && g.rests.load(SeqCst) >= 2
+    })
+    .await;
+    let extensions = |sqs: &Sqs| {
+        sqs.requests()
+            .snapshot()
+            .get("ChangeMessageVisibility")
+            .copied()
+            .unwrap_or(0)
+    };
+    let (before, writes) = (extensions(&f.sqs), g.state_writes.load(SeqCst));
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    assert_eq!(extensions(&f.sqs), before, "the lease kept while resting");
+    assert!(
+        g.state_writes.load(SeqCst) > writes,
+        "no heartbeat while resting"
+    );
+    assert!(!a0.is_finished(), "released with one of two");
+    b1.wait(LONG).await.expect("released");
+    a0.await.expect("released");
+    assert!(g.resumes.load(SeqCst) >= 2);
+    assert!(g.active.load(SeqCst));
+    c.stop().await.unwrap();
+}
+
+/// A coordinator that rests while another is started with `--force` (which
+/// takes the lease at once) never decides again on what it knew: it finds
+/// the token taken (or the other's state) and stands down, and nobody
+/// passes before all three arrived.
+async fn a_rested_coordinator_stands_down_when_another_took_the_lease(target: Target) {
+    let f = fixture(target, 3, None).await;
+    let mut o = fast_coordinator(false);
+    o.rest_after = Some(Duration::from_secs(1));
+    let (first, g1) = coordinator_with_gauges(&f, o.clone());
+    wait_until("the first rests", || g1.rests.load(SeqCst) >= 1).await;
+    let mut forced = o;
+    forced.force = true;
+    forced.rest_after = None;
+    let (second, g2) = coordinator_with_gauges(&f, forced);
+    wait_until("the second is active", || g2.active.load(SeqCst)).await;
+    let b: Vec<Barrier> = connect_all(["0", "1", "2"].map(|id| member(&f, id))).await;
+    only_all_three_release(&b).await;
+    wait_until("the first stood down", || {
+        !g1.active.load(SeqCst) && g2.active.load(SeqCst)
+    })
+    .await;
+    assert_eq!(
+        g1.resumes.load(SeqCst),
+        0,
+        "went on after the other took over"
+    );
+    for c in [first, second] {
+        c.stop().await.unwrap();
+    }
+}
+
+/// Members 0 and 1 arrive, nobody passes within 2 s, and member 2's wait
+/// releases all three.
+async fn only_all_three_release(b: &[Barrier]) {
+    let a0 = b[0].arrive(LONG).await.unwrap();
+    let a1 = b[1].arrive(LONG).await.unwrap();
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    assert!(
+        !a0.is_finished() && !a1.is_finished(),
+        "released before member 2 arrived"
+    );
+    b[2].wait(LONG).await.expect("released");
+    a0.await.unwrap();
+    a1.await.unwrap();
 }
 
 fn coordinator_with_gauges(

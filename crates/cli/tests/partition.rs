@@ -47,6 +47,24 @@ fn wait(url: &str, b: &str, id: &str, phase: u64) -> Child {
         .unwrap()
 }
 
+/// A wait of member `id` that brings data to `phase`: the coordinator keeps
+/// its check-in until the phase's release is published, and so cannot rest
+/// (give its lease back) until then.
+fn wait_with_data(url: &str, b: &str, id: &str, phase: u64) -> (String, Child) {
+    let file = std::env::temp_dir().join(format!("partition-{}-{b}.data", std::process::id()));
+    std::fs::write(&file, "from a").unwrap();
+    let child = as_key(url, "member")
+        .args(["wait", "--barrier", b, "--id", id])
+        .args(["--phase", &phase.to_string(), "--timeout", "120"])
+        .arg("--data")
+        .arg(&file)
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    (id.to_owned(), child)
+}
+
 fn waits(url: &str, b: &str, ids: &[&str], phase: u64) -> Vec<(String, Child)> {
     ids.iter()
         .map(|id| (id.to_string(), wait(url, b, id, phase)))
@@ -133,7 +151,7 @@ fn a_coordinator_cut_off_from_its_state_keeps_the_lease_and_every_phase_has_one_
     let coordinator = |key: &str| coordinator(&url, &b, key);
     let active = coordinator("coordA");
     wait_active(&url, &b, active.0.id(), Duration::from_secs(15));
-    let _standby = coordinator("coordB");
+    let standby = coordinator("coordB");
 
     // Phase 0, before the cut.
     all_released(0, &outcomes(waits(&url, &b, &["a", "b", "c", "d"], 0)), "");
@@ -142,11 +160,18 @@ fn a_coordinator_cut_off_from_its_state_keeps_the_lease_and_every_phase_has_one_
         "too slow to start"
     );
 
-    // Phase 1, cut off: everyone arrives, and the coordinator that counted
-    // them releases them at once (its notice needs no state write). A
-    // standby that took over now would break phase 1 by its deadline.
+    // Phase 1: a arrives before the cut with data (the coordinator, resting
+    // since phase 0, takes the lease again for it, and keeps its check-in
+    // until the release is published: it cannot rest), the others once it
+    // started: the coordinator that counted them releases them at once (its
+    // notice needs no state write) and, with that release unrecorded, keeps
+    // the lease through the cut. A standby that took over now would break
+    // phase 1 by its deadline.
+    until(started, CUT.0 - 3);
+    let mut phase1 = vec![wait_with_data(&url, &b, "a", 1)];
     until(started, CUT.0 + 1);
-    all_released(1, &outcomes(waits(&url, &b, &["a", "b", "c", "d"], 1)), "");
+    phase1.extend(waits(&url, &b, &["b", "c", "d"], 1));
+    all_released(1, &outcomes(phase1), "");
 
     // Phase 2, cut off: three of four arrive; the quorum release that goes
     // on without d waits for a state write that records it (the cut's end).
@@ -185,10 +210,15 @@ fn a_coordinator_cut_off_from_its_state_keeps_the_lease_and_every_phase_has_one_
         let err = String::from_utf8_lossy(&o.stderr);
         assert!(err.contains("missing: c, e"), "{id}: {err}");
     }
-    let (now_active, _) = active_and_standbys(&url, &b);
+    // The standby took the active one for dead during the cut and waits
+    // for the lease: it takes it once the healed one, with everything it
+    // decided published, rests (section 2 of docs/PROTOCOL.md, "Resting").
+    // One of the two is active, the other stands by.
+    let (now_active, standbys) = active_and_standbys(&url, &b);
+    let ours = [active.0.id(), standby.0.id()].map(|pid| format!("/{pid}"));
     assert!(
-        now_active.ends_with(&format!("/{}", active.0.id())),
-        "one coordinator decided throughout: {now_active}"
+        ours.iter().any(|p| now_active.ends_with(p)) && standbys.iter().all(|s| s != &now_active),
+        "active {now_active}, standing by {standbys:?}"
     );
 }
 
@@ -216,9 +246,16 @@ fn a_release_the_dead_coordinator_never_recorded_is_not_broken_by_its_deadline()
     let phase1_opened = started.elapsed();
     assert!(phase1_opened < Duration::from_secs(10), "too slow to start");
 
-    // Phase 1, cut off: released at once (a notice needs no write).
+    // Phase 1: a arrives before the cut with data (the coordinator, resting
+    // since phase 0, takes the lease again for it and keeps its check-in
+    // until the release is published: it cannot rest), the others once it
+    // started: released at once (a notice needs no write), and with that
+    // release unrecorded the coordinator keeps the lease.
+    until(started, 7);
+    let mut phase1 = vec![wait_with_data(&url, &b, "a", 1)];
     until(started, 11);
-    all_released(1, &outcomes(waits(&url, &b, &["a", "b", "c", "d"], 1)), "");
+    phase1.extend(waits(&url, &b, &["b", "c", "d"], 1));
+    all_released(1, &outcomes(phase1), "");
     // Killed before any state write could record that release, late
     // enough that its lease (8-10 s from its last extension) outlasts
     // phase 1's deadline.

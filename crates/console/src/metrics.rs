@@ -185,6 +185,7 @@ struct CoordinatorMetrics {
     barrier: BarrierMetrics,
     held: Family<Labels, Gauge>,
     active: Family<Labels, Gauge>,
+    resting: Family<Labels, Gauge>,
     open_age: Family<Labels, FGauge>,
     lease_extension_max: Family<Labels, FGauge>,
     lease_losses: Family<Labels, Counter>,
@@ -240,6 +241,9 @@ impl CoordinatorMetrics {
         self.active
             .get_or_create(l)
             .set(self.gauges.active.load(Ordering::Relaxed) as i64);
+        self.resting
+            .get_or_create(l)
+            .set(self.gauges.resting.load(Ordering::Relaxed) as i64);
         let takeovers = self.gauges.takeovers.load(Ordering::Relaxed);
         let seen = self.takeovers_seen.swap(takeovers, Ordering::Relaxed);
         let t = self.barrier.takeovers.get_or_create(l);
@@ -290,6 +294,12 @@ pub async fn serve_coordinator(
         "1 while this coordinator is the active one, 0 while it stands by",
         active.clone(),
     );
+    let resting = Family::<Labels, Gauge>::default();
+    registry.register(
+        "coordinator_resting",
+        "1 while the active coordinator rests: nothing to decide, its lease given back until the next check-in or decision",
+        resting.clone(),
+    );
     let open_age = Family::<Labels, FGauge>::default();
     registry.register(
         "phase_open_seconds",
@@ -314,6 +324,7 @@ pub async fn serve_coordinator(
         barrier: barrier_metrics,
         held,
         active,
+        resting,
         open_age,
         lease_extension_max,
         lease_losses,

@@ -945,6 +945,11 @@ async fn the_coordinators_metrics() {
     ] {
         assert!(text.lines().any(|l| l == line), "no {line:?} in {text}");
     }
+    // 0 or 1: it rests 2 s after the last check-in.
+    assert!(
+        text.contains("sqs_barrier_coordinator_resting{barrier=\"etl\"} "),
+        "{text}"
+    );
     assert!(!text.contains("# EOF"), "{text}");
     let (status, _, text) = fetch(addr, get_from(addr, "/")).await;
     assert_eq!(status, StatusCode::OK);

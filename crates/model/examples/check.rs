@@ -22,6 +22,7 @@ fn main() {
         quiet_resends: arg(7, s.quiet_resends.into()) as u8,
         takeovers: arg(8, s.takeovers.into()) as u8,
         stuck_deletes: arg(9, s.stuck_deletes.into()) as u8,
+        rests: s.rests,
         features: s.features,
         lease: s.lease,
         coordinator: s.coordinator,

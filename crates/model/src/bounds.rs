@@ -28,6 +28,17 @@ pub struct Bounds {
     /// the Lambda coordinator: invocations started while another runs
     /// (only without the lease).
     pub takeovers: u8,
+    /// Rests of the active coordinator process in a run (under the lease):
+    /// with everything it decided published and nothing held, it gives
+    /// the lease back (docs/PROTOCOL.md, "Resting"); another coordinator
+    /// takes it at once and starts from the register, and its lease runs
+    /// out between any two of its steps (or it crashes, or the rested one
+    /// reads its write and stands down). Then the rested one wakes: it
+    /// goes on, its restart grace again, if the register still holds its
+    /// own write, else it stands down. The token's receive count, by which
+    /// the rested one knows that somebody else held the lease since, is
+    /// not modelled: this checks the case where it does not tell.
+    pub rests: u8,
     /// Deletes of a notice nobody needs (by the participant that read it)
     /// that do not take effect, in a run: on SQS a delete with a receipt
     /// handle that is no longer the latest one (another participant read
@@ -123,6 +134,7 @@ impl Bounds {
         racing_resends: 0,
         quiet_resends: 1,
         takeovers: 0,
+        rests: 0,
         stuck_deletes: 0,
         features: Features::NONE,
         lease: true,

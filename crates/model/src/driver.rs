@@ -52,7 +52,44 @@ impl BarrierModel {
             grace,
             called: false,
             drops: BTreeMap::new(),
+            resting: false,
+            base: crate::NOW,
         });
+    }
+
+    /// The rested coordinator in slot 0 wakes ([`Action::Wake`]): the one
+    /// that took the lease meanwhile (slot 1), if still there, stops; the
+    /// rested one goes on if the register holds its own write, as the
+    /// driver reads it after taking the lease again, with its restart grace
+    /// again (from the copies in the queue now, as a successor's), else it
+    /// stands down.
+    pub(crate) fn wake(&self, s: &mut State) {
+        if s.slots[1].is_some() {
+            self.vacate(s, 1);
+        }
+        let mine = match (&s.slots[0], &s.tags) {
+            (Some(slot), Some(t)) => t.coordinator == slot.machine.id(),
+            _ => false,
+        };
+        if !mine {
+            Self::slot(s, 0).resting = false;
+            self.stand_down(s, 0);
+            return;
+        }
+        let f = self.bounds.features;
+        let unseen: BTreeSet<Tok> = if f.quorum || f.join {
+            s.checkin.keys().copied().collect()
+        } else {
+            BTreeSet::new()
+        };
+        let slot = Self::slot(s, 0);
+        let now = slot.now();
+        slot.machine.handle_resumed(now, crate::GRACE);
+        slot.resting = false;
+        slot.base = now;
+        slot.grace = f.quorum || f.join;
+        slot.called = slot.grace && unseen.is_empty();
+        slot.unseen = unseen;
     }
 
     /// Slot `k` is gone (crashed or stood down): what it held is visible.
@@ -211,7 +248,9 @@ impl BarrierModel {
     /// fall between two transmits, carry them all out at once.
     pub(crate) fn settle(&self, s: &mut State, k: usize) {
         self.coordinator_drain(s, k);
-        let alone = s.slots[1 - k].is_none() && s.used.takeovers >= self.bounds.takeovers;
+        let alone = s.slots[1 - k].is_none()
+            && s.used.takeovers >= self.bounds.takeovers
+            && s.used.rests >= self.bounds.rests;
         if s.used.crashes >= self.bounds.crashes && alone {
             while s.slots[k].as_ref().is_some_and(Slot::busy) {
                 self.perform(s, k);
@@ -245,6 +284,18 @@ impl BarrierModel {
         };
         if slot.busy() {
             actions.push(Action::Perform(k as u8));
+            return;
+        }
+        if slot.resting {
+            // Resting, it only writes heartbeats (which decide nothing):
+            // the one that finds another's write stands it down.
+            if slot.machine.has_published()
+                && s.tags
+                    .as_ref()
+                    .is_some_and(|t| t.coordinator != slot.machine.id())
+            {
+                actions.push(Action::Heartbeat(k as u8));
+            }
             return;
         }
         for (t, h) in &s.checkin {

@@ -51,6 +51,16 @@ pub enum Action {
     /// the standby starts in its slot from the register; without the lease,
     /// the standby starts in slot 1 and both run.
     Takeover,
+    /// The coordinator process in slot 0, with everything it decided
+    /// published and nothing held, rests: it gives the lease back, and a
+    /// standby takes it at once and starts in slot 1 from the register.
+    Rest,
+    /// The rested coordinator in slot 0 takes the lease again (for a
+    /// check-in or a decision due): the one in slot 1, if any, lost it
+    /// between two of its requests and stops; the rested one goes on (its
+    /// restart grace again) if the register holds its own write, else it
+    /// stands down.
+    Wake,
     /// The late member of a quorum barrier arrives at its next generation.
     Arrive(u8),
     /// The joining process sends its join message.
@@ -136,6 +146,9 @@ impl BarrierModel {
                 }
                 if b.lease && s.used.takeovers < b.takeovers {
                     actions.push(Action::Takeover);
+                }
+                if s.slots[1 - k as usize].as_ref().is_some_and(|o| o.resting) {
+                    actions.push(Action::Wake);
                 }
             }
         }
@@ -380,6 +393,13 @@ impl Model for BarrierModel {
         if s.used.takeovers < b.takeovers && s.slots[1].is_none() && s.slots[0].is_some() {
             actions.push(Action::Takeover);
         }
+        match &s.slots {
+            [Some(a), None] if s.used.rests < b.rests && !a.resting && a.machine.is_settled() => {
+                actions.push(Action::Rest);
+            }
+            [Some(a), _] if a.resting => actions.push(Action::Wake),
+            _ => {}
+        }
     }
 
     fn next_state(&self, last: &State, action: Action) -> Option<State> {
@@ -537,6 +557,12 @@ impl Model for BarrierModel {
                 s.used.takeovers += 1;
                 self.start(&mut s, 1);
             }
+            Action::Rest => {
+                s.used.rests += 1;
+                Self::slot(&mut s, 0).resting = true;
+                self.start(&mut s, 1);
+            }
+            Action::Wake => self.wake(&mut s),
             Action::Arrive(i) => self.arrive(&mut s, usize::from(i)),
             Action::JoinSend => {
                 let i = self.bounds.members;

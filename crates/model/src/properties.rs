@@ -60,14 +60,16 @@ pub(crate) fn properties() -> Vec<Property<BarrierModel>> {
                     && u.expiries == b.expiries
                     && u.duplications == b.duplications
                     && u.takeovers == b.takeovers
+                    && u.rests == b.rests
                     && u.stuck_deletes == b.stuck_deletes
             },
         ),
         Property::always(
-            "B: a release queue holds at most 1 + f release notices (f = crashes, takeovers and duplications so far)",
+            "B: a release queue holds at most 1 + f release notices (f = crashes, takeovers, rests and duplications so far)",
             |_: &BarrierModel, s: &State| {
                 let f = u32::from(s.used.crashes)
                     + u32::from(s.used.takeovers)
+                    + u32::from(s.used.rests)
                     + u32::from(s.used.duplications);
                 // Release notices: a broken notice goes to every member
                 // that checks in after the break (only the Lambda

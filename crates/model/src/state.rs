@@ -8,8 +8,8 @@ use sqs_barrier_core::coordinator::{Coordinator, Transmit};
 use sqs_barrier_core::participant::Participant;
 use sqs_barrier_core::state::PublishedState;
 
+use crate::GRACE;
 use crate::lambda::Invocation;
-use crate::{GRACE, NOW};
 
 /// A copy of a check-in in the check-in queue, and the coordinator's token
 /// (receipt handle) for it.
@@ -86,6 +86,8 @@ pub struct Used {
     pub resends: u8,
     /// Takeovers while a coordinator lives.
     pub takeovers: u8,
+    /// Rests of the active coordinator.
+    pub rests: u8,
     /// Deletes of notices that did not take effect.
     pub stuck_deletes: u8,
 }
@@ -125,6 +127,12 @@ pub struct Slot {
     /// until a state of its recording the release is written (then they are
     /// in [`State::without`]).
     pub drops: BTreeMap<u64, u8>,
+    /// It rests: it gave the lease back and takes no step until it wakes
+    /// ([`crate::Bounds::rests`]) but the heartbeat that finds another's
+    /// write.
+    pub resting: bool,
+    /// Where its clock starts: [`NOW`](crate::NOW), or when it last woke.
+    pub base: Duration,
 }
 
 impl Slot {
@@ -136,15 +144,15 @@ impl Slot {
     /// This life's clock. On SQS its restart grace (the check-in queue's
     /// visibility timeout) ends once every copy a predecessor held is
     /// visible again and received; the model makes that a condition: the
-    /// clock reads [`NOW`] until this life has received every copy that was
+    /// clock reads [`NOW`](crate::NOW) until this life has received every copy that was
     /// in the queue at its start, then `NOW + GRACE`, when what waits for
     /// the grace (a quorum release, a join) is due. Every call before fixes
     /// its start at `NOW`.
     pub fn now(&self) -> Duration {
         if self.grace && self.called && self.unseen.is_empty() {
-            NOW + GRACE
+            self.base + GRACE
         } else {
-            NOW
+            self.base
         }
     }
 }

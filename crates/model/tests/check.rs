@@ -42,6 +42,7 @@ const NONE: Bounds = Bounds {
     racing_resends: 0,
     quiet_resends: 1,
     takeovers: 0,
+    rests: 0,
     stuck_deletes: 0,
     features: Features::NONE,
     lease: true,
@@ -685,4 +686,70 @@ fn lambda_without_the_lease_two_invocations_on_a_quorum_barrier() {
         },
         &["S1", "S3", "S4", "S6", "released only", "L1"],
     );
+}
+
+/// The active coordinator rests (gives the lease back with everything it
+/// decided published), a standby takes the lease and starts from the
+/// register, and loses it between any two of its steps; the rested one
+/// wakes and goes on, or stands down if the register holds the other's
+/// write (docs/PROTOCOL.md, "Resting").
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn a_coordinator_that_rests() {
+    run(Bounds { rests: 1, ..NONE });
+}
+
+/// A rest, and a crash of either coordinator.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn a_coordinator_that_rests_and_a_crash() {
+    run(Bounds {
+        members: 2,
+        rests: 1,
+        crashes: 1,
+        ..NONE
+    });
+}
+
+/// A rest on a quorum barrier: the one that took the lease may release a
+/// generation on check-ins it held and stop before it publishes it; the
+/// rested one must not drop a member of it before those check-ins are
+/// back (its grace again).
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn quorum_with_a_rest() {
+    run(Bounds {
+        members: 2,
+        rests: 1,
+        ..QUORUM
+    });
+}
+
+/// The same with 3 members (10 million states, 80 s).
+#[test]
+#[ignore = "deep: cargo test --release -p sqs-barrier-model -- --ignored deep_"]
+fn deep_quorum_with_a_rest() {
+    run(Bounds { rests: 1, ..QUORUM });
+}
+
+/// A rest on a quorum barrier of 2 that a process joins: nor may the rested
+/// one place the join at such a generation (14 million states, 120 s).
+#[test]
+#[ignore = "deep: cargo test --release -p sqs-barrier-model -- --ignored deep_"]
+fn deep_quorum_and_join_with_a_rest() {
+    run(Bounds {
+        members: 2,
+        rests: 1,
+        ..QUORUM_JOIN
+    });
+}
+
+/// A rest on a pool that shrinks and grows, with gathered data.
+#[test]
+#[ignore = "release build: run by scripts/test"]
+fn leave_and_join_with_a_rest() {
+    run(Bounds {
+        rests: 1,
+        ..ELASTIC
+    });
 }

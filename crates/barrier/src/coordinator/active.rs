@@ -77,6 +77,9 @@ impl Driver {
             ));
         }
         drop(tx);
+        // Check-ins received while resting, fed to the core once it holds
+        // the lease again.
+        let mut inbox: Vec<Received> = Vec::new();
         let result = loop {
             let now = mono_now();
             let wake = self
@@ -87,6 +90,15 @@ impl Driver {
                 // Wakes often enough to tell its lease it lives (see
                 // `lease::Keeper::alive`).
                 .min(Duration::from_secs(2));
+            // And when it may rest, so that the lease goes back on time.
+            let rest_in = self
+                .opts
+                .rest_after
+                .filter(|_| self.resting.is_none())
+                .zip(last_batch)
+                .map(|(after, t)| (t + after).saturating_duration_since(Instant::now()))
+                .filter(|d| !d.is_zero());
+            let wake = rest_in.map_or(wake, |d| wake.min(d));
             tokio::select! {
                 _ = shutdown.as_mut() => break Ok(Ended::Shutdown),
                 batch = rx.recv() => match batch {
@@ -103,7 +115,11 @@ impl Driver {
                         let now = mono_now();
                         for m in batch {
                             self.held.insert(m.receipt.clone(), Instant::now());
-                            self.core.handle_message(m.receipt, &m.body, now);
+                            if self.resting.is_some() {
+                                inbox.push(m);
+                            } else {
+                                self.core.handle_message(m.receipt, &m.body, now);
+                            }
                         }
                     }
                     Some(Err(e)) => break Err(e),
@@ -117,13 +133,41 @@ impl Driver {
                 _ = lease_lost(&mut self.lease) => break Ok(Ended::LeaseLost),
                 _ = tokio::time::sleep(wake) => {}
             }
-            if !self.holds_lease() {
+            // Resting: a check-in, or a decision due, takes the lease again.
+            let mut fire_timers = true;
+            if self.resting.is_some() {
+                let now = mono_now();
+                if !inbox.is_empty() || self.core.poll_decision_timeout().is_some_and(|t| t <= now)
+                {
+                    match self.wake().await {
+                        Ok(None) => {
+                            let now = mono_now();
+                            for m in inbox.drain(..) {
+                                self.core.handle_message(m.receipt, &m.body, now);
+                            }
+                        }
+                        Ok(Some(why)) => break Ok(Ended::Displaced { why }),
+                        Err(e) if e.is_transient() => {
+                            tracing::warn!(error = %e, "could not take the coordinator lease again; trying again");
+                        }
+                        Err(e) => break Err(e),
+                    }
+                }
+                // Still resting: only heartbeats may be written.
+                fire_timers = self.resting.is_none()
+                    || self
+                        .core
+                        .poll_decision_timeout()
+                        .is_none_or(|t| t > mono_now());
+            } else if !self.holds_lease() {
                 break Ok(Ended::LeaseLost);
             }
             if let Some(lease) = &self.lease {
                 lease.alive();
             }
-            self.core.handle_timeout(mono_now());
+            if fire_timers {
+                self.core.handle_timeout(mono_now());
+            }
             let step = Instant::now();
             match self.carry_out().await {
                 Ok(()) => {}
@@ -141,6 +185,9 @@ impl Driver {
             }
             if let Err(e) = self.extend_visibility().await {
                 tracing::warn!(error = %e, "could not extend the visibility of held check-ins");
+            }
+            if self.may_rest(last_batch) {
+                self.rest().await;
             }
             // Busy for one short poll after each batch: a burst of check-ins
             // keeps it busy, a lone arrival costs a few receives. Two short
@@ -210,6 +257,7 @@ impl Driver {
         if let Some(g) = &self.opts.gauges {
             g.held.store(0, Ordering::Relaxed);
             g.receipts.store(0, Ordering::Relaxed);
+            g.resting.store(false, Ordering::Relaxed);
         }
         if matches!(result, Ok(Ended::Shutdown)) {
             // The last word: a standby takes over at once.

@@ -25,6 +25,7 @@ use crate::sqs::Sqs;
 
 mod active;
 mod backstop;
+mod rest;
 mod standby;
 mod transmits;
 
@@ -73,6 +74,17 @@ pub struct CoordinatorOptions {
     /// more (the check-ins wait in the queue, nothing is lost) until writes
     /// land again. Default: `max(8 N, 1000)`.
     pub max_held: Option<usize>,
+    /// How long the active coordinator goes on holding the lease with
+    /// nothing to decide before it gives it back and *rests*: no check-in
+    /// received for this long, everything it decided published, nothing
+    /// held, no deadline or quorum end due within as long (or within
+    /// `visibility`, if longer). Resting, it keeps
+    /// receiving check-ins and writing its heartbeats (which decide
+    /// nothing); the next check-in or decision takes the lease again.
+    /// A lease costs 30 requests a minute to keep (docs/PROTOCOL.md, "The
+    /// lease", "Resting"). `None`: it holds the lease for as long as it is
+    /// active. Default: 2 s.
+    pub rest_after: Option<Duration>,
     /// Live figures of the running coordinator, if wanted (soak tests,
     /// monitoring); share the `Arc` and read it while it runs.
     pub gauges: Option<Arc<CoordinatorGauges>>,
@@ -96,6 +108,12 @@ pub struct CoordinatorGauges {
     pub active: AtomicBool,
     /// Times it took over (became active).
     pub takeovers: AtomicU64,
+    /// Whether it rests now (active, the lease given back).
+    pub resting: AtomicBool,
+    /// Times it gave the lease back with nothing to decide (rested).
+    pub rests: AtomicU64,
+    /// Times it took the lease again after resting and went on.
+    pub resumes: AtomicU64,
     /// Times its lease ran out while it was active (it stood down): SQS
     /// did not answer its extensions for the lease's term less its margin.
     pub lease_losses: AtomicU64,
@@ -114,6 +132,7 @@ impl Default for CoordinatorOptions {
             visibility: Duration::from_secs(5),
             receivers: None,
             max_held: None,
+            rest_after: Some(Duration::from_secs(2)),
             busy_wait: Duration::from_secs(5),
             gauges: None,
         }
@@ -159,6 +178,11 @@ enum Ended {
     /// Its lease ran out (SQS unreachable for longer than the lease allows,
     /// or the token taken): it decides nothing more.
     LeaseLost,
+    /// It rested, and another coordinator took the lease meanwhile (or
+    /// may have): why.
+    Displaced {
+        why: String,
+    },
 }
 
 /// Runs the coordinator of barrier `name` until `shutdown` resolves or a
@@ -233,6 +257,7 @@ pub async fn run_coordinator(
         );
         let mut driver = Driver {
             lease: Some(lease),
+            resting: None,
             sqs: sqs.clone(),
             info: info.clone(),
             backstop: Backstop::new(restored.as_ref()),
@@ -248,6 +273,9 @@ pub async fn run_coordinator(
             Ended::Superseded { by } => {
                 tracing::warn!(barrier = name, coordinator = %id, other = %by, "another coordinator took over; standing by");
             }
+            Ended::Displaced { why } => {
+                tracing::warn!(barrier = name, coordinator = %id, %why, "another coordinator took the lease while this one rested; standing by");
+            }
             Ended::LeaseLost => {
                 if let Some(g) = &opts.gauges {
                     g.lease_losses.fetch_add(1, Ordering::Relaxed);
@@ -260,8 +288,12 @@ pub async fn run_coordinator(
 
 struct Driver {
     /// The lease: while it is held, this coordinator decides. Taken at a
-    /// clean stop (given back after the last write).
+    /// clean stop (given back after the last write), and while it rests.
     lease: Option<Keeper>,
+    /// Resting (the lease given back with nothing to decide): the token
+    /// given back, if known, to tell at the next take whether anybody
+    /// else received it meanwhile.
+    resting: Option<Option<crate::lease::Token>>,
     sqs: Sqs,
     info: BarrierInfo,
     backstop: Backstop,
@@ -284,8 +316,15 @@ impl Driver {
         self.lease.as_ref().is_some_and(Keeper::is_held)
     }
 
-    /// Until when it holds the lease, as far as it knows now.
+    /// Until when a state write of it may be sent: the end of its lease
+    /// as far as it knows now; while it rests, any time, since the only
+    /// writes then are heartbeats and its last word, which decide nothing
+    /// (the state it publishes is the one it published before it rested,
+    /// and a record of another coordinator's later term orders after it).
     fn lease_until(&self) -> Duration {
+        if self.resting.is_some() {
+            return Duration::MAX;
+        }
         self.lease.as_ref().map_or(Duration::ZERO, Keeper::until)
     }
 }

@@ -23,7 +23,16 @@ impl Driver {
     pub(super) async fn carry_out(&mut self) -> Result<()> {
         self.publish_events();
         while let Some(t) = self.core.poll_transmit() {
-            if !self.holds_lease() {
+            if self.resting.is_some() {
+                // Resting, the core is fed nothing but timers that decide
+                // nothing: only heartbeats (and the deletes a write makes
+                // possible) can come of them.
+                if !matches!(t, Transmit::WriteState { .. } | Transmit::Delete(_)) {
+                    debug_assert!(false, "a decision while resting: {t:?}");
+                    tracing::error!("a decision asked for without the lease; not carried out");
+                    continue;
+                }
+            } else if !self.holds_lease() {
                 // What is left is not done; the loop stands down.
                 return Ok(());
             }

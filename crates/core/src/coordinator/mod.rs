@@ -174,6 +174,10 @@ pub struct Coordinator<T> {
     awaiting: Vec<(u64, T)>,
     /// When this coordinator first handled anything.
     started: Option<Duration>,
+    /// What waits for the restart grace (deadlines, quorum ends, joins)
+    /// waits at least until then: set when it resumes after resting
+    /// ([`Self::handle_resumed`]).
+    resumed_floor: Duration,
     /// When this coordinator last sent a notice to each release queue (by
     /// parity): a queue it sent nothing to for longer than a notice lives
     /// holds nothing to sweep.
@@ -250,6 +254,7 @@ impl<T> Coordinator<T> {
             last_write: None,
             awaiting: Vec::new(),
             started: None,
+            resumed_floor: Duration::ZERO,
             notice_sent: [None, None],
             restored_age: None,
             restored_quorum_age: None,
@@ -614,7 +619,7 @@ impl<T> Coordinator<T> {
     /// No deadline fires before this: a coordinator first waits for the
     /// check-ins a dead predecessor may have held to become visible again.
     fn deadline_floor(&self, start: Duration) -> Duration {
-        start + self.opts.restart_grace
+        (start + self.opts.restart_grace).max(self.resumed_floor)
     }
 
     /// The generation after the highest released one.
@@ -704,6 +709,16 @@ impl<T> Coordinator<T> {
 
     /// The next instant at which [`Self::handle_timeout`] must be called.
     pub fn poll_timeout(&self) -> Option<Duration> {
+        [self.poll_decision_timeout(), self.next_write()]
+            .into_iter()
+            .flatten()
+            .min()
+    }
+
+    /// The next instant at which something is to be decided (a deadline,
+    /// a quorum's end, joins held back for the restart grace): the timers of
+    /// [`Self::poll_timeout`] but heartbeats, which decide nothing.
+    pub fn poll_decision_timeout(&self) -> Option<Duration> {
         if self.superseded.is_some() {
             return None;
         }
@@ -717,7 +732,7 @@ impl<T> Coordinator<T> {
         };
         let joins =
             (!self.joins.is_empty()).then(|| self.deadline_floor(self.started.unwrap_or_default()));
-        [deadline, self.quorum_due(), joins, self.next_write()]
+        [deadline, self.quorum_due(), joins]
             .into_iter()
             .flatten()
             .min()
@@ -739,6 +754,7 @@ mod options;
 mod outputs;
 mod publish;
 mod release;
+mod rest;
 
 pub use options::CoordinatorOptions;
 pub use outputs::{Event, Transmit, WriteGuard};

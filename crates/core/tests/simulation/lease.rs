@@ -2,9 +2,10 @@
 //!
 //! The lease queue itself is SQS's (simulation/sqs.rs, `LeaseQueue`: a
 //! FIFO message group locked while a token is in flight, visibility that
-//! lapses, changes refused once it has). Here is what a coordinator does
-//! with it, as the runtime does (docs/PROTOCOL.md, "The lease"), with the
-//! holder's timing kept by the core's own [`Lease`] machine:
+//! lapses, changes refused once it has, a receive count per token). Here
+//! is what a coordinator does with it, as the runtime does
+//! (docs/PROTOCOL.md, "The lease"), with the holder's timing kept by the
+//! core's own [`Lease`] machine:
 //!
 //! * **Taking it** ([`Sim::take_lease`]): a receive that hides every token
 //!   it gets for the lease's term (extra tokens are deleted, one stays),
@@ -19,6 +20,11 @@
 //! * **Giving it back**: a visibility of 0, only while it is still held
 //!   on the holder's clock (a Lambda invocation that returns, a process
 //!   that finds another's write and stands down).
+//! * **Resting** (simulation/rest.rs): the active process with nothing to
+//!   decide gives it back and takes it again for its next check-in or
+//!   decision, if nobody else received the token meanwhile (the token's
+//!   id and receive count, kept in its [`Holder`]) and the published
+//!   state is still its own; else it is displaced and stands by.
 //! * **A process that takes over** ([`Sim::step_waiting`], after its
 //!   standby judged the active one gone, rightly or not) first waits for
 //!   the lease: it polls the lease queue at every step (a long poll
@@ -63,11 +69,16 @@ const WRONG_EMPTY: f64 = 0.2;
 #[derive(Clone, Debug)]
 pub(super) struct Holder {
     pub(super) lease: Lease,
-    receipt: u64,
+    pub(super) receipt: u64,
+    /// The token's message id and receive count as its receive reported
+    /// them: a holder that rests keeps them, to tell at its next take
+    /// whether anybody else received the token in between.
+    pub(super) token: u64,
+    pub(super) receives: u64,
     /// When the holder's work last made progress.
     pub(super) progress: u64,
     /// An extension sent at this instant is on its way.
-    extending: Option<u64>,
+    pub(super) extending: Option<u64>,
 }
 
 /// The lease's switch and what it did (ghost counters).
@@ -94,6 +105,39 @@ pub(super) struct Leasing {
     /// one could not reach the state queue.
     pub(super) contested: u64,
     pub(super) contested_cut_off: u64,
+    /// How long an active process coordinator with nothing to decide goes
+    /// on holding the lease before it rests (simulation/rest.rs); `None`:
+    /// it never rests.
+    pub(super) rest_after: Option<u64>,
+    /// In this run a coordinator that takes the lease again after resting
+    /// skips check 1 (the token's id and receive count) and trusts any
+    /// token it receives, as if SQS's approximate count lied every time:
+    /// check 2 (the published state) and the resumed grace alone guard
+    /// its wakes.
+    pub(super) blind: bool,
+    /// Runs with `blind` on (over many runs).
+    pub(super) blind_runs: u64,
+    /// Times an active process coordinator rested, and took the lease
+    /// again and went on.
+    pub(super) rests: u64,
+    pub(super) wakes: u64,
+    /// Wakes that ended displaced: no token came (another holds it), the
+    /// token was not the one given back received once more (check 1), the
+    /// published state was not its own (check 2), or it had been
+    /// superseded already.
+    pub(super) displaced_held: u64,
+    pub(super) displaced_count: u64,
+    pub(super) displaced_state: u64,
+    pub(super) displaced_superseded: u64,
+    /// Wakes tried again at the next step: the state or lease queue could
+    /// not be reached.
+    pub(super) wake_retries: u64,
+    /// Wakes that went on although another coordinator had received the
+    /// token since it was given back (only with `blind`).
+    pub(super) wakes_after_another: u64,
+    /// Resting coordinators superseded by a heartbeat write that found a
+    /// newer state.
+    pub(super) superseded_resting: u64,
 }
 
 impl Leasing {
@@ -107,6 +151,24 @@ impl Leasing {
         self.given_back += o.given_back;
         self.contested += o.contested;
         self.contested_cut_off += o.contested_cut_off;
+        self.blind_runs += o.blind_runs + u64::from(o.blind);
+        self.rests += o.rests;
+        self.wakes += o.wakes;
+        self.displaced_held += o.displaced_held;
+        self.displaced_count += o.displaced_count;
+        self.displaced_state += o.displaced_state;
+        self.displaced_superseded += o.displaced_superseded;
+        self.wake_retries += o.wake_retries;
+        self.wakes_after_another += o.wakes_after_another;
+        self.superseded_resting += o.superseded_resting;
+    }
+
+    /// Wakes that ended displaced, whatever the reason.
+    pub(super) fn displaced(&self) -> u64 {
+        self.displaced_held
+            + self.displaced_count
+            + self.displaced_state
+            + self.displaced_superseded
     }
 }
 
@@ -127,12 +189,34 @@ impl std::fmt::Display for Leasing {
             self.failed,
             self.put,
             self.extras
+        )?;
+        if self.rests == 0 {
+            return Ok(());
+        }
+        write!(
+            f,
+            "; rested {} times, took the lease again and went on {} times ({} of them although \
+             another coordinator had received the token meanwhile, in {} runs that skip check \
+             1), displaced at a wake {} times ({} by another holder, {} by check 1, {} by check \
+             2, {} superseded before), {} wakes tried again, {} resting coordinators superseded \
+             by a newer state",
+            self.rests,
+            self.wakes,
+            self.wakes_after_another,
+            self.blind_runs,
+            self.displaced(),
+            self.displaced_held,
+            self.displaced_count,
+            self.displaced_state,
+            self.displaced_superseded,
+            self.wake_retries,
+            self.superseded_resting
         )
     }
 }
 
 impl Sim {
-    fn term(&self) -> u64 {
+    pub(super) fn term(&self) -> u64 {
         Lease::default().term().as_millis() as u64
     }
 
@@ -142,11 +226,12 @@ impl Sim {
     pub(super) fn take_lease(&mut self) -> Option<Holder> {
         let term = self.term();
         let mut got = self.receive_lease(term).into_iter();
-        let (_, receipt) = got.next()?;
-        for (_, extra) in got {
+        let first = got.next()?;
+        for extra in got {
             self.leasing.extras += 1;
-            self.delete_lease(extra);
+            self.delete_lease(extra.receipt);
         }
+        let receipt = first.receipt;
         let sent = self.now;
         self.change_lease_visibility(receipt, term).ok()?;
         let mut lease = Lease::default();
@@ -155,6 +240,8 @@ impl Sim {
         Some(Holder {
             lease,
             receipt,
+            token: first.id,
+            receives: first.receives,
             progress: sent,
             extending: None,
         })
@@ -241,12 +328,13 @@ impl Sim {
     pub(super) fn activate(&mut self, k: usize, restored: Option<&PublishedState>) {
         let c = self.new_coordinator(k, restored);
         self.procs[k].role = Role::Active(Box::new(c));
+        self.procs[k].last_batch = self.now;
         if let Some(h) = &mut self.procs[k].lease {
             h.progress = self.now;
         }
     }
 
-    fn schedule_keeper(&mut self, k: usize, receipt: u64) {
+    pub(super) fn schedule_keeper(&mut self, k: usize, receipt: u64) {
         let Some(h) = &self.procs[k].lease else {
             return;
         };

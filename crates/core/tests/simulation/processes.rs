@@ -1,7 +1,8 @@
 //! The process coordinator's driver: two coordinator processes under a
 //! supervisor, each down, standing by (the core's `Standby`), waiting for the
-//! lease or active (the core's `Coordinator`): crashes, false takeovers,
-//! outages and stalls, the transmits carried out, and standing down.
+//! lease or active (the core's `Coordinator`; resting or not, see
+//! simulation/rest.rs): crashes, false takeovers, outages and stalls, the
+//! transmits carried out, and standing down.
 
 use rand::Rng;
 use sqs_barrier_core::Coordinator;
@@ -32,7 +33,7 @@ impl Sim {
         }
     }
 
-    fn coordinator(&mut self, k: usize) -> &mut Coordinator<u64> {
+    pub(super) fn coordinator(&mut self, k: usize) -> &mut Coordinator<u64> {
         match &mut self.procs[k].role {
             Role::Active(c) => c,
             _ => unreachable!("process {k} is not active"),
@@ -59,6 +60,7 @@ impl Sim {
             self.crashes_left -= 1;
             self.procs[k].held.clear();
             self.procs[k].lease = None;
+            self.procs[k].rest = None;
             let down = self.rng.random_range(0..5 * SEC);
             self.procs[k].role = Role::Down(now + down);
             self.log(|| format!("process {k} crashes, down for {down} ms"));
@@ -153,19 +155,28 @@ impl Sim {
 
     fn step_coordinator(&mut self, k: usize) {
         let now = self.now;
-        if !self.decides(k) {
-            // Its lease ran out (extensions failed or refused, or it made
-            // no progress): it decides nothing more and stands by.
-            self.leasing.ran_out += 1;
-            self.stand_down(k, "its lease ran out");
-            return;
-        }
-        if let Some(h) = &mut self.procs[k].lease {
-            h.progress = now;
-        }
-        for (_, receipt, body) in self.receive_checkins() {
-            self.procs[k].held.insert(receipt);
-            self.coordinator(k).handle_message(receipt, &body, at(now));
+        if self.procs[k].rest.is_some() {
+            // Resting (simulation/rest.rs): it may take the lease again,
+            // or be displaced.
+            if !self.step_resting(k) {
+                return;
+            }
+        } else {
+            if !self.decides(k) {
+                // Its lease ran out (extensions failed or refused, or it
+                // made no progress): it decides nothing more and stands by.
+                self.leasing.ran_out += 1;
+                self.stand_down(k, "its lease ran out");
+                return;
+            }
+            if let Some(h) = &mut self.procs[k].lease {
+                h.progress = now;
+            }
+            for (_, receipt, body) in self.receive_checkins() {
+                self.procs[k].held.insert(receipt);
+                self.procs[k].last_batch = now;
+                self.coordinator(k).handle_message(receipt, &body, at(now));
+            }
         }
         // The driver extends the visibility of everything it holds (not of
         // what a crashed predecessor held: that comes back when it lapses).
@@ -175,14 +186,34 @@ impl Sim {
                 msg.visible_at = msg.visible_at.max(now + VISIBILITY);
             }
         }
-        self.coordinator(k).handle_timeout(at(now));
+        // Still resting, it fires its timers only while no decision is due:
+        // then only heartbeats come of them.
+        let fire = self.procs[k].rest.is_none()
+            || self
+                .coordinator(k)
+                .poll_decision_timeout()
+                .is_none_or(|t| t > at(now));
+        if fire {
+            self.coordinator(k).handle_timeout(at(now));
+        }
         self.carry_out(k);
+        if self.may_rest(k) {
+            self.rest(k);
+        }
     }
 
     fn carry_out(&mut self, k: usize) {
         let now = self.now;
+        let resting = self.procs[k].rest.is_some();
         while let Some(t) = self.coordinator(k).poll_transmit() {
-            if !self.decides(k) {
+            if resting {
+                // Without the lease it carries out heartbeats and the
+                // deletes their writes allow; the core decides nothing
+                // else from timers that decide nothing.
+                if !matches!(t, CTransmit::WriteState { .. } | CTransmit::Delete(_)) {
+                    self.fail(&format!("process {k} decides while resting: {t:?}"));
+                }
+            } else if !self.decides(k) {
                 // What is left is not done; the next step stands down.
                 break;
             }
@@ -225,6 +256,7 @@ impl Sim {
             self.log(|| format!("process {k}: {e:?}"));
         }
         if let Some(by) = self.coordinator(k).superseded().map(str::to_owned) {
+            self.leasing.superseded_resting += u64::from(resting);
             self.stand_down(k, &format!("{by} took over"));
         }
     }
@@ -232,7 +264,7 @@ impl Sim {
     /// Process `k` stops coordinating: it hands every held message back
     /// at once, gives the lease back if it still holds it, and stands by
     /// again with a new life.
-    fn stand_down(&mut self, k: usize, why: &str) {
+    pub(super) fn stand_down(&mut self, k: usize, why: &str) {
         let now = self.now;
         let held: Vec<u64> = self.procs[k].held.drain().collect();
         for msg in self.sqs.checkin.iter_mut() {
@@ -243,6 +275,7 @@ impl Sim {
         if let Some(h) = self.procs[k].lease.take() {
             self.give_back(h);
         }
+        self.procs[k].rest = None;
         self.procs[k].role = Role::Down(now);
         self.log(|| format!("process {k} stands down: {why}"));
     }

@@ -78,6 +78,19 @@ pub(super) struct TokenMsg {
     visible_at: u64,
     /// The receipt handle of the latest receive, if any.
     receipt: Option<u64>,
+    /// How many times it was received (`ApproximateReceiveCount`, exact
+    /// here): a receive reports it, this receive included.
+    receives: u64,
+}
+
+/// A token as a receive returns it.
+#[derive(Clone, Copy, Debug)]
+pub(super) struct Received {
+    /// The message id.
+    pub(super) id: u64,
+    pub(super) receipt: u64,
+    /// Its receive count, this receive included.
+    pub(super) receives: u64,
 }
 
 /// The lease queue (`NAME-lease.fifo`): every token is in the message
@@ -91,7 +104,8 @@ pub(super) struct TokenMsg {
 /// earlier receive of a message that another receive holds now, SQS may
 /// accept it (here: half the time) or refuse it
 /// (`ReceiptHandleIsInvalid`). A delete with an earlier receipt handle
-/// deletes nothing.
+/// deletes nothing. A receive reports how many times each token was
+/// received (`ApproximateReceiveCount`), exactly.
 #[derive(Default)]
 pub(super) struct LeaseQueue {
     tokens: Vec<TokenMsg>,
@@ -116,6 +130,7 @@ impl LeaseQueue {
                 id: 0,
                 visible_at: 0,
                 receipt: None,
+                receives: 0,
             }],
             receipts: HashMap::new(),
         }
@@ -387,9 +402,9 @@ impl Sim {
     }
 
     /// A receive of the lease queue that hides what it returns for
-    /// `visibility` ms: the tokens, `(message id, receipt handle)`, first
-    /// to last; none while one is in flight.
-    pub(super) fn receive_lease(&mut self, visibility: u64) -> Vec<(u64, u64)> {
+    /// `visibility` ms: the tokens, first to last; none while one is in
+    /// flight.
+    pub(super) fn receive_lease(&mut self, visibility: u64) -> Vec<Received> {
         let now = self.now;
         if self.sqs.lease.locked(now) {
             return Vec::new();
@@ -404,8 +419,13 @@ impl Sim {
             let t = &mut self.sqs.lease.tokens[i];
             t.receipt = Some(receipt);
             t.visible_at = now + visibility;
+            t.receives += 1;
             self.sqs.lease.receipts.insert(receipt, t.id);
-            got.push((t.id, receipt));
+            got.push(Received {
+                id: t.id,
+                receipt,
+                receives: t.receives,
+            });
         }
         got
     }
@@ -447,6 +467,7 @@ impl Sim {
             id: self.sqs.next_id,
             visible_at,
             receipt: None,
+            receives: 0,
         });
     }
 

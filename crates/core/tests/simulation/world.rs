@@ -13,8 +13,8 @@ use sqs_barrier_core::{BarrierConfig, Membership, Participant};
 use super::lease::Leasing;
 use super::sqs::{self, Sqs};
 use super::{
-    Actor, Faults, Member, PState, Plot, Proc, Role, SEC, Sim, VISIBILITY, at, lambda, membership,
-    popts,
+    Actor, Faults, Member, PState, Plot, Proc, REST_AFTER, Role, SEC, Sim, VISIBILITY, at, lambda,
+    membership, popts,
 };
 
 impl Sim {
@@ -84,6 +84,8 @@ impl Sim {
                     outage_until: 0,
                     outage_lease: false,
                     stalled_until: 0,
+                    last_batch: 0,
+                    rest: None,
                 })
                 .collect(),
             crashes_left: faults.coordinator_crashes,
@@ -93,6 +95,7 @@ impl Sim {
             stalls_left: faults.stalls,
             leasing: Leasing {
                 on: true,
+                rest_after: Some(REST_AFTER),
                 ..Leasing::default()
             },
             participant_crashes_left: faults.participant_crashes,
@@ -114,6 +117,10 @@ impl Sim {
         };
         // `setup` puts the lease token.
         sim.sqs.lease = sqs::LeaseQueue::with_token();
+        // Drawn apart from the run's own randomness: runs without rests
+        // (the Lambda coordinator's) go as they did before resting.
+        sim.leasing.blind = faults.blind_count > 0.0
+            && StdRng::seed_from_u64(seed ^ 0x0b1d_c0de).random_bool(faults.blind_count);
         for m in 0..n {
             let work = sim.rng.random_range(0..2 * SEC);
             sim.schedule(work, Actor::Member(m));
@@ -187,8 +194,11 @@ impl Sim {
                 let end = *idle_until.get_or_insert(self.now + VISIBILITY + 10 * SEC);
                 // A coordinator that took over late (it waits for the
                 // lease first) may still hold check-ins until its write.
-                let holding =
-                    (0..self.procs.len()).any(|k| self.active(k).is_some_and(|c| c.held() > 0));
+                // So may a resting one, check-ins it received and has not
+                // fed its core yet.
+                let holding = (0..self.procs.len()).any(|k| {
+                    self.active(k).is_some_and(|c| c.held() > 0) || self.resting_holds(k) > 0
+                });
                 if self.now >= end.max(busy + VISIBILITY + 10 * SEC) && (!holding || starved) {
                     break;
                 }
