@@ -236,10 +236,11 @@ pub struct CoordinatorArgs {
     #[command(flatten)]
     pub barrier: BarrierArg,
     /// Take over as soon as the coordinator lease is free, without first
-    /// checking whether another coordinator is alive (a live one keeps its
-    /// lease: only the lease holder decides). Without it, a coordinator
-    /// started while another one is alive stands by and takes over when
-    /// that one is gone.
+    /// checking whether another coordinator is alive (only the lease holder
+    /// decides: a live one keeps its lease while it has something to
+    /// decide, and stands down if this one took the lease while it rested).
+    /// Without it, a coordinator started while another one is alive stands
+    /// by and takes over when that one is gone.
     #[arg(long)]
     pub force: bool,
     /// Seconds between heartbeats (state writes when nothing changes) while
