@@ -9,8 +9,12 @@ use sqs_barrier::core::coordinator::Event;
 use sqs_barrier::core::participant::ParticipantOptions;
 use sqs_barrier::core::wire::BreakCause;
 use sqs_barrier::{Barrier, CoordinatorGauges, CoordinatorOptions, Error, Sqs, admin};
-use sqs_barrier_testkit::{Target, TestEndpoint, start};
+use sqs_barrier_testkit::{Target, start};
 use tokio::sync::{mpsc, oneshot};
+
+mod common;
+
+use common::*;
 
 sqs_barrier_testkit::both_endpoints!(
     phases_release_only_when_all_arrived,
@@ -33,90 +37,7 @@ sqs_barrier_testkit::both_endpoints!(
     a_barrier_set_up_again_is_told_apart,
     many_barriers_at_once_share_the_quota,
     a_lease_taken_late_in_a_long_poll_is_kept,
-    a_coordinator_rests_while_nothing_is_to_be_decided,
-    a_rested_coordinator_stands_down_when_another_took_the_lease,
 );
-
-struct Fixture {
-    /// The endpoint, if the fixture started it.
-    _endpoint: Option<TestEndpoint>,
-    sqs: Sqs,
-    name: String,
-}
-
-async fn fixture(target: Target, parties: usize, deadline: Option<Duration>) -> Fixture {
-    let endpoint = start(target).await;
-    let sqs = Sqs::local(&endpoint.endpoint_url());
-    let name = format!("t{:08x}", rand_u32());
-    let mut opts = admin::SetupOptions::new(parties);
-    opts.deadline = deadline;
-    admin::setup(&sqs, &name, &opts).await.expect("setup");
-    Fixture {
-        _endpoint: Some(endpoint),
-        sqs,
-        name,
-    }
-}
-
-fn rand_u32() -> u32 {
-    use std::hash::{BuildHasher, RandomState};
-    RandomState::new().hash_one(Instant::now()) as u32
-}
-
-struct Running {
-    stop: Option<oneshot::Sender<()>>,
-    task: tokio::task::JoinHandle<sqs_barrier::Result<()>>,
-    events: mpsc::UnboundedReceiver<Event>,
-}
-
-impl Running {
-    async fn stop(mut self) -> sqs_barrier::Result<()> {
-        if let Some(s) = self.stop.take() {
-            let _ = s.send(());
-        }
-        tokio::time::timeout(Duration::from_secs(10), self.task)
-            .await
-            .expect("coordinator stops promptly")
-            .expect("coordinator task")
-    }
-}
-
-fn fast_coordinator(force: bool) -> CoordinatorOptions {
-    let mut o = CoordinatorOptions::default();
-    o.core.heartbeat = Duration::from_millis(500);
-    o.core.min_write_interval = Duration::from_millis(100);
-    // Short, so that a deadline (which waits at least this long after the
-    // coordinator's start for a predecessor's check-ins) fires soon.
-    o.visibility = Duration::from_secs(2);
-    o.force = force;
-    o
-}
-
-fn coordinator(f: &Fixture, opts: CoordinatorOptions) -> Running {
-    let (stop, stop_rx) = oneshot::channel();
-    let (tx, events) = mpsc::unbounded_channel();
-    let sqs = f.sqs.clone();
-    let name = f.name.clone();
-    let task = tokio::spawn(async move {
-        let stop = async {
-            let _ = stop_rx.await;
-        };
-        sqs_barrier::run_coordinator(&sqs, &name, opts, Some(tx), stop).await
-    });
-    Running {
-        stop: Some(stop),
-        task,
-        events,
-    }
-}
-
-async fn member(f: &Fixture, id: &str) -> Barrier {
-    Barrier::connect(&f.sqs, &f.name, id)
-        .await
-        .expect("connect")
-}
-
-const LONG: Option<Duration> = Some(Duration::from_secs(30));
 
 async fn phases_release_only_when_all_arrived(target: Target) {
     let f = fixture(target, 3, None).await;
@@ -672,119 +593,6 @@ async fn a_coordinator_restarted_after_kill_takes_over_in_seconds(target: Target
     second.stop().await.unwrap();
 }
 
-/// With nothing to decide the coordinator gives the lease back (rests):
-/// while a member waits for the other, it sends no lease extension (its
-/// heartbeats go on); the next check-in takes the lease again and
-/// releases the phase.
-async fn a_coordinator_rests_while_nothing_is_to_be_decided(target: Target) {
-    let f = fixture(target, 2, None).await;
-    let mut o = fast_coordinator(false);
-    o.rest_after = Some(Duration::from_secs(1));
-    let (c, g) = coordinator_with_gauges(&f, o);
-    let b0 = member(&f, "0").await;
-    let b1 = member(&f, "1").await;
-    wait_until("it rests", || g.rests.load(SeqCst) >= 1).await;
-    let a0 = b0.arrive(LONG).await.unwrap();
-    wait_until("it took the lease again for the arrival, and rests", || {
-        g.resumes.load(SeqCst) >= 1 && g.rests.load(SeqCst) >= 2
-    })
-    .await;
-    let extensions = |sqs: &Sqs| {
-        sqs.requests()
-            .snapshot()
-            .get("ChangeMessageVisibility")
-            .copied()
-            .unwrap_or(0)
-    };
-    let (before, writes) = (extensions(&f.sqs), g.state_writes.load(SeqCst));
-    tokio::time::sleep(Duration::from_secs(3)).await;
-    assert_eq!(extensions(&f.sqs), before, "the lease kept while resting");
-    assert!(
-        g.state_writes.load(SeqCst) > writes,
-        "no heartbeat while resting"
-    );
-    assert!(!a0.is_finished(), "released with one of two");
-    b1.wait(LONG).await.expect("released");
-    a0.await.expect("released");
-    assert!(g.resumes.load(SeqCst) >= 2);
-    assert!(g.active.load(SeqCst));
-    c.stop().await.unwrap();
-}
-
-/// A coordinator that rests while another is started with `--force` (which
-/// takes the lease at once) never decides again on what it knew: it finds
-/// the token taken (or the other's state) and stands down, and nobody
-/// passes before all three arrived.
-async fn a_rested_coordinator_stands_down_when_another_took_the_lease(target: Target) {
-    let f = fixture(target, 3, None).await;
-    let mut o = fast_coordinator(false);
-    o.rest_after = Some(Duration::from_secs(1));
-    let (first, g1) = coordinator_with_gauges(&f, o.clone());
-    wait_until("the first rests", || g1.rests.load(SeqCst) >= 1).await;
-    let mut forced = o;
-    forced.force = true;
-    forced.rest_after = None;
-    let (second, g2) = coordinator_with_gauges(&f, forced);
-    wait_until("the second is active", || g2.active.load(SeqCst)).await;
-    let b: Vec<Barrier> = connect_all(["0", "1", "2"].map(|id| member(&f, id))).await;
-    only_all_three_release(&b).await;
-    wait_until("the first stood down", || {
-        !g1.active.load(SeqCst) && g2.active.load(SeqCst)
-    })
-    .await;
-    assert_eq!(
-        g1.resumes.load(SeqCst),
-        0,
-        "went on after the other took over"
-    );
-    for c in [first, second] {
-        c.stop().await.unwrap();
-    }
-}
-
-/// Members 0 and 1 arrive, nobody passes within 2 s, and member 2's wait
-/// releases all three.
-async fn only_all_three_release(b: &[Barrier]) {
-    let a0 = b[0].arrive(LONG).await.unwrap();
-    let a1 = b[1].arrive(LONG).await.unwrap();
-    tokio::time::sleep(Duration::from_secs(2)).await;
-    assert!(
-        !a0.is_finished() && !a1.is_finished(),
-        "released before member 2 arrived"
-    );
-    b[2].wait(LONG).await.expect("released");
-    a0.await.unwrap();
-    a1.await.unwrap();
-}
-
-fn coordinator_with_gauges(
-    f: &Fixture,
-    mut opts: CoordinatorOptions,
-) -> (Running, Arc<CoordinatorGauges>) {
-    let g = Arc::new(CoordinatorGauges::default());
-    opts.gauges = Some(g.clone());
-    (coordinator(f, opts), g)
-}
-
-async fn wait_until(what: &str, mut cond: impl FnMut() -> bool) {
-    let start = Instant::now();
-    while !cond() {
-        assert!(
-            start.elapsed() < Duration::from_secs(30),
-            "timed out waiting until {what}"
-        );
-        tokio::time::sleep(Duration::from_millis(50)).await;
-    }
-}
-
-async fn connect_all<F: std::future::Future<Output = Barrier>>(fs: [F; 3]) -> Vec<Barrier> {
-    let mut out = Vec::new();
-    for f in fs {
-        out.push(f.await);
-    }
-    out
-}
-
 /// Eight barriers of four members, each with its coordinator, on one
 /// endpoint that applies SQS's tagging quota (5 a second for everyone):
 /// every phase of every barrier is released, and the tagging actions of
@@ -866,19 +674,11 @@ async fn a_lease_taken_late_in_a_long_poll_is_kept(target: Target) {
     tokio::time::sleep(Duration::from_secs(12)).await;
     assert!(g.active.load(SeqCst), "it stood down");
     assert_eq!(g.lease_losses.load(SeqCst), 0);
-    let b: Vec<Barrier> = connect_all2(["0", "1"].map(|id| member(&f, id))).await;
+    let b: Vec<Barrier> = connect_all(["0", "1"].map(|id| member(&f, id))).await;
     let a0 = b[0].arrive(LONG).await.unwrap();
     b[1].wait(LONG).await.expect("released");
     a0.await.unwrap();
     c.stop().await.unwrap();
-}
-
-async fn connect_all2<F: std::future::Future<Output = Barrier>>(fs: [F; 2]) -> Vec<Barrier> {
-    let mut out = Vec::new();
-    for f in fs {
-        out.push(f.await);
-    }
-    out
 }
 
 /// A coordinator cut off from its state queue goes on releasing phases
@@ -889,30 +689,11 @@ async fn connect_all2<F: std::future::Future<Output = Barrier>>(fs: [F; 2]) -> V
 /// embedded endpoint, whose fault injection does the cut.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_coordinator_cut_off_its_state_holds_no_more_than_max_held() {
-    use sqs_barrier_local::{Options, Server};
     const CUT: (u64, u64) = (4, 14);
     const MAX_HELD: usize = 10;
     const EPISODES: u64 = 30;
-    let spec = format!("any[queue=-state;from={};to={}].error=1", CUT.0, CUT.1)
-        .parse()
-        .unwrap();
-    let server = Server::bind_with(
-        "127.0.0.1:0".parse().unwrap(),
-        Options::default().with_chaos(spec, Some(1)),
-    )
-    .await
-    .unwrap();
-    let started = Instant::now();
-    let sqs = Sqs::local(&server.endpoint_url());
-    let name = format!("t{:08x}", rand_u32());
-    admin::setup(&sqs, &name, &admin::SetupOptions::new(2))
-        .await
-        .expect("setup");
-    let f = Fixture {
-        _endpoint: Some(TestEndpoint::Embedded(server)),
-        sqs,
-        name,
-    };
+    let spec = format!("any[queue=-state;from={};to={}].error=1", CUT.0, CUT.1);
+    let (f, started) = fixture_with_chaos(&spec, 2).await;
     let gauges = Arc::new(CoordinatorGauges::default());
     let mut opts = CoordinatorOptions::default();
     opts.core.min_write_interval = Duration::from_millis(100);

@@ -23,12 +23,31 @@ struct Received {
     body: String,
 }
 
-/// What the receivers do: how many long-poll, and how long each waits.
+/// What a receive returned: check-ins, or, while resting, a look at the
+/// queue that hid nothing.
+struct Batch {
+    /// Received with a visibility timeout of 0: the messages stay visible
+    /// to every receiver, and their receipt handles are not kept.
+    peek: bool,
+    messages: Vec<Received>,
+}
+
+/// What the receivers do: how many long-poll, how long each waits, and
+/// whether they only look (while resting).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 struct Polling {
     receivers: usize,
     wait: i32,
+    peek: bool,
 }
+
+/// Resting: one receiver looks at the queue, hiding nothing (see
+/// `poll_checkins`).
+const RESTING: Polling = Polling {
+    receivers: 1,
+    wait: 20,
+    peek: true,
+};
 
 impl Driver {
     pub(super) async fn run<S: Future<Output = ()>>(
@@ -39,7 +58,7 @@ impl Driver {
         let receivers = self.opts.receivers.unwrap_or(default_receivers(n)).max(1);
         let max_held = self.opts.max_held.unwrap_or(default_max_held(n)).max(1);
         let mut full = false;
-        let (tx, mut rx) = mpsc::channel::<Result<Vec<Received>>>(receivers * 4);
+        let (tx, mut rx) = mpsc::channel::<Result<Batch>>(receivers * 4);
         // Quiet: one receiver, 20 s polls. Busy (a batch within the last
         // `busy_wait`): two receivers, short polls. In a burst (check-ins
         // coming fast, within the last `busy_wait`): every receiver.
@@ -49,11 +68,13 @@ impl Driver {
                 Polling {
                     receivers: if burst { receivers } else { receivers.min(2) },
                     wait: busy_wait,
+                    peek: false,
                 }
             } else {
                 Polling {
                     receivers: 1,
                     wait: 20,
+                    peek: false,
                 }
             }
         };
@@ -77,9 +98,9 @@ impl Driver {
             ));
         }
         drop(tx);
-        // Check-ins received while resting, fed to the core once it holds
-        // the lease again.
-        let mut inbox: Vec<Received> = Vec::new();
+        // Resting: a check-in is waiting in the queue (it takes the lease
+        // again, then receives it).
+        let mut doorbell = false;
         let result = loop {
             let now = mono_now();
             let wake = self
@@ -102,25 +123,37 @@ impl Driver {
             tokio::select! {
                 _ = shutdown.as_mut() => break Ok(Ended::Shutdown),
                 batch = rx.recv() => match batch {
-                    Some(Ok(batch)) => {
+                    Some(Ok(Batch { peek, messages })) => {
                         let at = Instant::now();
                         last_batch = Some(at);
-                        recent.push_back((at, batch.len()));
-                        while recent.front().is_some_and(|(t, _)| at.duration_since(*t) > BURST_WINDOW) {
-                            recent.pop_front();
-                        }
-                        if recent.iter().map(|(_, n)| n).sum::<usize>() >= BURST_CHECKINS {
-                            last_burst = Some(at);
-                        }
-                        let now = mono_now();
-                        for m in batch {
-                            self.held.insert(m.receipt.clone(), Instant::now());
-                            if self.resting.is_some() {
-                                inbox.push(m);
-                            } else {
+                        if self.resting.is_some() {
+                            doorbell = true;
+                            if !peek {
+                                // Received by a poll sent before it rested:
+                                // handed back at once, for whoever holds the
+                                // lease by now.
+                                let receipts: Vec<String> =
+                                    messages.into_iter().map(|m| m.receipt).collect();
+                                if let Err(e) = self.change_visibility(&receipts, 0).await {
+                                    tracing::warn!(error = %e, "could not hand back check-ins received while resting; they reappear after the visibility timeout");
+                                }
+                            }
+                        } else if !peek {
+                            recent.push_back((at, messages.len()));
+                            while recent.front().is_some_and(|(t, _)| at.duration_since(*t) > BURST_WINDOW) {
+                                recent.pop_front();
+                            }
+                            if recent.iter().map(|(_, n)| n).sum::<usize>() >= BURST_CHECKINS {
+                                last_burst = Some(at);
+                            }
+                            let now = mono_now();
+                            for m in messages {
+                                self.held.insert(m.receipt.clone(), Instant::now());
                                 self.core.handle_message(m.receipt, &m.body, now);
                             }
                         }
+                        // (A look that came after the wake: its check-ins
+                        // are received for real now.)
                     }
                     Some(Err(e)) => break Err(e),
                     None => break Ok(Ended::Shutdown),
@@ -137,14 +170,15 @@ impl Driver {
             let mut fire_timers = true;
             if self.resting.is_some() {
                 let now = mono_now();
-                if !inbox.is_empty() || self.core.poll_decision_timeout().is_some_and(|t| t <= now)
-                {
+                if doorbell || self.core.poll_decision_timeout().is_some_and(|t| t <= now) {
                     match self.wake().await {
+                        // Its receivers now receive what rang: busy from
+                        // now (a new mode unparks the receiver that looked),
+                        // and it rests again only once nothing came for
+                        // `rest_after`.
                         Ok(None) => {
-                            let now = mono_now();
-                            for m in inbox.drain(..) {
-                                self.core.handle_message(m.receipt, &m.body, now);
-                            }
+                            doorbell = false;
+                            last_batch = Some(Instant::now());
                         }
                         Ok(Some(why)) => break Ok(Ended::Displaced { why }),
                         Err(e) if e.is_transient() => {
@@ -214,7 +248,11 @@ impl Driver {
                 }
             }
             polling_tx.send_if_modified(|p| {
-                let mut want = polling_for(busy, burst);
+                let mut want = if self.resting.is_some() {
+                    RESTING
+                } else {
+                    polling_for(busy, burst)
+                };
                 if full {
                     want.receivers = 0;
                 }
@@ -288,13 +326,19 @@ const BURST_WINDOW: Duration = Duration::from_secs(1);
 /// way.
 const SETTLE: Duration = Duration::from_secs(10);
 
+/// One receiver of the check-in queue. Resting ([`RESTING`]), it only
+/// looks: a receive with a visibility timeout of 0 leaves what it returns
+/// visible to every other receiver (a coordinator that took the lease
+/// meanwhile receives it at once), and after one that found something it
+/// waits for the next change of mode (the coordinator, woken, receives
+/// for real; or stands down).
 async fn poll_checkins(
     index: usize,
     sqs: Sqs,
     url: String,
     visibility: Duration,
     mut polling: watch::Receiver<Polling>,
-    tx: mpsc::Sender<Result<Vec<Received>>>,
+    tx: mpsc::Sender<Result<Batch>>,
 ) {
     let mut backoff = Duration::from_millis(100);
     loop {
@@ -310,29 +354,40 @@ async fn poll_checkins(
             .client()
             .receive_message()
             .queue_url(&url)
-            .max_number_of_messages(10)
-            .visibility_timeout(visibility.as_secs() as i32)
+            .max_number_of_messages(if p.peek { 1 } else { 10 })
+            .visibility_timeout(if p.peek {
+                0
+            } else {
+                visibility.as_secs() as i32
+            })
             .wait_time_seconds(p.wait)
             .send()
             .await;
         let batch = match r {
-            Ok(out) => Ok(out
-                .messages
-                .unwrap_or_default()
-                .into_iter()
-                .filter_map(|m| {
-                    Some(Received {
-                        receipt: m.receipt_handle?,
-                        body: m.body.unwrap_or_default(),
+            Ok(out) => Ok(Batch {
+                peek: p.peek,
+                messages: out
+                    .messages
+                    .unwrap_or_default()
+                    .into_iter()
+                    .filter_map(|m| {
+                        Some(Received {
+                            receipt: m.receipt_handle?,
+                            body: m.body.unwrap_or_default(),
+                        })
                     })
-                })
-                .collect::<Vec<_>>()),
+                    .collect::<Vec<_>>(),
+            }),
             Err(e) => Err(sqs.error("ReceiveMessage", e)),
         };
         match &batch {
-            Ok(b) if b.is_empty() => continue,
+            Ok(b) if b.messages.is_empty() => continue,
             Ok(b) => {
-                tracing::trace!(messages = b.len(), "received from the check-in queue");
+                tracing::trace!(
+                    messages = b.messages.len(),
+                    peek = b.peek,
+                    "received from the check-in queue"
+                );
                 backoff = Duration::from_millis(100);
             }
             Err(e) if e.is_transient() => {
@@ -345,6 +400,9 @@ async fn poll_checkins(
         }
         let fatal = batch.is_err();
         if tx.send(batch).await.is_err() || fatal {
+            return;
+        }
+        if p.peek && polling.changed().await.is_err() {
             return;
         }
     }

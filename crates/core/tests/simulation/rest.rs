@@ -14,21 +14,21 @@
 //!   gives the lease back reaches SQS after the give-back half the time
 //!   (the token is in flight for a term more).
 //! * **Resting** ([`Sim::step_resting`]), it is still the active
-//!   coordinator: it receives check-ins (and holds them, extending their
-//!   visibility) without feeding them to its core, and fires its timers
-//!   only while no decision is due: heartbeats and the deletes their
-//!   writes allow are all that can come of them, carried out without the
-//!   lease (anything else fails the run).
-//! * **A check-in received or a decision due takes the lease again**
+//!   coordinator: it looks at the check-in queue without hiding anything
+//!   (`Sim::look_at_checkins`, a receive with a visibility timeout of 0),
+//!   and fires its timers only while no decision is due: heartbeats and
+//!   the deletes their writes allow are all that can come of them,
+//!   carried out without the lease (anything else fails the run).
+//! * **A check-in seen or a decision due takes the lease again**
 //!   ([`Sim::wake`]): a receive of the lease queue (the driver's 1 s
 //!   long poll is one instant here; no token while somebody else holds
 //!   it: displaced), then check 1, the token is the one it gave back
 //!   received exactly once more (its id and receive count), and check 2,
 //!   the published state is still its own record. Either
-//!   fails: the token goes back at once and it is displaced (it hands its
-//!   check-ins back and stands by, as when its lease runs out). Both
-//!   pass: `Coordinator::handle_resumed` (the restart grace again), and
-//!   the check-ins received while resting are fed to the core. A receive
+//!   fails: the token goes back at once and it is displaced (it stands by,
+//!   as when its lease runs out, holding nothing). Both pass:
+//!   `Coordinator::handle_resumed` (the restart grace again), and its next
+//!   step receives the check-ins for real. A receive
 //!   that fails (the lease queue unreachable) or a state read that fails
 //!   (the state queue unreachable: the token goes back) is tried again at
 //!   the next step (sooner than the driver, whose loop comes round within
@@ -50,9 +50,9 @@ pub(super) struct Rested {
     /// a wake that was tried again: the token of that try).
     token: u64,
     receives: u64,
-    /// Check-ins received while resting, (receipt handle, body): fed to
-    /// the core once it holds the lease again.
-    inbox: Vec<(u64, String)>,
+    /// A look found a check-in waiting: it takes the lease again (tried
+    /// again at every step until it holds it or is displaced).
+    rung: bool,
     /// Ghost: another coordinator received the token since it was given
     /// back.
     others: bool,
@@ -60,9 +60,8 @@ pub(super) struct Rested {
 
 /// What taking the lease again came to.
 enum Wake {
-    /// It holds the lease and goes on: the check-ins received while
-    /// resting.
-    On(Vec<(u64, String)>),
+    /// It holds the lease and goes on.
+    On,
     /// Another coordinator holds the lease, or may have decided since:
     /// why.
     Displaced(String),
@@ -71,12 +70,6 @@ enum Wake {
 }
 
 impl Sim {
-    /// How many check-ins process `k` received while resting and has not
-    /// fed to its core yet.
-    pub(super) fn resting_holds(&self, k: usize) -> usize {
-        self.procs[k].rest.as_ref().map_or(0, |r| r.inbox.len())
-    }
-
     /// Whether active process `k` should rest now (the driver's
     /// `may_rest`): resting is on, it holds the lease, no check-in came
     /// for `rest_after`, it holds no receipt handle, its core is settled
@@ -122,28 +115,25 @@ impl Sim {
         self.procs[k].rest = Some(Rested {
             token: h.token,
             receives: h.receives,
-            inbox: Vec::new(),
+            rung: false,
             others: false,
         });
         self.log(|| format!("process {k} rests: lease given back"));
     }
 
-    /// The start of resting process `k`'s step: it receives check-ins and
-    /// holds them; a check-in, or a decision due, takes the lease again.
+    /// The start of resting process `k`'s step: it looks at the check-in
+    /// queue; a check-in seen, or a decision due, takes the lease again.
     /// `false`: it was displaced and stood down.
     pub(super) fn step_resting(&mut self, k: usize) -> bool {
         let now = self.now;
-        let got = self.receive_checkins();
+        let seen = !self.procs[k].rest.as_ref().expect("resting").rung && self.look_at_checkins();
         let p = &mut self.procs[k];
-        if !got.is_empty() {
+        if seen {
             p.last_batch = now;
         }
         let rest = p.rest.as_mut().expect("resting");
-        for (_, receipt, body) in got {
-            p.held.insert(receipt);
-            rest.inbox.push((receipt, body));
-        }
-        let waiting = !rest.inbox.is_empty();
+        rest.rung |= seen;
+        let waiting = rest.rung;
         let due = self
             .active(k)
             .and_then(|c| c.poll_decision_timeout())
@@ -152,13 +142,11 @@ impl Sim {
             return true;
         }
         match self.wake(k) {
-            Wake::On(inbox) => {
-                let n = inbox.len();
-                self.log(|| format!("process {k} takes the lease again, {n} check-ins waiting"));
-                let c = self.coordinator(k);
-                for (receipt, body) in inbox {
-                    c.handle_message(receipt, &body, at(now));
-                }
+            Wake::On => {
+                // It rests again only once nothing came for `rest_after`
+                // (as the driver: what rang is received first).
+                self.procs[k].last_batch = now;
+                self.log(|| format!("process {k} takes the lease again"));
                 true
             }
             Wake::Again => {
@@ -238,6 +226,6 @@ impl Sim {
         let receipt = h.receipt;
         self.procs[k].lease = Some(h);
         self.schedule_keeper(k, receipt);
-        Wake::On(rest.inbox)
+        Wake::On
     }
 }

@@ -363,6 +363,29 @@ impl Sim {
         got
     }
 
+    /// A look at the check-in queue, as a resting coordinator takes one: a
+    /// receive of one message with a visibility timeout of 0. Whether a
+    /// check-in is visible; it hides nothing (the message it returned gets
+    /// a new receipt handle, as any receive gives one).
+    pub(super) fn look_at_checkins(&mut self) -> bool {
+        let now = self.now;
+        if self.chance(self.faults.empty) {
+            return false;
+        }
+        let visible: Vec<usize> = (0..self.sqs.checkin.len())
+            .filter(|&i| {
+                let msg = &self.sqs.checkin[i];
+                !msg.deleted && msg.visible_at <= now
+            })
+            .collect();
+        let Some(&i) = visible.get(self.rng.random_range(0..visible.len().max(1))) else {
+            return false;
+        };
+        self.sqs.next_id += 1;
+        self.sqs.checkin[i].receipt = Some(self.sqs.next_id);
+        true
+    }
+
     /// A delete works only with the latest receipt handle. A deleted message
     /// may be delivered once more, as AWS allows.
     pub(super) fn delete_checkin(&mut self, receipt: u64) {

@@ -194,11 +194,8 @@ impl Sim {
                 let end = *idle_until.get_or_insert(self.now + VISIBILITY + 10 * SEC);
                 // A coordinator that took over late (it waits for the
                 // lease first) may still hold check-ins until its write.
-                // So may a resting one, check-ins it received and has not
-                // fed its core yet.
-                let holding = (0..self.procs.len()).any(|k| {
-                    self.active(k).is_some_and(|c| c.held() > 0) || self.resting_holds(k) > 0
-                });
+                let holding =
+                    (0..self.procs.len()).any(|k| self.active(k).is_some_and(|c| c.held() > 0));
                 if self.now >= end.max(busy + VISIBILITY + 10 * SEC) && (!holding || starved) {
                     break;
                 }
