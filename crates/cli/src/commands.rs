@@ -24,21 +24,44 @@ pub async fn run(args: Cli) -> u8 {
         Command::Console(a) => return console(a, &client).await,
         cmd => match Sqs::connect(&client).await {
             Ok(sqs) => dispatch(cmd, &sqs).await,
-            Err(e) => Err(e),
+            Err(e) => Err(e.into()),
         },
     };
     match result {
         Ok(()) => exit::OK,
-        Err(e) => {
+        Err(Failed::Barrier(e)) => {
             eprintln!("sqs-barrier: {}", advice::message(&e));
             exit::of(&e)
+        }
+        Err(Failed::Listen { what, addr, source }) => {
+            eprintln!("sqs-barrier: {what}: cannot listen on {addr}: {source}");
+            exit::INFRA
         }
     }
 }
 
-async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
-    match cmd {
-        Command::Setup(a) => setup(a, sqs).await,
+/// Why a command failed: the library says why, or a local resource the
+/// command needs could not be had.
+enum Failed {
+    Barrier(Error),
+    /// A port to listen on (taken, or not allowed): an infrastructure
+    /// error (exit 6), as SQS unreachable is.
+    Listen {
+        what: &'static str,
+        addr: std::net::SocketAddr,
+        source: std::io::Error,
+    },
+}
+
+impl From<Error> for Failed {
+    fn from(e: Error) -> Self {
+        Failed::Barrier(e)
+    }
+}
+
+async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Failed> {
+    Ok(match cmd {
+        Command::Setup(a) => setup(a, sqs).await?,
         Command::Teardown(a) => {
             let deleted = admin::teardown(sqs, &a.barrier).await?;
             if deleted.is_empty() {
@@ -50,12 +73,11 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
                     deleted.join(", ")
                 );
             }
-            Ok(())
         }
-        Command::Coordinator(a) => coordinator(a, sqs).await,
-        Command::Wait(a) => wait(a, sqs).await,
-        Command::Join(a) => join(a, sqs).await,
-        Command::Leave(a) => leave(a, sqs).await,
+        Command::Coordinator(a) => return coordinator(a, sqs).await,
+        Command::Wait(a) => wait(a, sqs).await?,
+        Command::Join(a) => join(a, sqs).await?,
+        Command::Leave(a) => leave(a, sqs).await?,
         Command::Abort(a) => {
             let by =
                 a.by.unwrap_or_else(|| format!("operator@{}", sqs_barrier::admin::hostname()));
@@ -64,9 +86,8 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
                 "barrier {}: abort sent ({by}: {})",
                 a.barrier.barrier, a.reason
             );
-            Ok(())
         }
-        Command::Status(a) => status(a, sqs).await,
+        Command::Status(a) => status(a, sqs).await?,
         Command::Queues(a) => {
             let rows = admin::list_queues(sqs, a.prefix.as_deref()).await?;
             if a.json {
@@ -77,14 +98,13 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Error> {
             } else {
                 print!("{}", table::queues(&rows));
             }
-            Ok(())
         }
         Command::Local(_)
         | Command::Demo(_)
         | Command::DemoWorker(_)
         | Command::Bench(_)
         | Command::Console(_) => unreachable!(),
-    }
+    })
 }
 
 /// `bench`, `bench-worker`, `bench-report`: the bench crate's, which says
@@ -139,20 +159,22 @@ async fn setup(a: SetupArgs, sqs: &Sqs) -> Result<(), Error> {
     Ok(())
 }
 
-async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
+async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Failed> {
     let mut opts = CoordinatorOptions::default();
     opts.force = a.force;
     let heartbeat = secs(a.heartbeat, "--heartbeat")?;
     if !(0.1..=300.0).contains(&a.heartbeat) {
         return Err(Error::Config(sqs_barrier::core::ConfigError::Invalid(
             "--heartbeat must be between 0.1 and 300 seconds".into(),
-        )));
+        ))
+        .into());
     }
     opts.core.heartbeat = heartbeat;
     if !(1..=3600).contains(&a.visibility) {
         return Err(Error::Config(sqs_barrier::core::ConfigError::Invalid(
             "--visibility must be between 1 and 3600 seconds".into(),
-        )));
+        ))
+        .into());
     }
     opts.visibility = Duration::from_secs(a.visibility);
     let mut events = None;
@@ -163,10 +185,10 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
             sqs.requests().clone(),
         )
         .await
-        .map_err(|e| {
-            Error::Config(sqs_barrier::core::ConfigError::Invalid(format!(
-                "--metrics-bind: cannot listen on {addr}: {e}"
-            )))
+        .map_err(|source| Failed::Listen {
+            what: "--metrics-bind",
+            addr,
+            source,
         })?;
         opts.gauges = Some(gauges);
         events = Some(tx);
@@ -177,7 +199,10 @@ async fn coordinator(a: CoordinatorArgs, sqs: &Sqs) -> Result<(), Error> {
         a.barrier.barrier,
         sqs.endpoint()
     );
-    sqs_barrier::run_coordinator(sqs, &a.barrier.barrier, opts, events, shutdown_signal()).await
+    Ok(
+        sqs_barrier::run_coordinator(sqs, &a.barrier.barrier, opts, events, shutdown_signal())
+            .await?,
+    )
 }
 
 /// Serves the web console (crate `sqs-barrier-console`) until SIGINT or

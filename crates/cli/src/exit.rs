@@ -13,7 +13,7 @@ pub const BROKEN: u8 = 4;
 /// No live coordinator.
 pub const NO_COORDINATOR: u8 = 5;
 /// Infrastructure: SQS unreachable, no credentials, access denied, barrier
-/// not set up, corrupt metadata.
+/// not set up, corrupt metadata, a port to listen on taken.
 pub const INFRA: u8 = 6;
 /// The member is not expected at the phase: it left, or a quorum release
 /// went on without it.
@@ -46,8 +46,8 @@ Exit codes:
   4  the barrier is broken or was aborted (the message says by whom and why)
   5  no live coordinator for the barrier
   6  infrastructure error: SQS unreachable, no credentials or region, access
-     denied, barrier not set up (or set up again while waiting); throttling
-     alone is retried with backoff, not reported
+     denied, barrier not set up (or set up again while waiting), a port to
+     listen on taken; throttling alone is retried with backoff, not reported
   7  wait: this member is not expected at the phase (it left, or a quorum
      release went on without it; `join` to take part again)
   8  wait --gather: released, but the notice carrying the data expired

@@ -178,3 +178,42 @@ fn console_api_and_metrics() {
         assert!(text.contains(&format!("barrier=\"{barrier}\"")), "{text}");
     }
 }
+
+/// `coordinator --metrics-bind` on a port another process listens on: a
+/// clear error naming the address, exit 6 (infrastructure, as for the
+/// console and the embedded endpoint), not 2 (usage).
+#[test]
+fn a_metrics_port_taken_is_an_infrastructure_error() {
+    let mut local = Command::new(BIN)
+        .args(["local", "--bind", "127.0.0.1:0"])
+        .stdout(Stdio::piped())
+        .stdin(Stdio::null())
+        .spawn()
+        .expect("start local");
+    let url = url_in(local.stdout.take().unwrap(), "listening on");
+    let _local = Killer(local);
+    let barrier = format!("busy{:08x}", rand::random::<u32>());
+    let o = cmd(&url)
+        .args(["setup", "--barrier", &barrier, "--parties", "2"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{o:?}");
+    let taken = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let o = cmd(&url)
+        .args([
+            "coordinator",
+            "--barrier",
+            &barrier,
+            "--metrics-bind",
+            &addr,
+        ])
+        .output()
+        .unwrap();
+    let err = String::from_utf8_lossy(&o.stderr);
+    assert_eq!(o.status.code(), Some(6), "{err}");
+    assert!(
+        err.contains(&format!("--metrics-bind: cannot listen on {addr}")),
+        "{err}"
+    );
+}
