@@ -11,6 +11,7 @@ use std::sync::atomic::Ordering::SeqCst;
 use std::time::Duration;
 
 use common::*;
+use sqs_barrier::core::coordinator::Event;
 use sqs_barrier::{Barrier, CoordinatorGauges, Sqs};
 use sqs_barrier_testkit::Target;
 
@@ -55,6 +56,22 @@ async fn a_coordinator_rests_while_nothing_is_to_be_decided(target: Target) {
     a0.await.expect("released");
     assert!(g.resumes.load(SeqCst) >= 2);
     assert!(g.active.load(SeqCst));
+    // Each wake is reported before the arrival it was for.
+    let mut c = c;
+    let mut seen = Vec::new();
+    while let Ok(e) = c.events.try_recv() {
+        seen.push(e);
+    }
+    let arrived: Vec<usize> = (0..seen.len())
+        .filter(|&i| matches!(seen[i], Event::Arrived { .. }))
+        .collect();
+    assert_eq!(arrived.len(), 2, "{seen:?}");
+    for i in arrived {
+        assert!(
+            i > 0 && seen[i - 1] == Event::Waking,
+            "an arrival after a rest without a wake before it: {seen:?}"
+        );
+    }
     c.stop().await.unwrap();
 }
 

@@ -71,6 +71,9 @@ impl Driver {
         if let Some(by) = self.core.superseded() {
             return Ok(Some(format!("coordinator {by} published a newer state")));
         }
+        if let Some(tx) = &self.events {
+            let _ = tx.send(sqs_barrier_core::coordinator::Event::Waking);
+        }
         let given_back = self.resting.clone().flatten();
         let keeper =
             match lease::take_again(&self.sqs, &self.info.urls.lease, given_back.as_ref()).await? {

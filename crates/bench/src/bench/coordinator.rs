@@ -9,10 +9,12 @@
 //! the check-in opening a generation counts as idle.
 //!
 //! The open time is split again: *quiet* from [`SETTLE`] after the latest
-//! arrival on, until the next arrival or the release. What the coordinator
-//! does then is the cost of members waiting (long polls, heartbeats); what
-//! it does in the first seconds after an arrival (the write that publishes
-//! it, the delete, the busy polls) is the cost of that arrival.
+//! arrival on, until the next arrival (or a rested coordinator's
+//! `Event::Waking` for it) or the release. What the coordinator does then
+//! is the cost of members waiting (long polls, heartbeats); what it does in
+//! the first seconds after an arrival (taking the lease again after a rest,
+//! the write that publishes it, the delete, the busy polls) is the cost of
+//! that arrival.
 
 use std::time::{Duration, Instant};
 
@@ -223,6 +225,15 @@ impl Window {
                 self.mark(self.open);
                 self.settling = Some(Instant::now() + SETTLE);
                 self.quiet = false;
+            }
+            Event::Waking => {
+                // A coordinator that rested takes the lease again for a
+                // check-in it saw (or a decision due): the work of that
+                // arrival, not the cost of waiting.
+                self.mark(self.open);
+                self.settling = Some(Instant::now() + SETTLE);
+                self.quiet = false;
+                return;
             }
             Event::Released { generation } => self.released = self.released.max(Some(*generation)),
             Event::Broken { .. } => self.released = self.arrived,

@@ -146,4 +146,11 @@ pub enum Event {
         /// Who.
         members: Vec<String>,
     },
+    /// A coordinator process that rests (docs/PROTOCOL.md, "Resting") is
+    /// taking the lease again, for a check-in it saw or a decision due.
+    /// Reported by its driver before the first request of the wake, not by
+    /// this core (which learns of the wake from
+    /// [`Coordinator::handle_resumed`](super::Coordinator::handle_resumed)):
+    /// what follows is the work of that check-in or decision.
+    Waking,
 }
