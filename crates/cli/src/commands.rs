@@ -60,7 +60,7 @@ impl From<Error> for Failed {
 }
 
 async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Failed> {
-    Ok(match cmd {
+    match cmd {
         Command::Setup(a) => setup(a, sqs).await?,
         Command::Teardown(a) => {
             let deleted = admin::teardown(sqs, &a.barrier).await?;
@@ -104,7 +104,8 @@ async fn dispatch(cmd: Command, sqs: &Sqs) -> Result<(), Failed> {
         | Command::DemoWorker(_)
         | Command::Bench(_)
         | Command::Console(_) => unreachable!(),
-    })
+    }
+    Ok(())
 }
 
 /// `bench`, `bench-worker`, `bench-report`: the bench crate's, which says
